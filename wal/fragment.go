@@ -1,0 +1,277 @@
+package wal
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+)
+
+// Sizes of the on-disk format.
+const (
+	// PageSize is the size of a page: fragments never cross a page boundary.
+	PageSize = 32 * 1024
+	// HeaderSize is the size of a fragment header.
+	HeaderSize = 7
+	// MaxFragmentPayload is the largest payload a single fragment carries.
+	MaxFragmentPayload = PageSize - HeaderSize
+	// DefaultSegmentSize is the segment size Prometheus uses.
+	DefaultSegmentSize = 128 * 1024 * 1024
+)
+
+// Fragment types: the low three bits of a header byte.
+const (
+	fragPageTerm byte = 0
+	fragFull     byte = 1
+	fragFirst    byte = 2
+	fragMiddle   byte = 3
+	fragLast     byte = 4
+
+	fragTypeMask byte = 0x07
+	snappyFlag   byte = 0x08
+	zstdFlag     byte = 0x10
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// maxEmptyReads bounds how often in a row a source may return neither
+// data nor an error before a scanner gives up with ErrNoProgress.
+const maxEmptyReads = 100
+
+// scanBufferSize is how much a scanner reads from its source at once.
+const scanBufferSize = 16 * PageSize
+
+// scanner turns the bytes of one segment into records. It is the single
+// parser behind both Reader and LiveReader: in live mode a short read means
+// "wait for the writer" and nothing incomplete is consumed; otherwise the
+// end of the source ends the segment, and a record or fragment cut short by
+// it is torn.
+type scanner struct {
+	src  io.Reader
+	live bool
+
+	buf    []byte // data read from src; unconsumed bytes are buf[r:w]
+	r, w   int
+	srcEOF bool  // the source has reported io.EOF (reset in live mode)
+	off    int64 // segment offset of buf[r]
+
+	inRecord bool        // a first fragment was read, its last not yet
+	recStart int64       // offset of the first fragment of the record being read
+	comp     Compression // compression of the record being read
+	frag     []byte      // payload of a record's fragments so far
+	dec      []byte      // decompression buffer
+	rec      []byte      // the record last returned
+
+	lastStart, lastEnd int64 // where the record last returned starts and ends
+	spans              int   // fragments seen crossing a page boundary
+}
+
+func newScanner(src io.Reader, live bool, off int64) *scanner {
+	return &scanner{src: src, live: live, buf: make([]byte, scanBufferSize), off: off, lastEnd: off, lastStart: off}
+}
+
+// reset makes s read src from offset off, keeping its buffers.
+func (s *scanner) reset(src io.Reader, off int64) {
+	s.src, s.r, s.w, s.srcEOF, s.off = src, 0, 0, false, off
+	s.inRecord, s.frag, s.rec = false, s.frag[:0], nil
+	s.lastStart, s.lastEnd = off, off
+}
+
+// fill makes at least n unconsumed bytes available and reports whether it could.
+func (s *scanner) fill(n int) (bool, error) {
+	if s.w-s.r >= n {
+		return true, nil
+	}
+	if s.r > 0 && len(s.buf)-s.r < n {
+		s.w = copy(s.buf, s.buf[s.r:s.w])
+		s.r = 0
+	}
+	if s.live {
+		s.srcEOF = false
+	}
+	empty := 0
+	for s.w-s.r < n && !s.srcEOF {
+		k, err := s.src.Read(s.buf[s.w:])
+		s.w += k
+		switch {
+		case err == io.EOF:
+			s.srcEOF = true
+		case err != nil:
+			return false, err
+		case k == 0:
+			if empty++; empty >= maxEmptyReads {
+				return false, ErrNoProgress
+			}
+		default:
+			empty = 0
+		}
+	}
+	return s.w-s.r >= n, nil
+}
+
+func (s *scanner) consume(n int) {
+	s.r += n
+	s.off += int64(n)
+}
+
+// next returns the next record. It returns io.EOF at the end of the data:
+// for a live scanner that means "try again later", for a closed one the
+// clean end of the segment. Any other error is corruption or I/O; the
+// offset of the problem is s.lastEnd (the end of the last good record).
+func (s *scanner) next() ([]byte, error) {
+	for {
+		ok, err := s.fill(1)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			if s.inRecord && !s.live {
+				return nil, fmt.Errorf("%w: record started at %d has no last fragment", ErrTornRecord, s.recStart)
+			}
+			return nil, io.EOF
+		}
+		hdr := s.buf[s.r]
+		if hdr == fragPageTerm {
+			if err := s.skipPadding(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		ok, err = s.fill(HeaderSize)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			if s.live {
+				return nil, io.EOF
+			}
+			return nil, fmt.Errorf("%w: fragment header cut short", ErrTornRecord)
+		}
+		h := s.buf[s.r : s.r+HeaderSize]
+		length := int(binary.BigEndian.Uint16(h[1:]))
+		crc := binary.BigEndian.Uint32(h[3:])
+		if length > MaxFragmentPayload {
+			return nil, fmt.Errorf("%w: %d bytes", ErrFragmentLength, length)
+		}
+		typ := hdr & fragTypeMask
+		if typ > fragLast {
+			return nil, fmt.Errorf("%w: header byte %#x", ErrFragmentType, hdr)
+		}
+		ok, err = s.fill(HeaderSize + length)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			if s.live {
+				return nil, io.EOF
+			}
+			return nil, fmt.Errorf("%w: fragment of %d bytes cut short", ErrTornRecord, length)
+		}
+		payload := s.buf[s.r+HeaderSize : s.r+HeaderSize+length]
+		if got := crc32.Checksum(payload, castagnoli); got != crc {
+			return nil, fmt.Errorf("%w: computed %08x, header says %08x", ErrChecksum, got, crc)
+		}
+		if s.inRecord != (typ == fragMiddle || typ == fragLast) {
+			return nil, orderError(typ, s.inRecord)
+		}
+		if int(s.off%PageSize)+HeaderSize+length > PageSize {
+			s.spans++ // tolerated, as upstream's readers do
+		}
+		start := s.off
+		comp := compressionOf(hdr)
+		s.consume(HeaderSize + length)
+
+		switch typ {
+		case fragFull:
+			s.lastStart = start
+			return s.finish(comp, payload)
+		case fragFirst:
+			s.inRecord, s.recStart, s.comp = true, start, comp
+			s.frag = append(s.frag[:0], payload...)
+		case fragMiddle:
+			s.frag = append(s.frag, payload...)
+		case fragLast:
+			s.inRecord = false
+			s.frag = append(s.frag, payload...)
+			s.lastStart = s.recStart
+			return s.finish(s.comp, s.frag)
+		}
+	}
+}
+
+// finish decompresses a complete record and marks it as read.
+func (s *scanner) finish(comp Compression, payload []byte) ([]byte, error) {
+	rec := payload
+	if comp != None {
+		var err error
+		if rec, err = decompress(comp, s.dec, payload); err != nil {
+			return nil, fmt.Errorf("%w (%s): %v", ErrDecompress, comp, err)
+		}
+		s.dec = rec
+	}
+	s.lastEnd = s.off
+	s.rec = rec
+	return rec, nil
+}
+
+// skipPadding consumes a page terminator and the zeros up to the page end.
+func (s *scanner) skipPadding() error {
+	k := PageSize - int(s.off%PageSize)
+	ok, err := s.fill(k)
+	if err != nil {
+		return err
+	}
+	avail := min(k, s.w-s.r)
+	if !ok && s.live {
+		// The writer pads a page in one write; until all of it is there,
+		// check what is and wait.
+		for _, c := range s.buf[s.r : s.r+avail] {
+			if c != 0 {
+				return fmt.Errorf("%w", ErrPadding)
+			}
+		}
+		return io.EOF
+	}
+	for i, c := range s.buf[s.r : s.r+avail] {
+		if c != 0 {
+			return fmt.Errorf("%w: at page offset %d", ErrPadding, int(s.off%PageSize)+i)
+		}
+	}
+	// A closed segment may end before its last page does: the rest counts as zeros.
+	s.consume(avail)
+	if !s.inRecord {
+		s.lastEnd = s.off
+	}
+	return nil
+}
+
+func compressionOf(hdr byte) Compression {
+	switch {
+	case hdr&snappyFlag != 0:
+		return Snappy
+	case hdr&zstdFlag != 0:
+		return Zstd
+	}
+	return None
+}
+
+func fragName(t byte) string {
+	switch t {
+	case fragFull:
+		return "full"
+	case fragFirst:
+		return "first"
+	case fragMiddle:
+		return "middle"
+	case fragLast:
+		return "last"
+	}
+	return "page terminator"
+}
+
+func orderError(typ byte, inRecord bool) error {
+	if inRecord {
+		return fmt.Errorf("%w: %s fragment inside a record", ErrFragmentOrder, fragName(typ))
+	}
+	return fmt.Errorf("%w: %s fragment without a first", ErrFragmentOrder, fragName(typ))
+}

@@ -1,0 +1,71 @@
+package wal
+
+import (
+	"io"
+
+	"github.com/walship/walship/wal/record"
+)
+
+// LiveReader reads the records of a segment that is still being written.
+// When the data ends, Next returns false and Err returns io.EOF: that means
+// "nothing more yet", not corruption. Call Next again when the writer has
+// written more (the incomplete bytes stay buffered and nothing is lost).
+// Any other error is final.
+//
+// A LiveReader is not safe for concurrent use.
+type LiveReader struct {
+	segment int
+	s       *scanner
+	rec     []byte
+	err     error
+}
+
+// NewLiveReader returns a LiveReader over src, the file of segment index
+// segment, whose next byte is at offset in that segment (0 for a file read
+// from its start).
+func NewLiveReader(src io.Reader, segment int, offset int64) *LiveReader {
+	return &LiveReader{segment: segment, s: newScanner(src, true, offset)}
+}
+
+// Next advances to the next complete record and reports whether there is one.
+func (l *LiveReader) Next() bool {
+	if l.err != nil && l.err != io.EOF {
+		return false
+	}
+	rec, err := l.s.next()
+	if err != nil {
+		if err != io.EOF && isFormatError(err) {
+			err = &CorruptionError{Segment: l.segment, Offset: l.s.lastEnd, Err: err}
+		}
+		l.err = err
+		return false
+	}
+	l.err, l.rec = nil, rec
+	return true
+}
+
+// Record returns the current record. It stays valid until the next call to Next.
+func (l *LiveReader) Record() []byte { return l.rec }
+
+// Err returns io.EOF when the reader has consumed everything written so
+// far, a *CorruptionError when the segment is damaged, or an I/O error.
+func (l *LiveReader) Err() error { return l.err }
+
+// Offset returns how many bytes of the segment the reader has consumed,
+// including a partly read record.
+func (l *LiveReader) Offset() int64 { return l.s.off }
+
+// Position returns where the current record ends: a reader started there
+// continues with the record after it.
+func (l *LiveReader) Position() record.Position {
+	return record.Position{Segment: l.segment, Offset: l.s.lastEnd}
+}
+
+// RecordStart returns where the current record begins.
+func (l *LiveReader) RecordStart() record.Position {
+	return record.Position{Segment: l.segment, Offset: l.s.lastStart}
+}
+
+// Spans returns how many fragments crossed a page boundary. Prometheus's
+// writer never produces them, but its reader tolerates them, and so does this one.
+func (l *LiveReader) Spans() int { return l.s.spans }
