@@ -30,6 +30,7 @@ const (
 	fragTypeMask byte = 0x07
 	snappyFlag   byte = 0x08
 	zstdFlag     byte = 0x10
+	unusedBits   byte = 0xe0
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -154,7 +155,10 @@ func (s *scanner) next() ([]byte, error) {
 			return nil, fmt.Errorf("%w: %d bytes", ErrFragmentLength, length)
 		}
 		typ := hdr & fragTypeMask
-		if typ > fragLast {
+		// The header byte is not covered by the CRC: refuse every value a
+		// writer cannot produce, so that a damaged one is not taken for a
+		// different fragment type.
+		if typ > fragLast || hdr&unusedBits != 0 || hdr&(snappyFlag|zstdFlag) == snappyFlag|zstdFlag {
 			return nil, fmt.Errorf("%w: header byte %#x", ErrFragmentType, hdr)
 		}
 		ok, err = s.fill(HeaderSize + length)
@@ -179,6 +183,9 @@ func (s *scanner) next() ([]byte, error) {
 		}
 		start := s.off
 		comp := compressionOf(hdr)
+		if s.inRecord && comp != s.comp {
+			return nil, fmt.Errorf("%w: header byte %#x changes the compression of the record", ErrFragmentType, hdr)
+		}
 		s.consume(HeaderSize + length)
 
 		switch typ {

@@ -26,8 +26,8 @@ func (p *page) full() bool { return PageSize-p.alloc < HeaderSize }
 //
 // Log does not fsync; the previous segment is synced when a new one starts,
 // and the active one on Sync and Close. A failed write takes back the
-// records of that call that were still in the active segment, so the log
-// never holds a half-written record (upstream leaves one, prometheus#13027).
+// records of that call, so the log never holds a half-written record
+// (upstream leaves one, prometheus#13027).
 //
 // A Writer is not safe for concurrent use.
 type Writer struct {
@@ -102,9 +102,9 @@ func (w *Writer) createSegment(i int) error {
 }
 
 // Log appends records in order and writes them to the file (without
-// fsync). On error, the records of this call that went to the active
-// segment are removed again; records that went into a segment this call
-// already finished stay.
+// fsync). It is all or nothing: on error, whatever the call wrote is
+// removed again (segments it started included) and the log is as before
+// the call.
 func (w *Writer) Log(recs ...[]byte) error {
 	if w.closed {
 		return ErrClosed
@@ -119,14 +119,11 @@ func (w *Writer) Log(recs ...[]byte) error {
 			return w.rollback(snap, err)
 		}
 		if w.mustRotate(len(enc)) {
-			if err := w.nextSegment(); err != nil {
-				w.metrics.writesFailed.Inc()
-				w.broken = fmt.Errorf("wal: writer unusable after failed segment rotation: %w", err)
-				return err
-			}
-			snap = w.snapshot()
+			err = w.nextSegment()
 		}
-		err = w.writeFragments(enc, flag)
+		if err == nil {
+			err = w.writeFragments(enc, flag)
+		}
 		if err == nil && i == len(recs)-1 && w.page.alloc > w.page.flushed {
 			err = w.flushPage(false)
 		}
@@ -147,23 +144,45 @@ func (w *Writer) snapshot() writerState {
 	return writerState{segIndex: w.segIndex, donePages: w.donePages, alloc: w.page.alloc, segSize: w.segSize}
 }
 
-// rollback returns the active segment to the state of snap, which was taken
-// when everything of the page was in the file.
+// rollback returns the log to the state of snap, taken at the start of the
+// failed call when everything of the page was in the file: segments the call
+// started are deleted, and the segment it started in is cut back to its
+// size then. If that fails too the Writer refuses further writes.
 func (w *Writer) rollback(snap writerState, cause error) error {
+	if err := w.restore(snap); err != nil {
+		w.broken = fmt.Errorf("wal: cannot remove partly written records (%v) after: %w", err, cause)
+		return w.broken
+	}
+	return cause
+}
+
+func (w *Writer) restore(snap writerState) error {
+	if w.segIndex != snap.segIndex {
+		w.seg.Close()
+		for i := w.segIndex; i > snap.segIndex; i-- {
+			if err := w.opts.FS.Remove(SegmentPath(w.dir, i)); err != nil {
+				return err
+			}
+		}
+		f, err := w.opts.FS.OpenAppend(SegmentPath(w.dir, snap.segIndex))
+		if err != nil {
+			return err
+		}
+		w.seg, w.segIndex, w.segSize = f, snap.segIndex, -1
+		w.metrics.currentSegment.Set(float64(snap.segIndex))
+	}
 	if w.segSize != snap.segSize {
 		if err := w.seg.Truncate(snap.segSize); err != nil {
-			w.broken = fmt.Errorf("wal: cannot remove partly written records (%v) after: %w", err, cause)
-			return w.broken
+			return err
 		}
 		if _, err := w.seg.Seek(snap.segSize, 0); err != nil {
-			w.broken = fmt.Errorf("wal: cannot seek after removing partly written records (%v) after: %w", err, cause)
-			return w.broken
+			return err
 		}
 	}
 	w.segSize, w.donePages = snap.segSize, snap.donePages
 	w.page.alloc, w.page.flushed = snap.alloc, snap.alloc
 	clear(w.page.buf[snap.alloc:])
-	return cause
+	return nil
 }
 
 // encode compresses rec when that makes it smaller and returns the bytes
@@ -296,7 +315,11 @@ func (w *Writer) fsync() error {
 	err := w.seg.Sync()
 	w.metrics.fsyncDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
-		return fmt.Errorf("sync segment %s: %w", SegmentPath(w.dir, w.segIndex), err)
+		// After a failed fsync the kernel may have dropped the dirty pages:
+		// what is in the file is unknown, so stop writing.
+		err = fmt.Errorf("sync segment %s: %w", SegmentPath(w.dir, w.segIndex), err)
+		w.broken = err
+		return err
 	}
 	return nil
 }
