@@ -65,11 +65,11 @@ func (osFS) OpenAppend(name string) (File, error) {
 }
 
 func (osFS) ReadDir(dir string) ([]fs.DirEntry, error) { return os.ReadDir(dir) }
-func (osFS) MkdirAll(dir string) error                  { return os.MkdirAll(dir, 0o777) }
-func (osFS) Remove(name string) error                   { return os.Remove(name) }
-func (osFS) RemoveAll(name string) error                { return os.RemoveAll(name) }
-func (osFS) Rename(oldname, newname string) error       { return os.Rename(oldname, newname) }
-func (osFS) Stat(name string) (fs.FileInfo, error)      { return os.Stat(name) }
+func (osFS) MkdirAll(dir string) error                 { return os.MkdirAll(dir, 0o777) }
+func (osFS) Remove(name string) error                  { return os.Remove(name) }
+func (osFS) RemoveAll(name string) error               { return os.RemoveAll(name) }
+func (osFS) Rename(oldname, newname string) error      { return os.Rename(oldname, newname) }
+func (osFS) Stat(name string) (fs.FileInfo, error)     { return os.Stat(name) }
 
 func (osFS) SyncDir(dir string) error {
 	d, err := os.Open(dir)
