@@ -136,20 +136,42 @@ func samplesV1(b *decbuf, dst []RefSample) []RefSample {
 	baseT := int64(b.be64())
 	// A sample takes at least 10 bytes: two one-byte varints and the value.
 	dst = slices.Grow(dst, len(b.b)/10)
-	for len(b.b) > 0 {
-		// Fast path, inlined: both deltas take one or two bytes.
-		p := b.b
-		dref, n1 := peekVarint(p)
-		dt, n2 := peekVarint(p[n1:])
-		var v uint64
-		if n := n1 + n2; n1 != 0 && n2 != 0 && len(p) >= n+8 {
-			v = binary.BigEndian.Uint64(p[n:])
-			b.b = p[n+8:]
+	out := dst[len(dst):cap(dst)]
+	k := 0
+	p := b.b
+	for len(p) >= 12 && k < len(out) {
+		// Fast path, inlined: both deltas take one or two bytes and the
+		// record holds at least the longest such sample.
+		var dref, dt uint64
+		var n int
+		if c := p[0]; c < 0x80 {
+			dref, n = uint64(c), 1
+		} else if p[1] < 0x80 {
+			dref, n = uint64(c&0x7f)|uint64(p[1])<<7, 2
 		} else {
-			dref, dt, v = b.varint(), b.varint(), b.be64()
-			if b.err != nil {
-				break
-			}
+			break
+		}
+		if c := p[n]; c < 0x80 {
+			dt, n = uint64(c), n+1
+		} else if p[n+1] < 0x80 {
+			dt, n = uint64(c&0x7f)|uint64(p[n+1])<<7, n+2
+		} else {
+			break
+		}
+		out[k] = RefSample{
+			Ref: Ref(baseRef + uint64(unzigzag(dref))),
+			T:   baseT + unzigzag(dt),
+			V:   math.Float64frombits(binary.BigEndian.Uint64(p[n : n+8])),
+		}
+		k++
+		p = p[n+8:]
+	}
+	dst = dst[:len(dst)+k]
+	b.b = p
+	for len(b.b) > 0 {
+		dref, dt, v := b.varint(), b.varint(), b.be64()
+		if b.err != nil {
+			break
 		}
 		dst = append(dst, RefSample{
 			Ref: Ref(baseRef + uint64(dref)),
