@@ -239,8 +239,12 @@ func BenchmarkReadDecode(b *testing.B) {
 // TestReadDecodeAllocsPerRecord: once buffers are warm, reading and decoding
 // a samples record allocates nothing. A whole read of a log costs a fixed
 // handful of allocations (the reader, its buffers, the file), so reading
-// three times as many records costs exactly as many allocations.
+// 1000 more records costs no more allocations (give or take one or two
+// that the runtime makes at random, such as for a GC cycle).
 func TestReadDecodeAllocsPerRecord(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
 	for _, comp := range []compression.Type{compression.None, compression.Snappy, compression.Zstd} {
 		t.Run(string(comp), func(t *testing.T) {
 			small := samplesOnlyLog(t, comp, 500)
@@ -253,7 +257,7 @@ func TestReadDecodeAllocsPerRecord(t *testing.T) {
 			}
 			a, b := allocs(small), allocs(large)
 			t.Logf("allocations for a whole read: %.0f for 500 records, %.0f for 1500", a, b)
-			require.Equal(t, a, b, "allocations must not grow with the number of records")
+			require.LessOrEqual(t, b-a, 2.0, "allocations must not grow with the number of records")
 		})
 	}
 }

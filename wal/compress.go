@@ -82,6 +82,12 @@ func decompress(c Compression, dst, src []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		// No snappy element decodes to more than 64 bytes from 3 (a copy
+		// with a 2-byte offset): refuse a claimed length beyond that
+		// before allocating it.
+		if uint64(n) > 22*uint64(len(src)) {
+			return nil, snappy.ErrCorrupt
+		}
 		if cap(dst) < n {
 			dst = make([]byte, n)
 		}

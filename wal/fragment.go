@@ -157,8 +157,9 @@ func (s *scanner) next() ([]byte, error) {
 		typ := hdr & fragTypeMask
 		// The header byte is not covered by the CRC: refuse every value a
 		// writer cannot produce, so that a damaged one is not taken for a
-		// different fragment type.
-		if typ > fragLast || hdr&unusedBits != 0 || hdr&(snappyFlag|zstdFlag) == snappyFlag|zstdFlag {
+		// different fragment type. (Type 0 here has a flag bit set: a page
+		// terminator is a whole zero byte.)
+		if typ == fragPageTerm || typ > fragLast || hdr&unusedBits != 0 || hdr&(snappyFlag|zstdFlag) == snappyFlag|zstdFlag {
 			return nil, fmt.Errorf("%w: header byte %#x", ErrFragmentType, hdr)
 		}
 		ok, err = s.fill(HeaderSize + length)

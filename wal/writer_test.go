@@ -15,7 +15,7 @@ import (
 	"github.com/walship/walship/wal"
 )
 
-func record(rng *rand.Rand, n int) []byte {
+func randomRecord(rng *rand.Rand, n int) []byte {
 	b := make([]byte, n)
 	rng.Read(b)
 	return b
@@ -38,7 +38,7 @@ func TestWriterFailedWriteLosesNothingLogged(t *testing.T) {
 			var logged [][]byte
 			failures := 0
 			for i := 0; i < 200; i++ {
-				batch := [][]byte{record(rng, rng.Intn(100)), record(rng, rng.Intn(3*wal.PageSize))}
+				batch := [][]byte{randomRecord(rng, rng.Intn(100)), randomRecord(rng, rng.Intn(3*wal.PageSize))}
 				if i%7 == 3 {
 					// Fail the second page write of this call, after 100 bytes of it.
 					ffs.Add(faultfs.Rule{Op: faultfs.OpWrite, Path: "0000*", After: 1, Times: 1, Partial: 100})
@@ -134,7 +134,7 @@ func TestRepair(t *testing.T) {
 			require.NoError(t, err)
 			var recs [][]byte
 			for i := 0; i < 100; i++ {
-				r := record(rng, rng.Intn(2*wal.PageSize))
+				r := randomRecord(rng, rng.Intn(2*wal.PageSize))
 				recs = append(recs, r)
 				require.NoError(t, w.Log(r))
 			}

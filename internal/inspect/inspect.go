@@ -155,6 +155,10 @@ func (in *inspector) segment(dir, checkpoint string, ref wal.SegmentRef) *Segmen
 }
 
 func (in *inspector) corrupt(checkpoint string, segment int, offset int64, err error) {
+	var ce *wal.CorruptionError
+	if errors.As(err, &ce) {
+		err = ce.Err // segment and offset are fields of their own
+	}
 	in.rep.Corruptions = append(in.rep.Corruptions, Corruption{Checkpoint: checkpoint, Segment: segment, Offset: offset, Error: err.Error()})
 }
 

@@ -247,7 +247,7 @@ func upstreamFloatHistogramRecords(st bool, hs []record.RefFloatHistogramSample)
 
 // decodeAll decodes each non-empty record in recs into one slice, with ours
 // and with upstream's decoder; the first error of either is returned.
-func decodeHistogramsBoth(t *testing.T, recs ...[]byte) (ours, theirs []record.RefHistogramSample, ourErr, theirErr error, dec *record.Decoder) {
+func decodeHistogramsBoth(t *testing.T, recs ...[]byte) (ours, theirs []record.RefHistogramSample, dec *record.Decoder, ourErr, theirErr error) {
 	t.Helper()
 	dec = &record.Decoder{}
 	upDec := newUpstreamDecoder()
@@ -271,10 +271,10 @@ func decodeHistogramsBoth(t *testing.T, recs ...[]byte) (ours, theirs []record.R
 			}
 		}
 	}
-	return ours, fromUpHistograms(upOut), ourErr, theirErr, dec
+	return ours, fromUpHistograms(upOut), dec, ourErr, theirErr
 }
 
-func decodeFloatHistogramsBoth(t *testing.T, recs ...[]byte) (ours, theirs []record.RefFloatHistogramSample, ourErr, theirErr error, dec *record.Decoder) {
+func decodeFloatHistogramsBoth(t *testing.T, recs ...[]byte) (ours, theirs []record.RefFloatHistogramSample, dec *record.Decoder, ourErr, theirErr error) {
 	t.Helper()
 	dec = &record.Decoder{}
 	upDec := newUpstreamDecoder()
@@ -298,7 +298,7 @@ func decodeFloatHistogramsBoth(t *testing.T, recs ...[]byte) (ours, theirs []rec
 			}
 		}
 	}
-	return ours, fromUpFloatHistograms(upOut), ourErr, theirErr, dec
+	return ours, fromUpFloatHistograms(upOut), dec, ourErr, theirErr
 }
 
 func TestOracleHistograms(t *testing.T) {
@@ -314,11 +314,11 @@ func TestOracleHistograms(t *testing.T) {
 		requireSameBytes(t, wantCustom, gotCustom, "custom-bucket histograms")
 
 		// Ours decodes upstream's records; upstream decodes ours.
-		ours, _, err, _, dec := decodeHistogramsBoth(t, want, wantCustom)
+		ours, _, dec, err, _ := decodeHistogramsBoth(t, want, wantCustom)
 		require.NoError(t, err)
 		require.Equal(t, canonHistograms(expect), canonHistograms(ours))
 		require.Zero(t, dec.SkippedHistograms())
-		_, theirs, _, err, _ := decodeHistogramsBoth(t, got, gotCustom)
+		_, theirs, _, _, err := decodeHistogramsBoth(t, got, gotCustom)
 		require.NoError(t, err)
 		require.Equal(t, canonHistograms(expect), canonHistograms(theirs))
 
@@ -349,10 +349,10 @@ func TestOracleFloatHistograms(t *testing.T) {
 		requireSameBytes(t, want, got, "float histograms")
 		requireSameBytes(t, wantCustom, gotCustom, "custom-bucket float histograms")
 
-		ours, _, err, _, dec := decodeFloatHistogramsBoth(t, want, wantCustom)
+		ours, _, dec, err, _ := decodeFloatHistogramsBoth(t, want, wantCustom)
 		require.NoError(t, err)
 		require.Equal(t, canonFloatHistograms(expect), canonFloatHistograms(ours))
-		_, theirs, _, err, _ := decodeFloatHistogramsBoth(t, got, gotCustom)
+		_, theirs, _, _, err := decodeFloatHistogramsBoth(t, got, gotCustom)
 		require.NoError(t, err)
 		require.Equal(t, canonFloatHistograms(expect), canonFloatHistograms(theirs))
 
@@ -393,7 +393,7 @@ func TestOracleHistogramSchemas(t *testing.T) {
 		got, gotCustom := record.Encoder{STStorage: st}.HistogramSamples(nil, in)
 		requireSameBytes(t, want, got, "histograms")
 		requireSameBytes(t, wantCustom, gotCustom, "custom-bucket histograms")
-		ours, theirs, ourErr, theirErr, dec := decodeHistogramsBoth(t, got, gotCustom)
+		ours, theirs, dec, ourErr, theirErr := decodeHistogramsBoth(t, got, gotCustom)
 		require.Equal(t, theirErr != nil, ourErr != nil, "ours: %v, upstream: %v", ourErr, theirErr)
 		if ourErr == nil {
 			require.Equal(t, canonHistograms(theirs), canonHistograms(ours))
@@ -404,7 +404,7 @@ func TestOracleHistogramSchemas(t *testing.T) {
 		fgot, fgotCustom := record.Encoder{STStorage: st}.FloatHistogramSamples(nil, fin)
 		requireSameBytes(t, fwant, fgot, "float histograms")
 		requireSameBytes(t, fwantCustom, fgotCustom, "custom-bucket float histograms")
-		fours, ftheirs, ourErr, theirErr, _ := decodeFloatHistogramsBoth(t, fgot, fgotCustom)
+		fours, ftheirs, _, ourErr, theirErr := decodeFloatHistogramsBoth(t, fgot, fgotCustom)
 		require.Equal(t, theirErr != nil, ourErr != nil, "ours: %v, upstream: %v", ourErr, theirErr)
 		if ourErr == nil {
 			require.Equal(t, canonFloatHistograms(ftheirs), canonFloatHistograms(fours))

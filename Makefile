@@ -1,0 +1,67 @@
+# walship: ship a Prometheus write-ahead log to remote_write endpoints.
+#
+#   make run     inspect a WAL fixture written by Prometheus (the agent comes later)
+#   make test    the default suite: vet, unit + integration tests, -race, a short fuzz pass
+#   make bench   benchmarks, walship beside upstream Prometheus
+#   make fuzz    longer fuzzing (FUZZTIME per target, default 2m)
+#   make lint    gofmt, go vet, staticcheck
+
+GO            ?= go
+STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME      ?= 2m
+SHORTFUZZTIME ?= 5s
+BENCHTIME     ?= 1s
+RUN_WAL_DIR   ?= testdata/wal/snappy
+
+# Packages with goroutines or data shared between a writer and readers:
+# their tests also run under the race detector.
+RACE_PKGS     := ./wal/...
+
+# Fuzz targets as package:target.
+FUZZ_TARGETS  := ./wal:FuzzReader ./wal:FuzzLiveReader ./wal/record:FuzzDecode
+
+.PHONY: all build test unit race fuzz-short fuzz bench lint run clean
+
+all: build test
+
+build:
+	$(GO) build ./...
+	$(GO) build -o bin/walship ./cmd/walship
+
+test: unit race fuzz-short
+
+unit:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+race:
+	$(GO) test -count=1 -race $(RACE_PKGS)
+
+# Each fuzz target briefly, starting from its checked-in corpus.
+fuzz-short:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(SHORTFUZZTIME))"; \
+		$(GO) test $$pkg -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(SHORTFUZZTIME); \
+	done
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test $$pkg -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME); \
+	done
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./wal/...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+run:
+	$(GO) run ./cmd/walship inspect --wal.dir=$(RUN_WAL_DIR)
+
+clean:
+	rm -rf bin
