@@ -30,11 +30,7 @@ func (d *Decoder) HistogramSamples(rec []byte, dst []RefHistogramSample) ([]RefH
 	}
 	n0 := len(dst)
 	b := newDecbuf(rec)
-	if t == HistogramSamplesV2 {
-		dst, err = d.histogramsV2(&b, dst)
-	} else {
-		dst, err = d.histogramsV1(&b, dst)
-	}
+	dst, err = d.histograms(&b, t == HistogramSamplesV2, dst)
 	if err == nil {
 		err = b.done(t)
 	}
@@ -59,15 +55,15 @@ func nextHistogramSlot(dst []RefHistogramSample) ([]RefHistogramSample, *RefHist
 	return dst, s
 }
 
-// keepHistogram applies upstream's schema rules to a decoded histogram. It
-// reports whether to keep the entry, or an error if the resolution of a
-// histogram with a reserved schema could not be reduced.
-func (d *Decoder) keepHistogram(h *histogram.Histogram, n int) (bool, error) {
-	if !histogram.IsKnownSchema(h.Schema) {
+// keepSchema applies upstream's schema rules to a decoded histogram of the
+// given schema. It reports whether to keep the entry, or an error if the
+// resolution of a histogram with a reserved schema could not be reduced.
+func (d *Decoder) keepSchema(schema int32, h interface{ ReduceResolution(int32) error }, n int) (bool, error) {
+	if !histogram.IsKnownSchema(schema) {
 		d.skipped++
 		return false, nil
 	}
-	if h.Schema > histogram.ExponentialSchemaMax {
+	if schema > histogram.ExponentialSchemaMax {
 		if err := h.ReduceResolution(histogram.ExponentialSchemaMax); err != nil {
 			return false, fmt.Errorf("record: reducing resolution of histogram #%d: %w", n+1, err)
 		}
@@ -75,56 +71,67 @@ func (d *Decoder) keepHistogram(h *histogram.Histogram, n int) (bool, error) {
 	return true, nil
 }
 
-// histogramsV1 decodes the body of a HistogramSamples or
-// CustomBucketsHistogramSamples record.
-func (d *Decoder) histogramsV1(b *decbuf, dst []RefHistogramSample) ([]RefHistogramSample, error) {
-	if len(b.b) == 0 {
-		return dst, nil
-	}
-	baseRef := b.be64()
-	baseT := int64(b.be64())
-	for len(b.b) > 0 {
-		dref := b.varint()
-		dt := b.varint()
-		var s *RefHistogramSample
-		dst, s = nextHistogramSlot(dst)
-		s.Ref, s.ST, s.T = Ref(baseRef+uint64(dref)), 0, baseT+dt
-		decodeHistogram(b, s.H)
-		if b.err != nil {
-			return dst[:len(dst)-1], nil
-		}
-		if keep, err := d.keepHistogram(s.H, len(dst)-1); err != nil || !keep {
-			dst = dst[:len(dst)-1]
-			if err != nil {
-				return dst, err
-			}
-		}
-	}
-	return dst, nil
+// entryFrame reads the ref and timestamps in front of each entry of a
+// histogram record. V1 records start with a base ref and time and give each
+// entry as deltas from them; V2 records give the first entry in full (ref,
+// time, start time) and the others as a delta from the previous ref, a
+// delta from the first time and a start-time marker.
+type entryFrame struct {
+	v2      bool
+	n       int // entries read so far
+	baseRef uint64
+	baseT   int64 // V1: the base time; V2: the first entry's time
+	firstST int64
+	ref     uint64
+	t, st   int64
 }
 
-// histogramsV2 decodes the body of a HistogramSamplesV2 record. Deltas chain
-// through dropped entries, as they were written.
-func (d *Decoder) histogramsV2(b *decbuf, dst []RefHistogramSample) ([]RefHistogramSample, error) {
-	if len(b.b) == 0 {
-		return dst, nil
-	}
-	firstRef, firstT, firstST := b.varint(), b.varint(), b.varint()
-	ref, t, st := firstRef, firstT, firstST
-	for i := 0; i == 0 || len(b.b) > 0; i++ {
-		if i > 0 {
-			ref += b.varint()
-			t = firstT + b.varint()
-			st = readST(b, firstST, st)
+// next reads the next entry's header and reports whether there is an entry.
+// Read errors are left in b for the caller to find after the entry's body.
+func (f *entryFrame) next(b *decbuf) bool {
+	switch {
+	case f.v2 && f.n == 0:
+		if len(b.b) == 0 {
+			return false
 		}
+		f.ref, f.t, f.st = uint64(b.varint()), b.varint(), b.varint()
+		f.baseT, f.firstST = f.t, f.st
+	case f.v2:
+		if len(b.b) == 0 {
+			return false
+		}
+		f.ref += uint64(b.varint())
+		f.t = f.baseT + b.varint()
+		f.st = readST(b, f.firstST, f.st)
+	default:
+		if f.n == 0 {
+			if len(b.b) == 0 {
+				return false
+			}
+			f.baseRef, f.baseT = b.be64(), int64(b.be64())
+		}
+		if len(b.b) == 0 {
+			return false
+		}
+		f.ref = f.baseRef + uint64(b.varint())
+		f.t = f.baseT + b.varint()
+	}
+	f.n++
+	return true
+}
+
+// histograms decodes the entries of an integer histogram record body.
+func (d *Decoder) histograms(b *decbuf, v2 bool, dst []RefHistogramSample) ([]RefHistogramSample, error) {
+	f := entryFrame{v2: v2}
+	for f.next(b) {
 		var s *RefHistogramSample
 		dst, s = nextHistogramSlot(dst)
-		s.Ref, s.ST, s.T = Ref(ref), st, t
+		s.Ref, s.ST, s.T = Ref(f.ref), f.st, f.t
 		decodeHistogram(b, s.H)
 		if b.err != nil {
 			return dst[:len(dst)-1], nil
 		}
-		if keep, err := d.keepHistogram(s.H, len(dst)-1); err != nil || !keep {
+		if keep, err := d.keepSchema(s.H.Schema, s.H, len(dst)-1); !keep {
 			dst = dst[:len(dst)-1]
 			if err != nil {
 				return dst, err
@@ -206,11 +213,7 @@ func (d *Decoder) FloatHistogramSamples(rec []byte, dst []RefFloatHistogramSampl
 	}
 	n0 := len(dst)
 	b := newDecbuf(rec)
-	if t == FloatHistogramSamplesV2 {
-		dst, err = d.floatHistogramsV2(&b, dst)
-	} else {
-		dst, err = d.floatHistogramsV1(&b, dst)
-	}
+	dst, err = d.floatHistograms(&b, t == FloatHistogramSamplesV2, dst)
 	if err == nil {
 		err = b.done(t)
 	}
@@ -234,69 +237,18 @@ func nextFloatHistogramSlot(dst []RefFloatHistogramSample) ([]RefFloatHistogramS
 	return dst, s
 }
 
-// keepFloatHistogram is keepHistogram for float histograms.
-func (d *Decoder) keepFloatHistogram(h *histogram.FloatHistogram, n int) (bool, error) {
-	if !histogram.IsKnownSchema(h.Schema) {
-		d.skipped++
-		return false, nil
-	}
-	if h.Schema > histogram.ExponentialSchemaMax {
-		if err := h.ReduceResolution(histogram.ExponentialSchemaMax); err != nil {
-			return false, fmt.Errorf("record: reducing resolution of histogram #%d: %w", n+1, err)
-		}
-	}
-	return true, nil
-}
-
-// floatHistogramsV1 decodes the body of a FloatHistogramSamples or
-// CustomBucketsFloatHistogramSamples record.
-func (d *Decoder) floatHistogramsV1(b *decbuf, dst []RefFloatHistogramSample) ([]RefFloatHistogramSample, error) {
-	if len(b.b) == 0 {
-		return dst, nil
-	}
-	baseRef := b.be64()
-	baseT := int64(b.be64())
-	for len(b.b) > 0 {
-		dref := b.varint()
-		dt := b.varint()
+// floatHistograms decodes the entries of a float histogram record body.
+func (d *Decoder) floatHistograms(b *decbuf, v2 bool, dst []RefFloatHistogramSample) ([]RefFloatHistogramSample, error) {
+	f := entryFrame{v2: v2}
+	for f.next(b) {
 		var s *RefFloatHistogramSample
 		dst, s = nextFloatHistogramSlot(dst)
-		s.Ref, s.ST, s.T = Ref(baseRef+uint64(dref)), 0, baseT+dt
+		s.Ref, s.ST, s.T = Ref(f.ref), f.st, f.t
 		decodeFloatHistogram(b, s.FH)
 		if b.err != nil {
 			return dst[:len(dst)-1], nil
 		}
-		if keep, err := d.keepFloatHistogram(s.FH, len(dst)-1); err != nil || !keep {
-			dst = dst[:len(dst)-1]
-			if err != nil {
-				return dst, err
-			}
-		}
-	}
-	return dst, nil
-}
-
-// floatHistogramsV2 decodes the body of a FloatHistogramSamplesV2 record.
-func (d *Decoder) floatHistogramsV2(b *decbuf, dst []RefFloatHistogramSample) ([]RefFloatHistogramSample, error) {
-	if len(b.b) == 0 {
-		return dst, nil
-	}
-	firstRef, firstT, firstST := b.varint(), b.varint(), b.varint()
-	ref, t, st := firstRef, firstT, firstST
-	for i := 0; i == 0 || len(b.b) > 0; i++ {
-		if i > 0 {
-			ref += b.varint()
-			t = firstT + b.varint()
-			st = readST(b, firstST, st)
-		}
-		var s *RefFloatHistogramSample
-		dst, s = nextFloatHistogramSlot(dst)
-		s.Ref, s.ST, s.T = Ref(ref), st, t
-		decodeFloatHistogram(b, s.FH)
-		if b.err != nil {
-			return dst[:len(dst)-1], nil
-		}
-		if keep, err := d.keepFloatHistogram(s.FH, len(dst)-1); err != nil || !keep {
+		if keep, err := d.keepSchema(s.FH.Schema, s.FH, len(dst)-1); !keep {
 			dst = dst[:len(dst)-1]
 			if err != nil {
 				return dst, err
