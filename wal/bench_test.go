@@ -60,127 +60,143 @@ func scrapeLog(tb testing.TB, dir string, comp compression.Type, targets, series
 	return samples
 }
 
-// readDecodeOurs reads every record of dir with our Reader and decodes the
-// samples with our Decoder into reused slices; it returns the sample count.
-func readDecodeOurs(tb testing.TB, dir string, dec *record.Decoder, samples []record.RefSample, series []record.RefSeries) int {
+// ours decodes records as the watcher will: samples and series with our
+// Decoder into reused slices.
+type ours struct {
+	dec     record.Decoder
+	samples []record.RefSample
+	series  []record.RefSeries
+}
+
+// decode decodes rec and returns how many samples it held.
+func (o *ours) decode(tb testing.TB, rec []byte) int {
+	var err error
+	switch o.dec.TypeOf(rec) {
+	case record.Samples, record.SamplesV2:
+		o.samples, err = o.dec.Samples(rec, o.samples[:0])
+		if err == nil {
+			return len(o.samples)
+		}
+	case record.Series:
+		o.series, err = o.dec.Series(rec, o.series[:0])
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return 0
+}
+
+// theirs is ours with upstream's decoder.
+type theirs struct {
+	dec     uprecord.Decoder
+	samples []uprecord.RefSample
+	series  []uprecord.RefSeries
+}
+
+func newTheirs() *theirs { return &theirs{dec: uprecord.NewDecoder(nil, nil)} }
+
+func (u *theirs) decode(tb testing.TB, rec []byte) int {
+	var err error
+	switch u.dec.Type(rec) {
+	case uprecord.Samples, uprecord.SamplesV2:
+		u.samples, err = u.dec.Samples(rec, u.samples[:0])
+		if err == nil {
+			return len(u.samples)
+		}
+	case uprecord.Series:
+		u.series, err = u.dec.Series(rec, u.series[:0])
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return 0
+}
+
+// readDecodeOurs reads every record of dir with our Reader and returns the
+// number of samples.
+func readDecodeOurs(tb testing.TB, dir string, o *ours) int {
 	r, err := wal.OpenReader(wal.OS, dir)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	defer r.Close()
 	n := 0
 	for r.Next() {
-		rec := r.Record()
-		switch dec.TypeOf(rec) {
-		case record.Samples, record.SamplesV2:
-			samples, err = dec.Samples(rec, samples[:0])
-			n += len(samples)
-		case record.Series:
-			series, err = dec.Series(rec, series[:0])
-		}
-		if err != nil {
-			tb.Fatal(err)
-		}
+		n += o.decode(tb, r.Record())
 	}
 	if r.Err() != nil {
 		tb.Fatal(r.Err())
 	}
-	r.Close()
 	return n
 }
 
-// liveDecodeOurs reads each segment of dir with our LiveReader, as the watcher does.
-func liveDecodeOurs(tb testing.TB, dir string, dec *record.Decoder, samples []record.RefSample, series []record.RefSeries) int {
-	segs, err := wal.ListSegments(wal.OS, dir)
-	if err != nil {
-		tb.Fatal(err)
-	}
+// liveDecodeOurs reads each segment of dir with our LiveReader, as the
+// watcher does: one reader, reset to each segment in turn.
+func liveDecodeOurs(tb testing.TB, dir string, o *ours) int {
 	n := 0
-	for _, s := range segs {
-		f, err := os.Open(filepath.Join(dir, s.Name))
-		if err != nil {
-			tb.Fatal(err)
+	var r *wal.LiveReader
+	forEachSegmentFile(tb, dir, func(f *os.File, index int) {
+		if r == nil {
+			r = wal.NewLiveReader(f, index, 0)
+		} else {
+			r.Reset(f, index, 0)
 		}
-		r := wal.NewLiveReader(f, s.Index, 0)
 		for r.Next() {
-			rec := r.Record()
-			switch dec.TypeOf(rec) {
-			case record.Samples, record.SamplesV2:
-				samples, err = dec.Samples(rec, samples[:0])
-				n += len(samples)
-			case record.Series:
-				series, err = dec.Series(rec, series[:0])
-			}
-			if err != nil {
-				tb.Fatal(err)
-			}
+			n += o.decode(tb, r.Record())
 		}
 		if r.Err() != io.EOF {
 			tb.Fatal(r.Err())
 		}
-		f.Close()
-	}
+	})
 	return n
 }
 
-func readDecodeUpstream(tb testing.TB, dir string, dec *uprecord.Decoder, samples []uprecord.RefSample, series []uprecord.RefSeries) int {
+func readDecodeUpstream(tb testing.TB, dir string, u *theirs) int {
 	sr, err := wlog.NewSegmentsReader(dir)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	defer sr.Close()
 	r := wlog.NewReader(sr)
 	n := 0
 	for r.Next() {
-		rec := r.Record()
-		switch dec.Type(rec) {
-		case uprecord.Samples, uprecord.SamplesV2:
-			samples, err = dec.Samples(rec, samples[:0])
-			n += len(samples)
-		case uprecord.Series:
-			series, err = dec.Series(rec, series[:0])
-		}
-		if err != nil {
-			tb.Fatal(err)
-		}
+		n += u.decode(tb, r.Record())
 	}
 	if r.Err() != nil {
 		tb.Fatal(r.Err())
 	}
-	sr.Close()
 	return n
 }
 
-func liveDecodeUpstream(tb testing.TB, dir string, dec *uprecord.Decoder, samples []uprecord.RefSample, series []uprecord.RefSeries) int {
+func liveDecodeUpstream(tb testing.TB, dir string, u *theirs) int {
+	metrics := wlog.NewLiveReaderMetrics(nil)
+	n := 0
+	forEachSegmentFile(tb, dir, func(f *os.File, _ int) {
+		r := wlog.NewLiveReader(nil, metrics, f)
+		for r.Next() {
+			n += u.decode(tb, r.Record())
+		}
+		if r.Err() != io.EOF {
+			tb.Fatal(r.Err())
+		}
+	})
+	return n
+}
+
+// forEachSegmentFile opens each segment of dir in turn.
+func forEachSegmentFile(tb testing.TB, dir string, fn func(f *os.File, index int)) {
 	segs, err := wal.ListSegments(wal.OS, dir)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	metrics := wlog.NewLiveReaderMetrics(nil)
-	n := 0
 	for _, s := range segs {
 		f, err := os.Open(filepath.Join(dir, s.Name))
 		if err != nil {
 			tb.Fatal(err)
 		}
-		r := wlog.NewLiveReader(nil, metrics, f)
-		for r.Next() {
-			rec := r.Record()
-			switch dec.Type(rec) {
-			case uprecord.Samples, uprecord.SamplesV2:
-				samples, err = dec.Samples(rec, samples[:0])
-				n += len(samples)
-			case uprecord.Series:
-				series, err = dec.Series(rec, series[:0])
-			}
-			if err != nil {
-				tb.Fatal(err)
-			}
-		}
-		if r.Err() != io.EOF {
-			tb.Fatal(r.Err())
-		}
+		fn(f, s.Index)
 		f.Close()
 	}
-	return n
 }
 
 // BenchmarkReadDecode reads and decodes the same log, written by upstream,
@@ -199,37 +215,37 @@ func BenchmarkReadDecode(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("compression=%s/reader=closed/impl=walship", comp), func(b *testing.B) {
 			b.ReportAllocs()
-			var dec record.Decoder
+			o := &ours{}
 			var n int
 			for i := 0; i < b.N; i++ {
-				n = readDecodeOurs(b, dir, &dec, make([]record.RefSample, 0, 1000), nil)
+				n = readDecodeOurs(b, dir, o)
 			}
 			report(b, n)
 		})
 		b.Run(fmt.Sprintf("compression=%s/reader=closed/impl=upstream", comp), func(b *testing.B) {
 			b.ReportAllocs()
-			dec := uprecord.NewDecoder(nil, nil)
+			u := newTheirs()
 			var n int
 			for i := 0; i < b.N; i++ {
-				n = readDecodeUpstream(b, dir, &dec, make([]uprecord.RefSample, 0, 1000), nil)
+				n = readDecodeUpstream(b, dir, u)
 			}
 			report(b, n)
 		})
 		b.Run(fmt.Sprintf("compression=%s/reader=live/impl=walship", comp), func(b *testing.B) {
 			b.ReportAllocs()
-			var dec record.Decoder
+			o := &ours{}
 			var n int
 			for i := 0; i < b.N; i++ {
-				n = liveDecodeOurs(b, dir, &dec, make([]record.RefSample, 0, 1000), nil)
+				n = liveDecodeOurs(b, dir, o)
 			}
 			report(b, n)
 		})
 		b.Run(fmt.Sprintf("compression=%s/reader=live/impl=upstream", comp), func(b *testing.B) {
 			b.ReportAllocs()
-			dec := uprecord.NewDecoder(nil, nil)
+			u := newTheirs()
 			var n int
 			for i := 0; i < b.N; i++ {
-				n = liveDecodeUpstream(b, dir, &dec, make([]uprecord.RefSample, 0, 1000), nil)
+				n = liveDecodeUpstream(b, dir, u)
 			}
 			report(b, n)
 		})
@@ -249,11 +265,10 @@ func TestReadDecodeAllocsPerRecord(t *testing.T) {
 		t.Run(string(comp), func(t *testing.T) {
 			small := samplesOnlyLog(t, comp, 500)
 			large := samplesOnlyLog(t, comp, 1500)
-			var dec record.Decoder
-			samples := make([]record.RefSample, 0, 500)
-			readDecodeOurs(t, large, &dec, samples, nil) // warm the shared coders
+			o := &ours{}
+			readDecodeOurs(t, large, o) // warm the slices and the shared coders
 			allocs := func(dir string) float64 {
-				return testing.AllocsPerRun(5, func() { readDecodeOurs(t, dir, &dec, samples, nil) })
+				return testing.AllocsPerRun(5, func() { readDecodeOurs(t, dir, o) })
 			}
 			a, b := allocs(small), allocs(large)
 			t.Logf("allocations for a whole read: %.0f for 500 records, %.0f for 1500", a, b)

@@ -27,6 +27,14 @@ func NewLiveReader(src io.Reader, segment int, offset int64) *LiveReader {
 	return &LiveReader{segment: segment, s: newScanner(src, true, offset)}
 }
 
+// Reset makes l read src, the file of segment index segment positioned at
+// offset, keeping its buffers: a watcher moving from one segment to the
+// next reuses one LiveReader.
+func (l *LiveReader) Reset(src io.Reader, segment int, offset int64) {
+	l.segment, l.rec, l.err = segment, nil, nil
+	l.s.reset(src, offset)
+}
+
 // Next advances to the next complete record and reports whether there is one.
 func (l *LiveReader) Next() bool {
 	if l.err != nil && l.err != io.EOF {
