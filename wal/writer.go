@@ -86,19 +86,34 @@ func (w *Writer) Position() record.Position {
 func (w *Writer) pagesPerSegment() int { return w.opts.SegmentSize / PageSize }
 
 func (w *Writer) createSegment(i int) error {
+	f, err := w.newSegmentFile(i)
+	if err != nil {
+		return err
+	}
+	w.install(f, i)
+	return nil
+}
+
+// newSegmentFile creates the file of segment i and makes its directory
+// entry durable.
+func (w *Writer) newSegmentFile(i int) (File, error) {
 	f, err := w.opts.FS.Create(SegmentPath(w.dir, i))
 	if err != nil {
-		return fmt.Errorf("create segment: %w", err)
+		return nil, fmt.Errorf("create segment: %w", err)
 	}
 	if err := w.opts.FS.SyncDir(w.dir); err != nil {
 		f.Close()
-		return fmt.Errorf("sync wal directory: %w", err)
+		return nil, fmt.Errorf("sync wal directory: %w", err)
 	}
+	return f, nil
+}
+
+// install makes f, the new empty file of segment i, the active segment.
+func (w *Writer) install(f File, i int) {
 	w.seg, w.segIndex, w.segSize, w.donePages = f, i, 0, 0
 	w.page.alloc, w.page.flushed = 0, 0
 	clear(w.page.buf[:])
 	w.metrics.currentSegment.Set(float64(i))
-	return nil
 }
 
 // Log appends records in order and writes them to the file (without
@@ -168,7 +183,8 @@ func (w *Writer) restore(snap writerState) error {
 		if err != nil {
 			return err
 		}
-		w.seg, w.segIndex, w.segSize = f, snap.segIndex, -1
+		w.seg, w.segIndex = f, snap.segIndex
+		w.segSize = -1 // unknown (padded when the call moved on): cut below
 		w.metrics.currentSegment.Set(float64(snap.segIndex))
 	}
 	if w.segSize != snap.segSize {
@@ -290,11 +306,31 @@ func (w *Writer) NextSegment() (int, error) {
 	return w.segIndex, nil
 }
 
+// nextSegment pads the active segment, creates the next one, then syncs
+// and closes the old one. Until the new file exists the old one stays
+// active, so a failure leaves a state that rollback can undo.
 func (w *Writer) nextSegment() error {
-	if err := w.finishSegment(); err != nil {
+	if w.page.alloc > 0 {
+		if err := w.flushPage(true); err != nil {
+			return err
+		}
+	}
+	next, err := w.newSegmentFile(w.segIndex + 1)
+	if err != nil {
 		return err
 	}
-	return w.createSegment(w.segIndex + 1)
+	if err := w.fsync(); err != nil {
+		next.Close()
+		w.opts.FS.Remove(SegmentPath(w.dir, w.segIndex+1))
+		return err
+	}
+	prev := w.seg
+	w.install(next, w.segIndex+1)
+	if err := prev.Close(); err != nil {
+		// Its content is synced; a failed close loses nothing.
+		w.opts.Logger.Warn("Closing finished segment failed", "segment", w.segIndex-1, "err", err)
+	}
+	return nil
 }
 
 // finishSegment pads the last page, syncs and closes the active segment.

@@ -266,3 +266,27 @@ func TestWriterFailedCallAcrossRotation(t *testing.T) {
 	requireSameRecords(t, [][]byte{first, last}, readOurs(t, dir))
 	requireSameRecords(t, [][]byte{first, last}, readUpstream(t, dir))
 }
+
+// TestWriterFailedSegmentCreation: when the next segment cannot be created
+// (a full disk), the call fails, the active segment stays as it was, and
+// writing goes on once the disk has room again.
+func TestWriterFailedSegmentCreation(t *testing.T) {
+	ffs := faultfs.New(wal.OS)
+	dir := t.TempDir()
+	w, err := wal.Open(dir, wal.Options{FS: ffs, SegmentSize: 2 * wal.PageSize})
+	require.NoError(t, err)
+	first := bytes.Repeat([]byte{1}, wal.PageSize)
+	require.NoError(t, w.Log(first))
+
+	ffs.Add(faultfs.Rule{Op: faultfs.OpCreate})
+	require.ErrorIs(t, w.Log(bytes.Repeat([]byte{2}, wal.PageSize)), syscall.ENOSPC)
+	ffs.Clear()
+	require.Equal(t, 0, w.Segment())
+
+	second := bytes.Repeat([]byte{3}, wal.PageSize)
+	require.NoError(t, w.Log(second))
+	require.Equal(t, 1, w.Segment())
+	require.NoError(t, w.Close())
+	requireSameRecords(t, [][]byte{first, second}, readOurs(t, dir))
+	requireSameRecords(t, [][]byte{first, second}, readUpstream(t, dir))
+}
