@@ -1,0 +1,143 @@
+package watcher
+
+import (
+	"context"
+	"time"
+
+	"github.com/walship/walship/wal/record"
+)
+
+// readyTimeout bounds a wait for the consumer's Ready signal, so that a
+// consumer that forgets to signal slows the watcher down instead of
+// stopping it.
+const readyTimeout = time.Second
+
+// handle decodes one record and hands it to the consumer. Records that end
+// at or before the read position were handed over before (the replay of a
+// restart): only their series and metadata are used.
+func (w *Watcher) handle(ctx context.Context, rec []byte, at Span) error {
+	typ := w.dec.TypeOf(rec)
+	w.m.recordsRead[typ].Inc()
+	if typ == record.Series || typ == record.Metadata {
+		w.storeSeriesOnly(rec, at.Start.Segment)
+		w.advance(at)
+		return nil
+	}
+	if !w.readPos.Less(at.End) {
+		return nil // replay: samples were handed over before the restart
+	}
+	var decErr, sendErr error
+	switch typ {
+	case record.Samples, record.SamplesV2:
+		if w.samples, decErr = w.dec.Samples(rec, w.samples[:0]); decErr == nil {
+			w.samples = filterTime(w.samples, w.startTime, func(s record.RefSample) int64 { return s.T })
+			w.segmentSamples += len(w.samples)
+			sendErr = deliver(ctx, w, w.samples, at, w.c.AppendSamples)
+		}
+	case record.HistogramSamples, record.CustomBucketsHistogramSamples, record.HistogramSamplesV2:
+		if !w.opts.SendHistograms {
+			break
+		}
+		if w.histograms, decErr = w.dec.HistogramSamples(rec, w.histograms[:0]); decErr == nil {
+			w.histograms = filterTime(w.histograms, w.startTime, func(s record.RefHistogramSample) int64 { return s.T })
+			w.segmentSamples += len(w.histograms)
+			sendErr = deliver(ctx, w, w.histograms, at, w.c.AppendHistograms)
+		}
+	case record.FloatHistogramSamples, record.CustomBucketsFloatHistogramSamples, record.FloatHistogramSamplesV2:
+		if !w.opts.SendHistograms {
+			break
+		}
+		if w.floatHists, decErr = w.dec.FloatHistogramSamples(rec, w.floatHists[:0]); decErr == nil {
+			w.floatHists = filterTime(w.floatHists, w.startTime, func(s record.RefFloatHistogramSample) int64 { return s.T })
+			w.segmentSamples += len(w.floatHists)
+			sendErr = deliver(ctx, w, w.floatHists, at, w.c.AppendFloatHistograms)
+		}
+	case record.Exemplars:
+		if !w.opts.SendExemplars {
+			break
+		}
+		if w.exemplars, decErr = w.dec.Exemplars(rec, w.exemplars[:0]); decErr == nil {
+			sendErr = deliver(ctx, w, w.exemplars, at, w.c.AppendExemplars)
+		}
+	case record.Tombstones, record.MmapMarkers, record.MinValidTime:
+		// Nothing to send.
+	default:
+		w.m.decodeFailures.Inc()
+		w.log.Debug("Skipping WAL record of unknown type", "position", at.Start.String())
+	}
+	if sendErr != nil {
+		return sendErr // ctx ended while the consumer was full
+	}
+	if decErr != nil {
+		w.m.decodeFailures.Inc()
+		w.log.Warn("Skipping WAL record that does not decode", "position", at.Start.String(), "type", typ.String(), "err", decErr)
+	}
+	w.advance(at)
+	return nil
+}
+
+// advance moves the read position past a record that was fully handled.
+func (w *Watcher) advance(at Span) {
+	if w.readPos.Less(at.End) {
+		w.readPos = at.End
+	}
+}
+
+// storeSeriesOnly passes on the series and metadata of a record.
+func (w *Watcher) storeSeriesOnly(rec []byte, segment int) {
+	var err error
+	switch w.dec.TypeOf(rec) {
+	case record.Series:
+		if w.series, err = w.dec.Series(rec, w.series[:0]); err == nil {
+			w.c.StoreSeries(w.series, segment)
+		}
+	case record.Metadata:
+		if w.metadata, err = w.dec.Metadata(rec, w.metadata[:0]); err == nil {
+			w.c.StoreMetadata(w.metadata)
+		}
+	}
+	if err != nil {
+		w.m.decodeFailures.Inc()
+		w.log.Warn("Skipping WAL record that does not decode", "segment", segment, "err", err)
+	}
+}
+
+// filterTime keeps, in place, the entries newer than after (all of them
+// when after is 0).
+func filterTime[T any](s []T, after int64, ts func(T) int64) []T {
+	if after == 0 {
+		return s
+	}
+	kept := s[:0]
+	for _, x := range s {
+		if ts(x) > after {
+			kept = append(kept, x)
+		}
+	}
+	return kept
+}
+
+// deliver hands items (one record's worth) to the consumer, waiting while
+// it is full, until it took them all or ctx ends.
+func deliver[T any](ctx context.Context, w *Watcher, items []T, at Span, appendFn func([]T, Span) int) error {
+	w.delivering, w.deliveringFrom = true, at.Start
+	defer func() { w.delivering = false }()
+	for len(items) > 0 {
+		n := appendFn(items, at)
+		items = items[n:]
+		if len(items) == 0 {
+			break
+		}
+		timer := time.NewTimer(readyTimeout)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-w.c.Ready():
+		case <-timer.C:
+		}
+		timer.Stop()
+		w.periodic()
+	}
+	return nil
+}

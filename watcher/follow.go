@@ -1,0 +1,253 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path/filepath"
+
+	"github.com/walship/walship/wal"
+	"github.com/walship/walship/wal/record"
+)
+
+// follow reads the log from the oldest segment after the checkpoint on:
+// records ending before start only give their series and metadata (the
+// replay), the rest is handed over. It moves to the next segment when the
+// writer has started one and the current one is read to its end, and
+// returns only when ctx ends or the directory cannot be read.
+func (w *Watcher) follow(ctx context.Context, start record.Position) error {
+	seg, err := w.firstSegment(start)
+	if err != nil {
+		return err
+	}
+	var lr *wal.LiveReader
+	for {
+		f, err := w.opts.FS.Open(wal.SegmentPath(w.opts.Dir, seg))
+		if errors.Is(err, fs.ErrNotExist) {
+			next, err := w.skipMissing(ctx, seg)
+			if err != nil {
+				return err
+			}
+			seg = next
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("watcher: open segment: %w", err)
+		}
+		var offset int64
+		if seg == start.Segment && start.Offset > 0 {
+			if offset, err = f.Seek(start.Offset, io.SeekStart); err != nil {
+				f.Close()
+				return fmt.Errorf("watcher: seek segment: %w", err)
+			}
+		}
+		if lr == nil {
+			lr = wal.NewLiveReader(f, seg, offset)
+		} else {
+			lr.Reset(f, seg, offset)
+		}
+		w.m.currentSegment.Set(float64(seg))
+		err = w.tail(ctx, lr, f, seg)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		seg++
+	}
+}
+
+// firstSegment returns the segment reading starts in: the oldest one after
+// the checkpoint, so that the replay sees every series still in the log.
+func (w *Watcher) firstSegment(start record.Position) (int, error) {
+	segs, err := wal.ListSegments(w.opts.FS, w.opts.Dir)
+	if err != nil {
+		return 0, fmt.Errorf("watcher: %w", err)
+	}
+	for _, s := range segs {
+		if s.Index > w.lastCheckpoint {
+			return min(s.Index, start.Segment), nil
+		}
+	}
+	return start.Segment, nil
+}
+
+// skipMissing is called when segment seg does not exist: either the writer
+// has not created it yet (wait for it), or the log was truncated past it
+// while the watcher was behind (report the gap, go on with the oldest
+// segment still there).
+func (w *Watcher) skipMissing(ctx context.Context, seg int) (int, error) {
+	for {
+		segs, err := wal.ListSegments(w.opts.FS, w.opts.Dir)
+		if err != nil {
+			return 0, fmt.Errorf("watcher: %w", err)
+		}
+		for _, s := range segs {
+			if s.Index > seg {
+				w.reportGap(seg, s.Index, "deleted by WAL truncation while the watcher was behind")
+				if w.readPos.Less(record.Position{Segment: s.Index}) {
+					w.readPos = record.Position{Segment: s.Index}
+				}
+				return s.Index, nil
+			}
+		}
+		if err := w.wait(ctx); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// tail reads segment seg (open as f) until the writer has moved on to a
+// later segment and everything written to this one was read.
+func (w *Watcher) tail(ctx context.Context, lr *wal.LiveReader, f wal.File, seg int) error {
+	w.segmentSamples = 0
+	for {
+		if err := w.readAvailable(ctx, lr); err != nil {
+			return err
+		}
+		if err := lr.Err(); err != io.EOF {
+			return w.skipDamaged(ctx, lr, f, seg, err)
+		}
+		newer, err := w.newerSegmentExists(seg)
+		if err != nil {
+			return err
+		}
+		if newer {
+			// The writer finishes a segment before it creates the next
+			// one: what is in this file now is all there will be.
+			if err := w.readAvailable(ctx, lr); err != nil {
+				return err
+			}
+			if err := lr.Err(); err != io.EOF {
+				return w.skipDamaged(ctx, lr, f, seg, err)
+			}
+			if size := fileSize(f); lr.Offset() < size {
+				w.m.skippedTorn.Add(float64(size - lr.Offset()))
+				w.m.corruptions.Inc()
+				w.log.Warn("Finished WAL segment ends in a torn record; skipping it",
+					"segment", seg, "offset", lr.Position().Offset, "bytes", size-lr.Position().Offset)
+			}
+			w.finishSegment()
+			return nil
+		}
+		if err := w.wait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// readAvailable hands over every complete record the reader has.
+func (w *Watcher) readAvailable(ctx context.Context, lr *wal.LiveReader) error {
+	for lr.Next() {
+		if err := w.handle(ctx, lr.Record(), Span{Start: lr.RecordStart(), End: lr.Position()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// skipDamaged reports damage in segment seg and skips the rest of it,
+// waiting until the writer has moved to a later segment (the rest of this
+// one cannot be read: record boundaries after the damage are unknown).
+func (w *Watcher) skipDamaged(ctx context.Context, lr *wal.LiveReader, f wal.File, seg int, cause error) error {
+	var ce *wal.CorruptionError
+	if !errors.As(cause, &ce) {
+		return fmt.Errorf("watcher: read segment %d: %w", seg, cause)
+	}
+	w.m.corruptions.Inc()
+	w.log.Error("WAL segment is damaged: skipping the rest of it", "segment", seg, "offset", ce.Offset, "err", ce.Err)
+	for {
+		newer, err := w.newerSegmentExists(seg)
+		if err != nil {
+			return err
+		}
+		if newer {
+			skipped := fileSize(f) - ce.Offset
+			w.m.skippedCorrupt.Add(float64(skipped))
+			w.log.Warn("Skipped the damaged rest of a WAL segment", "segment", seg, "offset", ce.Offset, "bytes", skipped)
+			if w.readPos.Less(record.Position{Segment: seg + 1}) {
+				w.readPos = record.Position{Segment: seg + 1}
+			}
+			w.finishSegment()
+			return nil
+		}
+		if err := w.wait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// finishSegment is called when a segment has been read to its end.
+func (w *Watcher) finishSegment() {
+	w.estimateGap(w.segmentSamples)
+	w.periodic()
+}
+
+func (w *Watcher) newerSegmentExists(seg int) (bool, error) {
+	segs, err := wal.ListSegments(w.opts.FS, w.opts.Dir)
+	if err != nil {
+		return false, fmt.Errorf("watcher: %w", err)
+	}
+	return len(segs) > 0 && segs[len(segs)-1].Index > seg, nil
+}
+
+func fileSize(f wal.File) int64 {
+	info, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	return info.Size()
+}
+
+// readCheckpoint reads the series of the newest checkpoint, if any and if
+// it is newer than the one read last.
+func (w *Watcher) readCheckpoint() error {
+	cp, err := wal.LastCheckpoint(w.opts.FS, w.opts.Dir)
+	if errors.Is(err, wal.ErrNoCheckpoint) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("watcher: %w", err)
+	}
+	if cp.Index == w.lastCheckpoint {
+		return nil
+	}
+	dir := filepath.Join(w.opts.Dir, cp.Name)
+	r, err := wal.OpenReader(w.opts.FS, dir)
+	if err != nil {
+		return fmt.Errorf("watcher: read checkpoint: %w", err)
+	}
+	defer r.Close()
+	for r.Next() {
+		w.storeSeriesOnly(r.Record(), cp.Index)
+	}
+	if err := r.Err(); err != nil {
+		// A damaged checkpoint loses series, not samples: go on without them.
+		w.m.corruptions.Inc()
+		w.log.Error("Checkpoint is damaged; series after the damage are unknown until they appear in a segment", "checkpoint", cp.Name, "err", err)
+	}
+	w.lastCheckpoint = cp.Index
+	return nil
+}
+
+// collectGarbage reads a checkpoint newer than the last one read, once the
+// watcher is past the segments it covers, and tells the consumer which
+// series are gone.
+func (w *Watcher) collectGarbage() error {
+	cp, err := wal.LastCheckpoint(w.opts.FS, w.opts.Dir)
+	if errors.Is(err, wal.ErrNoCheckpoint) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if cp.Index == w.lastCheckpoint || cp.Index >= w.readPos.Segment {
+		return nil
+	}
+	if err := w.readCheckpoint(); err != nil {
+		return err
+	}
+	w.c.SeriesReset(cp.Index)
+	return nil
+}
