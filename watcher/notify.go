@@ -8,15 +8,17 @@ import (
 
 // wakeups gathers what tells the read loop that the log may have grown: a
 // writer's Notify, file-system events on the log directory, and a poll
-// ticker as the fallback (slow when events work, quick when they do not).
+// ticker as the fallback (slow when events work, quick when they do not);
+// and the ticker for periodic work (saving the position, checkpoints).
 type wakeups struct {
-	notify <-chan struct{}
-	fsw    *fsnotify.Watcher // nil when notifications are unavailable
-	ticker *time.Ticker
+	notify   <-chan struct{}
+	fsw      *fsnotify.Watcher // nil when notifications are unavailable
+	ticker   *time.Ticker
+	periodic *time.Ticker
 }
 
-func newWakeups(dir string, notify <-chan struct{}, poll time.Duration, logf func(msg string, args ...any)) *wakeups {
-	w := &wakeups{notify: notify}
+func newWakeups(dir string, notify <-chan struct{}, poll, periodic time.Duration, logf func(msg string, args ...any)) *wakeups {
+	w := &wakeups{notify: notify, periodic: time.NewTicker(periodic)}
 	fsw, err := fsnotify.NewWatcher()
 	if err == nil {
 		if err = fsw.Add(dir); err != nil {
@@ -49,6 +51,7 @@ func (w *wakeups) events() (<-chan fsnotify.Event, <-chan error) {
 
 func (w *wakeups) close() {
 	w.ticker.Stop()
+	w.periodic.Stop()
 	if w.fsw != nil {
 		w.fsw.Close()
 	}

@@ -91,7 +91,7 @@ func (w *Watcher) position() record.Position {
 // it cannot go on (the directory cannot be listed, the position cannot be
 // loaded).
 func (w *Watcher) Run(ctx context.Context) error {
-	w.wake = newWakeups(w.opts.Dir, w.notify, w.opts.PollInterval, w.log.Info)
+	w.wake = newWakeups(w.opts.Dir, w.notify, w.opts.PollInterval, min(w.opts.SaveInterval, w.opts.CheckpointInterval), w.log.Info)
 	defer w.wake.close()
 
 	start, err := w.startPosition(ctx)
@@ -191,6 +191,7 @@ func (w *Watcher) wait(ctx context.Context) error {
 	case err := <-errs:
 		w.log.Debug("File-system notification error", "err", err)
 	case <-w.wake.ticker.C:
+	case <-w.wake.periodic.C:
 	}
 	w.periodic()
 	return nil
