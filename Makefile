@@ -15,7 +15,7 @@ RUN_WAL_DIR   ?= testdata/wal/snappy
 
 # Packages with goroutines or data shared between a writer and readers:
 # their tests also run under the race detector.
-RACE_PKGS     := ./wal/...
+RACE_PKGS     := ./wal/... ./watcher/...
 
 # Fuzz targets as package:target.
 FUZZ_TARGETS  := ./wal:FuzzReader ./wal:FuzzLiveReader ./wal/record:FuzzDecode

@@ -134,7 +134,7 @@ type logWriter struct {
 }
 
 func newLogWriter(t *testing.T, dir string, nSeries, segmentSize int) *logWriter {
-	w, err := wal.Open(dir, wal.Options{SegmentSize: segmentSize, Compression: wal.Snappy})
+	w, err := wal.Open(dir, wal.Options{SegmentSize: segmentSize})
 	require.NoError(t, err)
 	lw := &logWriter{t: t, w: w, nSeries: nSeries}
 	series := make([]record.RefSeries, nSeries)

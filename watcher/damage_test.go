@@ -1,0 +1,191 @@
+package watcher_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/walship/walship/wal"
+	"github.com/walship/walship/wal/record"
+	"github.com/walship/walship/watcher"
+)
+
+// readable returns the samples our closed Reader can read from dir,
+// skipping the rest of a damaged segment: what the watcher must deliver.
+func readable(t *testing.T, dir string) []record.RefSample {
+	t.Helper()
+	r, err := wal.OpenReader(wal.OS, dir)
+	require.NoError(t, err)
+	defer r.Close()
+	var dec record.Decoder
+	var all []record.RefSample
+	for {
+		for r.Next() {
+			if dec.TypeOf(r.Record()) == record.Samples {
+				all, err = dec.Samples(r.Record(), all)
+				require.NoError(t, err)
+			}
+		}
+		if r.Err() == nil || !r.SkipSegment() {
+			return all
+		}
+	}
+}
+
+func requireSameSamples(t *testing.T, want, got []record.RefSample) {
+	t.Helper()
+	require.Equal(t, len(want), len(got))
+	for i := range want {
+		require.Equal(t, want[i], got[i], "sample %d", i)
+	}
+}
+
+// TestDamagedSegmentSkipped: a damaged byte in the middle of a closed
+// segment. The watcher delivers everything before it and everything of the
+// later segments, skips the rest of that segment, and counts it.
+func TestDamagedSegmentSkipped(t *testing.T) {
+	dir := t.TempDir()
+	lw := newLogWriter(t, dir, 20, wal.PageSize)
+	for i := 0; i < 1000; i++ {
+		lw.scrape()
+	}
+	lw.close()
+	path := wal.SegmentPath(dir, 2)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	data[len(data)/2+50] ^= 0xff
+	require.NoError(t, os.WriteFile(path, data, 0o666))
+
+	var damageAt int64
+	r, err := wal.OpenReader(wal.OS, dir)
+	require.NoError(t, err)
+	for r.Next() {
+	}
+	var ce *wal.CorruptionError
+	require.True(t, errors.As(r.Err(), &ce))
+	require.Equal(t, 2, ce.Segment)
+	damageAt = ce.Offset
+	r.Close()
+
+	want := readable(t, dir)
+	reg := prometheus.NewRegistry()
+	rec := newRecorder(0)
+	_, stop := run(t, rec, watcher.Options{Dir: dir, Name: "test", Metrics: watcher.NewMetrics(reg)})
+	eventually(t, func() bool { return rec.count() == len(want) }, "everything readable arrives")
+	require.NoError(t, stop())
+	requireSameSamples(t, want, rec.received())
+	require.Equal(t, 1.0, metricValue(t, reg, "walship_wal_watcher_corruptions_total"))
+	require.Equal(t, float64(int64(len(data))-damageAt), metricValue(t, reg, "walship_wal_watcher_skipped_bytes_total"))
+}
+
+// TestTornTailOfLiveSegmentIsWaitedFor: the newest segment ends in half a
+// record; the watcher waits, and delivers it once the rest is written.
+func TestTornTailOfLiveSegmentIsWaitedFor(t *testing.T) {
+	dir := t.TempDir()
+	lw := newLogWriter(t, dir, 2000, 64*wal.PageSize) // records of several pages
+	lw.scrape()
+	cut := int(lw.w.Position().Offset) + 1000 // inside the second scrape's record
+	lw.scrape()
+	lw.close()
+	path := wal.SegmentPath(dir, 0)
+	full, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, full[:cut], 0o666))
+
+	reg := prometheus.NewRegistry()
+	rec := newRecorder(0)
+	w, stop := run(t, rec, watcher.Options{Dir: dir, Name: "test", Metrics: watcher.NewMetrics(reg)})
+	eventually(t, func() bool { return rec.count() == 2000 }, "the first scrape arrives")
+
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.Write(full[cut:])
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	w.Notify()
+	eventually(t, func() bool { return rec.count() == 4000 }, "the second arrives once complete")
+	require.NoError(t, stop())
+	requireEverySampleOnce(t, rec.received(), 2000, 0, 2)
+	require.Zero(t, metricValue(t, reg, "walship_wal_watcher_corruptions_total"))
+}
+
+// TestGapAfterTruncation: the saved position is in segments deleted while
+// walship was down. The watcher starts at the oldest segment left, reports
+// the segments skipped and an estimate of their samples.
+func TestGapAfterTruncation(t *testing.T) {
+	dir := t.TempDir()
+	store := watcher.NewFilePositions(nil, filepath.Join(t.TempDir(), "pos.json"))
+	lw := newLogWriter(t, dir, 20, wal.PageSize)
+	for i := 0; i < 1000; i++ {
+		lw.scrape()
+	}
+	lw.close()
+	require.NoError(t, store.Save(record.Position{Segment: 0, Offset: 100}))
+	segs, err := wal.ListSegments(wal.OS, dir)
+	require.NoError(t, err)
+	require.Greater(t, len(segs), 5)
+	for _, s := range segs[:3] {
+		require.NoError(t, os.Remove(wal.SegmentPath(dir, s.Index)))
+	}
+	want := readable(t, dir)
+
+	reg := prometheus.NewRegistry()
+	rec := newRecorder(0)
+	_, stop := run(t, rec, watcher.Options{Dir: dir, Name: "test", Positions: store, Metrics: watcher.NewMetrics(reg)})
+	eventually(t, func() bool { return rec.count() == len(want) }, "what is left arrives")
+	eventually(t, func() bool { return metricValue(t, reg, "walship_wal_watcher_gap_samples_estimated_total") > 0 }, "loss estimated")
+	require.NoError(t, stop())
+	requireSameSamples(t, want, rec.received())
+	require.Equal(t, 3.0, metricValue(t, reg, "walship_wal_watcher_gap_segments_total"))
+	// Segment 3 holds about as many samples as each deleted one.
+	perSegment := float64(len(readSegment(t, dir, 3)))
+	require.Equal(t, 3*perSegment, metricValue(t, reg, "walship_wal_watcher_gap_samples_estimated_total"))
+}
+
+func readSegment(t *testing.T, dir string, i int) []record.RefSample {
+	data, err := os.ReadFile(wal.SegmentPath(dir, i))
+	require.NoError(t, err)
+	lr := wal.NewLiveReader(bytes.NewReader(data), i, 0)
+	var dec record.Decoder
+	var out []record.RefSample
+	for lr.Next() {
+		if dec.TypeOf(lr.Record()) == record.Samples {
+			out, err = dec.Samples(lr.Record(), out)
+			require.NoError(t, err)
+		}
+	}
+	return out
+}
+
+// TestTruncatedWhileBehind: the consumer is stuck while the writer's
+// truncation deletes segments the watcher has not reached. The watcher
+// finishes the segment it holds open, reports the gap and goes on.
+func TestTruncatedWhileBehind(t *testing.T) {
+	dir := t.TempDir()
+	lw := newLogWriter(t, dir, 20, wal.PageSize)
+	for i := 0; i < 1000; i++ {
+		lw.scrape()
+	}
+	lw.close()
+	reg := prometheus.NewRegistry()
+	rec := newRecorder(100)
+	_, stop := run(t, rec, watcher.Options{Dir: dir, Name: "test", Metrics: watcher.NewMetrics(reg)})
+	eventually(t, func() bool { rec.mu.Lock(); defer rec.mu.Unlock(); return rec.pendingCount() == 100 }, "stuck in segment 0")
+	for _, i := range []int{1, 2, 3} {
+		require.NoError(t, os.Remove(wal.SegmentPath(dir, i)))
+	}
+	want := readable(t, dir) // segment 0, then 4 and later
+	rec.mu.Lock()
+	rec.capacity = 0
+	rec.mu.Unlock()
+	rec.ackAll()
+	eventually(t, func() bool { return rec.count() == len(want) }, "segment 0 and what is left after the gap arrive")
+	require.NoError(t, stop())
+	requireSameSamples(t, want, rec.received())
+	require.Equal(t, 3.0, metricValue(t, reg, "walship_wal_watcher_gap_segments_total"))
+}
