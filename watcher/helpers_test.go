@@ -25,6 +25,9 @@ type recorder struct {
 	capacity int
 	pending  []pendingBatch // unacknowledged, oldest first
 	resets   []int
+	hists    []record.RefHistogramSample
+	fhists   []record.RefFloatHistogramSample
+	exemplar []record.RefExemplar
 	ready    chan struct{}
 	refused  int // Append calls that could not take everything
 }
@@ -74,12 +77,32 @@ func (r *recorder) AppendSamples(s []record.RefSample, at watcher.Span) int {
 	return n
 }
 
-func (r *recorder) AppendHistograms(h []record.RefHistogramSample, _ watcher.Span) int { return len(h) }
-func (r *recorder) AppendFloatHistograms(h []record.RefFloatHistogramSample, _ watcher.Span) int {
+func (r *recorder) AppendHistograms(h []record.RefHistogramSample, _ watcher.Span) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, x := range h {
+		r.hists = append(r.hists, record.RefHistogramSample{Ref: x.Ref, T: x.T, H: x.H.Copy()})
+	}
 	return len(h)
 }
-func (r *recorder) AppendExemplars(e []record.RefExemplar, _ watcher.Span) int { return len(e) }
-func (r *recorder) Ready() <-chan struct{}                                     { return r.ready }
+
+func (r *recorder) AppendFloatHistograms(h []record.RefFloatHistogramSample, _ watcher.Span) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, x := range h {
+		r.fhists = append(r.fhists, record.RefFloatHistogramSample{Ref: x.Ref, T: x.T, FH: x.FH.Copy()})
+	}
+	return len(h)
+}
+
+func (r *recorder) AppendExemplars(e []record.RefExemplar, _ watcher.Span) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.exemplar = append(r.exemplar, e...)
+	return len(e)
+}
+
+func (r *recorder) Ready() <-chan struct{} { return r.ready }
 
 func (r *recorder) LowestPending() (record.Position, bool) {
 	r.mu.Lock()
