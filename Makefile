@@ -4,6 +4,7 @@
 #   make test    the default suite: vet, unit + integration tests, -race, a short fuzz pass
 #   make bench   benchmarks, walship beside upstream Prometheus
 #   make fuzz    longer fuzzing (FUZZTIME per target, default 2m)
+#   make soak    long-running tests at production sizes (a 1.28 GiB WAL backlog)
 #   make lint    gofmt, go vet, staticcheck
 
 GO            ?= go
@@ -20,7 +21,7 @@ RACE_PKGS     := ./wal/... ./watcher/...
 # Fuzz targets as package:target.
 FUZZ_TARGETS  := ./wal:FuzzReader ./wal:FuzzLiveReader ./wal/record:FuzzDecode
 
-.PHONY: all build test unit race fuzz-short fuzz bench lint run clean
+.PHONY: all build test unit race fuzz-short fuzz soak bench lint run clean
 
 all: build test
 
@@ -51,6 +52,10 @@ fuzz:
 		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
 		$(GO) test $$pkg -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME); \
 	done
+
+# The watcher's memory with a backlog of ten 128 MiB segments (writes 1.28 GiB to a temp dir).
+soak:
+	WALSHIP_SOAK_SEGMENT_MB=128 $(GO) test -count=1 -run TestMemoryConstantWithBacklog -v -timeout 30m ./watcher
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./wal/...
