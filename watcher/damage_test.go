@@ -26,7 +26,7 @@ func readable(t *testing.T, dir string) []record.RefSample {
 	var all []record.RefSample
 	for {
 		for r.Next() {
-			if dec.TypeOf(r.Record()) == record.Samples {
+			if typ := dec.TypeOf(r.Record()); typ == record.Samples || typ == record.SamplesV2 {
 				all, err = dec.Samples(r.Record(), all)
 				require.NoError(t, err)
 			}
@@ -154,7 +154,7 @@ func readSegment(t *testing.T, dir string, i int) []record.RefSample {
 	var dec record.Decoder
 	var out []record.RefSample
 	for lr.Next() {
-		if dec.TypeOf(lr.Record()) == record.Samples {
+		if typ := dec.TypeOf(lr.Record()); typ == record.Samples || typ == record.SamplesV2 {
 			out, err = dec.Samples(lr.Record(), out)
 			require.NoError(t, err)
 		}

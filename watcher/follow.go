@@ -137,12 +137,17 @@ func (w *Watcher) tail(ctx context.Context, lr *wal.LiveReader, f wal.File, seg 
 	}
 }
 
-// readAvailable hands over every complete record the reader has.
+// readAvailable hands over every complete record the reader has. At the end
+// of the data the read position moves past page padding read after the last
+// record too.
 func (w *Watcher) readAvailable(ctx context.Context, lr *wal.LiveReader) error {
 	for lr.Next() {
 		if err := w.handle(ctx, lr.Record(), Span{Start: lr.RecordStart(), End: lr.Position()}); err != nil {
 			return err
 		}
+	}
+	if lr.Err() == io.EOF {
+		w.advance(Span{End: lr.Position()})
 	}
 	return nil
 }

@@ -42,9 +42,8 @@ type Watcher struct {
 
 	// Gap accounting: segments skipped whose samples are estimated from the
 	// next segment read whole.
-	gapSegments        int
-	segmentSamples     int // samples seen in the segment being read
-	estimateFromNextOK bool
+	gapSegments    int
+	segmentSamples int // samples seen in the segment being read
 }
 
 // New returns a Watcher feeding c from the log in opts.Dir.

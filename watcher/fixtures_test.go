@@ -1,0 +1,90 @@
+package watcher_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/walship/walship/wal"
+	"github.com/walship/walship/watcher"
+)
+
+// copyDir copies the segment files of a fixture directory.
+func copyDir(t *testing.T, from string) string {
+	t.Helper()
+	to := t.TempDir()
+	entries, err := os.ReadDir(from)
+	require.NoError(t, err)
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(from, e.Name()))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(to, e.Name()), data, 0o666))
+	}
+	return to
+}
+
+// TestDamagedFixtures runs the watcher over each damaged copy of the
+// upstream-written fixture: it delivers exactly the float samples our
+// reader can read (the rest of a damaged segment skipped), counts one
+// corruption and exactly the skipped bytes for damage in the middle of a
+// finished segment, and for a torn tail of the newest segment waits without
+// counting anything.
+func TestDamagedFixtures(t *testing.T) {
+	fixtures, err := os.ReadDir("../testdata/wal/damaged")
+	require.NoError(t, err)
+	require.NotEmpty(t, fixtures)
+	for _, fx := range fixtures {
+		t.Run(fx.Name(), func(t *testing.T) {
+			dir := copyDir(t, filepath.Join("../testdata/wal/damaged", fx.Name()))
+			want := readable(t, dir)
+			last := lastSegment(t, dir)
+
+			// Where our closed reader finds damage, if anywhere.
+			var ce *wal.CorruptionError
+			r, err := wal.OpenReader(wal.OS, dir)
+			require.NoError(t, err)
+			for r.Next() {
+			}
+			damaged := errors.As(r.Err(), &ce)
+			r.Close()
+			tornTail := damaged && ce.Segment == last && errors.Is(ce, wal.ErrTornRecord)
+
+			reg := prometheus.NewRegistry()
+			rec := newRecorder(0)
+			_, stop := run(t, rec, watcher.Options{Dir: dir, Name: "fx", Start: watcher.FromBeginning, Metrics: watcher.NewMetrics(reg)})
+			eventually(t, func() bool { return rec.count() == len(want) }, "every readable sample arrives")
+			require.NoError(t, stop())
+			requireSameSamples(t, want, rec.received())
+
+			switch {
+			case !damaged || tornTail || ce.Segment == last:
+				// Damage in the newest segment is skipped only once the
+				// writer moves on: nothing is counted while it has not.
+				require.Zero(t, metricValue(t, reg, "walship_wal_watcher_skipped_bytes_total"))
+			default:
+				size := fileLen(t, wal.SegmentPath(dir, ce.Segment))
+				require.Equal(t, 1.0, metricValue(t, reg, "walship_wal_watcher_corruptions_total"))
+				require.Equal(t, float64(size-ce.Offset), metricValue(t, reg, "walship_wal_watcher_skipped_bytes_total"))
+			}
+		})
+	}
+}
+
+func lastSegment(t *testing.T, dir string) int {
+	_, last, err := wal.Segments(wal.OS, dir)
+	require.NoError(t, err)
+	return last
+}
+
+func fileLen(t *testing.T, path string) int64 {
+	info, err := os.Stat(path)
+	require.NoError(t, err)
+	return info.Size()
+}
