@@ -36,17 +36,12 @@ func (w *Watcher) follow(ctx context.Context, start record.Position) error {
 		if err != nil {
 			return fmt.Errorf("watcher: open segment: %w", err)
 		}
-		var offset int64
-		if seg == start.Segment && start.Offset > 0 {
-			if offset, err = f.Seek(start.Offset, io.SeekStart); err != nil {
-				f.Close()
-				return fmt.Errorf("watcher: seek segment: %w", err)
-			}
-		}
+		// Every segment is read from its start, the start segment too:
+		// records before the start position still give their series.
 		if lr == nil {
-			lr = wal.NewLiveReader(f, seg, offset)
+			lr = wal.NewLiveReader(f, seg, 0)
 		} else {
-			lr.Reset(f, seg, offset)
+			lr.Reset(f, seg, 0)
 		}
 		w.m.currentSegment.Set(float64(seg))
 		err = w.tail(ctx, lr, f, seg)
@@ -85,7 +80,11 @@ func (w *Watcher) skipMissing(ctx context.Context, seg int) (int, error) {
 		}
 		for _, s := range segs {
 			if s.Index > seg {
-				w.reportGap(seg, s.Index, "deleted by WAL truncation while the watcher was behind")
+				// Segments before the start held only series to replay:
+				// missing them loses no sample.
+				if from := max(seg, w.readPos.Segment); from < s.Index {
+					w.reportGap(from, s.Index, "deleted by WAL truncation while the watcher was behind")
+				}
 				if w.readPos.Less(record.Position{Segment: s.Index}) {
 					w.readPos = record.Position{Segment: s.Index}
 				}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walship/walship/wal"
@@ -169,4 +170,30 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// TestRestartReplaysSeriesOfStartSegment: a series record in the segment
+// of the saved position, before the position, is replayed, so the samples
+// after the position have known labels.
+func TestRestartReplaysSeriesOfStartSegment(t *testing.T) {
+	dir := t.TempDir()
+	w, err := wal.Open(dir, wal.Options{})
+	require.NoError(t, err)
+	var enc record.Encoder
+	require.NoError(t, w.Log(enc.Series(nil, []record.RefSeries{{Ref: 1, Labels: labels.FromStrings("__name__", "early")}})))
+	require.NoError(t, w.Log(enc.Samples(nil, []record.RefSample{{Ref: 1, T: 1, V: 1}})))
+	require.NoError(t, w.Log(enc.Series(nil, []record.RefSeries{{Ref: 2, Labels: labels.FromStrings("__name__", "late")}})))
+	require.NoError(t, w.Log(enc.Samples(nil, []record.RefSample{{Ref: 2, T: 2, V: 2}})))
+	saved := w.Position()
+	require.NoError(t, w.Log(enc.Samples(nil, []record.RefSample{{Ref: 1, T: 3, V: 3}, {Ref: 2, T: 3, V: 3}})))
+	require.NoError(t, w.Close())
+
+	store := watcher.NewFilePositions(nil, filepath.Join(t.TempDir(), "pos.json"))
+	require.NoError(t, store.Save(saved))
+	rec := newRecorder(0)
+	_, stop := run(t, rec, watcher.Options{Dir: dir, Name: "test", Positions: store})
+	eventually(t, func() bool { return rec.count() == 2 }, "the samples after the position arrive")
+	require.NoError(t, stop())
+	require.Equal(t, []record.RefSample{{Ref: 1, T: 3, V: 3}, {Ref: 2, T: 3, V: 3}}, rec.received())
+	require.Equal(t, labels.FromStrings("__name__", "late"), rec.series[2])
 }
