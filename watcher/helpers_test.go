@@ -148,15 +148,16 @@ func (r *recorder) count() int {
 // 1..nSeries, and per scrape one samples record of one sample per series at
 // time scrape*1000, value scrape.
 type logWriter struct {
-	t       *testing.T
+	t       testing.TB
 	w       *wal.Writer
 	enc     record.Encoder
 	nSeries int
 	scrapes int
+	base    int64 // timestamp of scrape 0, in ms
 	buf     []byte
 }
 
-func newLogWriter(t *testing.T, dir string, nSeries, segmentSize int) *logWriter {
+func newLogWriter(t testing.TB, dir string, nSeries, segmentSize int) *logWriter {
 	w, err := wal.Open(dir, wal.Options{SegmentSize: segmentSize})
 	require.NoError(t, err)
 	lw := &logWriter{t: t, w: w, nSeries: nSeries}
@@ -171,7 +172,7 @@ func newLogWriter(t *testing.T, dir string, nSeries, segmentSize int) *logWriter
 func (lw *logWriter) scrape() {
 	samples := make([]record.RefSample, lw.nSeries)
 	for i := range samples {
-		samples[i] = record.RefSample{Ref: record.Ref(i + 1), T: int64(lw.scrapes) * 1000, V: float64(lw.scrapes)}
+		samples[i] = record.RefSample{Ref: record.Ref(i + 1), T: lw.base + int64(lw.scrapes)*1000, V: float64(lw.scrapes)}
 	}
 	lw.buf = lw.enc.Samples(lw.buf[:0], samples)
 	require.NoError(lw.t, lw.w.Log(lw.buf))

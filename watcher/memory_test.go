@@ -19,14 +19,16 @@ import (
 type counter struct {
 	mu     sync.Mutex
 	open   bool
-	next   map[record.Ref]int64
+	next   []int64 // by series ref
 	n      int
 	errors int
 	ready  chan struct{}
+	target int // when n reaches it, done is closed
+	done   chan struct{}
 }
 
 func newCounter() *counter {
-	return &counter{next: map[record.Ref]int64{}, ready: make(chan struct{}, 1)}
+	return &counter{ready: make(chan struct{}, 1)}
 }
 
 func (c *counter) StoreSeries([]record.RefSeries, int)    {}
@@ -49,12 +51,18 @@ func (c *counter) AppendSamples(s []record.RefSample, _ watcher.Span) int {
 		return 0
 	}
 	for _, x := range s {
+		for int(x.Ref) >= len(c.next) {
+			c.next = append(c.next, 0)
+		}
 		if x.T != c.next[x.Ref] {
 			c.errors++ // lost, duplicated or out of order
 		}
 		c.next[x.Ref] = x.T + 1000
 	}
 	c.n += len(s)
+	if c.target > 0 && c.n == c.target {
+		close(c.done)
+	}
 	return len(s)
 }
 
