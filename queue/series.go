@@ -1,0 +1,147 @@
+package queue
+
+import (
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/relabel"
+
+	"github.com/walship/walship/wal/record"
+)
+
+// seriesState says what the queue knows of a series ref.
+type seriesState uint8
+
+const (
+	seriesUnknown seriesState = iota // never stored, or forgotten
+	seriesKept                       // sent: labels encoded
+	seriesDropped                    // dropped by write_relabel_configs
+)
+
+// series is what the queue keeps per series: its labels after external
+// labels and relabelling, encoded once for requests.
+type series struct {
+	state   seriesState
+	segment int           // last segment (or checkpoint) the series was stored from
+	source  uint64        // hash of the labels as the WAL has them
+	labels  labels.Labels // after external labels and relabelling
+	encoded []byte        // never changed in place: shards may hold it
+}
+
+// seriesCache maps series refs to their series. Prometheus hands out refs
+// densely from 1, so most live in a slice indexed by ref, which costs one
+// bounds check per lookup instead of a hash; refs far beyond it go to a map.
+//
+// It is owned by the goroutine that feeds the queue (the watcher's): not
+// safe for concurrent use.
+type seriesCache struct {
+	external []labels.Label
+	relabel  []*relabel.Config
+	encode   func(dst []byte, ls labels.Labels) []byte
+
+	builder labels.Builder
+	dense   []series
+	sparse  map[record.Ref]*series
+	kept    int
+	dropped int
+}
+
+// maxDenseGap bounds how far beyond the slice a ref may be and still grow
+// it, so that one huge ref does not allocate a huge slice.
+const maxDenseGap = 1 << 16
+
+func newSeriesCache(external labels.Labels, relabelConfigs []*relabel.Config, encode func([]byte, labels.Labels) []byte) *seriesCache {
+	c := &seriesCache{relabel: relabelConfigs, encode: encode, sparse: map[record.Ref]*series{}}
+	external.Range(func(l labels.Label) { c.external = append(c.external, l) })
+	return c
+}
+
+// slot returns the entry for ref, creating room for it.
+func (c *seriesCache) slot(ref record.Ref) *series {
+	if int(ref) < len(c.dense) {
+		return &c.dense[ref]
+	}
+	if uint64(ref) < uint64(2*len(c.dense)+maxDenseGap) {
+		n := max(int(ref)+1, 2*len(c.dense))
+		grown := make([]series, n)
+		copy(grown, c.dense)
+		c.dense = grown
+		return &c.dense[ref]
+	}
+	s, ok := c.sparse[ref]
+	if !ok {
+		s = &series{}
+		c.sparse[ref] = s
+	}
+	return s
+}
+
+// get returns the series of ref, or nil when it is unknown.
+func (c *seriesCache) get(ref record.Ref) *series {
+	if int(ref) < len(c.dense) {
+		if s := &c.dense[ref]; s.state != seriesUnknown {
+			return s
+		}
+		return nil
+	}
+	if s, ok := c.sparse[ref]; ok && s.state != seriesUnknown {
+		return s
+	}
+	return nil
+}
+
+// store adds or refreshes series found in the given segment: external
+// labels are added where the series lacks them, write_relabel_configs
+// applied, and the result encoded. A series stored again with the same
+// labels (a checkpoint repeats them) only has its segment updated.
+func (c *seriesCache) store(in []record.RefSeries, segment int) {
+	for _, rs := range in {
+		s := c.slot(rs.Ref)
+		hash := rs.Labels.Hash()
+		if s.state != seriesUnknown && s.source == hash {
+			s.segment = max(s.segment, segment)
+			continue
+		}
+		c.forget(s)
+		s.segment, s.source = segment, hash
+		c.builder.Reset(rs.Labels)
+		for _, l := range c.external {
+			if c.builder.Get(l.Name) == "" {
+				c.builder.Set(l.Name, l.Value)
+			}
+		}
+		if !relabel.ProcessBuilder(&c.builder, c.relabel...) {
+			s.state = seriesDropped
+			c.dropped++
+			continue
+		}
+		s.state, s.labels = seriesKept, c.builder.Labels()
+		s.encoded = c.encode(nil, s.labels)
+		c.kept++
+	}
+}
+
+// forget clears an entry, keeping the counts right.
+func (c *seriesCache) forget(s *series) {
+	switch s.state {
+	case seriesKept:
+		c.kept--
+	case seriesDropped:
+		c.dropped--
+	}
+	*s = series{}
+}
+
+// reset forgets the series last stored from a segment below the given one:
+// the log no longer holds them.
+func (c *seriesCache) reset(segment int) {
+	for i := range c.dense {
+		if s := &c.dense[i]; s.state != seriesUnknown && s.segment < segment {
+			c.forget(s)
+		}
+	}
+	for ref, s := range c.sparse {
+		if s.segment < segment {
+			c.forget(s)
+			delete(c.sparse, ref)
+		}
+	}
+}
