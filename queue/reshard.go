@@ -1,0 +1,58 @@
+package queue
+
+import "math"
+
+// ShardInputs are what the resharding rule decides from, measured over the
+// last update interval.
+type ShardInputs struct {
+	// Current is the number of shards running; Min and Max bound the answer
+	// (min_shards, max_shards).
+	Current, Min, Max int
+	// InRate is the rate samples enter the queue, per second.
+	InRate float64
+	// Pending is the number of samples waiting to be sent.
+	Pending int
+	// SendSeconds is the mean duration of a successful send; zero when no
+	// send succeeded during the interval.
+	SendSeconds float64
+	// BatchSize is max_samples_per_send.
+	BatchSize int
+}
+
+// Utilisation bounds of the rule: shards are added when the load would
+// keep them busier than scaleUpAt, and removed only when the remaining
+// ones would still be busy less than scaleDownTo. The band between the
+// two is what keeps the count from flapping between two values.
+const (
+	scaleUpAt   = 0.8
+	scaleDownTo = 0.5
+	// catchUpSeconds is how fast a backlog should be worked off on top of
+	// the incoming rate.
+	catchUpSeconds = 30
+)
+
+// DesiredShards returns how many shards the queue should run.
+//
+// A shard that is always sending moves BatchSize samples per SendSeconds.
+// The queue must move InRate plus Pending/catchUpSeconds. It scales up to
+// the count that keeps utilisation at or below scaleUpAt, and down only to
+// the count that keeps it at or below scaleDownTo. When no send succeeded
+// (an outage) nothing is measured and the count stays: more shards cannot
+// help an endpoint that is down.
+func DesiredShards(in ShardInputs) int {
+	clamp := func(n int) int { return max(in.Min, min(in.Max, n)) }
+	if in.SendSeconds <= 0 || in.BatchSize <= 0 {
+		return clamp(in.Current)
+	}
+	perShard := float64(in.BatchSize) / in.SendSeconds
+	need := in.InRate + float64(in.Pending)/catchUpSeconds
+	up := int(math.Ceil(need / (perShard * scaleUpAt)))
+	down := int(math.Ceil(need / (perShard * scaleDownTo)))
+	switch {
+	case up > in.Current:
+		return clamp(up)
+	case down < in.Current:
+		return clamp(max(down, 1))
+	}
+	return clamp(in.Current)
+}

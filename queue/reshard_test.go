@@ -1,0 +1,57 @@
+package queue
+
+import (
+	"math/rand"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestDesiredShards(t *testing.T) {
+	// One shard moves 2000 samples per 100 ms: 20,000 samples/s.
+	base := ShardInputs{Current: 4, Min: 1, Max: 50, SendSeconds: 0.1, BatchSize: 2000}
+	cases := []struct {
+		name string
+		edit func(*ShardInputs)
+		want int
+	}{
+		{"steady, inside the band", func(in *ShardInputs) { in.InRate = 50_000 }, 4},
+		{"load above 80% of 4 shards", func(in *ShardInputs) { in.InRate = 70_000 }, 5},
+		{"load doubles", func(in *ShardInputs) { in.InRate = 120_000 }, 8},
+		{"backlog adds catch-up rate", func(in *ShardInputs) { in.InRate = 50_000; in.Pending = 1_500_000 }, 7},
+		{"load drops below 50% of fewer shards", func(in *ShardInputs) { in.InRate = 20_000 }, 2},
+		{"idle", func(in *ShardInputs) { in.InRate = 0 }, 1},
+		{"idle, min 3", func(in *ShardInputs) { in.InRate = 0; in.Min = 3 }, 3},
+		{"capped at max", func(in *ShardInputs) { in.InRate = 10_000_000 }, 50},
+		{"outage: nothing measured, keep", func(in *ShardInputs) { in.InRate = 500_000; in.Pending = 1e7; in.SendSeconds = 0 }, 4},
+		{"current outside the bounds is clamped", func(in *ShardInputs) { in.Current = 80; in.SendSeconds = 0 }, 50},
+		{"slow endpoint needs more shards", func(in *ShardInputs) { in.InRate = 50_000; in.SendSeconds = 1 }, 32},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := base
+			c.edit(&in)
+			require.Equal(t, c.want, DesiredShards(in))
+		})
+	}
+}
+
+// TestDesiredShardsDoesNotFlap feeds the rule a load with ±15% noise around
+// levels that sit on the boundaries of small counts (the 2↔3 flapping of
+// prometheus#9207): once settled, the count does not change.
+func TestDesiredShardsDoesNotFlap(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for _, level := range []float64{15_000, 30_000, 40_000, 45_000, 60_000, 100_000} {
+		in := ShardInputs{Current: 1, Min: 1, Max: 50, SendSeconds: 0.1, BatchSize: 2000}
+		changes := 0
+		for i := 0; i < 200; i++ {
+			in.InRate = level * (0.85 + 0.3*rng.Float64())
+			next := DesiredShards(in)
+			if next != in.Current && i >= 10 {
+				changes++
+			}
+			in.Current = next
+		}
+		require.LessOrEqual(t, changes, 1, "level %.0f: count changed %d times after settling", level, changes)
+	}
+}
