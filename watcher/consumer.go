@@ -2,13 +2,6 @@ package watcher
 
 import "github.com/walship/walship/wal/record"
 
-// Span is where a record lies in the log: Start is its first byte, End the
-// first byte after it. A reader started at Start reads the record again; one
-// started at End reads the record after it.
-type Span struct {
-	Start, End record.Position
-}
-
 // Consumer receives what the watcher reads. All calls come from the
 // watcher's one goroutine, in log order; the slices passed are reused after
 // the call returns, so a consumer copies what it keeps.
@@ -28,10 +21,10 @@ type Consumer interface {
 	// consumer may forget them once nothing pending refers to them.
 	SeriesReset(segment int)
 
-	AppendSamples(samples []record.RefSample, at Span) int
-	AppendHistograms(histograms []record.RefHistogramSample, at Span) int
-	AppendFloatHistograms(histograms []record.RefFloatHistogramSample, at Span) int
-	AppendExemplars(exemplars []record.RefExemplar, at Span) int
+	AppendSamples(samples []record.RefSample, at record.Span) int
+	AppendHistograms(histograms []record.RefHistogramSample, at record.Span) int
+	AppendFloatHistograms(histograms []record.RefFloatHistogramSample, at record.Span) int
+	AppendExemplars(exemplars []record.RefExemplar, at record.Span) int
 
 	// Ready returns a channel that receives a value when an Append that was
 	// full may now accept more.

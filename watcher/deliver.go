@@ -15,7 +15,7 @@ const readyTimeout = time.Second
 // handle decodes one record and hands it to the consumer. Records that end
 // at or before the read position were handed over before (the replay of a
 // restart): only their series and metadata are used.
-func (w *Watcher) handle(ctx context.Context, rec []byte, at Span) error {
+func (w *Watcher) handle(ctx context.Context, rec []byte, at record.Span) error {
 	typ := w.dec.TypeOf(rec)
 	w.m.recordsRead[typ].Inc()
 	if typ == record.Series || typ == record.Metadata {
@@ -77,7 +77,7 @@ func (w *Watcher) handle(ctx context.Context, rec []byte, at Span) error {
 }
 
 // advance moves the read position past a record that was fully handled.
-func (w *Watcher) advance(at Span) {
+func (w *Watcher) advance(at record.Span) {
 	if w.readPos.Less(at.End) {
 		w.readPos = at.End
 	}
@@ -119,7 +119,7 @@ func filterTime[T any](s []T, after int64, ts func(T) int64) []T {
 
 // deliver hands items (one record's worth) to the consumer, waiting while
 // it is full, until it took them all or ctx ends.
-func deliver[T any](ctx context.Context, w *Watcher, items []T, at Span, appendFn func([]T, Span) int) error {
+func deliver[T any](ctx context.Context, w *Watcher, items []T, at record.Span, appendFn func([]T, record.Span) int) error {
 	w.delivering, w.deliveringFrom = true, at.Start
 	defer func() { w.delivering = false }()
 	for len(items) > 0 {

@@ -141,12 +141,12 @@ func (w *Watcher) tail(ctx context.Context, lr *wal.LiveReader, f wal.File, seg 
 // record too.
 func (w *Watcher) readAvailable(ctx context.Context, lr *wal.LiveReader) error {
 	for lr.Next() {
-		if err := w.handle(ctx, lr.Record(), Span{Start: lr.RecordStart(), End: lr.Position()}); err != nil {
+		if err := w.handle(ctx, lr.Record(), record.Span{Start: lr.RecordStart(), End: lr.Position()}); err != nil {
 			return err
 		}
 	}
 	if lr.Err() == io.EOF {
-		w.advance(Span{End: lr.Position()})
+		w.advance(record.Span{End: lr.Position()})
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func (r *recorder) SeriesReset(segment int) {
 	r.resets = append(r.resets, segment)
 }
 
-func (r *recorder) AppendSamples(s []record.RefSample, at watcher.Span) int {
+func (r *recorder) AppendSamples(s []record.RefSample, at record.Span) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := len(s)
@@ -77,7 +77,7 @@ func (r *recorder) AppendSamples(s []record.RefSample, at watcher.Span) int {
 	return n
 }
 
-func (r *recorder) AppendHistograms(h []record.RefHistogramSample, _ watcher.Span) int {
+func (r *recorder) AppendHistograms(h []record.RefHistogramSample, _ record.Span) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, x := range h {
@@ -86,7 +86,7 @@ func (r *recorder) AppendHistograms(h []record.RefHistogramSample, _ watcher.Spa
 	return len(h)
 }
 
-func (r *recorder) AppendFloatHistograms(h []record.RefFloatHistogramSample, _ watcher.Span) int {
+func (r *recorder) AppendFloatHistograms(h []record.RefFloatHistogramSample, _ record.Span) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, x := range h {
@@ -95,7 +95,7 @@ func (r *recorder) AppendFloatHistograms(h []record.RefFloatHistogramSample, _ w
 	return len(h)
 }
 
-func (r *recorder) AppendExemplars(e []record.RefExemplar, _ watcher.Span) int {
+func (r *recorder) AppendExemplars(e []record.RefExemplar, _ record.Span) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.exemplar = append(r.exemplar, e...)

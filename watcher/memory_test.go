@@ -36,15 +36,15 @@ func (c *counter) StoreMetadata([]record.RefMetadata)     {}
 func (c *counter) SeriesReset(int)                        {}
 func (c *counter) Ready() <-chan struct{}                 { return c.ready }
 func (c *counter) LowestPending() (record.Position, bool) { return record.Position{}, false }
-func (c *counter) AppendHistograms(h []record.RefHistogramSample, _ watcher.Span) int {
+func (c *counter) AppendHistograms(h []record.RefHistogramSample, _ record.Span) int {
 	return len(h)
 }
-func (c *counter) AppendFloatHistograms(h []record.RefFloatHistogramSample, _ watcher.Span) int {
+func (c *counter) AppendFloatHistograms(h []record.RefFloatHistogramSample, _ record.Span) int {
 	return len(h)
 }
-func (c *counter) AppendExemplars(e []record.RefExemplar, _ watcher.Span) int { return len(e) }
+func (c *counter) AppendExemplars(e []record.RefExemplar, _ record.Span) int { return len(e) }
 
-func (c *counter) AppendSamples(s []record.RefSample, _ watcher.Span) int {
+func (c *counter) AppendSamples(s []record.RefSample, _ record.Span) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.open {

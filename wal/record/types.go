@@ -92,6 +92,13 @@ func (p Position) Less(q Position) bool {
 // String formats p as "segment:offset".
 func (p Position) String() string { return fmt.Sprintf("%08d:%d", p.Segment, p.Offset) }
 
+// Span is where a record lies in the log: Start is its first byte, End the
+// first byte after it. A reader started at Start reads the record again; one
+// started at End reads the record after it.
+type Span struct {
+	Start, End Position
+}
+
 // RefSeries is a series ref with its labels.
 type RefSeries struct {
 	Ref    Ref
