@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -33,4 +34,31 @@ func (r *ewmaRate) tick() float64 {
 		r.rate, r.started = current, true
 	}
 	return r.rate
+}
+
+// meanSeconds averages durations observed from any goroutine over an
+// interval; take returns the mean of the interval (0 when nothing was
+// observed) and starts the next.
+type meanSeconds struct {
+	mu    sync.Mutex
+	sum   float64
+	count int
+}
+
+func (e *meanSeconds) observe(seconds float64) {
+	e.mu.Lock()
+	e.sum += seconds
+	e.count++
+	e.mu.Unlock()
+}
+
+func (e *meanSeconds) take() float64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.count == 0 {
+		return 0
+	}
+	mean := e.sum / float64(e.count)
+	e.sum, e.count = 0, 0
+	return mean
 }

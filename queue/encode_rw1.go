@@ -1,0 +1,525 @@
+package queue
+
+import (
+	"encoding/binary"
+	"math"
+	"math/bits"
+	"strings"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+)
+
+// This file writes Remote-Write 1.0 requests (prometheus.WriteRequest) as
+// protobuf bytes directly, without building prompb structs. A series' labels
+// are encoded once by AppendRW1Labels and those bytes are copied into every
+// TimeSeries that carries one of its samples. The layout is the one gogo
+// protobuf's generated Marshal produces: fields in field-number order,
+// proto3 zero scalars left out (including -0.0, which compares equal to 0),
+// oneof members always written, repeated scalars packed.
+//
+// The wire helpers at the end of this file are shared with the RW2 encoder.
+
+// Protobuf tags (field number << 3 | wire type) of the RW1 messages.
+const (
+	rw1TagTimeSeries = 1<<3 | 2 // WriteRequest.timeseries
+	rw1TagMetadata   = 3<<3 | 2 // WriteRequest.metadata
+
+	rw1TagLabels     = 1<<3 | 2 // TimeSeries.labels, Exemplar.labels
+	rw1TagSamples    = 2<<3 | 2 // TimeSeries.samples
+	rw1TagExemplars  = 3<<3 | 2 // TimeSeries.exemplars
+	rw1TagHistograms = 4<<3 | 2 // TimeSeries.histograms
+
+	rw1TagLabelName  = 1<<3 | 2
+	rw1TagLabelValue = 2<<3 | 2
+
+	rw1TagSampleValue     = 1<<3 | 1 // Sample.value (double)
+	rw1TagSampleTimestamp = 2<<3 | 0 // Sample.timestamp (int64)
+
+	rw1TagExemplarValue     = 2<<3 | 1
+	rw1TagExemplarTimestamp = 3<<3 | 0
+
+	rw1TagMetaType   = 1<<3 | 0
+	rw1TagMetaFamily = 2<<3 | 2
+	rw1TagMetaHelp   = 4<<3 | 2
+	rw1TagMetaUnit   = 5<<3 | 2
+)
+
+// AppendRW1Labels appends to dst the protobuf encoding of the labels field of
+// a prompb.TimeSeries holding ls: one length-prefixed prompb.Label per label,
+// in the order of ls. The result is meant to be computed once per series and
+// passed to the RW1Encoder's Add methods for every sample of that series.
+func AppendRW1Labels(dst []byte, ls labels.Labels) []byte {
+	ls.Range(func(l labels.Label) {
+		dst = pbAppendRW1Label(dst, rw1TagLabels, l.Name, l.Value)
+	})
+	return dst
+}
+
+// pbAppendRW1Label appends one prompb.Label as field tag of its parent.
+// Empty strings are left out, as gogo does for proto3 strings.
+func pbAppendRW1Label(dst []byte, tag byte, name, value string) []byte {
+	n := pbStringFieldSize(name) + pbStringFieldSize(value)
+	dst = append(dst, tag)
+	dst = pbAppendVarint(dst, uint64(n))
+	dst = pbAppendString(dst, rw1TagLabelName, name)
+	return pbAppendString(dst, rw1TagLabelValue, value)
+}
+
+// RW1Encoder builds the protobuf body of one Remote-Write 1.0 request,
+// byte-identical to gogo's Marshal of the equivalent prompb.WriteRequest.
+// Every Add call becomes its own TimeSeries entry holding one sample,
+// histogram or exemplar, in call order; metadata entries follow all of them.
+//
+// The zero value is an empty request. Buffers are reused across Reset, so a
+// warm encoder does not allocate. An RW1Encoder is not safe for concurrent use.
+type RW1Encoder struct {
+	series  []byte // the encoded WriteRequest.timeseries entries
+	meta    []byte // the encoded WriteRequest.metadata entries
+	out     []byte // series followed by meta, when meta is not empty
+	scratch []byte // exemplar labels
+
+	samples, histograms, exemplars, metadata int
+}
+
+// Reset empties the request, keeping its buffers.
+func (e *RW1Encoder) Reset() {
+	e.series = e.series[:0]
+	e.meta = e.meta[:0]
+	e.samples, e.histograms, e.exemplars, e.metadata = 0, 0, 0, 0
+}
+
+// Counts returns how many samples, histograms, exemplars and metadata
+// entries the request holds.
+func (e *RW1Encoder) Counts() (samples, histograms, exemplars, metadata int) {
+	return e.samples, e.histograms, e.exemplars, e.metadata
+}
+
+// AddSample adds a TimeSeries with the pre-encoded labels (see
+// AppendRW1Labels) and one sample.
+func (e *RW1Encoder) AddSample(labels []byte, t int64, v float64) {
+	ss := pbDoubleFieldSize(v) + pbInt64FieldSize(t) // at most 20: one length byte
+	body := len(labels) + 2 + ss
+
+	b := e.series
+	b = append(b, rw1TagTimeSeries)
+	b = pbAppendVarint(b, uint64(body))
+	b = append(b, labels...)
+	b = append(b, rw1TagSamples, byte(ss))
+	b = pbAppendDouble(b, rw1TagSampleValue, v)
+	b = pbAppendInt64(b, rw1TagSampleTimestamp, t)
+	e.series = b
+	e.samples++
+}
+
+// AddHistogram adds a TimeSeries with the pre-encoded labels and one
+// integer native histogram (prompb.FromIntHistogram's message).
+func (e *RW1Encoder) AddHistogram(labels []byte, t int64, h *histogram.Histogram) {
+	var ph pbHistogram
+	ph.setInt(h, t, 0)
+	e.addHistogram(labels, &ph)
+}
+
+// AddFloatHistogram adds a TimeSeries with the pre-encoded labels and one
+// float native histogram (prompb.FromFloatHistogram's message).
+func (e *RW1Encoder) AddFloatHistogram(labels []byte, t int64, h *histogram.FloatHistogram) {
+	var ph pbHistogram
+	ph.setFloat(h, t, 0)
+	e.addHistogram(labels, &ph)
+}
+
+func (e *RW1Encoder) addHistogram(labels []byte, ph *pbHistogram) {
+	hs := ph.size()
+	body := len(labels) + 1 + pbVarintSize(uint64(hs)) + hs
+
+	b := e.series
+	b = append(b, rw1TagTimeSeries)
+	b = pbAppendVarint(b, uint64(body))
+	b = append(b, labels...)
+	b = append(b, rw1TagHistograms)
+	b = pbAppendVarint(b, uint64(hs))
+	b = ph.append(b)
+	e.series = b
+	e.histograms++
+}
+
+// AddExemplar adds a TimeSeries with the pre-encoded series labels and one
+// exemplar with the given labels, value and timestamp. The exemplar labels
+// are encoded on every call: exemplars are rare and their labels change.
+func (e *RW1Encoder) AddExemplar(labels []byte, exemplarLabels labels.Labels, t int64, v float64) {
+	e.scratch = AppendRW1Labels(e.scratch[:0], exemplarLabels)
+	xs := len(e.scratch) + pbDoubleFieldSize(v) + pbInt64FieldSize(t)
+	body := len(labels) + 1 + pbVarintSize(uint64(xs)) + xs
+
+	b := e.series
+	b = append(b, rw1TagTimeSeries)
+	b = pbAppendVarint(b, uint64(body))
+	b = append(b, labels...)
+	b = append(b, rw1TagExemplars)
+	b = pbAppendVarint(b, uint64(xs))
+	b = append(b, e.scratch...)
+	b = pbAppendDouble(b, rw1TagExemplarValue, v)
+	b = pbAppendInt64(b, rw1TagExemplarTimestamp, t)
+	e.series = b
+	e.exemplars++
+}
+
+// AddMetadata adds a MetricMetadata entry. typ is a model.MetricType string
+// ("counter", "gauge", ...), mapped to the prompb enum the way
+// prompb.FromMetadataType does (case-insensitively; unknown types become
+// UNKNOWN).
+func (e *RW1Encoder) AddMetadata(metricFamily string, typ, help, unit string) {
+	mt := uint64(rw1MetricType(typ))
+	n := pbStringFieldSize(metricFamily) + pbStringFieldSize(help) + pbStringFieldSize(unit)
+	if mt != 0 {
+		n += 1 + pbVarintSize(mt)
+	}
+
+	b := e.meta
+	b = append(b, rw1TagMetadata)
+	b = pbAppendVarint(b, uint64(n))
+	if mt != 0 {
+		b = append(b, rw1TagMetaType)
+		b = pbAppendVarint(b, mt)
+	}
+	b = pbAppendString(b, rw1TagMetaFamily, metricFamily)
+	b = pbAppendString(b, rw1TagMetaHelp, help)
+	b = pbAppendString(b, rw1TagMetaUnit, unit)
+	e.meta = b
+	e.metadata++
+}
+
+// rw1MetricType maps a model.MetricType string to the prompb enum.
+func rw1MetricType(typ string) prompb.MetricMetadata_MetricType {
+	switch typ {
+	case "counter":
+		return prompb.MetricMetadata_COUNTER
+	case "gauge":
+		return prompb.MetricMetadata_GAUGE
+	case "histogram":
+		return prompb.MetricMetadata_HISTOGRAM
+	case "gaugehistogram":
+		return prompb.MetricMetadata_GAUGEHISTOGRAM
+	case "summary":
+		return prompb.MetricMetadata_SUMMARY
+	case "info":
+		return prompb.MetricMetadata_INFO
+	case "stateset":
+		return prompb.MetricMetadata_STATESET
+	case "", "unknown":
+		return prompb.MetricMetadata_UNKNOWN
+	}
+	// Rare spellings: the same rule as prompb.FromMetadataType.
+	if v, ok := prompb.MetricMetadata_MetricType_value[strings.ToUpper(typ)]; ok {
+		return prompb.MetricMetadata_MetricType(v)
+	}
+	return prompb.MetricMetadata_UNKNOWN
+}
+
+// Bytes returns the marshalled WriteRequest. The slice is valid until the
+// next Reset or Add call.
+func (e *RW1Encoder) Bytes() []byte {
+	if len(e.meta) == 0 {
+		return e.series
+	}
+	e.out = append(append(e.out[:0], e.series...), e.meta...)
+	return e.out
+}
+
+// pbHistogram is the content of a remote-write Histogram message, the same
+// in RW1 and RW2 except RW2's start timestamp (field 17). Integer histograms
+// fill the *Int counts and deltas, float ones the float counts.
+type pbHistogram struct {
+	isFloat                   bool
+	countInt, zeroCountInt    uint64
+	count, zeroCount          float64
+	sum, zeroThreshold        float64
+	schema                    int32
+	hint                      uint64
+	negSpans, posSpans        []histogram.Span
+	negDeltas, posDeltas      []int64
+	negCounts, posCounts      []float64
+	custom                    []float64
+	timestamp, startTimestamp int64
+}
+
+// Protobuf tags of the Histogram and BucketSpan messages.
+const (
+	histTagCountInt       = 1<<3 | 0
+	histTagCountFloat     = 2<<3 | 1
+	histTagSum            = 3<<3 | 1
+	histTagSchema         = 4<<3 | 0
+	histTagZeroThreshold  = 5<<3 | 1
+	histTagZeroCountInt   = 6<<3 | 0
+	histTagZeroCountFloat = 7<<3 | 1
+	histTagNegSpans       = 8<<3 | 2
+	histTagNegDeltas      = 9<<3 | 2
+	histTagNegCounts      = 10<<3 | 2
+	histTagPosSpans       = 11<<3 | 2
+	histTagPosDeltas      = 12<<3 | 2
+	histTagPosCounts      = 13<<3 | 2
+	histTagResetHint      = 14<<3 | 0
+	histTagTimestamp      = 15<<3 | 0
+	histTagCustomValues   = 16<<3 | 2 // two bytes as a varint
+	histTagStartTimestamp = 17<<3 | 0 // two bytes as a varint
+
+	spanTagOffset = 1<<3 | 0
+	spanTagLength = 2<<3 | 0
+)
+
+func (p *pbHistogram) setInt(h *histogram.Histogram, t, st int64) {
+	*p = pbHistogram{
+		countInt:       h.Count,
+		zeroCountInt:   h.ZeroCount,
+		sum:            h.Sum,
+		zeroThreshold:  h.ZeroThreshold,
+		schema:         h.Schema,
+		hint:           uint64(h.CounterResetHint),
+		negSpans:       h.NegativeSpans,
+		posSpans:       h.PositiveSpans,
+		negDeltas:      h.NegativeBuckets,
+		posDeltas:      h.PositiveBuckets,
+		custom:         h.CustomValues,
+		timestamp:      t,
+		startTimestamp: st,
+	}
+}
+
+func (p *pbHistogram) setFloat(h *histogram.FloatHistogram, t, st int64) {
+	*p = pbHistogram{
+		isFloat:        true,
+		count:          h.Count,
+		zeroCount:      h.ZeroCount,
+		sum:            h.Sum,
+		zeroThreshold:  h.ZeroThreshold,
+		schema:         h.Schema,
+		hint:           uint64(h.CounterResetHint),
+		negSpans:       h.NegativeSpans,
+		posSpans:       h.PositiveSpans,
+		negCounts:      h.NegativeBuckets,
+		posCounts:      h.PositiveBuckets,
+		custom:         h.CustomValues,
+		timestamp:      t,
+		startTimestamp: st,
+	}
+}
+
+// size returns the encoded size of the Histogram message (without its own
+// tag and length).
+func (p *pbHistogram) size() int {
+	n := 0
+	if p.isFloat {
+		n += 9 + 9 // count_float, zero_count_float: oneof members are always written
+	} else {
+		n += 1 + pbVarintSize(p.countInt) + 1 + pbVarintSize(p.zeroCountInt)
+	}
+	n += pbDoubleFieldSize(p.sum) + pbDoubleFieldSize(p.zeroThreshold)
+	if p.schema != 0 {
+		n += 1 + pbVarintSize(pbZigzag32(p.schema))
+	}
+	n += pbSpansSize(p.negSpans) + pbSpansSize(p.posSpans)
+	n += pbPackedFieldSize(1, pbSint64sSize(p.negDeltas)) + pbPackedFieldSize(1, pbSint64sSize(p.posDeltas))
+	n += pbPackedFieldSize(1, 8*len(p.negCounts)) + pbPackedFieldSize(1, 8*len(p.posCounts))
+	if p.hint != 0 {
+		n += 1 + pbVarintSize(p.hint)
+	}
+	n += pbInt64FieldSize(p.timestamp)
+	n += pbPackedFieldSize(2, 8*len(p.custom))
+	if p.startTimestamp != 0 {
+		n += 2 + pbVarintSize(uint64(p.startTimestamp))
+	}
+	return n
+}
+
+// append appends the Histogram message body (without its own tag and length).
+func (p *pbHistogram) append(b []byte) []byte {
+	if p.isFloat {
+		b = append(b, histTagCountFloat)
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(p.count))
+	} else {
+		b = append(b, histTagCountInt)
+		b = pbAppendVarint(b, p.countInt)
+	}
+	b = pbAppendDouble(b, histTagSum, p.sum)
+	if p.schema != 0 {
+		b = append(b, histTagSchema)
+		b = pbAppendVarint(b, pbZigzag32(p.schema))
+	}
+	b = pbAppendDouble(b, histTagZeroThreshold, p.zeroThreshold)
+	if p.isFloat {
+		b = append(b, histTagZeroCountFloat)
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(p.zeroCount))
+	} else {
+		b = append(b, histTagZeroCountInt)
+		b = pbAppendVarint(b, p.zeroCountInt)
+	}
+	b = pbAppendSpans(b, histTagNegSpans, p.negSpans)
+	b = pbAppendSint64s(b, histTagNegDeltas, p.negDeltas)
+	b = pbAppendDoubles(b, histTagNegCounts, p.negCounts)
+	b = pbAppendSpans(b, histTagPosSpans, p.posSpans)
+	b = pbAppendSint64s(b, histTagPosDeltas, p.posDeltas)
+	b = pbAppendDoubles(b, histTagPosCounts, p.posCounts)
+	if p.hint != 0 {
+		b = append(b, histTagResetHint)
+		b = pbAppendVarint(b, p.hint)
+	}
+	b = pbAppendInt64(b, histTagTimestamp, p.timestamp)
+	if len(p.custom) > 0 {
+		b = pbAppendVarint(b, histTagCustomValues)
+		b = pbAppendVarint(b, uint64(8*len(p.custom)))
+		for _, v := range p.custom {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+		}
+	}
+	if p.startTimestamp != 0 {
+		b = pbAppendVarint(b, histTagStartTimestamp)
+		b = pbAppendVarint(b, uint64(p.startTimestamp))
+	}
+	return b
+}
+
+func pbSpanSize(s histogram.Span) int {
+	n := 0
+	if s.Offset != 0 {
+		n += 1 + pbVarintSize(pbZigzag32(s.Offset))
+	}
+	if s.Length != 0 {
+		n += 1 + pbVarintSize(uint64(s.Length))
+	}
+	return n
+}
+
+func pbSpansSize(spans []histogram.Span) int {
+	n := 0
+	for _, s := range spans {
+		n += 2 + pbSpanSize(s) // a span is at most 12 bytes: one length byte
+	}
+	return n
+}
+
+func pbAppendSpans(b []byte, tag byte, spans []histogram.Span) []byte {
+	for _, s := range spans {
+		b = append(b, tag, byte(pbSpanSize(s)))
+		if s.Offset != 0 {
+			b = append(b, spanTagOffset)
+			b = pbAppendVarint(b, pbZigzag32(s.Offset))
+		}
+		if s.Length != 0 {
+			b = append(b, spanTagLength)
+			b = pbAppendVarint(b, uint64(s.Length))
+		}
+	}
+	return b
+}
+
+func pbSint64sSize(vs []int64) int {
+	n := 0
+	for _, v := range vs {
+		n += pbVarintSize(pbZigzag64(v))
+	}
+	return n
+}
+
+func pbAppendSint64s(b []byte, tag byte, vs []int64) []byte {
+	if len(vs) == 0 {
+		return b
+	}
+	b = append(b, tag)
+	b = pbAppendVarint(b, uint64(pbSint64sSize(vs)))
+	for _, v := range vs {
+		b = pbAppendVarint(b, pbZigzag64(v))
+	}
+	return b
+}
+
+func pbAppendDoubles(b []byte, tag byte, vs []float64) []byte {
+	if len(vs) == 0 {
+		return b
+	}
+	b = append(b, tag)
+	b = pbAppendVarint(b, uint64(8*len(vs)))
+	for _, v := range vs {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+	}
+	return b
+}
+
+// pbPackedFieldSize is the size of a packed repeated field whose payload is n
+// bytes, with a tag of tagLen bytes; an empty one is not written at all.
+func pbPackedFieldSize(tagLen, n int) int {
+	if n == 0 {
+		return 0
+	}
+	return tagLen + pbVarintSize(uint64(n)) + n
+}
+
+// pbVarintSize is the length of x as a protobuf varint.
+func pbVarintSize(x uint64) int {
+	return (bits.Len64(x|1) + 6) / 7
+}
+
+func pbAppendVarint(b []byte, x uint64) []byte {
+	for x >= 0x80 {
+		b = append(b, byte(x)|0x80)
+		x >>= 7
+	}
+	return append(b, byte(x))
+}
+
+func pbZigzag32(v int32) uint64 { return uint64(uint32(v)<<1 ^ uint32(v>>31)) }
+
+func pbZigzag64(v int64) uint64 { return uint64(v)<<1 ^ uint64(v>>63) }
+
+// pbStringFieldSize is the size of a proto3 string field with a one-byte
+// tag; empty strings are not written.
+func pbStringFieldSize(s string) int {
+	if len(s) == 0 {
+		return 0
+	}
+	return 1 + pbVarintSize(uint64(len(s))) + len(s)
+}
+
+func pbAppendString(b []byte, tag byte, s string) []byte {
+	if len(s) == 0 {
+		return b
+	}
+	b = append(b, tag)
+	b = pbAppendVarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// pbDoubleFieldSize is the size of a proto3 double field. gogo leaves out
+// values that compare equal to 0, so -0.0 is not written either (a receiver
+// reads +0).
+func pbDoubleFieldSize(v float64) int {
+	if v == 0 {
+		return 0
+	}
+	return 9
+}
+
+func pbAppendDouble(b []byte, tag byte, v float64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = append(b, tag)
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+}
+
+// pbInt64FieldSize is the size of a proto3 int64 field with a one-byte tag:
+// negative values take 10 bytes of varint.
+func pbInt64FieldSize(v int64) int {
+	if v == 0 {
+		return 0
+	}
+	return 1 + pbVarintSize(uint64(v))
+}
+
+func pbAppendInt64(b []byte, tag byte, v int64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = append(b, tag)
+	return pbAppendVarint(b, uint64(v))
+}

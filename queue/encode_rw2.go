@@ -1,0 +1,432 @@
+package queue
+
+import (
+	"encoding/binary"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+)
+
+// This file writes Remote-Write 2.0 requests (io.prometheus.write.v2.Request)
+// as protobuf bytes directly. Label strings are interned once per series into
+// process-wide integer ids (Interner); a request maps each id to its own
+// symbol index through an array indexed by id and stamped with the request's
+// generation, so no string is hashed per sample. The symbol table lists the
+// strings in order of first use, the order writev2.SymbolsTable gives when
+// fed the same calls, and the bytes equal gogo's Marshal of that Request.
+
+// Protobuf tags of the RW2 messages.
+const (
+	rw2TagSymbols    = 4<<3 | 2 // Request.symbols
+	rw2TagTimeSeries = 5<<3 | 2 // Request.timeseries
+
+	rw2TagLabelsRefs = 1<<3 | 2 // TimeSeries.labels_refs, Exemplar.labels_refs (packed)
+	rw2TagSamples    = 2<<3 | 2
+	rw2TagHistograms = 3<<3 | 2
+	rw2TagExemplars  = 4<<3 | 2
+	rw2TagMetadata   = 5<<3 | 2 // non-nullable: always written, even empty
+
+	rw2TagSampleValue     = 1<<3 | 1
+	rw2TagSampleTimestamp = 2<<3 | 0
+	rw2TagSampleStart     = 3<<3 | 0
+
+	rw2TagExemplarValue     = 2<<3 | 1
+	rw2TagExemplarTimestamp = 3<<3 | 0
+
+	rw2TagMetaType = 1<<3 | 0
+	rw2TagMetaHelp = 3<<3 | 0
+	rw2TagMetaUnit = 4<<3 | 0
+)
+
+// internChunkBits sets the size of the Interner's string chunks.
+const internChunkBits = 12
+
+type internChunk [1 << internChunkBits]string
+
+// Interner gives each distinct string a process-wide integer id, starting
+// with 0 for the empty string, and keeps the string of every id. Ids are
+// never reused or freed. Interning takes a lock; String does not, and is
+// safe for ids obtained (through any synchronisation) from Intern.
+//
+// The zero value is ready to use.
+type Interner struct {
+	mu  sync.Mutex
+	ids map[string]uint32
+	n   atomic.Uint32                  // ids handed out, including 0
+	dir atomic.Pointer[[]*internChunk] // chunks of strings by id
+}
+
+// Intern returns the id of s, giving it a new one if s was never seen.
+func (in *Interner) Intern(s string) uint32 {
+	if s == "" {
+		return 0
+	}
+	in.mu.Lock()
+	id := in.internLocked(s)
+	in.mu.Unlock()
+	return id
+}
+
+// InternLabels appends the ids of the names and values of ls, as pairs in
+// the order of ls, to dst.
+func (in *Interner) InternLabels(dst []uint32, ls labels.Labels) []uint32 {
+	in.mu.Lock()
+	ls.Range(func(l labels.Label) {
+		dst = append(dst, in.internLocked(l.Name), in.internLocked(l.Value))
+	})
+	in.mu.Unlock()
+	return dst
+}
+
+// Lookup returns the id of s if s was interned.
+func (in *Interner) Lookup(s string) (uint32, bool) {
+	if s == "" {
+		return 0, true
+	}
+	in.mu.Lock()
+	id, ok := in.ids[s]
+	in.mu.Unlock()
+	return id, ok
+}
+
+// Len returns the number of ids handed out, the empty string's included.
+func (in *Interner) Len() int {
+	if n := in.n.Load(); n > 0 {
+		return int(n)
+	}
+	return 1
+}
+
+// String returns the string of id.
+func (in *Interner) String(id uint32) string {
+	if id == 0 {
+		return ""
+	}
+	return (*in.dir.Load())[id>>internChunkBits][id&(1<<internChunkBits-1)]
+}
+
+func (in *Interner) internLocked(s string) uint32 {
+	if s == "" {
+		return 0
+	}
+	if id, ok := in.ids[s]; ok {
+		return id
+	}
+	if in.ids == nil {
+		in.ids = make(map[string]uint32)
+		in.n.Store(1)
+	}
+	id := in.n.Load()
+	var dir []*internChunk
+	if p := in.dir.Load(); p != nil {
+		dir = *p
+	}
+	c := int(id >> internChunkBits)
+	if c == len(dir) {
+		grown := make([]*internChunk, c+1, 2*c+1)
+		copy(grown, dir)
+		grown[c] = new(internChunk)
+		dir = grown
+		in.dir.Store(&dir)
+	}
+	s = strings.Clone(s) // s may point into a reused decoding buffer
+	dir[c][id&(1<<internChunkBits-1)] = s
+	in.ids[s] = id
+	in.n.Store(id + 1)
+	return id
+}
+
+// RW2Series is a series in the form the RW2Encoder takes: its labels as
+// interned (name id, value id) pairs and its metadata, all computed once.
+// The zero metadata (Type 0, Help and Unit 0, the empty string) is what
+// upstream sends for a series without metadata.
+type RW2Series struct {
+	// Labels holds name id, value id, name id, value id, ... in label order.
+	Labels []uint32
+	// Type is the metric type sent in the series' metadata.
+	Type writev2.Metadata_MetricType
+	// Help and Unit are the interned ids of the help text and unit.
+	Help, Unit uint32
+}
+
+// NewRW2Series interns the labels of ls and returns the series without
+// metadata.
+func NewRW2Series(in *Interner, ls labels.Labels) RW2Series {
+	return RW2Series{Labels: in.InternLabels(make([]uint32, 0, 2*ls.Len()), ls)}
+}
+
+// SetMetadata sets the series' metadata: typ is a model.MetricType string
+// ("counter", "gauge", ...) mapped as writev2.FromMetadataType does.
+func (s *RW2Series) SetMetadata(in *Interner, typ, help, unit string) {
+	s.Type = writev2.FromMetadataType(model.MetricType(typ))
+	s.Help = in.Intern(help)
+	s.Unit = in.Intern(unit)
+}
+
+// rw2Slot is where an interned id sits in the current request's symbol
+// table; it is valid only when gen is the request's generation.
+type rw2Slot struct{ gen, sym uint32 }
+
+// RW2Encoder builds the protobuf body of one Remote-Write 2.0 request. Every
+// Add call becomes its own TimeSeries entry, in call order, with the series'
+// metadata. Symbols are numbered in order of first use; for each call the
+// series' help and unit come first, then its labels, then exemplar labels.
+//
+// Make one with NewRW2Encoder. Buffers are reused across Reset, so a warm
+// encoder does not allocate. An RW2Encoder is not safe for concurrent use; several encoders may share one
+// Interner.
+type RW2Encoder struct {
+	in *Interner
+
+	gen   uint32
+	slots []rw2Slot         // by interned id
+	syms  []string          // the request's symbol table, syms[0] == ""
+	other map[string]uint32 // symbols of exemplar strings, which are not interned
+
+	series []byte // the encoded Request.timeseries entries
+	out    []byte
+
+	samples, histograms, exemplars int
+}
+
+// NewRW2Encoder returns an empty request encoder for series interned in in.
+func NewRW2Encoder(in *Interner) *RW2Encoder {
+	e := &RW2Encoder{in: in}
+	e.Reset()
+	return e
+}
+
+// Reset empties the request, keeping its buffers.
+func (e *RW2Encoder) Reset() {
+	e.gen++
+	if e.gen == 0 { // wrapped: old stamps could look current
+		clear(e.slots)
+		e.gen = 1
+	}
+	e.syms = append(e.syms[:0], "")
+	clear(e.other)
+	e.series = e.series[:0]
+	e.samples, e.histograms, e.exemplars = 0, 0, 0
+}
+
+// Counts returns how many samples, histograms and exemplars the request
+// holds.
+func (e *RW2Encoder) Counts() (samples, histograms, exemplars int) {
+	return e.samples, e.histograms, e.exemplars
+}
+
+// symbol returns the request's symbol index of interned id, adding the
+// string to the symbol table on its first use in this request.
+func (e *RW2Encoder) symbol(id uint32) uint32 {
+	if id == 0 {
+		return 0
+	}
+	if int(id) >= len(e.slots) {
+		e.growSlots(id)
+	}
+	slot := &e.slots[id]
+	if slot.gen == e.gen {
+		return slot.sym
+	}
+	s := e.in.String(id)
+	sym := uint32(len(e.syms))
+	if len(e.other) > 0 { // an exemplar may have added the string already
+		if o, ok := e.other[s]; ok {
+			sym = o
+		} else {
+			e.syms = append(e.syms, s)
+		}
+	} else {
+		e.syms = append(e.syms, s)
+	}
+	*slot = rw2Slot{gen: e.gen, sym: sym}
+	return sym
+}
+
+func (e *RW2Encoder) growSlots(id uint32) {
+	n := max(int(id)+1, e.in.Len(), 2*len(e.slots))
+	e.slots = append(e.slots, make([]rw2Slot, n-len(e.slots))...)
+}
+
+// symbolString returns the symbol index of a string that need not be
+// interned (exemplar labels), without interning it.
+func (e *RW2Encoder) symbolString(s string) uint32 {
+	if s == "" {
+		return 0
+	}
+	if o, ok := e.other[s]; ok {
+		return o
+	}
+	if id, ok := e.in.Lookup(s); ok {
+		return e.symbol(id)
+	}
+	if e.other == nil {
+		e.other = make(map[string]uint32)
+	}
+	sym := uint32(len(e.syms))
+	e.syms = append(e.syms, s)
+	e.other[s] = sym
+	return sym
+}
+
+// begin starts a TimeSeries entry for s at the end of the request: it maps
+// the series' help, unit and labels to symbols, in upstream's order, and
+// writes the entry's tag and its labels_refs. Lengths are written as one
+// byte and widened by endLen in the rare case they need more. It returns
+// the position of the entry's length byte.
+func (e *RW2Encoder) begin(s *RW2Series) (b []byte, start int, help, unit uint32) {
+	help, unit = e.symbol(s.Help), e.symbol(s.Unit)
+	// Room for the entry's header, every ref as a 5-byte varint, and a
+	// sample and metadata, so that the loop below never grows the buffer.
+	b = slices.Grow(e.series, 4+5*len(s.Labels)+64)
+	start = len(b) + 1
+	b = append(b, rw2TagTimeSeries, 0)
+	if len(s.Labels) == 0 {
+		return b, start, help, unit
+	}
+	b = append(b, rw2TagLabelsRefs, 0)
+	refsLen := len(b) - 1
+	i := len(b)
+	b = b[:i+5*len(s.Labels)]
+	slots, gen := e.slots, e.gen
+	for _, id := range s.Labels {
+		var r uint32
+		if int(id) < len(slots) && slots[id].gen == gen { // the common case, inlined
+			r = slots[id].sym
+		} else {
+			r = e.symbol(id)
+			slots = e.slots
+		}
+		if r < 0x80 {
+			b[i] = byte(r)
+			i++
+		} else {
+			i += binary.PutUvarint(b[i:], uint64(r))
+		}
+	}
+	return endLen(b[:i], refsLen), start, help, unit
+}
+
+// end finishes the TimeSeries entry begun at start with the series'
+// metadata (always written: the field is not nullable).
+func (e *RW2Encoder) end(b []byte, start int, s *RW2Series, help, unit uint32) {
+	b = append(b, rw2TagMetadata, 0)
+	meta := len(b) - 1
+	if s.Type != 0 {
+		b = append(b, rw2TagMetaType)
+		b = pbAppendVarint(b, uint64(s.Type))
+	}
+	if help != 0 {
+		b = append(b, rw2TagMetaHelp)
+		b = pbAppendVarint(b, uint64(help))
+	}
+	if unit != 0 {
+		b = append(b, rw2TagMetaUnit)
+		b = pbAppendVarint(b, uint64(unit))
+	}
+	b[meta] = byte(len(b) - meta - 1) // at most 14
+	e.series = endLen(b, start)
+}
+
+// endLen writes the length of the message that follows the length byte
+// reserved at b[pos] and runs to the end of b, widening the varint (and
+// moving the message) when the length needs more than one byte.
+func endLen(b []byte, pos int) []byte {
+	n := len(b) - pos - 1
+	if n < 0x80 {
+		b[pos] = byte(n)
+		return b
+	}
+	k := pbVarintSize(uint64(n)) - 1
+	b = slices.Grow(b, k)[:len(b)+k]
+	copy(b[pos+1+k:], b[pos+1:len(b)-k])
+	binary.PutUvarint(b[pos:], uint64(n))
+	return b
+}
+
+// AddSample adds a TimeSeries for s with one sample; st is the sample's
+// start (created) timestamp, 0 when unknown.
+func (e *RW2Encoder) AddSample(s *RW2Series, t int64, v float64, st int64) {
+	b, start, help, unit := e.begin(s)
+	ss := pbDoubleFieldSize(v) + pbInt64FieldSize(t) + pbInt64FieldSize(st) // at most 31
+	b = append(b, rw2TagSamples, byte(ss))
+	b = pbAppendDouble(b, rw2TagSampleValue, v)
+	b = pbAppendInt64(b, rw2TagSampleTimestamp, t)
+	b = pbAppendInt64(b, rw2TagSampleStart, st)
+	e.end(b, start, s, help, unit)
+	e.samples++
+}
+
+// AddHistogram adds a TimeSeries for s with one integer native histogram
+// (writev2.FromIntHistogram's message); st is its start timestamp or 0.
+func (e *RW2Encoder) AddHistogram(s *RW2Series, t int64, h *histogram.Histogram, st int64) {
+	var ph pbHistogram
+	ph.setInt(h, t, st)
+	e.addHistogram(s, &ph)
+}
+
+// AddFloatHistogram adds a TimeSeries for s with one float native histogram
+// (writev2.FromFloatHistogram's message); st is its start timestamp or 0.
+func (e *RW2Encoder) AddFloatHistogram(s *RW2Series, t int64, h *histogram.FloatHistogram, st int64) {
+	var ph pbHistogram
+	ph.setFloat(h, t, st)
+	e.addHistogram(s, &ph)
+}
+
+func (e *RW2Encoder) addHistogram(s *RW2Series, ph *pbHistogram) {
+	b, start, help, unit := e.begin(s)
+	b = append(b, rw2TagHistograms, 0)
+	hl := len(b) - 1
+	b = endLen(ph.append(b), hl)
+	e.end(b, start, s, help, unit)
+	e.histograms++
+}
+
+// AddExemplar adds a TimeSeries for s with one exemplar. The exemplar's
+// label strings are not interned; they must stay unchanged until Reset.
+func (e *RW2Encoder) AddExemplar(s *RW2Series, exemplarLabels labels.Labels, t int64, v float64) {
+	b, start, help, unit := e.begin(s)
+	b = append(b, rw2TagExemplars, 0)
+	xl := len(b) - 1
+	if !exemplarLabels.IsEmpty() {
+		b = append(b, rw2TagLabelsRefs, 0)
+		rl := len(b) - 1
+		exemplarLabels.Range(func(l labels.Label) {
+			b = pbAppendVarint(b, uint64(e.symbolString(l.Name)))
+			b = pbAppendVarint(b, uint64(e.symbolString(l.Value)))
+		})
+		b = endLen(b, rl)
+	}
+	b = pbAppendDouble(b, rw2TagExemplarValue, v)
+	b = pbAppendInt64(b, rw2TagExemplarTimestamp, t)
+	b = endLen(b, xl)
+	e.end(b, start, s, help, unit)
+	e.exemplars++
+}
+
+// Bytes returns the marshalled Request: the symbol table, then the time
+// series. The slice is valid until the next Reset or Add call.
+func (e *RW2Encoder) Bytes() []byte {
+	n := len(e.series)
+	for _, s := range e.syms {
+		n += 1 + pbVarintSize(uint64(len(s))) + len(s)
+	}
+	b := e.out[:0]
+	if cap(b) < n {
+		b = make([]byte, 0, n+n/4)
+	}
+	for _, s := range e.syms {
+		b = append(b, rw2TagSymbols) // repeated strings are written even when empty
+		b = pbAppendVarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = append(b, e.series...)
+	e.out = b
+	return b
+}

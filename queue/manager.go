@@ -1,0 +1,346 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/relabel"
+
+	"github.com/walship/walship/wal/record"
+)
+
+// Options configure a Manager.
+type Options struct {
+	// Name and URL label the metrics (remote_name, url).
+	Name, URL string
+	// Config is the queue_config of the remote_write entry.
+	Config config.QueueConfig
+	// Protocol is RW1 (prometheus.WriteRequest) or RW2.
+	Protocol Protocol
+	// ExternalLabels are added to every series that lacks them.
+	ExternalLabels labels.Labels
+	// RelabelConfigs are the write_relabel_configs.
+	RelabelConfigs []*relabel.Config
+	// Sender delivers requests.
+	Sender Sender
+	// Metrics are shared by the queues of a process; nil makes unregistered ones.
+	Metrics *Metrics
+	// Logger receives state changes and drops; nil discards.
+	Logger *slog.Logger
+	// Now is the clock, for sample_age_limit; nil means time.Now.
+	Now func() time.Time
+}
+
+// Manager is the remote-write queue of one endpoint. The watcher feeds it
+// (it implements the watcher's Consumer); it spreads samples over shards by
+// series, each shard batching and sending with retries, and reports back the
+// lowest position not yet acknowledged.
+//
+// Append*, StoreSeries, StoreMetadata and SeriesReset must be called from
+// one goroutine (the watcher's). Run owns the shards.
+type Manager struct {
+	opts     Options
+	protocol Protocol
+	log      *slog.Logger
+	metrics  *queueMetrics
+
+	batchSize int
+	deadline  time.Duration
+	capacity  int
+	backoffs  Backoff
+
+	series *seriesCache // the feeding goroutine's
+	acks   ackTracker
+	ready  chan struct{}
+
+	mu       sync.RWMutex // guards shards while they are replaced
+	shards   []*shard
+	reshards chan int
+
+	inRate      *ewmaRate
+	sendSeconds meanSeconds
+}
+
+// New returns a Manager. Nothing is sent until Run runs.
+func New(opts Options) (*Manager, error) {
+	if opts.Sender == nil {
+		return nil, errors.New("queue: no sender")
+	}
+	qc := opts.Config
+	if qc.MaxSamplesPerSend <= 0 || qc.Capacity <= 0 || qc.MinShards <= 0 || qc.MaxShards < qc.MinShards || qc.BatchSendDeadline <= 0 {
+		return nil, errors.New("queue: invalid queue_config: max_samples_per_send, capacity, min_shards and batch_send_deadline must be positive and max_shards at least min_shards")
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	encode := AppendRW1Labels
+	m := &Manager{
+		opts:      opts,
+		protocol:  opts.Protocol,
+		log:       opts.Logger.With("component", "remote-queue", "remote_name", opts.Name, "url", opts.URL),
+		metrics:   opts.Metrics.forQueue(opts.Name, opts.URL),
+		batchSize: qc.MaxSamplesPerSend,
+		deadline:  time.Duration(qc.BatchSendDeadline),
+		capacity:  max(qc.Capacity, qc.MaxSamplesPerSend),
+		backoffs:  NewBackoff(qc, rand.Float64),
+		series:    newSeriesCache(opts.ExternalLabels, opts.RelabelConfigs, encode),
+		ready:     make(chan struct{}, 1),
+		reshards:  make(chan int, 1),
+		inRate:    newEWMARate(0.2, shardUpdateInterval),
+	}
+	m.metrics.shardsMin.Set(float64(qc.MinShards))
+	m.metrics.shardsMax.Set(float64(qc.MaxShards))
+	m.metrics.shardCapacity.Set(float64(m.capacity))
+	m.metrics.maxSamplesPerSend.Set(float64(m.batchSize))
+	return m, nil
+}
+
+func (m *Manager) newBuilder() requestBuilder { return &RW1Encoder{} }
+
+func (m *Manager) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	return m.backoffs.Delay(attempt, retryAfter)
+}
+
+// shardUpdateInterval is how often the shard count is reconsidered.
+const shardUpdateInterval = 10 * time.Second
+
+// StoreSeries records series from the WAL.
+func (m *Manager) StoreSeries(series []record.RefSeries, segment int) {
+	m.series.store(series, segment)
+}
+
+// StoreMetadata records series metadata. (Metadata sending comes with RW2.)
+func (m *Manager) StoreMetadata([]record.RefMetadata) {}
+
+// SeriesReset forgets series the WAL no longer holds. Samples already
+// queued keep their encoded labels.
+func (m *Manager) SeriesReset(segment int) { m.series.reset(segment) }
+
+// Ready is signalled when shards have room again.
+func (m *Manager) Ready() <-chan struct{} { return m.ready }
+
+// LowestPending returns the start of the oldest record with samples not
+// yet acknowledged.
+func (m *Manager) LowestPending() (record.Position, bool) { return m.acks.lowest() }
+
+func (m *Manager) roomFreed() {
+	select {
+	case m.ready <- struct{}{}:
+	default:
+	}
+}
+
+// AppendSamples queues float samples and returns how many of the leading
+// ones it took; fewer than all means the shards are full.
+func (m *Manager) AppendSamples(samples []record.RefSample, at record.Span) int {
+	return appendItems(m, samples, at, func(s record.RefSample) (record.Ref, item) {
+		return s.Ref, item{kind: kindSample, t: s.T, v: s.V}
+	})
+}
+
+// AppendHistograms queues integer native histograms.
+func (m *Manager) AppendHistograms(hs []record.RefHistogramSample, at record.Span) int {
+	return appendItems(m, hs, at, func(s record.RefHistogramSample) (record.Ref, item) {
+		return s.Ref, item{kind: kindHistogram, t: s.T, h: s.H}
+	})
+}
+
+// AppendFloatHistograms queues float native histograms.
+func (m *Manager) AppendFloatHistograms(hs []record.RefFloatHistogramSample, at record.Span) int {
+	return appendItems(m, hs, at, func(s record.RefFloatHistogramSample) (record.Ref, item) {
+		return s.Ref, item{kind: kindFloatHistogram, t: s.T, fh: s.FH}
+	})
+}
+
+// AppendExemplars queues exemplars.
+func (m *Manager) AppendExemplars(es []record.RefExemplar, at record.Span) int {
+	return appendItems(m, es, at, func(e record.RefExemplar) (record.Ref, item) {
+		return e.Ref, item{kind: kindExemplar, t: e.T, v: e.V, exl: e.Labels}
+	})
+}
+
+// appendItems queues the items of one record in order, stopping at the
+// first that finds its shard full. Items of unknown or dropped series and
+// items older than sample_age_limit are counted as dropped and skipped.
+func appendItems[T any](m *Manager, in []T, at record.Span, conv func(T) (record.Ref, item)) int {
+	if !m.mu.TryRLock() {
+		return 0 // resharding: the watcher waits for Ready
+	}
+	defer m.mu.RUnlock()
+	if len(m.shards) == 0 {
+		return 0 // not running
+	}
+	var (
+		seq      uint64
+		queued   int
+		ageLimit = time.Duration(m.opts.Config.SampleAgeLimit)
+		oldest   int64
+	)
+	if ageLimit > 0 {
+		oldest = m.opts.Now().Add(-ageLimit).UnixMilli()
+	}
+	seq = m.acks.begin(at.Start, len(in)) // corrected below to what was queued
+	i := 0
+	for ; i < len(in); i++ {
+		ref, it := conv(in[i])
+		s := m.series.get(ref)
+		switch {
+		case s == nil:
+			m.metrics.unknownSeries.Inc()
+			continue
+		case s.state == seriesDropped:
+			m.metrics.droppedSeries.Inc()
+			continue
+		case ageLimit > 0 && it.t < oldest:
+			m.metrics.tooOld.Inc()
+			continue
+		}
+		it.labels, it.seq = s.encoded, seq
+		switch {
+		case it.h != nil:
+			it.h = it.h.Copy()
+		case it.fh != nil:
+			it.fh = it.fh.Copy()
+		}
+		if !m.shards[uint64(ref)%uint64(len(m.shards))].push(it) {
+			m.metrics.enqueueRetries.Inc()
+			break
+		}
+		queued++
+	}
+	// Everything not queued (dropped, or left for the retry) is not pending
+	// under this sequence number.
+	m.acks.done(seq, len(in)-queued)
+	m.inRate.add(int64(queued))
+	return i
+}
+
+// Run starts the shards and keeps their number right until ctx ends. When
+// ctx ends, sending stops where it is: what was not acknowledged stays
+// pending, and the watcher's saved position keeps it for the next run.
+func (m *Manager) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	start := func(n int) chan struct{} {
+		drain := make(chan struct{})
+		m.shards = make([]*shard, n)
+		for i := range m.shards {
+			s := newShard(m, m.capacity)
+			m.shards[i] = s
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.run(ctx, drain)
+			}()
+		}
+		m.metrics.shards.Set(float64(n))
+		return drain
+	}
+	m.mu.Lock()
+	drain := start(m.opts.Config.MinShards)
+	m.mu.Unlock()
+	m.roomFreed()
+
+	ticker := time.NewTicker(shardUpdateInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			m.mu.Lock()
+			m.shards = nil
+			m.mu.Unlock()
+			return nil
+		case <-ticker.C:
+			m.updatePending()
+			desired := m.desiredShards()
+			m.metrics.shardsDesired.Set(float64(desired))
+			if desired == len(m.shards) {
+				continue
+			}
+			m.log.Info("Remote storage resharding", "from", len(m.shards), "to", desired)
+			// Stop taking samples, let every shard send what it holds,
+			// then start the new set: no sample changes shard while queued,
+			// so each series stays in order.
+			m.mu.Lock()
+			close(drain)
+			wg.Wait()
+			if ctx.Err() != nil {
+				m.shards = nil
+				m.mu.Unlock()
+				return nil
+			}
+			drain = start(desired)
+			m.mu.Unlock()
+			m.roomFreed()
+		}
+	}
+}
+
+// desiredShards measures the last interval and asks the rule.
+func (m *Manager) desiredShards() int {
+	m.mu.RLock()
+	pending := 0
+	for _, s := range m.shards {
+		pending += s.pending()
+	}
+	current := len(m.shards)
+	m.mu.RUnlock()
+	return DesiredShards(ShardInputs{
+		Current:     current,
+		Min:         m.opts.Config.MinShards,
+		Max:         m.opts.Config.MaxShards,
+		InRate:      m.inRate.tick(),
+		Pending:     pending,
+		SendSeconds: m.sendSeconds.take(),
+		BatchSize:   m.batchSize,
+	})
+}
+
+func (m *Manager) updatePending() {
+	m.metrics.samplesPending.Set(float64(m.acks.pendingSamples()))
+}
+
+// finish accounts for a batch that ended: acknowledged or refused for good
+// (both release its records' positions), or aborted (they stay pending).
+func (m *Manager) finish(batch []item, req *Request, outcome sendOutcome) {
+	switch outcome {
+	case aborted:
+		return
+	case sent:
+		m.metrics.samples.Add(float64(req.Samples))
+		m.metrics.histograms.Add(float64(req.Histograms))
+		m.metrics.exemplars.Add(float64(req.Exemplars))
+	case rejected:
+		m.metrics.samplesFailed.Add(float64(req.Samples))
+		m.metrics.histogramsFailed.Add(float64(req.Histograms))
+		m.metrics.exemplarsFailed.Add(float64(req.Exemplars))
+	}
+	// Items of one record are mostly adjacent: one call per run.
+	for i := 0; i < len(batch); {
+		j := i + 1
+		for j < len(batch) && batch[j].seq == batch[i].seq {
+			j++
+		}
+		m.acks.done(batch[i].seq, j-i)
+		i = j
+	}
+}
+
+// logRejected logs a request the endpoint refused for good. (A burst of
+// them is one line per batch; the counters carry the totals.)
+func (m *Manager) logRejected(req *Request, err error) {
+	m.log.Error("Remote endpoint refused a request; its data is dropped",
+		"samples", req.Samples, "histograms", req.Histograms, "exemplars", req.Exemplars, "err", err)
+}

@@ -1,0 +1,126 @@
+package queue
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the queue metrics of a process, named as upstream names them
+// (prometheus_remote_storage_*) and labelled by remote_name and url.
+// Create them once per process and pass them to every Manager.
+type Metrics struct {
+	samples, samplesFailed, samplesRetried, samplesDropped        *prometheus.CounterVec
+	histograms, histogramsFailed, histogramsRetried, histsDropped *prometheus.CounterVec
+	exemplars, exemplarsFailed, exemplarsRetried, exemsDropped    *prometheus.CounterVec
+	samplesPending, histogramsPending, exemplarsPending           *prometheus.GaugeVec
+	sentBatchDuration                                             *prometheus.HistogramVec
+	bytes                                                         *prometheus.CounterVec
+	shards, shardsMin, shardsMax, shardsDesired, shardCapacity    *prometheus.GaugeVec
+	maxSamplesPerSend                                             *prometheus.GaugeVec
+	enqueueRetries                                                *prometheus.CounterVec
+}
+
+// NewMetrics creates the queue metrics and registers them on reg (nil
+// registers nothing).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	base := []string{"remote_name", "url"}
+	counter := func(name, help string, extra ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "prometheus", Subsystem: "remote_storage", Name: name, Help: help}, append(append([]string{}, base...), extra...))
+	}
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "prometheus", Subsystem: "remote_storage", Name: name, Help: help}, base)
+	}
+	m := &Metrics{
+		samples:           counter("samples_total", "Total number of samples sent to remote storage."),
+		samplesFailed:     counter("samples_failed_total", "Total number of samples which failed on send to remote storage, non-recoverable errors."),
+		samplesRetried:    counter("samples_retried_total", "Total number of samples which failed on send to remote storage but were retried because the send error was recoverable."),
+		samplesDropped:    counter("samples_dropped_total", "Total number of samples which were dropped after being read from the WAL before being sent via remote write, either via relabelling, due to being too old or unintentionally because of an unknown reference ID.", "reason"),
+		histograms:        counter("histograms_total", "Total number of histograms sent to remote storage."),
+		histogramsFailed:  counter("histograms_failed_total", "Total number of histograms which failed on send to remote storage, non-recoverable errors."),
+		histogramsRetried: counter("histograms_retried_total", "Total number of histograms which failed on send to remote storage but were retried because the send error was recoverable."),
+		histsDropped:      counter("histograms_dropped_total", "Total number of histograms which were dropped after being read from the WAL before being sent via remote write, either via relabelling, due to being too old or unintentionally because of an unknown reference ID.", "reason"),
+		exemplars:         counter("exemplars_total", "Total number of exemplars sent to remote storage."),
+		exemplarsFailed:   counter("exemplars_failed_total", "Total number of exemplars which failed on send to remote storage, non-recoverable errors."),
+		exemplarsRetried:  counter("exemplars_retried_total", "Total number of exemplars which failed on send to remote storage but were retried because the send error was recoverable."),
+		exemsDropped:      counter("exemplars_dropped_total", "Total number of exemplars which were dropped after being read from the WAL before being sent via remote write, either via relabelling, due to being too old or unintentionally because of an unknown reference ID.", "reason"),
+		samplesPending:    gauge("samples_pending", "The number of samples pending in the queues shards to be sent to the remote storage."),
+		histogramsPending: gauge("histograms_pending", "The number of histograms pending in the queues shards to be sent to the remote storage."),
+		exemplarsPending:  gauge("exemplars_pending", "The number of exemplars pending in the queues shards to be sent to the remote storage."),
+		sentBatchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "prometheus", Subsystem: "remote_storage", Name: "sent_batch_duration_seconds",
+			Help:    "Duration of send calls to the remote storage.",
+			Buckets: append(prometheus.DefBuckets, 25, 60, 120, 300),
+		}, base),
+		bytes:             counter("bytes_total", "The total number of bytes of data (not metadata) sent by the queue after compression. Note that when exemplars over remote write is enabled the exemplars included in a remote write request count towards this metric."),
+		shards:            gauge("shards", "The number of shards used for parallel sending to the remote storage."),
+		shardsMin:         gauge("shards_min", "The minimum number of shards that the queue is allowed to run."),
+		shardsMax:         gauge("shards_max", "The maximum number of shards that the queue is allowed to run."),
+		shardsDesired:     gauge("shards_desired", "The number of shards that the queues shard calculation wants to run based on the rate of samples in vs. samples out."),
+		shardCapacity:     gauge("shard_capacity", "The capacity of each shard of the queue used for parallel sending to the remote storage."),
+		maxSamplesPerSend: gauge("max_samples_per_send", "The maximum number of samples to be sent, in a single request, to the remote storage. Note that, when sending of exemplars over remote write is enabled, exemplars count towards this limit."),
+		enqueueRetries:    counter("enqueue_retries_total", "Total number of times enqueue has failed because a shards queue was full."),
+	}
+	if reg != nil {
+		reg.MustRegister(m.samples, m.samplesFailed, m.samplesRetried, m.samplesDropped,
+			m.histograms, m.histogramsFailed, m.histogramsRetried, m.histsDropped,
+			m.exemplars, m.exemplarsFailed, m.exemplarsRetried, m.exemsDropped,
+			m.samplesPending, m.histogramsPending, m.exemplarsPending, m.sentBatchDuration, m.bytes,
+			m.shards, m.shardsMin, m.shardsMax, m.shardsDesired, m.shardCapacity, m.maxSamplesPerSend, m.enqueueRetries)
+	}
+	return m
+}
+
+// Reasons a sample is dropped before it is sent, as upstream names them.
+const (
+	reasonDroppedSeries = "dropped_series" // write_relabel_configs dropped its series
+	reasonUnknownSeries = "unintentionally_dropped_series"
+	reasonTooOld        = "too_old"
+)
+
+// queueMetrics are one queue's children of Metrics, curried once.
+type queueMetrics struct {
+	samples, samplesFailed, samplesRetried          prometheus.Counter
+	histograms, histogramsFailed, histogramsRetried prometheus.Counter
+	exemplars, exemplarsFailed, exemplarsRetried    prometheus.Counter
+	droppedSeries, unknownSeries, tooOld            prometheus.Counter
+	samplesPending                                  prometheus.Gauge
+	sentBatchDuration                               prometheus.Observer
+	bytesSent                                       prometheus.Counter
+	shards, shardsMin, shardsMax, shardsDesired     prometheus.Gauge
+	shardCapacity, maxSamplesPerSend                prometheus.Gauge
+	enqueueRetries                                  prometheus.Counter
+}
+
+func (m *Metrics) forQueue(name, url string) *queueMetrics {
+	l := prometheus.Labels{"remote_name": name, "url": url}
+	return &queueMetrics{
+		samples:           m.samples.With(l),
+		samplesFailed:     m.samplesFailed.With(l),
+		samplesRetried:    m.samplesRetried.With(l),
+		histograms:        m.histograms.With(l),
+		histogramsFailed:  m.histogramsFailed.With(l),
+		histogramsRetried: m.histogramsRetried.With(l),
+		exemplars:         m.exemplars.With(l),
+		exemplarsFailed:   m.exemplarsFailed.With(l),
+		exemplarsRetried:  m.exemplarsRetried.With(l),
+		droppedSeries:     m.samplesDropped.WithLabelValues(name, url, reasonDroppedSeries),
+		unknownSeries:     m.samplesDropped.WithLabelValues(name, url, reasonUnknownSeries),
+		tooOld:            m.samplesDropped.WithLabelValues(name, url, reasonTooOld),
+		samplesPending:    m.samplesPending.With(l),
+		sentBatchDuration: m.sentBatchDuration.With(l),
+		bytesSent:         m.bytes.With(l),
+		shards:            m.shards.With(l),
+		shardsMin:         m.shardsMin.With(l),
+		shardsMax:         m.shardsMax.With(l),
+		shardsDesired:     m.shardsDesired.With(l),
+		shardCapacity:     m.shardCapacity.With(l),
+		maxSamplesPerSend: m.maxSamplesPerSend.With(l),
+		enqueueRetries:    m.enqueueRetries.With(l),
+	}
+}
+
+// retried counts a request's content as retried.
+func (q *queueMetrics) retried(req *Request) {
+	q.samplesRetried.Add(float64(req.Samples))
+	q.histogramsRetried.Add(float64(req.Histograms))
+	q.exemplarsRetried.Add(float64(req.Exemplars))
+}

@@ -1,0 +1,337 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	commoncfg "github.com/prometheus/common/config"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/prometheus/config"
+
+	"github.com/walship/walship/queue"
+)
+
+// Header names and values of the remote-write protocols.
+const (
+	headerContentEncoding = "Content-Encoding"
+	headerContentType     = "Content-Type"
+	headerUserAgent       = "User-Agent"
+	headerVersion         = "X-Prometheus-Remote-Write-Version"
+	headerRetryAttempt    = "Retry-Attempt"
+	headerRetryAfter      = "Retry-After"
+
+	headerSamplesWritten    = "X-Prometheus-Remote-Write-Samples-Written"
+	headerHistogramsWritten = "X-Prometheus-Remote-Write-Histograms-Written"
+	headerExemplarsWritten  = "X-Prometheus-Remote-Write-Exemplars-Written"
+
+	contentEncodingSnappy = "snappy"
+	contentTypeRW1        = "application/x-protobuf"
+	contentTypeRW2        = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+	versionRW1            = "0.1.0"
+	versionRW2            = "2.0.0"
+)
+
+const (
+	// maxErrBodyLen is how much of an error response's body goes into the
+	// error message; bodies can be megabytes of junk.
+	maxErrBodyLen = 1024
+	// maxDrainLen is how much of a response body is read and discarded so
+	// the connection can be reused; past it the connection is closed.
+	maxDrainLen = 256 << 10
+	// httpClientName names the client in prometheus/common's connection
+	// tracking.
+	httpClientName = "remote_storage_write_client"
+)
+
+// DefaultUserAgent is the User-Agent a Client sends unless
+// ClientOptions.UserAgent says otherwise: "walship/<version>", the version
+// coming from prometheus/common/version (set at link time), else from the
+// module build information, else "dev".
+var DefaultUserAgent = "walship/" + buildVersion()
+
+func buildVersion() string {
+	if version.Version != "" {
+		return version.Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return strings.TrimPrefix(bi.Main.Version, "v")
+	}
+	return "dev"
+}
+
+// ClientOptions are the parts of a Client that do not come from the
+// remote_write configuration.
+type ClientOptions struct {
+	// UserAgent is sent in the User-Agent header; DefaultUserAgent when empty.
+	UserAgent string
+	// HTTPClient, when set, is used as it is instead of a client built from
+	// the configuration's HTTP client settings (which are then ignored; the
+	// configured headers and remote_timeout still apply). For tests.
+	HTTPClient *http.Client
+	// HTTPClientOptions are passed to config.NewClientFromConfig when the
+	// client is built from the configuration (a custom dialer, say).
+	HTTPClientOptions []commoncfg.HTTPClientOption
+}
+
+// Client sends remote-write requests to one endpoint. It implements
+// queue.Sender and is safe for concurrent use.
+type Client struct {
+	name      string
+	url       string
+	timeout   time.Duration
+	userAgent string
+	headers   map[string]string
+	client    *http.Client
+}
+
+var _ queue.Sender = (*Client)(nil)
+
+// NewClient returns a client for the remote_write entry cfg, named name
+// (the queue name, for messages). The HTTP client is built from
+// cfg.HTTPClientConfig unless opts.HTTPClient is set. A cfg.RemoteTimeout
+// of zero means the default remote_timeout (30s).
+//
+// The sigv4, azuread and google_iam authentication methods are not
+// supported yet: NewClient rejects a configuration that sets them.
+// round_robin_dns is accepted and has no effect yet.
+func NewClient(name string, cfg *config.RemoteWriteConfig, opts ClientOptions) (*Client, error) {
+	if cfg == nil {
+		return nil, errors.New("remote: nil remote_write config")
+	}
+	if cfg.URL == nil || cfg.URL.URL == nil || cfg.URL.String() == "" {
+		return nil, fmt.Errorf("remote %q: url for remote_write is empty", name)
+	}
+	switch {
+	case cfg.SigV4Config != nil:
+		return nil, fmt.Errorf("remote %q: sigv4 authentication is not supported yet", name)
+	case cfg.AzureADConfig != nil:
+		return nil, fmt.Errorf("remote %q: azuread authentication is not supported yet", name)
+	case cfg.GoogleIAMConfig != nil:
+		return nil, fmt.Errorf("remote %q: google_iam authentication is not supported yet", name)
+	}
+
+	hc := opts.HTTPClient
+	if hc == nil {
+		var err error
+		hc, err = commoncfg.NewClientFromConfig(cfg.HTTPClientConfig, httpClientName, opts.HTTPClientOptions...)
+		if err != nil {
+			return nil, fmt.Errorf("remote %q: %w", name, err)
+		}
+	}
+	timeout := time.Duration(cfg.RemoteTimeout)
+	if timeout <= 0 {
+		timeout = time.Duration(config.DefaultRemoteWriteConfig.RemoteTimeout)
+	}
+	ua := opts.UserAgent
+	if ua == "" {
+		ua = DefaultUserAgent
+	}
+	headers := make(map[string]string, len(cfg.Headers))
+	for k, v := range cfg.Headers {
+		headers[k] = v
+	}
+	return &Client{
+		name:      name,
+		url:       cfg.URL.String(),
+		timeout:   timeout,
+		userAgent: ua,
+		headers:   headers,
+		client:    hc,
+	}, nil
+}
+
+// Name returns the name the client was created with.
+func (c *Client) Name() string { return c.name }
+
+// Endpoint returns the URL requests are sent to.
+func (c *Client) Endpoint() string { return c.url }
+
+// Close releases the client's idle connections. Sends may still follow;
+// they open new connections.
+func (c *Client) Close() {
+	c.client.CloseIdleConnections()
+}
+
+// Send POSTs req.Body to the endpoint once, with a timeout of
+// remote_timeout, and classifies the answer:
+//
+//   - 2xx: success, with the X-Prometheus-Remote-Write-*-Written headers in
+//     the returned Written. An RW2 request that carried data and got a 2xx
+//     without any of those headers fails with ErrUnsupportedProtocol (the
+//     receiver only speaks RW1).
+//   - 415 to an RW2 request: ErrUnsupportedProtocol, not retryable.
+//   - 5xx and 429: retryable, with the Retry-After the endpoint gave.
+//   - network errors and timeouts: retryable, Status 0.
+//   - anything else (other 4xx, unfollowed 3xx, 1xx, codes past 599): not
+//     retryable.
+//
+// Every failure is a *queue.SendError.
+func (c *Client) Send(ctx context.Context, req *queue.Request, attempt int) (queue.Written, error) {
+	var contentType, protoVersion string
+	switch req.Protocol {
+	case queue.RW1:
+		contentType, protoVersion = contentTypeRW1, versionRW1
+	case queue.RW2:
+		contentType, protoVersion = contentTypeRW2, versionRW2
+	default:
+		return queue.Written{}, &queue.SendError{Err: fmt.Errorf("unknown remote-write protocol %d", int(req.Protocol))}
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	// The transport may still read a request body after Do returns (when
+	// a request is cancelled mid-write); the bodies are detached on return
+	// so that Send never touches req.Body afterwards.
+	bodies := &requestBodies{data: req.Body}
+	defer bodies.detach()
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bodies.open())
+	if err != nil {
+		return queue.Written{}, &queue.SendError{Err: fmt.Errorf("building request: %w", err)}
+	}
+	if len(req.Body) == 0 {
+		httpReq.Body, httpReq.GetBody = http.NoBody, nil
+	} else {
+		httpReq.ContentLength = int64(len(req.Body))
+		httpReq.GetBody = func() (io.ReadCloser, error) { return bodies.open(), nil } // for redirects
+	}
+	// The configured headers first: the protocol's own headers must win
+	// (config validation already rejects the reserved names).
+	for k, v := range c.headers {
+		httpReq.Header.Set(k, v)
+	}
+	httpReq.Header.Set(headerContentEncoding, contentEncodingSnappy)
+	httpReq.Header.Set(headerContentType, contentType)
+	httpReq.Header.Set(headerVersion, protoVersion)
+	httpReq.Header.Set(headerUserAgent, c.userAgent)
+	if attempt > 0 {
+		httpReq.Header.Set(headerRetryAttempt, strconv.Itoa(attempt))
+	}
+
+	resp, err := c.client.Do(httpReq)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("request timed out after %s (remote_timeout): %w", c.timeout, err)
+		}
+		return queue.Written{}, &queue.SendError{Retryable: true, Err: err}
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainLen))
+		_ = resp.Body.Close()
+	}()
+
+	written := parseWritten(resp.Header)
+	status := resp.StatusCode
+
+	if status >= 200 && status < 300 {
+		if req.Protocol == queue.RW2 && !written.Known && req.Samples+req.Histograms+req.Exemplars > 0 {
+			return written, &queue.SendError{
+				Status: status,
+				Err: fmt.Errorf("%w: got %s to a Remote-Write 2.0 request carrying %d samples, %d histograms and %d exemplars, "+
+					"but no X-Prometheus-Remote-Write-*-Written headers; the receiver likely only understands Remote-Write 1.0",
+					queue.ErrUnsupportedProtocol, resp.Status, req.Samples, req.Histograms, req.Exemplars),
+			}
+		}
+		return written, nil
+	}
+
+	msg := errorBody(resp)
+	sendErr := &queue.SendError{Status: status, Err: errors.New(msg)}
+	switch {
+	case status == http.StatusUnsupportedMediaType && req.Protocol == queue.RW2:
+		sendErr.Err = fmt.Errorf("%w: %s", queue.ErrUnsupportedProtocol, msg)
+	case status == http.StatusTooManyRequests, status >= 500 && status < 600:
+		sendErr.Retryable = true
+		sendErr.RetryAfter = parseRetryAfter(resp.Header.Get(headerRetryAfter), time.Now())
+	}
+	return written, sendErr
+}
+
+// errBodyDetached is what a request body reads after Send returned.
+var errBodyDetached = errors.New("remote: request body read after the send ended")
+
+// requestBodies hands out readers over one request's bytes (one per
+// redirect) and cuts them all off at once.
+type requestBodies struct {
+	mu       sync.Mutex
+	data     []byte
+	detached bool
+}
+
+func (b *requestBodies) open() io.ReadCloser { return &bodyReader{bodies: b} }
+
+func (b *requestBodies) detach() {
+	b.mu.Lock()
+	b.detached, b.data = true, nil
+	b.mu.Unlock()
+}
+
+// bodyReader reads its requestBodies' bytes until they are detached.
+type bodyReader struct {
+	bodies *requestBodies
+	off    int
+}
+
+func (r *bodyReader) Read(p []byte) (int, error) {
+	b := r.bodies
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.detached {
+		return 0, errBodyDetached
+	}
+	if r.off >= len(b.data) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.data[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func (*bodyReader) Close() error { return nil }
+
+// errorBody returns the start of an error response's body for the error
+// message, or the status text when the body is empty.
+func errorBody(resp *http.Response) string {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrBodyLen))
+	if s := strings.TrimSpace(string(bytes.ToValidUTF8(b, []byte("\uFFFD")))); s != "" {
+		return s
+	}
+	if t := http.StatusText(resp.StatusCode); t != "" {
+		return t
+	}
+	return "no response body"
+}
+
+// parseWritten reads the Remote-Write 2.0 written-count headers. Any of
+// them present makes the counts Known; a missing, unparsable or negative
+// value counts as 0.
+func parseWritten(h http.Header) queue.Written {
+	var w queue.Written
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{
+		{headerSamplesWritten, &w.Samples},
+		{headerHistogramsWritten, &w.Histograms},
+		{headerExemplarsWritten, &w.Exemplars},
+	} {
+		v := h.Get(f.name)
+		if v == "" {
+			continue
+		}
+		w.Known = true
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
+			*f.dst = n
+		}
+	}
+	return w
+}
