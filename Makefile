@@ -16,7 +16,7 @@ RUN_WAL_DIR   ?= testdata/wal/snappy
 
 # Packages with goroutines or data shared between a writer and readers:
 # their tests also run under the race detector.
-RACE_PKGS     := ./wal/... ./watcher/...
+RACE_PKGS     := ./wal/... ./watcher/... ./queue/... ./remote/...
 
 # Fuzz targets as package:target.
 FUZZ_TARGETS  := ./wal:FuzzReader ./wal:FuzzLiveReader ./wal/record:FuzzDecode

@@ -21,7 +21,8 @@ import (
 //
 // The wire helpers at the end of this file are shared with the RW2 encoder.
 
-// Protobuf tags (field number << 3 | wire type) of the RW1 messages.
+// Protobuf tags (field number << 3 | wire type) of the RW1 messages. Wire
+// type 0 (varint) is left implicit: field<<3 alone.
 const (
 	rw1TagTimeSeries = 1<<3 | 2 // WriteRequest.timeseries
 	rw1TagMetadata   = 3<<3 | 2 // WriteRequest.metadata
@@ -35,12 +36,12 @@ const (
 	rw1TagLabelValue = 2<<3 | 2
 
 	rw1TagSampleValue     = 1<<3 | 1 // Sample.value (double)
-	rw1TagSampleTimestamp = 2<<3 | 0 // Sample.timestamp (int64)
+	rw1TagSampleTimestamp = 2 << 3   // Sample.timestamp (int64)
 
 	rw1TagExemplarValue     = 2<<3 | 1
-	rw1TagExemplarTimestamp = 3<<3 | 0
+	rw1TagExemplarTimestamp = 3 << 3
 
-	rw1TagMetaType   = 1<<3 | 0
+	rw1TagMetaType   = 1 << 3
 	rw1TagMetaFamily = 2<<3 | 2
 	rw1TagMetaHelp   = 4<<3 | 2
 	rw1TagMetaUnit   = 5<<3 | 2
@@ -246,12 +247,12 @@ type pbHistogram struct {
 
 // Protobuf tags of the Histogram and BucketSpan messages.
 const (
-	histTagCountInt       = 1<<3 | 0
+	histTagCountInt       = 1 << 3
 	histTagCountFloat     = 2<<3 | 1
 	histTagSum            = 3<<3 | 1
-	histTagSchema         = 4<<3 | 0
+	histTagSchema         = 4 << 3
 	histTagZeroThreshold  = 5<<3 | 1
-	histTagZeroCountInt   = 6<<3 | 0
+	histTagZeroCountInt   = 6 << 3
 	histTagZeroCountFloat = 7<<3 | 1
 	histTagNegSpans       = 8<<3 | 2
 	histTagNegDeltas      = 9<<3 | 2
@@ -259,13 +260,13 @@ const (
 	histTagPosSpans       = 11<<3 | 2
 	histTagPosDeltas      = 12<<3 | 2
 	histTagPosCounts      = 13<<3 | 2
-	histTagResetHint      = 14<<3 | 0
-	histTagTimestamp      = 15<<3 | 0
+	histTagResetHint      = 14 << 3
+	histTagTimestamp      = 15 << 3
 	histTagCustomValues   = 16<<3 | 2 // two bytes as a varint
-	histTagStartTimestamp = 17<<3 | 0 // two bytes as a varint
+	histTagStartTimestamp = 17 << 3   // two bytes as a varint
 
-	spanTagOffset = 1<<3 | 0
-	spanTagLength = 2<<3 | 0
+	spanTagOffset = 1 << 3
+	spanTagLength = 2 << 3
 )
 
 func (p *pbHistogram) setInt(h *histogram.Histogram, t, st int64) {

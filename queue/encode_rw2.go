@@ -33,15 +33,15 @@ const (
 	rw2TagMetadata   = 5<<3 | 2 // non-nullable: always written, even empty
 
 	rw2TagSampleValue     = 1<<3 | 1
-	rw2TagSampleTimestamp = 2<<3 | 0
-	rw2TagSampleStart     = 3<<3 | 0
+	rw2TagSampleTimestamp = 2 << 3
+	rw2TagSampleStart     = 3 << 3
 
 	rw2TagExemplarValue     = 2<<3 | 1
-	rw2TagExemplarTimestamp = 3<<3 | 0
+	rw2TagExemplarTimestamp = 3 << 3
 
-	rw2TagMetaType = 1<<3 | 0
-	rw2TagMetaHelp = 3<<3 | 0
-	rw2TagMetaUnit = 4<<3 | 0
+	rw2TagMetaType = 1 << 3
+	rw2TagMetaHelp = 3 << 3
+	rw2TagMetaUnit = 4 << 3
 )
 
 // internChunkBits sets the size of the Interner's string chunks.
