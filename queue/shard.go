@@ -54,6 +54,8 @@ type shard struct {
 	mu  sync.Mutex
 	buf []item // waiting, oldest first
 
+	req Request // the request being sent, reused (it escapes to the Sender)
+
 	wake chan struct{} // a batch may be ready
 }
 
@@ -160,8 +162,8 @@ func resetTimer(t *time.Timer, d time.Duration) {
 func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item, body []byte) []byte {
 	m := s.m
 	b.Reset()
-	var req Request
-	req.Protocol = m.protocol
+	req := &s.req
+	*req = Request{Protocol: m.protocol}
 	for i := range batch {
 		it := &batch[i]
 		switch it.kind {
@@ -182,8 +184,8 @@ func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item, b
 	raw := b.Bytes()
 	body = snappy.Encode(body[:cap(body)], raw)
 	req.Body = body
-	outcome := m.send(ctx, &req)
-	m.finish(batch, &req, outcome)
+	outcome := m.send(ctx, req)
+	m.finish(batch, req, outcome)
 	clear(batch) // release histogram copies and label references
 	return body
 }
