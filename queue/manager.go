@@ -65,6 +65,8 @@ type Manager struct {
 
 	inRate      *ewmaRate
 	sendSeconds meanSeconds
+	// updateEvery is how often the shard count is reconsidered.
+	updateEvery time.Duration
 }
 
 // New returns a Manager. Nothing is sent until Run runs.
@@ -87,18 +89,19 @@ func New(opts Options) (*Manager, error) {
 	}
 	encode := AppendRW1Labels
 	m := &Manager{
-		opts:      opts,
-		protocol:  opts.Protocol,
-		log:       opts.Logger.With("component", "remote-queue", "remote_name", opts.Name, "url", opts.URL),
-		metrics:   opts.Metrics.forQueue(opts.Name, opts.URL),
-		batchSize: qc.MaxSamplesPerSend,
-		deadline:  time.Duration(qc.BatchSendDeadline),
-		capacity:  max(qc.Capacity, qc.MaxSamplesPerSend),
-		backoffs:  NewBackoff(qc, rand.Float64),
-		series:    newSeriesCache(opts.ExternalLabels, opts.RelabelConfigs, encode),
-		ready:     make(chan struct{}, 1),
-		reshards:  make(chan int, 1),
-		inRate:    newEWMARate(0.2, shardUpdateInterval),
+		opts:        opts,
+		protocol:    opts.Protocol,
+		log:         opts.Logger.With("component", "remote-queue", "remote_name", opts.Name, "url", opts.URL),
+		metrics:     opts.Metrics.forQueue(opts.Name, opts.URL),
+		batchSize:   qc.MaxSamplesPerSend,
+		deadline:    time.Duration(qc.BatchSendDeadline),
+		capacity:    max(qc.Capacity, qc.MaxSamplesPerSend),
+		backoffs:    NewBackoff(qc, rand.Float64),
+		series:      newSeriesCache(opts.ExternalLabels, opts.RelabelConfigs, encode),
+		ready:       make(chan struct{}, 1),
+		reshards:    make(chan int, 1),
+		inRate:      newEWMARate(0.2, shardUpdateInterval),
+		updateEvery: shardUpdateInterval,
 	}
 	m.metrics.shardsMin.Set(float64(qc.MinShards))
 	m.metrics.shardsMax.Set(float64(qc.MaxShards))
@@ -252,7 +255,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.mu.Unlock()
 	m.roomFreed()
 
-	ticker := time.NewTicker(shardUpdateInterval)
+	ticker := time.NewTicker(m.updateEvery)
 	defer ticker.Stop()
 	for {
 		select {

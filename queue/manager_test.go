@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/client_golang/prometheus"
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
@@ -39,6 +40,7 @@ type receiver struct {
 	accepted map[[32]byte]int           // accepted bodies by hash
 	requests int
 	fail     func(n int) int // request number → status to answer, 0 to accept
+	delay    time.Duration   // how long each request takes (a slow endpoint)
 }
 
 func newReceiver(t *testing.T) *receiver {
@@ -50,6 +52,12 @@ func newReceiver(t *testing.T) *receiver {
 
 func (r *receiver) handle(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
+	if r.delay > 0 {
+		select { // the endpoint's latency, not synchronisation
+		case <-time.After(r.delay):
+		case <-req.Context().Done():
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.requests++
@@ -134,28 +142,7 @@ func runManager(t *testing.T, opts queue.Options) (*queue.Manager, func()) {
 
 // feed appends scrapes like the watcher does: waiting on Ready when full.
 func feed(t *testing.T, m *queue.Manager, nSeries, scrapes int) {
-	series := make([]record.RefSeries, nSeries)
-	for i := range series {
-		series[i] = record.RefSeries{Ref: record.Ref(i + 1), Labels: labels.FromStrings("__name__", "m", "i", fmt.Sprint(i))}
-	}
-	m.StoreSeries(series, 0)
-	for sc := 0; sc < scrapes; sc++ {
-		samples := make([]record.RefSample, nSeries)
-		for i := range samples {
-			samples[i] = record.RefSample{Ref: record.Ref(i + 1), T: int64(sc) * 1000, V: float64(sc)}
-		}
-		at := record.Span{Start: record.Position{Offset: int64(sc) * 100}, End: record.Position{Offset: int64(sc)*100 + 100}}
-		for len(samples) > 0 {
-			n := m.AppendSamples(samples, at)
-			samples = samples[n:]
-			if len(samples) > 0 {
-				select {
-				case <-m.Ready():
-				case <-time.After(time.Second):
-				}
-			}
-		}
-	}
+	feedScrapes(t, m, nSeries, 0, scrapes)
 }
 
 func eventually(t *testing.T, cond func() bool, msg string) {
@@ -243,4 +230,73 @@ func TestManagerDropsRejected(t *testing.T) {
 		}
 		return n
 	}(), "exactly the first batch (100 samples) is dropped")
+}
+
+// TestManagerReshards: a slow endpoint under load makes the queue add
+// shards; when the load stops it goes back to min_shards. Nothing is lost,
+// duplicated or reordered across the reshards.
+func TestManagerReshards(t *testing.T) {
+	r := newReceiver(t)
+	r.delay = 20 * time.Millisecond // each request takes this long
+	qc := testQueueConfig()
+	qc.MinShards, qc.MaxShards = 1, 8
+	reg := prometheus.NewRegistry()
+	m, err := queue.New(queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL), Metrics: queue.NewMetrics(reg)})
+	require.NoError(t, err)
+	m.SetShardUpdateInterval(50 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+
+	shards := func() float64 { return gaugeValue(t, reg, "prometheus_remote_storage_shards") }
+	const nSeries = 100
+	scrapes := 0
+	for shards() < 2 {
+		feedScrapes(t, m, nSeries, scrapes, scrapes+10)
+		scrapes += 10
+		require.Less(t, scrapes, 100_000, "never resharded up")
+	}
+	eventually(t, func() bool { return r.count() == nSeries*scrapes }, "everything arrives")
+	eventually(t, func() bool { return shards() == 1 }, "back to min_shards when idle")
+	requireAllInOrder(t, r, nSeries, scrapes)
+}
+
+// feedScrapes appends scrapes [from, to) of nSeries series.
+func feedScrapes(t *testing.T, m *queue.Manager, nSeries, from, to int) {
+	if from == 0 {
+		series := make([]record.RefSeries, nSeries)
+		for i := range series {
+			series[i] = record.RefSeries{Ref: record.Ref(i + 1), Labels: labels.FromStrings("__name__", "m", "i", fmt.Sprint(i))}
+		}
+		m.StoreSeries(series, 0)
+	}
+	for sc := from; sc < to; sc++ {
+		samples := make([]record.RefSample, nSeries)
+		for i := range samples {
+			samples[i] = record.RefSample{Ref: record.Ref(i + 1), T: int64(sc) * 1000, V: float64(sc)}
+		}
+		at := record.Span{Start: record.Position{Offset: int64(sc) * 100}, End: record.Position{Offset: int64(sc)*100 + 100}}
+		for len(samples) > 0 {
+			n := m.AppendSamples(samples, at)
+			samples = samples[n:]
+			if len(samples) > 0 {
+				select {
+				case <-m.Ready():
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	}
+}
+
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
 }

@@ -37,11 +37,16 @@ const (
 // The queue must move InRate plus Pending/catchUpSeconds. It scales up to
 // the count that keeps utilisation at or below scaleUpAt, and down only to
 // the count that keeps it at or below scaleDownTo. When no send succeeded
-// (an outage) nothing is measured and the count stays: more shards cannot
-// help an endpoint that is down.
+// while samples wait (an outage) nothing is measured and the count stays:
+// more shards cannot help an endpoint that is down. With nothing sent and
+// nothing waiting, nothing came in: the queue is idle and goes down to Min
+// (its incoming rate is a moving average that only tends to zero).
 func DesiredShards(in ShardInputs) int {
 	clamp := func(n int) int { return max(in.Min, min(in.Max, n)) }
 	if in.SendSeconds <= 0 || in.BatchSize <= 0 {
+		if in.Pending == 0 {
+			return in.Min
+		}
 		return clamp(in.Current)
 	}
 	perShard := float64(in.BatchSize) / in.SendSeconds

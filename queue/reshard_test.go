@@ -24,7 +24,8 @@ func TestDesiredShards(t *testing.T) {
 		{"idle, min 3", func(in *ShardInputs) { in.InRate = 0; in.Min = 3 }, 3},
 		{"capped at max", func(in *ShardInputs) { in.InRate = 10_000_000 }, 50},
 		{"outage: nothing measured, keep", func(in *ShardInputs) { in.InRate = 500_000; in.Pending = 1e7; in.SendSeconds = 0 }, 4},
-		{"current outside the bounds is clamped", func(in *ShardInputs) { in.Current = 80; in.SendSeconds = 0 }, 50},
+		{"current outside the bounds is clamped", func(in *ShardInputs) { in.Current = 80; in.SendSeconds = 0; in.Pending = 1 }, 50},
+		{"idle without sends", func(in *ShardInputs) { in.SendSeconds = 0 }, 1},
 		{"slow endpoint needs more shards", func(in *ShardInputs) { in.InRate = 50_000; in.SendSeconds = 1 }, 32},
 	}
 	for _, c := range cases {
