@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/config"
@@ -46,7 +47,8 @@ type Options struct {
 // one goroutine (the watcher's). Run owns the shards.
 type Manager struct {
 	opts     Options
-	protocol Protocol
+	proto    atomic.Int32 // the Protocol in use: RW2 may fall back to RW1
+	interner *Interner    // RW2 label ids, nil for RW1 queues
 	log      *slog.Logger
 	metrics  *queueMetrics
 
@@ -59,9 +61,8 @@ type Manager struct {
 	acks   ackTracker
 	ready  chan struct{}
 
-	mu       sync.RWMutex // guards shards while they are replaced
-	shards   []*shard
-	reshards chan int
+	mu     sync.RWMutex // guards shards while they are replaced
+	shards []*shard
 
 	inRate      *ewmaRate
 	sendSeconds meanSeconds
@@ -87,22 +88,25 @@ func New(opts Options) (*Manager, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	encode := AppendRW1Labels
+	var interner *Interner
+	if opts.Protocol == RW2 {
+		interner = &Interner{}
+	}
 	m := &Manager{
 		opts:        opts,
-		protocol:    opts.Protocol,
+		interner:    interner,
 		log:         opts.Logger.With("component", "remote-queue", "remote_name", opts.Name, "url", opts.URL),
 		metrics:     opts.Metrics.forQueue(opts.Name, opts.URL),
 		batchSize:   qc.MaxSamplesPerSend,
 		deadline:    time.Duration(qc.BatchSendDeadline),
 		capacity:    max(qc.Capacity, qc.MaxSamplesPerSend),
 		backoffs:    NewBackoff(qc, rand.Float64),
-		series:      newSeriesCache(opts.ExternalLabels, opts.RelabelConfigs, encode),
+		series:      newSeriesCache(opts.ExternalLabels, opts.RelabelConfigs, interner),
 		ready:       make(chan struct{}, 1),
-		reshards:    make(chan int, 1),
 		inRate:      newEWMARate(0.2, shardUpdateInterval),
 		updateEvery: shardUpdateInterval,
 	}
+	m.proto.Store(int32(opts.Protocol))
 	m.metrics.shardsMin.Set(float64(qc.MinShards))
 	m.metrics.shardsMax.Set(float64(qc.MaxShards))
 	m.metrics.shardCapacity.Set(float64(m.capacity))
@@ -110,7 +114,23 @@ func New(opts Options) (*Manager, error) {
 	return m, nil
 }
 
-func (m *Manager) newBuilder() requestBuilder { return &RW1Encoder{} }
+// protocol returns the protocol requests are built with now.
+func (m *Manager) protocol() Protocol { return Protocol(m.proto.Load()) }
+
+// fallBackToRW1 switches an RW2 queue to RW1 for good, after the endpoint
+// said it does not understand RW2.
+func (m *Manager) fallBackToRW1() {
+	if m.proto.Swap(int32(RW1)) == int32(RW2) {
+		m.log.Warn("Remote endpoint does not accept Remote-Write 2.0; falling back to 1.0 (prometheus.WriteRequest) for good")
+	}
+}
+
+func (m *Manager) newBuilder() requestBuilder {
+	if m.protocol() == RW2 {
+		return rw2Builder{NewRW2Encoder(m.interner)}
+	}
+	return &rw1Builder{}
+}
 
 func (m *Manager) backoff(attempt int, retryAfter time.Duration) time.Duration {
 	return m.backoffs.Delay(attempt, retryAfter)
@@ -149,21 +169,21 @@ func (m *Manager) roomFreed() {
 // ones it took; fewer than all means the shards are full.
 func (m *Manager) AppendSamples(samples []record.RefSample, at record.Span) int {
 	return appendItems(m, samples, at, func(s record.RefSample) (record.Ref, item) {
-		return s.Ref, item{kind: kindSample, t: s.T, v: s.V}
+		return s.Ref, item{kind: kindSample, t: s.T, st: s.ST, v: s.V}
 	})
 }
 
 // AppendHistograms queues integer native histograms.
 func (m *Manager) AppendHistograms(hs []record.RefHistogramSample, at record.Span) int {
 	return appendItems(m, hs, at, func(s record.RefHistogramSample) (record.Ref, item) {
-		return s.Ref, item{kind: kindHistogram, t: s.T, h: s.H}
+		return s.Ref, item{kind: kindHistogram, t: s.T, st: s.ST, h: s.H}
 	})
 }
 
 // AppendFloatHistograms queues float native histograms.
 func (m *Manager) AppendFloatHistograms(hs []record.RefFloatHistogramSample, at record.Span) int {
 	return appendItems(m, hs, at, func(s record.RefFloatHistogramSample) (record.Ref, item) {
-		return s.Ref, item{kind: kindFloatHistogram, t: s.T, fh: s.FH}
+		return s.Ref, item{kind: kindFloatHistogram, t: s.T, st: s.ST, fh: s.FH}
 	})
 }
 
@@ -210,7 +230,7 @@ func appendItems[T any](m *Manager, in []T, at record.Span, conv func(T) (record
 			m.metrics.tooOld.Inc()
 			continue
 		}
-		it.labels, it.seq = s.encoded, seq
+		it.series, it.seq = s.data, seq
 		switch {
 		case it.h != nil:
 			it.h = it.h.Copy()

@@ -16,14 +16,21 @@ const (
 	seriesDropped                    // dropped by write_relabel_configs
 )
 
-// series is what the queue keeps per series: its labels after external
-// labels and relabelling, encoded once for requests.
+// series is what the queue keeps per series ref.
 type series struct {
 	state   seriesState
-	segment int           // last segment (or checkpoint) the series was stored from
-	source  uint64        // hash of the labels as the WAL has them
-	labels  labels.Labels // after external labels and relabelling
-	encoded []byte        // never changed in place: shards may hold it
+	segment int    // last segment (or checkpoint) the series was stored from
+	source  uint64 // hash of the labels as the WAL has them
+	data    *encodedSeries
+}
+
+// encodedSeries is a series' labels after external labels and relabelling,
+// encoded once for requests. It is never changed after it is made: queued
+// samples point to it while the cache may already have replaced it.
+type encodedSeries struct {
+	labels labels.Labels
+	rw1    []byte    // RW1 Label entries
+	rw2    RW2Series // RW2 interned label ids (RW2 queues only)
 }
 
 // seriesCache maps series refs to their series. Prometheus hands out refs
@@ -35,7 +42,7 @@ type series struct {
 type seriesCache struct {
 	external []labels.Label
 	relabel  []*relabel.Config
-	encode   func(dst []byte, ls labels.Labels) []byte
+	interner *Interner // non-nil for RW2 queues
 
 	builder labels.Builder
 	dense   []series
@@ -48,8 +55,11 @@ type seriesCache struct {
 // it, so that one huge ref does not allocate a huge slice.
 const maxDenseGap = 1 << 16
 
-func newSeriesCache(external labels.Labels, relabelConfigs []*relabel.Config, encode func([]byte, labels.Labels) []byte) *seriesCache {
-	c := &seriesCache{relabel: relabelConfigs, encode: encode, sparse: map[record.Ref]*series{}}
+// newSeriesCache returns a cache whose series are encoded for RW1, and for
+// RW2 too when interner is not nil (so that an RW2 queue can fall back to
+// RW1 without re-encoding).
+func newSeriesCache(external labels.Labels, relabelConfigs []*relabel.Config, interner *Interner) *seriesCache {
+	c := &seriesCache{relabel: relabelConfigs, interner: interner, sparse: map[record.Ref]*series{}}
 	external.Range(func(l labels.Label) { c.external = append(c.external, l) })
 	return c
 }
@@ -113,8 +123,12 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 			c.dropped++
 			continue
 		}
-		s.state, s.labels = seriesKept, c.builder.Labels()
-		s.encoded = c.encode(nil, s.labels)
+		d := &encodedSeries{labels: c.builder.Labels()}
+		d.rw1 = AppendRW1Labels(nil, d.labels)
+		if c.interner != nil {
+			d.rw2 = NewRW2Series(c.interner, d.labels)
+		}
+		s.state, s.data = seriesKept, d
 		c.kept++
 	}
 }

@@ -11,9 +11,6 @@ import (
 	"github.com/walship/walship/wal/record"
 )
 
-// encodeString is a stand-in encoder for these tests: the labels' string.
-func encodeString(dst []byte, ls labels.Labels) []byte { return append(dst, ls.String()...) }
-
 func TestSeriesCache(t *testing.T) {
 	drop := &relabel.Config{
 		SourceLabels:         model.LabelNames{"__name__"},
@@ -21,7 +18,7 @@ func TestSeriesCache(t *testing.T) {
 		Action:               relabel.Drop,
 		NameValidationScheme: model.UTF8Validation,
 	}
-	c := newSeriesCache(labels.FromStrings("cluster", "eu", "job", "ignored"), []*relabel.Config{drop}, encodeString)
+	c := newSeriesCache(labels.FromStrings("cluster", "eu", "job", "ignored"), []*relabel.Config{drop}, &Interner{})
 
 	c.store([]record.RefSeries{
 		{Ref: 1, Labels: labels.FromStrings("__name__", "up", "job", "node")},
@@ -33,8 +30,10 @@ func TestSeriesCache(t *testing.T) {
 	require.NotNil(t, s)
 	require.Equal(t, seriesKept, s.state)
 	// External labels are added where missing; the series' own job wins.
-	require.Equal(t, labels.FromStrings("__name__", "up", "cluster", "eu", "job", "node"), s.labels)
-	require.Equal(t, `{__name__="up", cluster="eu", job="node"}`, string(s.encoded))
+	want := labels.FromStrings("__name__", "up", "cluster", "eu", "job", "node")
+	require.Equal(t, want, s.data.labels)
+	require.Equal(t, AppendRW1Labels(nil, want), s.data.rw1)
+	require.Len(t, s.data.rw2.Labels, 6)
 	require.Equal(t, seriesDropped, c.get(2).state)
 	require.NotNil(t, c.get(1<<40), "a far ref goes to the map")
 	require.Less(t, len(c.dense), 1<<20, "and does not grow the slice")
@@ -44,10 +43,10 @@ func TestSeriesCache(t *testing.T) {
 
 	// Stored again from a checkpoint with the same labels: only the segment
 	// moves, the encoding is the same slice.
-	enc := c.get(1).encoded
+	data := c.get(1).data
 	c.store([]record.RefSeries{{Ref: 1, Labels: labels.FromStrings("__name__", "up", "job", "node")}}, 5)
 	require.Equal(t, 5, c.get(1).segment)
-	require.Same(t, &enc[0], &c.get(1).encoded[0])
+	require.Same(t, data, c.get(1).data)
 
 	// A reused ref with new labels is re-encoded.
 	c.store([]record.RefSeries{{Ref: 2, Labels: labels.FromStrings("__name__", "requests")}}, 5)
@@ -64,7 +63,7 @@ func TestSeriesCache(t *testing.T) {
 }
 
 func TestSeriesCacheLookupAllocatesNothing(t *testing.T) {
-	c := newSeriesCache(labels.EmptyLabels(), nil, encodeString)
+	c := newSeriesCache(labels.EmptyLabels(), nil, nil)
 	in := make([]record.RefSeries, 10000)
 	for i := range in {
 		in[i] = record.RefSeries{Ref: record.Ref(i + 1), Labels: labels.FromStrings("i", string(rune('a'+i%26)))}

@@ -13,8 +13,8 @@ import (
 
 // item is one sample (or histogram, or exemplar) waiting in a shard.
 type item struct {
-	labels []byte // the series' encoded labels; never changed in place
-	t      int64
+	series *encodedSeries
+	t, st  int64 // timestamp and start timestamp
 	v      float64
 	h      *histogram.Histogram      // a copy the shard owns, or nil
 	fh     *histogram.FloatHistogram // a copy the shard owns, or nil
@@ -32,15 +32,43 @@ const (
 	kindExemplar
 )
 
-// requestBuilder turns items into the protobuf bytes of one request. The
-// RW1 and RW2 encoders implement it.
+// requestBuilder turns items into the protobuf bytes of one request.
 type requestBuilder interface {
 	Reset()
-	AddSample(labels []byte, t int64, v float64)
-	AddHistogram(labels []byte, t int64, h *histogram.Histogram)
-	AddFloatHistogram(labels []byte, t int64, h *histogram.FloatHistogram)
-	AddExemplar(labels []byte, exemplarLabels labels.Labels, t int64, v float64)
+	add(it *item)
 	Bytes() []byte
+}
+
+// rw1Builder builds RW1 requests from items.
+type rw1Builder struct{ RW1Encoder }
+
+func (b *rw1Builder) add(it *item) {
+	switch it.kind {
+	case kindSample:
+		b.AddSample(it.series.rw1, it.t, it.v)
+	case kindHistogram:
+		b.AddHistogram(it.series.rw1, it.t, it.h)
+	case kindFloatHistogram:
+		b.AddFloatHistogram(it.series.rw1, it.t, it.fh)
+	case kindExemplar:
+		b.AddExemplar(it.series.rw1, it.exl, it.t, it.v)
+	}
+}
+
+// rw2Builder builds RW2 requests from items.
+type rw2Builder struct{ *RW2Encoder }
+
+func (b rw2Builder) add(it *item) {
+	switch it.kind {
+	case kindSample:
+		b.AddSample(&it.series.rw2, it.t, it.v, it.st)
+	case kindHistogram:
+		b.AddHistogram(&it.series.rw2, it.t, it.h, it.st)
+	case kindFloatHistogram:
+		b.AddFloatHistogram(&it.series.rw2, it.t, it.fh, it.st)
+	case kindExemplar:
+		b.AddExemplar(&it.series.rw2, it.exl, it.t, it.v)
+	}
 }
 
 // shard holds a bounded buffer of items and one goroutine that batches them
@@ -54,7 +82,8 @@ type shard struct {
 	mu  sync.Mutex
 	buf []item // waiting, oldest first
 
-	req Request // the request being sent, reused (it escapes to the Sender)
+	req Request        // the request being sent, reused (it escapes to the Sender)
+	rw1 requestBuilder // set when the queue fell back from RW2 to RW1
 
 	wake chan struct{} // a batch may be ready
 }
@@ -104,6 +133,12 @@ func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 	send := func(least int) bool {
 		if batch = s.take(batch[:0], least); len(batch) == 0 {
 			return false
+		}
+		if s.rw1 == nil && s.m.opts.Protocol == RW2 && s.m.protocol() == RW1 {
+			s.rw1 = &rw1Builder{} // another shard made the queue fall back
+		}
+		if s.rw1 != nil {
+			b = s.rw1
 		}
 		body = s.sendBatch(ctx, b, batch, body)
 		resetTimer(deadline, s.m.deadline)
@@ -161,42 +196,58 @@ func resetTimer(t *time.Timer, d time.Duration) {
 // compression buffer for reuse.
 func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item, body []byte) []byte {
 	m := s.m
-	b.Reset()
 	req := &s.req
-	*req = Request{Protocol: m.protocol}
+	*req = Request{Protocol: m.protocol()}
 	for i := range batch {
-		it := &batch[i]
-		switch it.kind {
+		switch batch[i].kind {
 		case kindSample:
-			b.AddSample(it.labels, it.t, it.v)
 			req.Samples++
-		case kindHistogram:
-			b.AddHistogram(it.labels, it.t, it.h)
-			req.Histograms++
-		case kindFloatHistogram:
-			b.AddFloatHistogram(it.labels, it.t, it.fh)
+		case kindHistogram, kindFloatHistogram:
 			req.Histograms++
 		case kindExemplar:
-			b.AddExemplar(it.labels, it.exl, it.t, it.v)
 			req.Exemplars++
 		}
 	}
-	raw := b.Bytes()
-	body = snappy.Encode(body[:cap(body)], raw)
+	body = s.encode(b, batch, body)
 	req.Body = body
 	outcome := m.send(ctx, req)
+	if outcome == unsupported {
+		// The endpoint speaks only RW1: the queue switches for good, and
+		// this batch goes again as RW1.
+		m.fallBackToRW1()
+		req.Protocol = RW1
+		if s.rw1 == nil {
+			s.rw1 = &rw1Builder{}
+		}
+		body = s.encode(s.rw1, batch, body)
+		req.Body = body
+		outcome = m.send(ctx, req)
+		if outcome == unsupported {
+			outcome = rejected
+		}
+	}
 	m.finish(batch, req, outcome)
 	clear(batch) // release histogram copies and label references
 	return body
+}
+
+// encode builds and compresses the request body of batch.
+func (s *shard) encode(b requestBuilder, batch []item, body []byte) []byte {
+	b.Reset()
+	for i := range batch {
+		b.add(&batch[i])
+	}
+	return snappy.Encode(body[:cap(body)], b.Bytes())
 }
 
 // sendOutcome is how a batch ended.
 type sendOutcome int
 
 const (
-	sent     sendOutcome = iota // accepted by the endpoint
-	rejected                    // refused for good: dropped and counted
-	aborted                     // ctx ended first: stays pending
+	sent        sendOutcome = iota // accepted by the endpoint
+	rejected                       // refused for good: dropped and counted
+	aborted                        // ctx ended first: stays pending
+	unsupported                    // the endpoint does not speak RW2
 )
 
 // send sends req until it is accepted, refused for good, or ctx ends.
@@ -212,6 +263,9 @@ func (m *Manager) send(ctx context.Context, req *Request) sendOutcome {
 		}
 		if ctx.Err() != nil {
 			return aborted
+		}
+		if errors.Is(err, ErrUnsupportedProtocol) && req.Protocol == RW2 {
+			return unsupported
 		}
 		var se *SendError
 		if !errors.As(err, &se) || !se.Retryable {
