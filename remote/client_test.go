@@ -9,6 +9,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -797,10 +798,19 @@ func (a *memAppender) Rollback() error {
 	return nil
 }
 
+// snapshot returns copies of what was appended so far.
 func (m *memAppendable) snapshot() (map[string][]prompb.Sample, map[string]int, map[string][]exemplar.Exemplar) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.samples, m.histograms, m.exemplars
+	samples := make(map[string][]prompb.Sample, len(m.samples))
+	for k, v := range m.samples {
+		samples[k] = append([]prompb.Sample(nil), v...)
+	}
+	exemplars := make(map[string][]exemplar.Exemplar, len(m.exemplars))
+	for k, v := range m.exemplars {
+		exemplars[k] = append([]exemplar.Exemplar(nil), v...)
+	}
+	return samples, maps.Clone(m.histograms), exemplars
 }
 
 // upstreamReceiver serves upstream Prometheus' remote-write handler,
