@@ -144,8 +144,10 @@ func (m *Manager) StoreSeries(series []record.RefSeries, segment int) {
 	m.series.store(series, segment)
 }
 
-// StoreMetadata records series metadata. (Metadata sending comes with RW2.)
-func (m *Manager) StoreMetadata([]record.RefMetadata) {}
+// StoreMetadata records series metadata. RW2 requests carry it with each
+// series; RW1 queues ignore it (upstream's RW1 metadata comes from the
+// scrape targets, not the WAL).
+func (m *Manager) StoreMetadata(meta []record.RefMetadata) { m.series.setMetadata(meta) }
 
 // SeriesReset forgets series the WAL no longer holds. Samples already
 // queued keep their encoded labels.

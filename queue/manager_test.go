@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/relabel"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -299,4 +300,101 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestManagerAccountsForEverySample: every sample handed over ends as sent,
+// failed (refused by the endpoint), or dropped with a reason (its series was
+// relabelled away or is unknown, or it is older than sample_age_limit), and
+// the counters add up to what was handed over.
+func TestManagerAccountsForEverySample(t *testing.T) {
+	r := newReceiver(t)
+	r.fail = func(n int) int {
+		if n == 2 {
+			return http.StatusBadRequest
+		}
+		return 0
+	}
+	qc := testQueueConfig()
+	qc.MinShards, qc.MaxShards = 1, 1
+	qc.SampleAgeLimit = model.Duration(time.Hour)
+	reg := prometheus.NewRegistry()
+	now := time.Unix(100_000, 0)
+	drop := &relabel.Config{SourceLabels: model.LabelNames{"i"}, Regex: relabel.MustNewRegexp("3"), Action: relabel.Drop, NameValidationScheme: model.UTF8Validation}
+	m, err := queue.New(queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL), Metrics: queue.NewMetrics(reg),
+		RelabelConfigs: []*relabel.Config{drop}, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	m.SetShardUpdateInterval(10 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+
+	series := make([]record.RefSeries, 10)
+	for i := range series {
+		series[i] = record.RefSeries{Ref: record.Ref(i + 1), Labels: labels.FromStrings("__name__", "m", "i", fmt.Sprint(i))}
+	}
+	m.StoreSeries(series, 0)
+	handed := 0
+	for sc := 0; sc < 200; sc++ {
+		ts := now.Add(-2 * time.Hour).UnixMilli() // the first 20 scrapes are too old
+		if sc >= 20 {
+			ts = now.UnixMilli() + int64(sc)
+		}
+		samples := make([]record.RefSample, 0, 11)
+		for i := range series {
+			samples = append(samples, record.RefSample{Ref: series[i].Ref, T: ts, V: 1})
+		}
+		samples = append(samples, record.RefSample{Ref: 99, T: ts, V: 1}) // never stored
+		handed += len(samples)
+		at := record.Span{Start: record.Position{Offset: int64(sc)}, End: record.Position{Offset: int64(sc) + 1}}
+		for len(samples) > 0 {
+			n := m.AppendSamples(samples, at)
+			samples = samples[n:]
+			if len(samples) > 0 {
+				<-m.Ready()
+			}
+		}
+	}
+	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "nothing pending")
+	eventually(t, func() bool { return gaugeValue(t, reg, "prometheus_remote_storage_samples_pending") == 0 }, "pending gauge updated")
+
+	sent := counterValue(t, reg, "prometheus_remote_storage_samples_total", nil)
+	failed := counterValue(t, reg, "prometheus_remote_storage_samples_failed_total", nil)
+	droppedSeries := counterValue(t, reg, "prometheus_remote_storage_samples_dropped_total", map[string]string{"reason": "dropped_series"})
+	unknown := counterValue(t, reg, "prometheus_remote_storage_samples_dropped_total", map[string]string{"reason": "unintentionally_dropped_series"})
+	tooOld := counterValue(t, reg, "prometheus_remote_storage_samples_dropped_total", map[string]string{"reason": "too_old"})
+	require.Equal(t, 200.0, unknown)
+	require.Equal(t, 200.0, droppedSeries)
+	require.Equal(t, 20.0*9, tooOld, "the 9 kept series' first 20 scrapes")
+	require.Equal(t, float64(qc.MaxSamplesPerSend), failed, "one request refused")
+	require.Equal(t, float64(r.count()), sent)
+	require.Equal(t, float64(handed), sent+failed+droppedSeries+unknown+tooOld, "every sample is accounted for")
+}
+
+// counterValue sums the named counter's series whose labels include want.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) float64 {
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			for k, v := range want {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == k && lp.GetValue() == v {
+						found = true
+					}
+				}
+				if !found {
+					continue metrics
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
 }

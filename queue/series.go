@@ -159,3 +159,24 @@ func (c *seriesCache) reset(segment int) {
 		}
 	}
 }
+
+// setMetadata records metadata of kept series, for RW2 requests (each
+// series carries its type, help and unit). The series' encoding is
+// replaced, not changed: queued samples keep the one they were queued with.
+func (c *seriesCache) setMetadata(meta []record.RefMetadata) {
+	if c.interner == nil {
+		return
+	}
+	for _, md := range meta {
+		s := c.get(md.Ref)
+		if s == nil || s.state != seriesKept {
+			continue
+		}
+		d := *s.data
+		d.rw2.SetMetadata(c.interner, md.Type.String(), md.Help, md.Unit)
+		old := s.data.rw2
+		if d.rw2.Type != old.Type || d.rw2.Help != old.Help || d.rw2.Unit != old.Unit {
+			s.data = &d
+		}
+	}
+}

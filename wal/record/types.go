@@ -150,6 +150,28 @@ const (
 	Stateset          MetricType = 7
 )
 
+// String returns the metric type's name as Prometheus's text formats and
+// model.MetricType spell it ("counter", "gaugehistogram", ...).
+func (t MetricType) String() string {
+	switch t {
+	case Counter:
+		return "counter"
+	case Gauge:
+		return "gauge"
+	case Histogram:
+		return "histogram"
+	case GaugeHistogram:
+		return "gaugehistogram"
+	case Summary:
+		return "summary"
+	case Info:
+		return "info"
+	case Stateset:
+		return "stateset"
+	}
+	return "unknown"
+}
+
 // RefMetadata is the type, unit and help text of a series.
 type RefMetadata struct {
 	Ref  Ref
