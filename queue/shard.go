@@ -79,8 +79,9 @@ type shard struct {
 	m        *Manager
 	capacity int
 
-	mu  sync.Mutex
-	buf []item // waiting, oldest first
+	mu   sync.Mutex
+	buf  []item // buf[head:] are waiting, oldest first
+	head int
 
 	req Request        // the request being sent, reused (it escapes to the Sender)
 	rw1 requestBuilder // set when the queue fell back from RW2 to RW1
@@ -95,12 +96,19 @@ func newShard(m *Manager, capacity int) *shard {
 // push adds an item if there is room and reports whether it did.
 func (s *shard) push(it item) bool {
 	s.mu.Lock()
-	if len(s.buf) >= s.capacity {
+	if len(s.buf)-s.head >= s.capacity {
 		s.mu.Unlock()
 		return false
 	}
+	if s.head > 0 && len(s.buf) == cap(s.buf) {
+		// Move the waiting items to the front instead of growing: each
+		// item moves at most once per trip through the buffer.
+		n := copy(s.buf, s.buf[s.head:])
+		clear(s.buf[n:])
+		s.buf, s.head = s.buf[:n], 0
+	}
 	s.buf = append(s.buf, it)
-	full := len(s.buf) >= s.m.batchSize
+	full := len(s.buf)-s.head >= s.m.batchSize
 	s.mu.Unlock()
 	if full {
 		s.signal()
@@ -118,7 +126,7 @@ func (s *shard) signal() {
 func (s *shard) pending() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.buf)
+	return len(s.buf) - s.head
 }
 
 // run sends batches until ctx ends: a full batch at once, a partial one
@@ -166,16 +174,19 @@ func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 // take moves up to a batch of items into dst if at least least are waiting.
 func (s *shard) take(dst []item, least int) []item {
 	s.mu.Lock()
-	n := len(s.buf)
+	n := len(s.buf) - s.head
 	if n == 0 || n < least {
 		s.mu.Unlock()
 		return dst
 	}
 	n = min(n, s.m.batchSize)
-	dst = append(dst, s.buf[:n]...)
-	rest := copy(s.buf, s.buf[n:])
-	clear(s.buf[rest:])
-	s.buf = s.buf[:rest]
+	taken := s.buf[s.head : s.head+n]
+	dst = append(dst, taken...)
+	clear(taken) // drop references for the GC
+	s.head += n
+	if s.head == len(s.buf) {
+		s.buf, s.head = s.buf[:0], 0
+	}
 	s.mu.Unlock()
 	s.m.roomFreed()
 	return dst
