@@ -58,6 +58,8 @@ type Manager struct {
 	backoffs  Backoff
 
 	series *seriesCache // the feeding goroutine's
+	room   []int        // the feeding goroutine's scratch: room per shard
+	runs   [][]item     // the feeding goroutine's scratch: items per shard
 	acks   ackTracker
 	ready  chan struct{}
 
@@ -178,73 +180,103 @@ func (m *Manager) AppendSamples(samples []record.RefSample, at record.Span) int 
 // AppendHistograms queues integer native histograms.
 func (m *Manager) AppendHistograms(hs []record.RefHistogramSample, at record.Span) int {
 	return appendItems(m, hs, at, func(s record.RefHistogramSample) (record.Ref, item) {
-		return s.Ref, item{kind: kindHistogram, t: s.T, st: s.ST, h: s.H}
+		return s.Ref, item{kind: kindHistogram, t: s.T, st: s.ST, extra: &itemExtra{h: s.H}}
 	})
 }
 
 // AppendFloatHistograms queues float native histograms.
 func (m *Manager) AppendFloatHistograms(hs []record.RefFloatHistogramSample, at record.Span) int {
 	return appendItems(m, hs, at, func(s record.RefFloatHistogramSample) (record.Ref, item) {
-		return s.Ref, item{kind: kindFloatHistogram, t: s.T, st: s.ST, fh: s.FH}
+		return s.Ref, item{kind: kindFloatHistogram, t: s.T, st: s.ST, extra: &itemExtra{fh: s.FH}}
 	})
 }
 
 // AppendExemplars queues exemplars.
 func (m *Manager) AppendExemplars(es []record.RefExemplar, at record.Span) int {
 	return appendItems(m, es, at, func(e record.RefExemplar) (record.Ref, item) {
-		return e.Ref, item{kind: kindExemplar, t: e.T, v: e.V, exl: e.Labels}
+		return e.Ref, item{kind: kindExemplar, t: e.T, v: e.V, extra: &itemExtra{exl: e.Labels}}
 	})
 }
 
 // appendItems queues the items of one record in order, stopping at the
 // first that finds its shard full. Items of unknown or dropped series and
 // items older than sample_age_limit are counted as dropped and skipped.
+//
+// It first notes each shard's room, sorts the items into per-shard runs
+// while there is room, then hands each shard its run under one lock: no
+// item after the first refused one is queued, so the watcher's retry of
+// the rest sends nothing twice.
 func appendItems[T any](m *Manager, in []T, at record.Span, conv func(T) (record.Ref, item)) int {
 	if !m.mu.TryRLock() {
 		return 0 // resharding: the watcher waits for Ready
 	}
 	defer m.mu.RUnlock()
-	if len(m.shards) == 0 {
+	n := uint64(len(m.shards))
+	if n == 0 {
 		return 0 // not running
 	}
+	m.room = m.room[:0]
+	for _, s := range m.shards {
+		m.room = append(m.room, s.room())
+	}
+	for len(m.runs) < len(m.shards) {
+		m.runs = append(m.runs, nil)
+	}
 	var (
-		seq      uint64
-		queued   int
 		ageLimit = time.Duration(m.opts.Config.SampleAgeLimit)
 		oldest   int64
+		queued   int
+		unknown  int
+		dropped  int
+		tooOld   int
 	)
 	if ageLimit > 0 {
 		oldest = m.opts.Now().Add(-ageLimit).UnixMilli()
 	}
-	seq = m.acks.begin(at.Start, len(in)) // corrected below to what was queued
+	seq := m.acks.begin(at.Start, len(in)) // corrected below to what was queued
 	i := 0
 	for ; i < len(in); i++ {
 		ref, it := conv(in[i])
 		s := m.series.get(ref)
 		switch {
 		case s == nil:
-			m.metrics.unknownSeries.Inc()
+			unknown++
 			continue
 		case s.state == seriesDropped:
-			m.metrics.droppedSeries.Inc()
+			dropped++
 			continue
 		case ageLimit > 0 && it.t < oldest:
-			m.metrics.tooOld.Inc()
+			tooOld++
 			continue
 		}
-		it.series, it.seq = s.data, seq
-		switch {
-		case it.h != nil:
-			it.h = it.h.Copy()
-		case it.fh != nil:
-			it.fh = it.fh.Copy()
-		}
-		if !m.shards[uint64(ref)%uint64(len(m.shards))].push(it) {
+		k := uint64(ref) % n
+		if m.room[k] == 0 {
 			m.metrics.enqueueRetries.Inc()
 			break
 		}
+		m.room[k]--
+		it.series, it.seq = s.data, seq
+		if x := it.extra; x != nil {
+			switch {
+			case x.h != nil:
+				x.h = x.h.Copy()
+			case x.fh != nil:
+				x.fh = x.fh.Copy()
+			}
+		}
+		m.runs[k] = append(m.runs[k], it)
 		queued++
 	}
+	for k, run := range m.runs[:n] {
+		if len(run) > 0 {
+			m.shards[k].pushAll(run)
+			clear(run)
+			m.runs[k] = run[:0]
+		}
+	}
+	m.metrics.unknownSeries.Add(float64(unknown))
+	m.metrics.droppedSeries.Add(float64(dropped))
+	m.metrics.tooOld.Add(float64(tooOld))
 	// Everything not queued (dropped, or left for the retry) is not pending
 	// under this sequence number.
 	m.acks.done(seq, len(in)-queued)

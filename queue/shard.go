@@ -11,16 +11,24 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 )
 
-// item is one sample (or histogram, or exemplar) waiting in a shard.
+// item is one sample (or histogram, or exemplar) waiting in a shard. It
+// holds two pointers only, so that moving items costs the garbage collector
+// little; what histograms and exemplars need besides is in extra.
 type item struct {
 	series *encodedSeries
-	t, st  int64 // timestamp and start timestamp
+	extra  *itemExtra // nil for float samples
+	t, st  int64      // timestamp and start timestamp
 	v      float64
-	h      *histogram.Histogram      // a copy the shard owns, or nil
-	fh     *histogram.FloatHistogram // a copy the shard owns, or nil
-	exl    labels.Labels             // exemplar labels when this is an exemplar
-	kind   itemKind
 	seq    uint64 // ack tracker record
+	kind   itemKind
+}
+
+// itemExtra is the part of a histogram or exemplar item a float sample
+// does not need.
+type itemExtra struct {
+	h   *histogram.Histogram      // a copy the shard owns
+	fh  *histogram.FloatHistogram // a copy the shard owns
+	exl labels.Labels             // exemplar labels
 }
 
 type itemKind uint8
@@ -47,11 +55,11 @@ func (b *rw1Builder) add(it *item) {
 	case kindSample:
 		b.AddSample(it.series.rw1, it.t, it.v)
 	case kindHistogram:
-		b.AddHistogram(it.series.rw1, it.t, it.h)
+		b.AddHistogram(it.series.rw1, it.t, it.extra.h)
 	case kindFloatHistogram:
-		b.AddFloatHistogram(it.series.rw1, it.t, it.fh)
+		b.AddFloatHistogram(it.series.rw1, it.t, it.extra.fh)
 	case kindExemplar:
-		b.AddExemplar(it.series.rw1, it.exl, it.t, it.v)
+		b.AddExemplar(it.series.rw1, it.extra.exl, it.t, it.v)
 	}
 }
 
@@ -63,11 +71,11 @@ func (b rw2Builder) add(it *item) {
 	case kindSample:
 		b.AddSample(&it.series.rw2, it.t, it.v, it.st)
 	case kindHistogram:
-		b.AddHistogram(&it.series.rw2, it.t, it.h, it.st)
+		b.AddHistogram(&it.series.rw2, it.t, it.extra.h, it.st)
 	case kindFloatHistogram:
-		b.AddFloatHistogram(&it.series.rw2, it.t, it.fh, it.st)
+		b.AddFloatHistogram(&it.series.rw2, it.t, it.extra.fh, it.st)
 	case kindExemplar:
-		b.AddExemplar(&it.series.rw2, it.exl, it.t, it.v)
+		b.AddExemplar(&it.series.rw2, it.extra.exl, it.t, it.v)
 	}
 }
 
@@ -93,27 +101,30 @@ func newShard(m *Manager, capacity int) *shard {
 	return &shard{m: m, capacity: capacity, wake: make(chan struct{}, 1)}
 }
 
-// push adds an item if there is room and reports whether it did.
-func (s *shard) push(it item) bool {
+// room returns how many more items the shard takes now. Only the
+// feeding goroutine adds items, so the room can only grow until it does.
+func (s *shard) room() int {
 	s.mu.Lock()
-	if len(s.buf)-s.head >= s.capacity {
-		s.mu.Unlock()
-		return false
-	}
-	if s.head > 0 && len(s.buf) == cap(s.buf) {
+	defer s.mu.Unlock()
+	return s.capacity - (len(s.buf) - s.head)
+}
+
+// pushAll adds items, which the caller made sure fit (see room).
+func (s *shard) pushAll(items []item) {
+	s.mu.Lock()
+	if s.head > 0 && len(s.buf)+len(items) > cap(s.buf) {
 		// Move the waiting items to the front instead of growing: each
 		// item moves at most once per trip through the buffer.
 		n := copy(s.buf, s.buf[s.head:])
 		clear(s.buf[n:])
 		s.buf, s.head = s.buf[:n], 0
 	}
-	s.buf = append(s.buf, it)
+	s.buf = append(s.buf, items...)
 	full := len(s.buf)-s.head >= s.m.batchSize
 	s.mu.Unlock()
 	if full {
 		s.signal()
 	}
-	return true
 }
 
 func (s *shard) signal() {
