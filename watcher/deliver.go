@@ -29,28 +29,14 @@ func (w *Watcher) handle(ctx context.Context, rec []byte, at record.Span) error 
 	var decErr, sendErr error
 	switch typ {
 	case record.Samples, record.SamplesV2:
-		if w.samples, decErr = w.dec.Samples(rec, w.samples[:0]); decErr == nil {
-			w.samples = filterTime(w.samples, w.startTime, func(s record.RefSample) int64 { return s.T })
-			w.segmentSamples += len(w.samples)
-			sendErr = deliver(ctx, w, w.samples, at, w.c.AppendSamples)
-		}
+		decErr, sendErr = decodeAndDeliver(ctx, w, rec, at, &w.samples, w.dec.Samples, sampleTime, w.c.AppendSamples)
 	case record.HistogramSamples, record.CustomBucketsHistogramSamples, record.HistogramSamplesV2:
-		if !w.opts.SendHistograms {
-			break
-		}
-		if w.histograms, decErr = w.dec.HistogramSamples(rec, w.histograms[:0]); decErr == nil {
-			w.histograms = filterTime(w.histograms, w.startTime, func(s record.RefHistogramSample) int64 { return s.T })
-			w.segmentSamples += len(w.histograms)
-			sendErr = deliver(ctx, w, w.histograms, at, w.c.AppendHistograms)
+		if w.opts.SendHistograms {
+			decErr, sendErr = decodeAndDeliver(ctx, w, rec, at, &w.histograms, w.dec.HistogramSamples, histogramTime, w.c.AppendHistograms)
 		}
 	case record.FloatHistogramSamples, record.CustomBucketsFloatHistogramSamples, record.FloatHistogramSamplesV2:
-		if !w.opts.SendHistograms {
-			break
-		}
-		if w.floatHists, decErr = w.dec.FloatHistogramSamples(rec, w.floatHists[:0]); decErr == nil {
-			w.floatHists = filterTime(w.floatHists, w.startTime, func(s record.RefFloatHistogramSample) int64 { return s.T })
-			w.segmentSamples += len(w.floatHists)
-			sendErr = deliver(ctx, w, w.floatHists, at, w.c.AppendFloatHistograms)
+		if w.opts.SendHistograms {
+			decErr, sendErr = decodeAndDeliver(ctx, w, rec, at, &w.floatHists, w.dec.FloatHistogramSamples, floatHistogramTime, w.c.AppendFloatHistograms)
 		}
 	case record.Exemplars:
 		if !w.opts.SendExemplars {
@@ -101,6 +87,24 @@ func (w *Watcher) storeSeriesOnly(rec []byte, segment int) {
 		w.log.Warn("Skipping WAL record that does not decode", "segment", segment, "err", err)
 	}
 }
+
+// decodeAndDeliver decodes a record of samples or histograms into buf,
+// keeps those newer than the start time (FromNow), counts them for gap
+// estimates and hands them over.
+func decodeAndDeliver[T any](ctx context.Context, w *Watcher, rec []byte, at record.Span, buf *[]T,
+	decode func([]byte, []T) ([]T, error), ts func(T) int64, appendFn func([]T, record.Span) int,
+) (decErr, sendErr error) {
+	if *buf, decErr = decode(rec, (*buf)[:0]); decErr != nil {
+		return decErr, nil
+	}
+	*buf = filterTime(*buf, w.startTime, ts)
+	w.segmentSamples += len(*buf)
+	return nil, deliver(ctx, w, *buf, at, appendFn)
+}
+
+func sampleTime(s record.RefSample) int64                       { return s.T }
+func histogramTime(s record.RefHistogramSample) int64           { return s.T }
+func floatHistogramTime(s record.RefFloatHistogramSample) int64 { return s.T }
 
 // filterTime keeps, in place, the entries newer than after (all of them
 // when after is 0).
