@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -57,11 +58,12 @@ type Manager struct {
 	capacity  int
 	backoffs  Backoff
 
-	series *seriesCache // the feeding goroutine's
-	room   []int        // the feeding goroutine's scratch: room per shard
-	runs   [][]item     // the feeding goroutine's scratch: items per shard
-	acks   ackTracker
-	ready  chan struct{}
+	series  *seriesCache // the feeding goroutine's
+	room    []int        // the feeding goroutine's scratch: room per shard
+	flushes chan flushRequest
+	runs    [][]item // the feeding goroutine's scratch: items per shard
+	acks    ackTracker
+	ready   chan struct{}
 
 	mu     sync.RWMutex // guards shards while they are replaced
 	shards []*shard
@@ -105,6 +107,7 @@ func New(opts Options) (*Manager, error) {
 		backoffs:    NewBackoff(qc, rand.Float64),
 		series:      newSeriesCache(opts.ExternalLabels, opts.RelabelConfigs, interner),
 		ready:       make(chan struct{}, 1),
+		flushes:     make(chan flushRequest),
 		inRate:      newEWMARate(0.2, shardUpdateInterval),
 		updateEvery: shardUpdateInterval,
 	}
@@ -284,10 +287,13 @@ func appendItems[T any](m *Manager, in []T, at record.Span, conv func(T) (record
 	return i
 }
 
-// Run starts the shards and keeps their number right until ctx ends. When
-// ctx ends, sending stops where it is: what was not acknowledged stays
-// pending, and the watcher's saved position keeps it for the next run.
+// Run starts the shards and keeps their number right until ctx ends or
+// Flush is called. When ctx ends, sending stops where it is: what was not
+// acknowledged stays pending, and the watcher's saved position keeps it for
+// the next run.
 func (m *Manager) Run(ctx context.Context) error {
+	shardCtx, stopShards := context.WithCancel(ctx)
+	defer stopShards()
 	var wg sync.WaitGroup
 	start := func(n int) chan struct{} {
 		drain := make(chan struct{})
@@ -298,11 +304,16 @@ func (m *Manager) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s.run(ctx, drain)
+				s.run(shardCtx, drain)
 			}()
 		}
 		m.metrics.shards.Set(float64(n))
 		return drain
+	}
+	stop := func() {
+		m.mu.Lock()
+		m.shards = nil
+		m.mu.Unlock()
 	}
 	m.mu.Lock()
 	drain := start(m.opts.Config.MinShards)
@@ -315,9 +326,27 @@ func (m *Manager) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
-			m.mu.Lock()
-			m.shards = nil
-			m.mu.Unlock()
+			stop()
+			return nil
+		case req := <-m.flushes:
+			// Take nothing more, let the shards send what they hold until
+			// the flush's deadline, then stop them where they are.
+			stop()
+			close(drain)
+			drained := make(chan struct{})
+			go func() { wg.Wait(); close(drained) }()
+			select {
+			case <-drained:
+				req.done <- nil
+			case <-req.ctx.Done():
+				stopShards()
+				<-drained
+				req.done <- fmt.Errorf("queue: flush stopped with %d samples unsent: %w", m.acks.pendingSamples(), req.ctx.Err())
+			case <-ctx.Done():
+				<-drained
+				req.done <- ctx.Err()
+			}
+			m.updatePending()
 			return nil
 		case <-ticker.C:
 			m.updatePending()
@@ -343,6 +372,28 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.roomFreed()
 		}
 	}
+}
+
+// flushRequest asks Run to send what is queued and stop.
+type flushRequest struct {
+	ctx  context.Context
+	done chan error
+}
+
+// Flush stops the queue from taking samples, sends everything it holds
+// until ctx ends, and then stops it: Run returns. It returns nil when
+// everything queued was sent (or refused for good), and an error naming
+// how many samples stay unsent otherwise; they stay pending, so the
+// watcher's saved position keeps them for the next run. Flush must be
+// called while Run runs.
+func (m *Manager) Flush(ctx context.Context) error {
+	req := flushRequest{ctx: ctx, done: make(chan error, 1)}
+	select {
+	case m.flushes <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-req.done
 }
 
 // desiredShards measures the last interval and asks the rule.

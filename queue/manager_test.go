@@ -398,3 +398,44 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, want map[
 	}
 	return sum
 }
+
+// TestManagerFlush: Flush sends everything queued and stops the queue; with
+// the endpoint down it gives up at its deadline, says how much is unsent,
+// and leaves it pending for the next run.
+func TestManagerFlush(t *testing.T) {
+	t.Run("everything sent", func(t *testing.T) {
+		r := newReceiver(t)
+		qc := testQueueConfig()
+		qc.BatchSendDeadline = model.Duration(time.Hour) // only Flush sends the partial batch
+		m, err := queue.New(queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL)})
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() { done <- m.Run(context.Background()) }()
+		feed(t, m, 30, 10) // 300 samples: three full batches of 100, none partial
+		feed(t, m, 30, 1)  // and 30 more that only a flush sends
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, m.Flush(ctx))
+		require.NoError(t, <-done, "Run returned")
+		require.Equal(t, 330, r.count())
+		_, pending := m.LowestPending()
+		require.False(t, pending)
+	})
+	t.Run("endpoint down", func(t *testing.T) {
+		r := newReceiver(t)
+		r.fail = func(int) int { return http.StatusServiceUnavailable }
+		m, err := queue.New(queue.Options{Name: "test", URL: r.URL, Config: testQueueConfig(), Sender: newClient(t, r.URL)})
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() { done <- m.Run(context.Background()) }()
+		feed(t, m, 30, 10)
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		err = m.Flush(ctx)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorContains(t, err, "300 samples unsent")
+		require.NoError(t, <-done, "Run returned")
+		_, pending := m.LowestPending()
+		require.True(t, pending, "what was not sent stays pending")
+	})
+}
