@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -438,4 +439,60 @@ func TestManagerFlush(t *testing.T) {
 		_, pending := m.LowestPending()
 		require.True(t, pending, "what was not sent stays pending")
 	})
+}
+
+// TestManagerAgeLimitOnRetries: samples that grow older than
+// sample_age_limit while the endpoint is down leave the batch before the
+// next retry, counted as dropped (too_old); younger ones are still sent.
+func TestManagerAgeLimitOnRetries(t *testing.T) {
+	r := newReceiver(t)
+	var mu sync.Mutex
+	down := true
+	r.fail = func(int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	}
+	var clock atomic.Int64
+	clock.Store(time.Unix(1000, 0).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	qc := testQueueConfig()
+	qc.MinShards, qc.MaxShards = 1, 1
+	qc.MaxSamplesPerSend = 20
+	qc.SampleAgeLimit = model.Duration(time.Minute)
+	reg := prometheus.NewRegistry()
+	m, stop := runManager(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL), Metrics: queue.NewMetrics(reg), Now: now})
+
+	// 10 samples stamped now-50s and 10 stamped now: one batch of 20.
+	m.StoreSeries([]record.RefSeries{{Ref: 1, Labels: labels.FromStrings("__name__", "a")}}, 0)
+	samples := make([]record.RefSample, 20)
+	for i := range samples {
+		ts := now().Add(-50 * time.Second).UnixMilli()
+		if i >= 10 {
+			ts = now().UnixMilli()
+		}
+		samples[i] = record.RefSample{Ref: 1, T: ts + int64(i), V: 1}
+	}
+	for m.AppendSamples(samples, record.Span{End: record.Position{Offset: 1}}) == 0 {
+		<-m.Ready() // the shards are starting
+	}
+	eventually(t, func() bool { return counterValue(t, reg, "prometheus_remote_storage_samples_retried_total", nil) > 0 }, "retrying")
+
+	clock.Add(int64(30 * time.Second)) // the first ten are now 80 s old
+	// 30 more samples retried (20 + 10 or 10 + 10 + 10): at least one
+	// retry was prepared after the clock moved, so the batch was filtered.
+	retried := counterValue(t, reg, "prometheus_remote_storage_samples_retried_total", nil)
+	eventually(t, func() bool {
+		return counterValue(t, reg, "prometheus_remote_storage_samples_retried_total", nil) >= retried+30
+	}, "retried after the clock moved")
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "finished")
+	stop()
+	require.Equal(t, 10, r.count(), "the young half is sent")
+	require.Equal(t, 10.0, counterValue(t, reg, "prometheus_remote_storage_samples_dropped_total", map[string]string{"reason": "too_old"}))
 }

@@ -220,19 +220,27 @@ func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item, b
 	m := s.m
 	req := &s.req
 	*req = Request{Protocol: m.protocol()}
-	for i := range batch {
-		switch batch[i].kind {
-		case kindSample:
-			req.Samples++
-		case kindHistogram, kindFloatHistogram:
-			req.Histograms++
-		case kindExemplar:
-			req.Exemplars++
-		}
-	}
+	req.Samples, req.Histograms, req.Exemplars = countKinds(batch)
 	body = s.encode(b, batch, body)
 	req.Body = body
-	outcome := m.send(ctx, req)
+	// Before each retry, samples that have grown older than
+	// sample_age_limit leave the batch (counted as dropped, too_old); the
+	// rest is encoded again. Without a limit every retry sends the same bytes.
+	expire := func() bool {
+		var removed int
+		batch, removed = m.dropExpired(batch)
+		if removed == 0 {
+			return true
+		}
+		req.Samples, req.Histograms, req.Exemplars = countKinds(batch)
+		if len(batch) == 0 {
+			return false
+		}
+		body = s.encode(b, batch, body)
+		req.Body = body
+		return true
+	}
+	outcome := m.send(ctx, req, expire)
 	if outcome == unsupported {
 		// The endpoint speaks only RW1: the queue switches for good, and
 		// this batch goes again as RW1.
@@ -241,9 +249,10 @@ func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item, b
 		if s.rw1 == nil {
 			s.rw1 = &rw1Builder{}
 		}
-		body = s.encode(s.rw1, batch, body)
+		b = s.rw1
+		body = s.encode(b, batch, body)
 		req.Body = body
-		outcome = m.send(ctx, req)
+		outcome = m.send(ctx, req, expire)
 		if outcome == unsupported {
 			outcome = rejected
 		}
@@ -251,6 +260,44 @@ func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item, b
 	m.finish(batch, req, outcome)
 	clear(batch) // release histogram copies and label references
 	return body
+}
+
+// countKinds counts the samples, histograms and exemplars of a batch.
+func countKinds(batch []item) (samples, histograms, exemplars int) {
+	for i := range batch {
+		switch batch[i].kind {
+		case kindSample:
+			samples++
+		case kindHistogram, kindFloatHistogram:
+			histograms++
+		case kindExemplar:
+			exemplars++
+		}
+	}
+	return samples, histograms, exemplars
+}
+
+// dropExpired removes from batch, in place, the items older than
+// sample_age_limit, finishing them as dropped, and returns the rest and how
+// many it removed.
+func (m *Manager) dropExpired(batch []item) ([]item, int) {
+	limit := time.Duration(m.opts.Config.SampleAgeLimit)
+	if limit <= 0 {
+		return batch, 0
+	}
+	oldest := m.opts.Now().Add(-limit).UnixMilli()
+	kept := batch[:0]
+	for _, it := range batch {
+		if it.t < oldest {
+			m.acks.done(it.seq, 1)
+			continue
+		}
+		kept = append(kept, it)
+	}
+	removed := len(batch) - len(kept)
+	clear(batch[len(kept):])
+	m.metrics.tooOld.Add(float64(removed))
+	return kept, removed
 }
 
 // encode builds and compresses the request body of batch.
@@ -270,10 +317,13 @@ const (
 	rejected                       // refused for good: dropped and counted
 	aborted                        // ctx ended first: stays pending
 	unsupported                    // the endpoint does not speak RW2
+	expired                        // every item grew too old while retrying
 )
 
 // send sends req until it is accepted, refused for good, or ctx ends.
-func (m *Manager) send(ctx context.Context, req *Request) sendOutcome {
+// Before each retry it calls beforeRetry, which may change req; when that
+// returns false nothing is left to send.
+func (m *Manager) send(ctx context.Context, req *Request, beforeRetry func() bool) sendOutcome {
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		_, err := m.opts.Sender.Send(ctx, req, attempt)
@@ -302,6 +352,9 @@ func (m *Manager) send(ctx context.Context, req *Request) sendOutcome {
 			t.Stop()
 			return aborted
 		case <-t.C:
+		}
+		if !beforeRetry() {
+			return expired
 		}
 	}
 }
