@@ -1,0 +1,49 @@
+// Package queue is the remote-write queue of one endpoint: it takes the
+// records a watcher reads from the WAL, batches their samples, encodes each
+// batch once and sends it through a Sender until the endpoint takes it.
+//
+// # A sample's path
+//
+// The watcher hands over one record's samples with the record's place in
+// the WAL (Manager.AppendSamples and friends). Each sample's series was
+// stored earlier (StoreSeries): with external labels added where missing and
+// write_relabel_configs applied, its labels were encoded once, as RW1 Label
+// bytes and, for RW2 queues, as interned string ids. A sample then goes to
+// the shard of its series (ref modulo the number of shards), so one series'
+// samples stay in order. If a shard is full, Append returns how many samples
+// it took and the watcher waits for Ready: the backlog stays in the WAL.
+//
+// A shard cuts a batch when max_samples_per_send samples wait, or when
+// batch_send_deadline passes without a send. The batch is encoded into one
+// request (copying the cached label bytes; no label is marshalled again) and
+// snappy-compressed once; every retry sends the same bytes, with jittered
+// exponential backoff and the endpoint's Retry-After. When sample_age_limit
+// is set, samples that grew too old leave the batch before a retry.
+//
+// # When a sample counts as sent, dropped or pending
+//
+// A sample is pending from the moment a shard takes it until its request
+// is accepted (sent: prometheus_remote_storage_samples_total) or refused for
+// good (failed: _samples_failed_total). Samples of unknown series, of series
+// dropped by relabelling and older than sample_age_limit never enter a shard
+// (dropped: _samples_dropped_total{reason}). LowestPending reports the start
+// of the oldest WAL record that still has pending samples, which is where
+// the watcher resumes after a restart: nothing acknowledged is sent again
+// except what was in flight.
+//
+// # Protocols
+//
+// RW1 (prometheus.WriteRequest) and RW2 (io.prometheus.write.v2.Request)
+// requests are built by RW1Encoder and RW2Encoder, byte-identical to what
+// gogo's marshalling of the same message gives. An RW2 queue whose endpoint
+// answers 415 (or a 2xx without the written-count headers) falls back to RW1
+// for good.
+//
+// # Goroutines
+//
+// Run owns the shards (one goroutine each) and the reshard loop, which every
+// 10 s asks DesiredShards for a shard count; a reshard lets the shards send
+// what they hold and starts a new set. Run returns when its context ends or
+// after Flush. The Append methods, StoreSeries, StoreMetadata and
+// SeriesReset are called from one goroutine, the watcher's.
+package queue
