@@ -390,8 +390,42 @@ func (e *RW2Encoder) addHistogram(s *RW2Series, ph *pbHistogram) {
 
 // AddExemplar adds a TimeSeries for s with one exemplar. The exemplar's
 // label strings are not interned; they must stay unchanged until Reset.
+// (Receivers such as upstream Prometheus refuse a series entry without a
+// sample or histogram: prefer AddSampleWithExemplars.)
 func (e *RW2Encoder) AddExemplar(s *RW2Series, exemplarLabels labels.Labels, t int64, v float64) {
 	b, start, help, unit := e.begin(s)
+	b = e.appendExemplar(b, exemplarLabels, t, v)
+	e.end(b, start, s, help, unit)
+	e.exemplars++
+}
+
+// RW2Exemplar is an exemplar to send with a sample.
+type RW2Exemplar struct {
+	Labels labels.Labels
+	T      int64
+	V      float64
+}
+
+// AddSampleWithExemplars adds a TimeSeries for s with one sample and the
+// exemplars observed with it, which is how the RW2 specification wants
+// exemplars sent.
+func (e *RW2Encoder) AddSampleWithExemplars(s *RW2Series, t int64, v float64, st int64, exemplars []RW2Exemplar) {
+	b, start, help, unit := e.begin(s)
+	ss := pbDoubleFieldSize(v) + pbInt64FieldSize(t) + pbInt64FieldSize(st) // at most 31
+	b = append(b, rw2TagSamples, byte(ss))
+	b = pbAppendDouble(b, rw2TagSampleValue, v)
+	b = pbAppendInt64(b, rw2TagSampleTimestamp, t)
+	b = pbAppendInt64(b, rw2TagSampleStart, st)
+	for _, x := range exemplars {
+		b = e.appendExemplar(b, x.Labels, x.T, x.V)
+	}
+	e.end(b, start, s, help, unit)
+	e.samples++
+	e.exemplars += len(exemplars)
+}
+
+// appendExemplar appends one exemplars field of a TimeSeries entry.
+func (e *RW2Encoder) appendExemplar(b []byte, exemplarLabels labels.Labels, t int64, v float64) []byte {
 	b = append(b, rw2TagExemplars, 0)
 	xl := len(b) - 1
 	if !exemplarLabels.IsEmpty() {
@@ -405,9 +439,7 @@ func (e *RW2Encoder) AddExemplar(s *RW2Series, exemplarLabels labels.Labels, t i
 	}
 	b = pbAppendDouble(b, rw2TagExemplarValue, v)
 	b = pbAppendInt64(b, rw2TagExemplarTimestamp, t)
-	b = endLen(b, xl)
-	e.end(b, start, s, help, unit)
-	e.exemplars++
+	return endLen(b, xl)
 }
 
 // Bytes returns the marshalled Request: the symbol table, then the time

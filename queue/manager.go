@@ -132,7 +132,7 @@ func (m *Manager) fallBackToRW1() {
 
 func (m *Manager) newBuilder() requestBuilder {
 	if m.protocol() == RW2 {
-		return rw2Builder{NewRW2Encoder(m.interner)}
+		return newRW2Builder(m.interner)
 	}
 	return &rw1Builder{}
 }

@@ -40,15 +40,22 @@ const (
 	kindExemplar
 )
 
-// requestBuilder turns items into the protobuf bytes of one request.
+// requestBuilder turns a batch of items into the protobuf bytes of one
+// request; the bytes are valid until the next build.
 type requestBuilder interface {
-	Reset()
-	add(it *item)
-	Bytes() []byte
+	build(batch []item) []byte
 }
 
 // rw1Builder builds RW1 requests from items.
 type rw1Builder struct{ RW1Encoder }
+
+func (b *rw1Builder) build(batch []item) []byte {
+	b.Reset()
+	for i := range batch {
+		b.add(&batch[i])
+	}
+	return b.Bytes()
+}
 
 func (b *rw1Builder) add(it *item) {
 	switch it.kind {
@@ -63,10 +70,83 @@ func (b *rw1Builder) add(it *item) {
 	}
 }
 
-// rw2Builder builds RW2 requests from items.
-type rw2Builder struct{ *RW2Encoder }
+// rw2Builder builds RW2 requests from items. RW2 wants exemplars sent
+// with a sample of their series (upstream's receiver refuses a series entry
+// with exemplars only), so an exemplar joins the entry of its series' last
+// sample in the batch; only one whose series has no sample there goes out
+// on its own.
+type rw2Builder struct {
+	*RW2Encoder
+	lastSample map[*encodedSeries]int // series → index of its last sample in the batch
+	exemplars  [][]RW2Exemplar        // by sample index: the exemplars joining it
+	joined     []bool                 // by exemplar index: sent with a sample
+}
 
-func (b rw2Builder) add(it *item) {
+func newRW2Builder(in *Interner) *rw2Builder {
+	return &rw2Builder{RW2Encoder: NewRW2Encoder(in), lastSample: map[*encodedSeries]int{}}
+}
+
+func (b *rw2Builder) build(batch []item) []byte {
+	b.Reset()
+	hasExemplars := false
+	for i := range batch {
+		if batch[i].kind == kindExemplar {
+			hasExemplars = true
+			break
+		}
+	}
+	if !hasExemplars {
+		for i := range batch {
+			b.add(&batch[i])
+		}
+		return b.Bytes()
+	}
+	b.pairExemplars(batch)
+	for i := range batch {
+		it := &batch[i]
+		switch {
+		case it.kind == kindSample && len(b.exemplars[i]) > 0:
+			b.AddSampleWithExemplars(&it.series.rw2, it.t, it.v, it.st, b.exemplars[i])
+		case it.kind == kindExemplar && b.joined[i]:
+			// sent with its sample
+		default:
+			b.add(it)
+		}
+	}
+	return b.Bytes()
+}
+
+// pairExemplars finds, for each exemplar of the batch, the last sample of
+// its series in the batch.
+func (b *rw2Builder) pairExemplars(batch []item) {
+	clear(b.lastSample)
+	for len(b.exemplars) < len(batch) {
+		b.exemplars = append(b.exemplars, nil)
+	}
+	if cap(b.joined) < len(batch) {
+		b.joined = make([]bool, len(batch))
+	}
+	b.joined = b.joined[:len(batch)]
+	for i := range batch {
+		b.exemplars[i] = b.exemplars[i][:0]
+		b.joined[i] = false
+		if batch[i].kind == kindSample {
+			b.lastSample[batch[i].series] = i
+		}
+	}
+	for i := range batch {
+		it := &batch[i]
+		if it.kind != kindExemplar {
+			continue
+		}
+		if j, ok := b.lastSample[it.series]; ok {
+			b.exemplars[j] = append(b.exemplars[j], RW2Exemplar{Labels: it.extra.exl, T: it.t, V: it.v})
+			b.joined[i] = true
+		}
+	}
+}
+
+func (b *rw2Builder) add(it *item) {
 	switch it.kind {
 	case kindSample:
 		b.AddSample(&it.series.rw2, it.t, it.v, it.st)
@@ -302,11 +382,7 @@ func (m *Manager) dropExpired(batch []item) ([]item, int) {
 
 // encode builds and compresses the request body of batch.
 func (s *shard) encode(b requestBuilder, batch []item, body []byte) []byte {
-	b.Reset()
-	for i := range batch {
-		b.add(&batch[i])
-	}
-	return snappy.Encode(body[:cap(body)], b.Bytes())
+	return snappy.Encode(body[:cap(body)], b.build(batch))
 }
 
 // sendOutcome is how a batch ended.

@@ -100,19 +100,22 @@ func TestQueueToUpstreamReceiver(t *testing.T) {
 				return n == nSeries*scrapes && hists[`{__name__="latency"}`] == scrapes
 			}, 20*time.Second, 2*time.Millisecond, "everything arrives")
 			samples, _, exemplars := app.snapshot()
-			// Exemplars go out as series entries of their own, as upstream's
-			// QueueManager sends them. Upstream's RW2 receiver refuses such
-			// entries ("must contain at least one sample or histogram"), so
-			// over RW2 they do not arrive yet: a known gap (attach them to the
-			// series' sample entry instead).
-			if c.proto == queue.RW1 || c.name == "rw2 falls back on 415" {
-				first := labels.FromStrings("__name__", "up", "instance", "0").String()
-				require.Eventually(t, func() bool { _, _, ex := app.snapshot(); return len(ex[first]) == scrapes }, 5*time.Second, time.Millisecond, "exemplars arrive")
-				_, _, exemplars = app.snapshot()
-				for sc, e := range exemplars[first] {
-					require.Equal(t, labels.FromStrings("trace_id", fmt.Sprint(sc)), e.Labels)
-					require.Equal(t, base+int64(sc)*1000, e.Ts)
-				}
+			// Over RW2 an exemplar travels in the entry of its series' sample,
+			// since upstream's receiver refuses entries with exemplars only.
+			// One whose sample went out in the previous request is still sent
+			// alone and refused: a known gap, so RW2 may lose a few.
+			first := labels.FromStrings("__name__", "up", "instance", "0").String()
+			want := scrapes
+			if c.name == "rw2" {
+				want = scrapes * 8 / 10
+			}
+			require.Eventually(t, func() bool { _, _, ex := app.snapshot(); return len(ex[first]) >= want }, 5*time.Second, time.Millisecond, "exemplars arrive")
+			_, _, exemplars = app.snapshot()
+			for _, e := range exemplars[first] {
+				var sc int
+				_, err := fmt.Sscan(e.Labels.Get("trace_id"), &sc)
+				require.NoError(t, err)
+				require.Equal(t, base+int64(sc)*1000, e.Ts)
 			}
 			require.Len(t, samples, nSeries)
 			for i := range nSeries {
