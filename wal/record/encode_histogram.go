@@ -27,20 +27,58 @@ import (
 //
 // To reuse the buffer for the next call, keep rec[:0].
 func (e Encoder) HistogramSamples(dst []byte, hs []RefHistogramSample) (rec, customRec []byte) {
+	return encodeHistograms(e, dst, hs, &intHistograms)
+}
+
+// histogramEntry is what the shared record framing needs of one entry.
+type histogramEntry struct {
+	ref    Ref
+	t, st  int64
+	custom bool // uses custom buckets (schema -53)
+}
+
+// histogramKind is how the shared framing reads one kind of histogram entry
+// and writes its histogram. Plain functions, not closures: nothing allocates.
+type histogramKind[E any] struct {
+	v1, customV1, v2 Type
+	entry            func(*E) histogramEntry
+	body             func([]byte, *E) []byte
+}
+
+var (
+	intHistograms = histogramKind[RefHistogramSample]{
+		HistogramSamples, CustomBucketsHistogramSamples, HistogramSamplesV2,
+		func(s *RefHistogramSample) histogramEntry {
+			return histogramEntry{s.Ref, s.T, s.ST, s.H.UsesCustomBuckets()}
+		},
+		func(dst []byte, s *RefHistogramSample) []byte { return appendHistogram(dst, s.H) },
+	}
+	floatHistograms = histogramKind[RefFloatHistogramSample]{
+		FloatHistogramSamples, CustomBucketsFloatHistogramSamples, FloatHistogramSamplesV2,
+		func(s *RefFloatHistogramSample) histogramEntry {
+			return histogramEntry{s.Ref, s.T, s.ST, s.FH.UsesCustomBuckets()}
+		},
+		func(dst []byte, s *RefFloatHistogramSample) []byte { return appendFloatHistogram(dst, s.FH) },
+	}
+)
+
+// encodeHistograms frames integer or float histogram entries into records:
+// one V2 record with STStorage; otherwise a V1 record for the exponential
+// histograms and a custom-bucket V1 record for the others.
+func encodeHistograms[E any](e Encoder, dst []byte, hs []E, k *histogramKind[E]) (rec, customRec []byte) {
 	start := len(dst)
 	out := dst
 	if e.STStorage {
-		out = appendHistogramsV2(out, hs)
+		out = appendHistogramsV2(out, hs, k)
 		return out[start:], out[len(out):]
 	}
 	if len(hs) == 0 {
-		out = append(out, byte(HistogramSamples))
+		out = append(out, byte(k.v1))
 		return out[start:], out[len(out):]
 	}
-	firstCustom := -1
-	nCustom := 0
+	firstCustom, nCustom := -1, 0
 	for i := range hs {
-		if hs[i].H.UsesCustomBuckets() {
+		if k.entry(&hs[i]).custom {
 			if firstCustom < 0 {
 				firstCustom = i
 			}
@@ -48,54 +86,55 @@ func (e Encoder) HistogramSamples(dst []byte, hs []RefHistogramSample) (rec, cus
 		}
 	}
 	if nCustom < len(hs) {
-		out = appendHistogramsV1(out, HistogramSamples, &hs[0], hs, false)
+		out = appendHistogramsV1(out, k.v1, 0, hs, false, k)
 	}
 	mid := len(out)
 	if nCustom > 0 {
-		out = appendHistogramsV1(out, CustomBucketsHistogramSamples, &hs[firstCustom], hs, true)
+		out = appendHistogramsV1(out, k.customV1, firstCustom, hs, true, k)
 	}
 	return out[start:mid], out[mid:]
 }
 
 // appendHistogramsV1 writes a V1 histogram record of type t: base ref and
-// time from base, then those histograms of hs whose custom-bucket-ness is
+// time from hs[base], then those entries of hs whose custom-bucket-ness is
 // custom, each as varint deltas to the base and the histogram.
-func appendHistogramsV1(dst []byte, t Type, base *RefHistogramSample, hs []RefHistogramSample, custom bool) []byte {
+func appendHistogramsV1[E any](dst []byte, t Type, base int, hs []E, custom bool, k *histogramKind[E]) []byte {
+	b := k.entry(&hs[base])
 	dst = append(dst, byte(t))
-	baseRef, baseT := int64(base.Ref), base.T
-	dst = appendBE64(dst, uint64(baseRef))
-	dst = appendBE64(dst, uint64(baseT))
+	dst = appendBE64(dst, uint64(b.ref))
+	dst = appendBE64(dst, uint64(b.t))
 	for i := range hs {
-		s := &hs[i]
-		if s.H.UsesCustomBuckets() != custom {
+		h := k.entry(&hs[i])
+		if h.custom != custom {
 			continue
 		}
-		dst = binary.AppendVarint(dst, int64(s.Ref)-baseRef)
-		dst = binary.AppendVarint(dst, s.T-baseT)
-		dst = appendHistogram(dst, s.H)
+		dst = binary.AppendVarint(dst, int64(h.ref)-int64(b.ref))
+		dst = binary.AppendVarint(dst, h.t-b.t)
+		dst = k.body(dst, &hs[i])
 	}
 	return dst
 }
 
-// appendHistogramsV2 writes a HistogramSamplesV2 record: the first entry with
+// appendHistogramsV2 writes a V2 histogram record: the first entry with
 // absolute ref, T and ST, later ones with deltas and an ST marker as in
 // SamplesV2, each followed by its histogram.
-func appendHistogramsV2(dst []byte, hs []RefHistogramSample) []byte {
-	dst = append(dst, byte(HistogramSamplesV2))
-	if len(hs) == 0 {
-		return dst
-	}
-	first := &hs[0]
-	dst = binary.AppendVarint(dst, int64(first.Ref))
-	dst = binary.AppendVarint(dst, first.T)
-	dst = binary.AppendVarint(dst, first.ST)
-	dst = appendHistogram(dst, first.H)
-	for i := 1; i < len(hs); i++ {
-		s, prev := &hs[i], &hs[i-1]
-		dst = binary.AppendVarint(dst, int64(s.Ref)-int64(prev.Ref))
-		dst = binary.AppendVarint(dst, s.T-first.T)
-		dst = appendST(dst, s.ST, first.ST, prev.ST)
-		dst = appendHistogram(dst, s.H)
+func appendHistogramsV2[E any](dst []byte, hs []E, k *histogramKind[E]) []byte {
+	dst = append(dst, byte(k.v2))
+	var first, prev histogramEntry
+	for i := range hs {
+		h := k.entry(&hs[i])
+		if i == 0 {
+			first = h
+			dst = binary.AppendVarint(dst, int64(h.ref))
+			dst = binary.AppendVarint(dst, h.t)
+			dst = binary.AppendVarint(dst, h.st)
+		} else {
+			dst = binary.AppendVarint(dst, int64(h.ref)-int64(prev.ref))
+			dst = binary.AppendVarint(dst, h.t-first.t)
+			dst = appendST(dst, h.st, first.st, prev.st)
+		}
+		dst = k.body(dst, &hs[i])
+		prev = h
 	}
 	return dst
 }
@@ -149,73 +188,7 @@ func appendHistogram(dst []byte, h *histogram.Histogram) []byte {
 // does, with FloatHistogramSamples, CustomBucketsFloatHistogramSamples and
 // FloatHistogramSamplesV2 records. Every FH must be non-nil.
 func (e Encoder) FloatHistogramSamples(dst []byte, fhs []RefFloatHistogramSample) (rec, customRec []byte) {
-	start := len(dst)
-	out := dst
-	if e.STStorage {
-		out = appendFloatHistogramsV2(out, fhs)
-		return out[start:], out[len(out):]
-	}
-	if len(fhs) == 0 {
-		out = append(out, byte(FloatHistogramSamples))
-		return out[start:], out[len(out):]
-	}
-	firstCustom := -1
-	nCustom := 0
-	for i := range fhs {
-		if fhs[i].FH.UsesCustomBuckets() {
-			if firstCustom < 0 {
-				firstCustom = i
-			}
-			nCustom++
-		}
-	}
-	if nCustom < len(fhs) {
-		out = appendFloatHistogramsV1(out, FloatHistogramSamples, &fhs[0], fhs, false)
-	}
-	mid := len(out)
-	if nCustom > 0 {
-		out = appendFloatHistogramsV1(out, CustomBucketsFloatHistogramSamples, &fhs[firstCustom], fhs, true)
-	}
-	return out[start:mid], out[mid:]
-}
-
-// appendFloatHistogramsV1 is appendHistogramsV1 for float histograms.
-func appendFloatHistogramsV1(dst []byte, t Type, base *RefFloatHistogramSample, fhs []RefFloatHistogramSample, custom bool) []byte {
-	dst = append(dst, byte(t))
-	baseRef, baseT := int64(base.Ref), base.T
-	dst = appendBE64(dst, uint64(baseRef))
-	dst = appendBE64(dst, uint64(baseT))
-	for i := range fhs {
-		s := &fhs[i]
-		if s.FH.UsesCustomBuckets() != custom {
-			continue
-		}
-		dst = binary.AppendVarint(dst, int64(s.Ref)-baseRef)
-		dst = binary.AppendVarint(dst, s.T-baseT)
-		dst = appendFloatHistogram(dst, s.FH)
-	}
-	return dst
-}
-
-// appendFloatHistogramsV2 is appendHistogramsV2 for float histograms.
-func appendFloatHistogramsV2(dst []byte, fhs []RefFloatHistogramSample) []byte {
-	dst = append(dst, byte(FloatHistogramSamplesV2))
-	if len(fhs) == 0 {
-		return dst
-	}
-	first := &fhs[0]
-	dst = binary.AppendVarint(dst, int64(first.Ref))
-	dst = binary.AppendVarint(dst, first.T)
-	dst = binary.AppendVarint(dst, first.ST)
-	dst = appendFloatHistogram(dst, first.FH)
-	for i := 1; i < len(fhs); i++ {
-		s, prev := &fhs[i], &fhs[i-1]
-		dst = binary.AppendVarint(dst, int64(s.Ref)-int64(prev.Ref))
-		dst = binary.AppendVarint(dst, s.T-first.T)
-		dst = appendST(dst, s.ST, first.ST, prev.ST)
-		dst = appendFloatHistogram(dst, s.FH)
-	}
-	return dst
+	return encodeHistograms(e, dst, fhs, &floatHistograms)
 }
 
 // appendFloatHistogram writes one float histogram: like appendHistogram, but
