@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/tsdb/wlog"
-	"github.com/prometheus/prometheus/util/compression"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walship/walship/wal"
@@ -25,18 +24,6 @@ import (
 // both readers make of them. The helpers at the top (a walker over the
 // fragments of a clean segment, the sentinel list) are shared with
 // fixtures_test.go and fuzz_test.go.
-
-var cxCompressions = []wal.Compression{wal.None, wal.Snappy, wal.Zstd}
-
-func cxUpstreamCompression(c wal.Compression) compression.Type {
-	switch c {
-	case wal.Snappy:
-		return compression.Snappy
-	case wal.Zstd:
-		return compression.Zstd
-	}
-	return compression.None
-}
 
 // cxSentinels are the errors a *wal.CorruptionError may wrap, by name.
 var cxSentinels = []struct {
@@ -616,7 +603,7 @@ func (l *cxLog) cut(t testing.TB, k int, off int64) cxDamage {
 // with every record of the later segments, and that a LiveReader waits at
 // a torn tail and loses nothing once the rest arrives.
 func TestCorruption(t *testing.T) {
-	for _, comp := range cxCompressions {
+	for _, comp := range compressions {
 		base := cxWriteLog(t, comp)
 		for _, c := range cxCorruptions {
 			t.Run(string(comp)+"/"+c.name, func(t *testing.T) {
@@ -779,7 +766,7 @@ func cxCheckLiveShape(t *testing.T, l *cxLog, d cxDamage, wrap func(io.Reader) i
 // the next segment and the current one is read to its end. Every record
 // must come back, in order.
 func TestLiveReaderTailsUpstreamWriter(t *testing.T) {
-	for _, comp := range cxCompressions {
+	for _, comp := range compressions {
 		t.Run(string(comp), func(t *testing.T) {
 			rng := rand.New(rand.NewSource(int64(len(comp))))
 			recs := make([][]byte, 400)
@@ -804,7 +791,7 @@ func TestLiveReaderTailsUpstreamWriter(t *testing.T) {
 			}
 
 			dir := t.TempDir()
-			w, err := wlog.NewSize(nil, nil, dir, cxSegmentSize, cxUpstreamCompression(comp))
+			w, err := wlog.NewSize(nil, nil, dir, cxSegmentSize, upstreamCompression(comp))
 			require.NoError(t, err)
 			done := make(chan error, 1)
 			stop := make(chan struct{})

@@ -448,7 +448,7 @@ func fxRegenerate(t *testing.T) {
 // multi-page record; with ckpt it then checkpoints segments 0-1 with
 // upstream's Checkpoint and deletes them, as the server's head does.
 func fxWrite(t *testing.T, dir string, comp wal.Compression, segments int, ckpt bool) {
-	w, err := wlog.NewSize(nil, nil, dir, fxSegmentSize, cxUpstreamCompression(comp))
+	w, err := wlog.NewSize(nil, nil, dir, fxSegmentSize, upstreamCompression(comp))
 	require.NoError(t, err)
 	g := newFxGen(1)
 	logRecs := func(recs ...[]byte) {

@@ -377,7 +377,7 @@ func fzSeeds(tb testing.TB) []fzSeed {
 	// Closed segments, f.Add only (zeros quote badly in corpus files). No
 	// seed is larger than two pages: the fuzzer minimizes every new input
 	// byte by byte, which takes long for large ones.
-	for _, comp := range cxCompressions {
+	for _, comp := range compressions {
 		seeds = append(seeds, fzSeed{"closed-" + string(comp), fzSegment(tb, comp, true,
 			fzText(rng, 10), repetitive(1000), fzText(rng, wal.MaxFragmentPayload-200), nil), false})
 	}
@@ -385,7 +385,7 @@ func fzSeeds(tb testing.TB) []fzSeed {
 	big := make([]byte, wal.PageSize)
 	rng.Read(big)
 	dir := tb.TempDir()
-	w, err := wlog.NewSize(nil, nil, dir, 4*wal.PageSize, cxUpstreamCompression(wal.Snappy))
+	w, err := wlog.NewSize(nil, nil, dir, 4*wal.PageSize, upstreamCompression(wal.Snappy))
 	require.NoError(tb, err)
 	require.NoError(tb, w.Log(repetitive(100), fzText(rng, 300), big, fzText(rng, 20)))
 	require.NoError(tb, w.Close())

@@ -57,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // consumerMetrics are the children of Metrics for one consumer, curried
 // once so that the read loop does no label lookups.
 type consumerMetrics struct {
-	recordsRead       map[record.Type]prometheus.Counter
+	recordsRead       [256]prometheus.Counter // by type byte; unknown types share one
 	decodeFailures    prometheus.Counter
 	currentSegment    prometheus.Gauge
 	notificationsSkip prometheus.Counter
@@ -74,7 +74,6 @@ type consumerMetrics struct {
 
 func (m *Metrics) forConsumer(name string) *consumerMetrics {
 	c := &consumerMetrics{
-		recordsRead:       map[record.Type]prometheus.Counter{},
 		decodeFailures:    m.decodeFailures.WithLabelValues(name),
 		currentSegment:    m.currentSegment.WithLabelValues(name),
 		notificationsSkip: m.notificationsSkip.WithLabelValues(name),
@@ -88,9 +87,12 @@ func (m *Metrics) forConsumer(name string) *consumerMetrics {
 		positionSaves:     m.positionSaves.WithLabelValues(name),
 		positionFailures:  m.positionFailures.WithLabelValues(name),
 	}
+	unknown := m.recordsRead.WithLabelValues(name, record.Unknown.String())
+	for t := range c.recordsRead {
+		c.recordsRead[t] = unknown
+	}
 	for t := record.Series; t <= record.MinValidTime; t++ {
 		c.recordsRead[t] = m.recordsRead.WithLabelValues(name, t.String())
 	}
-	c.recordsRead[record.Unknown] = m.recordsRead.WithLabelValues(name, record.Unknown.String())
 	return c
 }
