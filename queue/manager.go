@@ -65,6 +65,8 @@ type Manager struct {
 	acks    ackTracker
 	ready   chan struct{}
 
+	highestSent atomic.Int64 // newest sample timestamp accepted, ms
+
 	mu     sync.RWMutex // guards shards while they are replaced
 	shards []*shard
 
@@ -427,6 +429,7 @@ func (m *Manager) finish(batch []item, req *Request, outcome sendOutcome) {
 	case aborted:
 		return
 	case sent:
+		m.noteSent(batch)
 		m.metrics.samples.Add(float64(req.Samples))
 		m.metrics.histograms.Add(float64(req.Histograms))
 		m.metrics.exemplars.Add(float64(req.Exemplars))
@@ -445,6 +448,28 @@ func (m *Manager) finish(batch []item, req *Request, outcome sendOutcome) {
 		i = j
 	}
 }
+
+// noteSent raises the highest sent timestamp to the newest in batch.
+func (m *Manager) noteSent(batch []item) {
+	var newest int64
+	for i := range batch {
+		newest = max(newest, batch[i].t)
+	}
+	for {
+		cur := m.highestSent.Load()
+		if newest <= cur {
+			return
+		}
+		if m.highestSent.CompareAndSwap(cur, newest) {
+			m.metrics.highestSent.Set(float64(newest) / 1000)
+			return
+		}
+	}
+}
+
+// HighestSentTimestamp returns the newest sample timestamp (ms) the
+// endpoint has accepted, 0 before the first.
+func (m *Manager) HighestSentTimestamp() int64 { return m.highestSent.Load() }
 
 // logRejected logs a request the endpoint refused for good. (A burst of
 // them is one line per batch; the counters carry the totals.)

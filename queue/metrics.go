@@ -17,6 +17,7 @@ type Metrics struct {
 	shards, shardsMin, shardsMax, shardsDesired, shardCapacity    *prometheus.GaugeVec
 	maxSamplesPerSend                                             *prometheus.GaugeVec
 	enqueueRetries                                                *prometheus.CounterVec
+	highestSent                                                   *prometheus.GaugeVec
 }
 
 // NewMetrics creates the queue metrics and registers them on reg (nil
@@ -58,13 +59,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		shardCapacity:     gauge("shard_capacity", "The capacity of each shard of the queue used for parallel sending to the remote storage."),
 		maxSamplesPerSend: gauge("max_samples_per_send", "The maximum number of samples to be sent, in a single request, to the remote storage. Note that, when sending of exemplars over remote write is enabled, exemplars count towards this limit."),
 		enqueueRetries:    counter("enqueue_retries_total", "Total number of times enqueue has failed because a shards queue was full."),
+		highestSent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "prometheus", Subsystem: "remote_storage", Name: "queue_highest_sent_timestamp_seconds",
+			Help: "Timestamp from a WAL sample, the highest timestamp successfully sent by this queue, in seconds since epoch.",
+		}, base),
 	}
 	if reg != nil {
 		reg.MustRegister(m.samples, m.samplesFailed, m.samplesRetried, m.samplesDropped,
 			m.histograms, m.histogramsFailed, m.histogramsRetried, m.histsDropped,
 			m.exemplars, m.exemplarsFailed, m.exemplarsRetried, m.exemsDropped,
 			m.samplesPending, m.histogramsPending, m.exemplarsPending, m.sentBatchDuration, m.bytes,
-			m.shards, m.shardsMin, m.shardsMax, m.shardsDesired, m.shardCapacity, m.maxSamplesPerSend, m.enqueueRetries)
+			m.shards, m.shardsMin, m.shardsMax, m.shardsDesired, m.shardCapacity, m.maxSamplesPerSend, m.enqueueRetries, m.highestSent)
 	}
 	return m
 }
@@ -88,6 +93,7 @@ type queueMetrics struct {
 	shards, shardsMin, shardsMax, shardsDesired     prometheus.Gauge
 	shardCapacity, maxSamplesPerSend                prometheus.Gauge
 	enqueueRetries                                  prometheus.Counter
+	highestSent                                     prometheus.Gauge
 }
 
 func (m *Metrics) forQueue(name, url string) *queueMetrics {
@@ -115,7 +121,24 @@ func (m *Metrics) forQueue(name, url string) *queueMetrics {
 		shardCapacity:     m.shardCapacity.With(l),
 		maxSamplesPerSend: m.maxSamplesPerSend.With(l),
 		enqueueRetries:    m.enqueueRetries.With(l),
+		highestSent:       m.highestSent.With(l),
 	}
+}
+
+// Delete removes the series of the queue named name sending to url, as
+// upstream does when a reload stops a queue.
+func (m *Metrics) Delete(name, url string) {
+	l := prometheus.Labels{"remote_name": name, "url": url}
+	for _, v := range []*prometheus.CounterVec{m.samples, m.samplesFailed, m.samplesRetried, m.samplesDropped,
+		m.histograms, m.histogramsFailed, m.histogramsRetried, m.histsDropped,
+		m.exemplars, m.exemplarsFailed, m.exemplarsRetried, m.exemsDropped, m.bytes, m.enqueueRetries} {
+		v.DeletePartialMatch(l)
+	}
+	for _, v := range []*prometheus.GaugeVec{m.samplesPending, m.histogramsPending, m.exemplarsPending,
+		m.shards, m.shardsMin, m.shardsMax, m.shardsDesired, m.shardCapacity, m.maxSamplesPerSend, m.highestSent} {
+		v.DeletePartialMatch(l)
+	}
+	m.sentBatchDuration.DeletePartialMatch(l)
 }
 
 // retried counts a request's content as retried.

@@ -91,6 +91,9 @@ func (w *Watcher) skipMissing(ctx context.Context, seg int) (int, error) {
 				return s.Index, nil
 			}
 		}
+		if w.opts.StopAtEnd {
+			return 0, ErrReachedEnd
+		}
 		if err := w.wait(ctx); err != nil {
 			return 0, err
 		}
@@ -112,9 +115,10 @@ func (w *Watcher) tail(ctx context.Context, lr *wal.LiveReader, f wal.File, seg 
 		if err != nil {
 			return err
 		}
-		if newer {
+		if newer || w.opts.StopAtEnd {
 			// The writer finishes a segment before it creates the next
-			// one: what is in this file now is all there will be.
+			// one: what is in this file now is all there will be (with
+			// StopAtEnd, no one writes any more).
 			if err := w.readAvailable(ctx, lr); err != nil {
 				return err
 			}
@@ -128,6 +132,9 @@ func (w *Watcher) tail(ctx context.Context, lr *wal.LiveReader, f wal.File, seg 
 					"segment", seg, "offset", lr.Position().Offset, "bytes", size-lr.Position().Offset)
 			}
 			w.finishSegment()
+			if !newer {
+				return ErrReachedEnd
+			}
 			return nil
 		}
 		if err := w.wait(ctx); err != nil {
@@ -166,7 +173,7 @@ func (w *Watcher) skipDamaged(ctx context.Context, lr *wal.LiveReader, f wal.Fil
 		if err != nil {
 			return err
 		}
-		if newer {
+		if newer || w.opts.StopAtEnd {
 			skipped := fileSize(f) - ce.Offset
 			w.m.skippedCorrupt.Add(float64(skipped))
 			w.log.Warn("Skipped the damaged rest of a WAL segment", "segment", seg, "offset", ce.Offset, "bytes", skipped)
@@ -174,6 +181,9 @@ func (w *Watcher) skipDamaged(ctx context.Context, lr *wal.LiveReader, f wal.Fil
 				w.readPos = record.Position{Segment: seg + 1}
 			}
 			w.finishSegment()
+			if !newer {
+				return ErrReachedEnd
+			}
 			return nil
 		}
 		if err := w.wait(ctx); err != nil {

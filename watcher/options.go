@@ -80,6 +80,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock, for tests; nil means time.Now.
 	Now func() time.Time
+	// StopAtEnd makes Run return ErrReachedEnd once every segment present
+	// has been read to its end, instead of waiting for the writer: for a
+	// log no one writes any more (a replay, a backfill).
+	StopAtEnd bool
 }
 
 func (o Options) withDefaults() (Options, error) {

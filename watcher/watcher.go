@@ -85,10 +85,14 @@ func (w *Watcher) position() record.Position {
 	return pos
 }
 
+// ErrReachedEnd is returned by Run with Options.StopAtEnd once the whole
+// log was handed over.
+var ErrReachedEnd = errors.New("watcher: read the whole log")
+
 // Run reads the log and feeds the consumer until ctx ends. It returns nil
-// when ctx ends, after saving the acknowledged position, or an error when
-// it cannot go on (the directory cannot be listed, the position cannot be
-// loaded).
+// when ctx ends, after saving the acknowledged position, ErrReachedEnd with
+// StopAtEnd, or an error when it cannot go on (the directory cannot be
+// listed, the position cannot be loaded).
 func (w *Watcher) Run(ctx context.Context) error {
 	w.wake = newWakeups(w.opts.Dir, w.notify, w.opts.PollInterval, min(w.opts.SaveInterval, w.opts.CheckpointInterval), w.log.Info)
 	defer w.wake.close()
@@ -125,6 +129,9 @@ func (w *Watcher) startPosition(ctx context.Context) (record.Position, error) {
 		if len(segs) > 0 {
 			break
 		}
+		if w.opts.StopAtEnd {
+			return record.Position{}, ErrReachedEnd
+		}
 		if err := w.wait(ctx); err != nil {
 			return record.Position{}, err
 		}
@@ -156,6 +163,11 @@ func (w *Watcher) startPosition(ctx context.Context) (record.Position, error) {
 	}
 	return pos, nil
 }
+
+// SavePosition saves the acknowledged position now. Call it only after Run
+// has returned, typically once the consumer has flushed what it held, so that
+// what the flush sent is not sent again after a restart.
+func (w *Watcher) SavePosition() { w.savePosition(true) }
 
 // reportGap records that segments [from, to) were deleted unread.
 func (w *Watcher) reportGap(from, to int, why string) {

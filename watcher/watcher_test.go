@@ -85,3 +85,25 @@ func TestFromNow(t *testing.T) {
 	requireEverySampleOnce(t, rec.received(), 10, 50, 70)
 	require.Len(t, rec.series, 10, "series written before the start are known")
 }
+
+// TestStopAtEnd: with StopAtEnd, Run hands over the whole log, torn tail of
+// the last segment excluded, and returns ErrReachedEnd instead of waiting.
+func TestStopAtEnd(t *testing.T) {
+	dir := t.TempDir()
+	lw := newLogWriter(t, dir, 20, wal.PageSize)
+	for i := 0; i < 300; i++ {
+		lw.scrape()
+	}
+	lw.close()
+
+	rec := newRecorder(0)
+	w, err := watcher.New(rec, watcher.Options{Dir: dir, Name: "test", StopAtEnd: true})
+	require.NoError(t, err)
+	require.ErrorIs(t, w.Run(t.Context()), watcher.ErrReachedEnd)
+	requireEverySampleOnce(t, rec.received(), 20, 0, 300)
+
+	empty := t.TempDir()
+	w, err = watcher.New(rec, watcher.Options{Dir: empty, Name: "test", StopAtEnd: true})
+	require.NoError(t, err)
+	require.ErrorIs(t, w.Run(t.Context()), watcher.ErrReachedEnd, "an empty log has nothing to hand over")
+}

@@ -1,0 +1,367 @@
+package remote
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"go.yaml.in/yaml/v2"
+
+	"github.com/walship/walship/queue"
+	"github.com/walship/walship/wal"
+	"github.com/walship/walship/wal/record"
+	"github.com/walship/walship/watcher"
+)
+
+// DefaultFlushDeadline is how long Close and a reload wait for queued
+// samples to be sent, as Prometheus's --storage.remote.flush-deadline.
+const DefaultFlushDeadline = time.Minute
+
+// Options configure a Storage.
+type Options struct {
+	// WALDir is the log to ship: data/wal of a Prometheus server, or the
+	// wal directory of walship's agent storage.
+	WALDir string
+	// PositionsDir holds each endpoint's acknowledged position, one small
+	// file per remote_write entry; empty keeps none (every start then begins
+	// as Start says). A sidecar keeps it outside the WAL it reads.
+	PositionsDir string
+	// FS is the filesystem; nil means the real one.
+	FS wal.FS
+	// Start is where an endpoint without a saved position begins.
+	Start watcher.Start
+	// FlushDeadline bounds how long Close and a reload wait for queued
+	// samples to be sent; DefaultFlushDeadline when zero.
+	FlushDeadline time.Duration
+	// StopAtEnd makes every endpoint stop once it has shipped the whole log
+	// and had it acknowledged (a replay); Done is closed then.
+	StopAtEnd bool
+	// ClientOptions are passed to every endpoint's Client.
+	ClientOptions ClientOptions
+	// Logger receives state changes and losses; nil discards.
+	Logger *slog.Logger
+	// Registerer receives the metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
+}
+
+// Storage ships one WAL to every remote_write endpoint of a Prometheus
+// configuration: one watcher and one queue per entry, each with its own
+// durable position. It implements storage.Storage so that a Prometheus
+// fork can put it in its fanout storage where upstream's remote storage
+// was; its Appender only tracks timestamps (the data reaches the endpoints
+// through the WAL).
+type Storage struct {
+	opts     Options
+	log      *slog.Logger
+	queueM   *queue.Metrics
+	watcherM *watcher.Metrics
+	appendM  *appendMetrics
+
+	mu             sync.Mutex
+	endpoints      map[string]*endpoint // by config hash
+	externalLabels labels.Labels
+	warnedRead     bool
+	closed         bool
+	done           chan struct{} // StopAtEnd: closed when all endpoints finished
+}
+
+var _ storage.Storage = (*Storage)(nil)
+
+// New returns a Storage with no endpoints; ApplyConfig adds them.
+func New(opts Options) *Storage {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.FS == nil {
+		opts.FS = wal.OS
+	}
+	if opts.FlushDeadline <= 0 {
+		opts.FlushDeadline = DefaultFlushDeadline
+	}
+	return &Storage{
+		opts:      opts,
+		log:       opts.Logger,
+		queueM:    queue.NewMetrics(opts.Registerer),
+		watcherM:  watcher.NewMetrics(opts.Registerer),
+		appendM:   newAppendMetrics(opts.Registerer),
+		endpoints: map[string]*endpoint{},
+		done:      make(chan struct{}),
+	}
+}
+
+// ReadyScrapeManager stands for upstream's remote.ReadyScrapeManager in
+// NewStorage's signature. walship takes metadata from the WAL, not from
+// scrape targets, so it is not used.
+type ReadyScrapeManager = any
+
+// NewStorage has the signature of upstream's remote.NewStorage, so that a
+// Prometheus fork switches to walship by changing this one call: it ships
+// dir/wal and keeps positions in dir/walship-positions. stCallback, sm and
+// enableTypeAndUnitLabels are accepted and not used (remote read is not
+// supported; metadata comes from the WAL).
+func NewStorage(l *slog.Logger, reg prometheus.Registerer, stCallback func() (int64, error), dir string, flushDeadline time.Duration, sm ReadyScrapeManager, enableTypeAndUnitLabels bool) *Storage {
+	_, _, _ = stCallback, sm, enableTypeAndUnitLabels
+	return New(Options{
+		WALDir:        filepath.Join(dir, "wal"),
+		PositionsDir:  filepath.Join(dir, "walship-positions"),
+		FlushDeadline: flushDeadline,
+		Logger:        l,
+		Registerer:    reg,
+	})
+}
+
+// ApplyConfig makes the running endpoints those of conf.RemoteWriteConfigs.
+// An entry whose configuration is unchanged keeps running (with a new HTTP
+// client, so that changed credentials apply); a changed or removed entry is
+// flushed within the flush deadline and stopped, and a changed one started
+// again from its saved position, so nothing is lost. A change of the
+// external labels restarts every entry. When an entry is invalid nothing
+// changes and the error says which.
+func (s *Storage) ApplyConfig(conf *config.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("remote: storage is closed")
+	}
+	if len(conf.RemoteReadConfigs) > 0 && !s.warnedRead {
+		s.warnedRead = true
+		s.log.Warn("remote_read is not supported by walship; the remote_read section is ignored")
+	}
+	sameLabels := labels.Equal(conf.GlobalConfig.ExternalLabels, s.externalLabels)
+
+	// Build everything first: a bad entry must leave the running ones alone.
+	type planned struct {
+		hash   string
+		cfg    *config.RemoteWriteConfig
+		client *Client
+		ep     *endpoint // the running one kept, nil when (re)started
+	}
+	plan := make([]planned, 0, len(conf.RemoteWriteConfigs))
+	seenHash := map[string]bool{}
+	seenKey := map[string]int{}
+	for _, rw := range conf.RemoteWriteConfigs {
+		hash, err := configHash(rw)
+		if err != nil {
+			return err
+		}
+		if seenHash[hash] {
+			return fmt.Errorf("remote: duplicate remote write configs are not allowed, found duplicate for URL: %s", rw.URL)
+		}
+		seenHash[hash] = true
+		name := rw.Name
+		if name == "" {
+			name = hash[:6]
+		}
+		client, err := NewClient(name, rw, s.opts.ClientOptions)
+		if err != nil {
+			for _, p := range plan {
+				p.client.Close()
+			}
+			return err
+		}
+		p := planned{hash: hash, cfg: rw, client: client}
+		if ep, ok := s.endpoints[hash]; ok && sameLabels {
+			p.ep = ep
+		}
+		plan = append(plan, p)
+	}
+
+	// Stop what changed or went away, all at once.
+	kept := map[string]bool{}
+	for _, p := range plan {
+		if p.ep != nil {
+			kept[p.hash] = true
+		}
+	}
+	var stopping sync.WaitGroup
+	for hash, ep := range s.endpoints {
+		if !kept[hash] {
+			stopping.Add(1)
+			go func() { defer stopping.Done(); ep.stop() }()
+		}
+	}
+	stopping.Wait()
+
+	s.externalLabels = conf.GlobalConfig.ExternalLabels
+	next := make(map[string]*endpoint, len(plan))
+	for _, p := range plan {
+		if p.ep != nil {
+			p.ep.sender.swap(p.client)
+			next[p.hash] = p.ep
+			continue
+		}
+		key := positionKey(p.cfg, seenKey)
+		ep, err := s.startEndpoint(p.cfg, p.hash, key, p.client)
+		if err != nil {
+			p.client.Close()
+			s.log.Error("Remote write endpoint could not start", "url", p.cfg.URL.Redacted(), "err", err)
+			continue
+		}
+		next[p.hash] = ep
+	}
+	s.endpoints = next
+	if s.opts.StopAtEnd {
+		go s.waitAllDone(next)
+	}
+	return nil
+}
+
+// positionKey names an entry's position file: its name, or its URL for an
+// unnamed one (a second unnamed entry with the same URL gets "#2", ...).
+// The key survives changes of every other setting, so a changed entry
+// resumes where it stopped.
+func positionKey(rw *config.RemoteWriteConfig, seen map[string]int) string {
+	key := rw.Name
+	if key == "" {
+		key = rw.URL.Redacted()
+	}
+	seen[key]++
+	if n := seen[key]; n > 1 {
+		key = fmt.Sprintf("%s#%d", key, n)
+	}
+	return key
+}
+
+// positionFile is where the position of the entry with this key is kept.
+func (s *Storage) positionFile(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	safe := make([]byte, 0, 40)
+	for i := 0; i < len(key) && len(safe) < 40; i++ {
+		switch c := key[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+			safe = append(safe, c)
+		default:
+			safe = append(safe, '_')
+		}
+	}
+	return filepath.Join(s.opts.PositionsDir, fmt.Sprintf("%s-%s.json", safe, hex.EncodeToString(sum[:4])))
+}
+
+// configHash identifies an entry's configuration (secrets excluded, as
+// upstream does; a changed secret reaches the kept entry through its new
+// client).
+func configHash(rw *config.RemoteWriteConfig) (string, error) {
+	b, err := yaml.Marshal(rw)
+	if err != nil {
+		return "", fmt.Errorf("remote: hashing remote_write config: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+func (s *Storage) waitAllDone(eps map[string]*endpoint) {
+	for _, ep := range eps {
+		<-ep.finished
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+}
+
+// Done is closed, with Options.StopAtEnd, once every endpoint has shipped
+// the whole log and the endpoints acknowledged it (or gave up on parts of
+// it for good, as the metrics count).
+func (s *Storage) Done() <-chan struct{} { return s.done }
+
+// Notify tells every endpoint's watcher that the WAL was written: it reads
+// at once instead of at its next poll. A Prometheus fork passes the Storage
+// to its TSDB's SetWriteNotified.
+func (s *Storage) Notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ep := range s.endpoints {
+		ep.notify()
+	}
+}
+
+// AckedPositions returns, per endpoint, the last durably saved position:
+// everything before it was acknowledged. An endpoint that has not loaded or
+// saved a position yet reports the start of the log. Agent storage uses it
+// to keep unacknowledged segments.
+func (s *Storage) AckedPositions() map[string]record.Position {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]record.Position, len(s.endpoints))
+	for _, ep := range s.endpoints {
+		out[ep.name] = ep.positions.acked()
+	}
+	return out
+}
+
+// LowestSentTimestamp returns the lowest of the endpoints' highest sent
+// sample timestamps (ms), as upstream's remote storage does; 0 before any
+// endpoint sent anything.
+func (s *Storage) LowestSentTimestamp() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var lowest int64
+	first := true
+	for _, ep := range s.endpoints {
+		ts := ep.highestSent()
+		if first || ts < lowest {
+			lowest, first = ts, false
+		}
+	}
+	return lowest
+}
+
+// StartTime is model.Latest: the remote storage holds nothing to query.
+func (*Storage) StartTime() (int64, error) { return int64(model.Latest), nil }
+
+// Querier returns an empty querier: remote read is not supported.
+func (*Storage) Querier(_, _ int64) (storage.Querier, error) { return storage.NoopQuerier(), nil }
+
+// ChunkQuerier returns an empty querier: remote read is not supported.
+func (*Storage) ChunkQuerier(_, _ int64) (storage.ChunkQuerier, error) {
+	return storage.NoopChunkedQuerier(), nil
+}
+
+// Close flushes every endpoint within the flush deadline and stops them.
+// What was not sent stays in the WAL past the saved positions and is sent
+// after the next start.
+func (s *Storage) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var wg sync.WaitGroup
+	for _, ep := range s.endpoints {
+		wg.Add(1)
+		go func() { defer wg.Done(); ep.stop() }()
+	}
+	wg.Wait()
+	s.endpoints = map[string]*endpoint{}
+	return nil
+}
+
+// ensurePositionsDir creates the positions directory.
+func (s *Storage) ensurePositionsDir() error {
+	if s.opts.PositionsDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(s.opts.PositionsDir, 0o777); err != nil {
+		return fmt.Errorf("remote: positions directory: %w", err)
+	}
+	return nil
+}
+
+// background is the context endpoints run in; Close and reloads stop them.
+func background() context.Context { return context.Background() }

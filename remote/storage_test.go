@@ -1,0 +1,232 @@
+package remote_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	commoncfg "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/wlog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/walship/walship/remote"
+)
+
+// What cmd/prometheus needs of its remote storage, checked at compile time.
+var (
+	_ storage.Storage                                = (*remote.Storage)(nil)
+	_ wlog.WriteNotified                             = (*remote.Storage)(nil)
+	_ storage.Appendable                             = (*remote.Storage)(nil)
+	_ interface{ ApplyConfig(*config.Config) error } = (*remote.Storage)(nil)
+)
+
+func remoteWriteConfig(t *testing.T, name, endpoint string) *config.RemoteWriteConfig {
+	u, err := url.Parse(endpoint)
+	require.NoError(t, err)
+	rw := config.DefaultRemoteWriteConfig
+	rw.Name = name
+	rw.URL = &commoncfg.URL{URL: u}
+	rw.QueueConfig.BatchSendDeadline = model.Duration(20 * time.Millisecond)
+	rw.QueueConfig.MinBackoff = model.Duration(time.Millisecond)
+	rw.QueueConfig.MaxBackoff = model.Duration(50 * time.Millisecond)
+	return &rw
+}
+
+func configWith(rws ...*config.RemoteWriteConfig) *config.Config {
+	c := config.DefaultConfig
+	c.RemoteWriteConfigs = rws
+	return &c
+}
+
+// TestStorageWiredLikePrometheus wires walship exactly as cmd/prometheus
+// wires upstream's remote storage — NewStorage with the same arguments,
+// upstream's TSDB in server mode, the fanout storage over both, the TSDB's
+// write notifications going to the remote storage — and appends through
+// the fanout: every sample reaches the receiver, read from the TSDB's own
+// wal/ directory.
+func TestStorageWiredLikePrometheus(t *testing.T) {
+	dir := t.TempDir()
+	logger := slog.New(slog.DiscardHandler)
+	reg := prometheus.NewRegistry()
+
+	db, err := tsdb.Open(dir, logger, nil, tsdb.DefaultOptions(), nil)
+	require.NoError(t, err)
+	defer db.Close()
+	rs := remote.NewStorage(logger, reg, db.StartTime, dir, time.Minute, nil, false)
+	defer rs.Close()
+	fanout := storage.NewFanout(logger, db, rs)
+	db.SetWriteNotified(rs)
+
+	recv := newCountingReceiver(t)
+	require.NoError(t, rs.ApplyConfig(configWith(remoteWriteConfig(t, "drop-in", recv.URL))))
+
+	const series, scrapes = 50, 40
+	for s := 0; s < scrapes; s++ {
+		app := fanout.Appender(context.Background())
+		for i := 0; i < series; i++ {
+			_, err := app.Append(0, labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)), int64(s)*1000, float64(s))
+			require.NoError(t, err)
+		}
+		require.NoError(t, app.Commit())
+	}
+	require.Eventually(t, func() bool { return recv.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Equal(t, float64(series*scrapes), metricValue(t, reg, "prometheus_remote_storage_samples_in_total", ""))
+	require.Equal(t, float64(scrapes-1), metricValue(t, reg, "prometheus_remote_storage_highest_timestamp_in_seconds", ""))
+	require.Eventually(t, func() bool { return rs.LowestSentTimestamp() == int64((scrapes-1)*1000) }, 10*time.Second, time.Millisecond,
+		"the newest sample sent is the lowest across endpoints")
+	require.NoError(t, rs.Close())
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	for k, n := range recv.seen {
+		require.Equal(t, 1, n, "%s sent more than once", k)
+	}
+}
+
+// metricValue returns the value of the counter or gauge called name in reg
+// (of the remote_name given, when not empty), 0 when there is none.
+func metricValue(t *testing.T, reg *prometheus.Registry, name, remoteName string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			match := remoteName == ""
+			for _, lp := range m.GetLabel() {
+				match = match || lp.GetName() == "remote_name" && lp.GetValue() == remoteName
+			}
+			if match {
+				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// TestStorageReloadRestartsOnlyChanged: two endpoints ship one WAL; a
+// reload changes one of them. The other is not restarted (its queue
+// metrics keep counting from where they were); the changed one resumes at
+// its saved position. Both receive every sample, and a restart duplicates
+// at most what was in flight.
+func TestStorageReloadRestartsOnlyChanged(t *testing.T) {
+	dir := t.TempDir()
+	db, err := tsdb.Open(dir, slog.New(slog.DiscardHandler), nil, tsdb.DefaultOptions(), nil)
+	require.NoError(t, err)
+	defer db.Close()
+	reg := prometheus.NewRegistry()
+	rs := remote.New(remote.Options{WALDir: filepath.Join(dir, "wal"), PositionsDir: filepath.Join(t.TempDir(), "positions"), Registerer: reg})
+	defer rs.Close()
+	db.SetWriteNotified(rs)
+
+	a, b := newCountingReceiver(t), newCountingReceiver(t)
+	cfgA, cfgB := remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL)
+	require.NoError(t, rs.ApplyConfig(configWith(cfgA, cfgB)))
+
+	const series = 20
+	scrape := func(s int) {
+		app := db.Appender(context.Background())
+		for i := 0; i < series; i++ {
+			_, err := app.Append(0, labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)), int64(s)*1000, float64(s))
+			require.NoError(t, err)
+		}
+		require.NoError(t, app.Commit())
+	}
+	for s := 0; s < 30; s++ {
+		scrape(s)
+	}
+	require.Eventually(t, func() bool { return a.distinct() == 30*series && b.distinct() == 30*series }, 20*time.Second, 5*time.Millisecond)
+
+	sentA := func() float64 {
+		return metricValue(t, reg, "prometheus_remote_storage_samples_total", "a")
+	}
+	require.Eventually(t, func() bool { return sentA() == 30*series }, 10*time.Second, time.Millisecond)
+	before := sentA()
+
+	// b gets a new batch size: only b restarts.
+	cfgB2 := *cfgB
+	cfgB2.QueueConfig.MaxSamplesPerSend = 7
+	require.NoError(t, rs.ApplyConfig(configWith(cfgA, &cfgB2)))
+	require.Equal(t, before, sentA(), "a kept its counters: it was not restarted")
+	for s := 30; s < 60; s++ {
+		scrape(s)
+	}
+	require.Eventually(t, func() bool { return a.distinct() == 60*series && b.distinct() == 60*series }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return sentA() == 60*series }, 10*time.Second, time.Millisecond)
+	for _, r := range []*countingReceiver{a, b} {
+		r.mu.Lock()
+		for k, n := range r.seen {
+			require.Equal(t, 1, n, "%s sent more than once", k)
+		}
+		r.mu.Unlock()
+	}
+
+	// An invalid entry leaves everything as it was.
+	bad := *cfgA
+	bad.SigV4Config = nil
+	bad.URL = &commoncfg.URL{URL: &url.URL{}}
+	require.Error(t, rs.ApplyConfig(configWith(&bad, cfgB)))
+	scrape(60)
+	require.Eventually(t, func() bool { return a.distinct() == 61*series }, 20*time.Second, 5*time.Millisecond)
+}
+
+// TestStorageCloseSavesWhatFlushSent: Close flushes and saves the position
+// the flush reached, so a new Storage over the same positions sends only
+// what was written while none ran — nothing twice, nothing lost.
+func TestStorageCloseSavesWhatFlushSent(t *testing.T) {
+	dir := t.TempDir()
+	db, err := tsdb.Open(dir, slog.New(slog.DiscardHandler), nil, tsdb.DefaultOptions(), nil)
+	require.NoError(t, err)
+	defer db.Close()
+	opts := remote.Options{WALDir: filepath.Join(dir, "wal"), PositionsDir: filepath.Join(t.TempDir(), "positions")}
+	recv := newCountingReceiver(t)
+	cfg := configWith(remoteWriteConfig(t, "", recv.URL)) // unnamed: keyed by URL
+
+	const series = 20
+	scrape := func(s int) {
+		app := db.Appender(context.Background())
+		for i := 0; i < series; i++ {
+			_, err := app.Append(0, labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)), int64(s)*1000, float64(s))
+			require.NoError(t, err)
+		}
+		require.NoError(t, app.Commit())
+	}
+
+	rs := remote.New(opts)
+	require.NoError(t, rs.ApplyConfig(cfg))
+	for s := 0; s < 30; s++ {
+		scrape(s)
+	}
+	rs.Notify()
+	require.Eventually(t, func() bool { return recv.distinct() == 30*series }, 20*time.Second, 5*time.Millisecond)
+	require.NoError(t, rs.Close())
+	for _, pos := range rs.AckedPositions() {
+		require.Fail(t, "a closed storage has no endpoints", "%v", pos)
+	}
+
+	for s := 30; s < 60; s++ {
+		scrape(s) // while nothing ships
+	}
+	rs = remote.New(opts)
+	defer rs.Close()
+	require.NoError(t, rs.ApplyConfig(cfg))
+	require.Eventually(t, func() bool { return recv.distinct() == 60*series }, 20*time.Second, 5*time.Millisecond)
+	acked := rs.AckedPositions()
+	require.Len(t, acked, 1)
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	for k, n := range recv.seen {
+		require.Equal(t, 1, n, "%s sent more than once", k)
+	}
+}
