@@ -23,6 +23,9 @@ type Options struct {
 	Name, URL string
 	// Config is the queue_config of the remote_write entry.
 	Config config.QueueConfig
+	// Metadata is the metadata_config: whether and how often an RW1 queue
+	// sends the metric metadata read from the WAL. The zero value sends none.
+	Metadata config.MetadataConfig
 	// Protocol is RW1 (prometheus.WriteRequest) or RW2.
 	Protocol Protocol
 	// ExternalLabels are added to every series that lacks them.
@@ -66,6 +69,7 @@ type Manager struct {
 	ready   chan struct{}
 
 	highestSent atomic.Int64 // newest sample timestamp accepted, ms
+	families    metricFamilies
 
 	mu     sync.RWMutex // guards shards while they are replaced
 	shards []*shard
@@ -152,9 +156,13 @@ func (m *Manager) StoreSeries(series []record.RefSeries, segment int) {
 }
 
 // StoreMetadata records series metadata. RW2 requests carry it with each
-// series; RW1 queues ignore it (upstream's RW1 metadata comes from the
-// scrape targets, not the WAL).
-func (m *Manager) StoreMetadata(meta []record.RefMetadata) { m.series.setMetadata(meta) }
+// series; RW1 queues send it per metadata_config in requests of their own,
+// by metric name (upstream takes RW1 metadata from scrape targets; walship
+// from the WAL's metadata records).
+func (m *Manager) StoreMetadata(meta []record.RefMetadata) {
+	m.series.setMetadata(meta)
+	m.noteMetadata(meta)
+}
 
 // SeriesReset forgets series the WAL no longer holds. Samples already
 // queued keep their encoded labels.
@@ -321,6 +329,16 @@ func (m *Manager) Run(ctx context.Context) error {
 	drain := start(m.opts.Config.MinShards)
 	m.mu.Unlock()
 	m.roomFreed()
+
+	// The metadata sender is not a shard: flushes and reshards do not
+	// wait for it; it stops when Run returns.
+	metaCtx, stopMeta := context.WithCancel(ctx)
+	metaDone := make(chan struct{})
+	go func() {
+		defer close(metaDone)
+		m.sendMetadataLoop(metaCtx)
+	}()
+	defer func() { stopMeta(); <-metaDone }()
 
 	ticker := time.NewTicker(m.updateEvery)
 	defer ticker.Stop()

@@ -37,9 +37,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type receiver struct {
 	*httptest.Server
 	mu       sync.Mutex
-	samples  map[string][]prompb.Sample // by series labels
-	bodies   [][32]byte                 // hash of every request body received
-	accepted map[[32]byte]int           // accepted bodies by hash
+	samples  map[string][]prompb.Sample       // by series labels
+	bodies   [][32]byte                       // hash of every request body received
+	accepted map[[32]byte]int                 // accepted bodies by hash
+	metadata map[string]prompb.MetricMetadata // by metric family name
 	requests int
 	fail     func(n int) int // request number → status to answer, 0 to accept
 	delay    time.Duration   // how long each request takes (a slow endpoint)
@@ -81,6 +82,12 @@ func (r *receiver) handle(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.accepted[sha256.Sum256(body)]++
+	for _, md := range wr.Metadata {
+		if r.metadata == nil {
+			r.metadata = map[string]prompb.MetricMetadata{}
+		}
+		r.metadata[md.MetricFamilyName] = md
+	}
 	for _, ts := range wr.Timeseries {
 		ls := make([]string, 0, 2*len(ts.Labels))
 		for _, l := range ts.Labels {

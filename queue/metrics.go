@@ -18,6 +18,7 @@ type Metrics struct {
 	maxSamplesPerSend                                             *prometheus.GaugeVec
 	enqueueRetries                                                *prometheus.CounterVec
 	highestSent                                                   *prometheus.GaugeVec
+	metadata, metadataFailed, metadataRetried, metadataBytes      *prometheus.CounterVec
 }
 
 // NewMetrics creates the queue metrics and registers them on reg (nil
@@ -59,6 +60,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		shardCapacity:     gauge("shard_capacity", "The capacity of each shard of the queue used for parallel sending to the remote storage."),
 		maxSamplesPerSend: gauge("max_samples_per_send", "The maximum number of samples to be sent, in a single request, to the remote storage. Note that, when sending of exemplars over remote write is enabled, exemplars count towards this limit."),
 		enqueueRetries:    counter("enqueue_retries_total", "Total number of times enqueue has failed because a shards queue was full."),
+		metadata:          counter("metadata_total", "Total number of metadata entries sent to remote storage."),
+		metadataFailed:    counter("metadata_failed_total", "Total number of metadata entries which failed on send to remote storage, non-recoverable errors."),
+		metadataRetried:   counter("metadata_retried_total", "Total number of metadata entries which failed on send to remote storage but were retried because the send error was recoverable."),
+		metadataBytes:     counter("metadata_bytes_total", "The total number of bytes of metadata sent by the queue after compression."),
 		highestSent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "prometheus", Subsystem: "remote_storage", Name: "queue_highest_sent_timestamp_seconds",
 			Help: "Timestamp from a WAL sample, the highest timestamp successfully sent by this queue, in seconds since epoch.",
@@ -69,7 +74,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.histograms, m.histogramsFailed, m.histogramsRetried, m.histsDropped,
 			m.exemplars, m.exemplarsFailed, m.exemplarsRetried, m.exemsDropped,
 			m.samplesPending, m.histogramsPending, m.exemplarsPending, m.sentBatchDuration, m.bytes,
-			m.shards, m.shardsMin, m.shardsMax, m.shardsDesired, m.shardCapacity, m.maxSamplesPerSend, m.enqueueRetries, m.highestSent)
+			m.shards, m.shardsMin, m.shardsMax, m.shardsDesired, m.shardCapacity, m.maxSamplesPerSend, m.enqueueRetries, m.highestSent,
+			m.metadata, m.metadataFailed, m.metadataRetried, m.metadataBytes)
 	}
 	return m
 }
@@ -94,6 +100,8 @@ type queueMetrics struct {
 	shardCapacity, maxSamplesPerSend                prometheus.Gauge
 	enqueueRetries                                  prometheus.Counter
 	highestSent                                     prometheus.Gauge
+	metadata, metadataFailed, metadataRetried       prometheus.Counter
+	metadataBytes                                   prometheus.Counter
 }
 
 func (m *Metrics) forQueue(name, url string) *queueMetrics {
@@ -122,6 +130,10 @@ func (m *Metrics) forQueue(name, url string) *queueMetrics {
 		maxSamplesPerSend: m.maxSamplesPerSend.With(l),
 		enqueueRetries:    m.enqueueRetries.With(l),
 		highestSent:       m.highestSent.With(l),
+		metadata:          m.metadata.With(l),
+		metadataFailed:    m.metadataFailed.With(l),
+		metadataRetried:   m.metadataRetried.With(l),
+		metadataBytes:     m.metadataBytes.With(l),
 	}
 }
 
@@ -131,7 +143,8 @@ func (m *Metrics) Delete(name, url string) {
 	l := prometheus.Labels{"remote_name": name, "url": url}
 	for _, v := range []*prometheus.CounterVec{m.samples, m.samplesFailed, m.samplesRetried, m.samplesDropped,
 		m.histograms, m.histogramsFailed, m.histogramsRetried, m.histsDropped,
-		m.exemplars, m.exemplarsFailed, m.exemplarsRetried, m.exemsDropped, m.bytes, m.enqueueRetries} {
+		m.exemplars, m.exemplarsFailed, m.exemplarsRetried, m.exemsDropped, m.bytes, m.enqueueRetries,
+		m.metadata, m.metadataFailed, m.metadataRetried, m.metadataBytes} {
 		v.DeletePartialMatch(l)
 	}
 	for _, v := range []*prometheus.GaugeVec{m.samplesPending, m.histogramsPending, m.exemplarsPending,

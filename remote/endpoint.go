@@ -83,6 +83,7 @@ func (ep *endpoint) newQueue() (*queue.Manager, error) {
 		Name:           ep.name,
 		URL:            ep.url,
 		Config:         ep.cfg.QueueConfig,
+		Metadata:       ep.cfg.MetadataConfig,
 		Protocol:       ep.proto,
 		ExternalLabels: ep.storage.externalLabels,
 		RelabelConfigs: ep.cfg.WriteRelabelConfigs,
