@@ -102,7 +102,6 @@ func (ep *endpoint) newQueue() (*queue.Manager, error) {
 // and a new one starts from the saved position after a pause.
 func (ep *endpoint) run(ctx context.Context, q *queue.Manager) {
 	defer close(ep.finished)
-	defer ep.storage.queueM.Delete(ep.name, ep.url)
 	for {
 		err := ep.attempt(ctx, q)
 		if err == nil || errors.Is(err, watcher.ErrReachedEnd) || ctx.Err() != nil {
@@ -139,6 +138,7 @@ func (ep *endpoint) attempt(ctx context.Context, q *queue.Manager) error {
 		Metrics:        ep.storage.watcherM,
 		Logger:         ep.log,
 		StopAtEnd:      opts.StopAtEnd,
+		Backfill:       opts.StopAtEnd,
 	})
 	if err != nil {
 		return err
@@ -182,10 +182,12 @@ func (ep *endpoint) notify() {
 // highestSent is the newest sample timestamp the endpoint accepted.
 func (ep *endpoint) highestSent() int64 { return ep.q.Load().HighestSentTimestamp() }
 
-// stop ends run, flushing within the flush deadline, and closes the client.
+// stop ends run, flushing within the flush deadline, deletes the entry's
+// queue metrics (a replay reads them until Close) and closes the client.
 func (ep *endpoint) stop() {
 	ep.cancel()
 	<-ep.finished
+	ep.storage.queueM.Delete(ep.name, ep.url)
 	ep.sender.close()
 }
 

@@ -46,7 +46,9 @@ type Options struct {
 	// samples to be sent; DefaultFlushDeadline when zero.
 	FlushDeadline time.Duration
 	// StopAtEnd makes every endpoint stop once it has shipped the whole log
-	// and had it acknowledged (a replay); Done is closed then.
+	// and had it acknowledged (a replay); Done is closed then. The watchers
+	// then also backfill (watcher.Options.Backfill): the newest checkpoint's
+	// samples are shipped, and series recorded late in the log are known.
 	StopAtEnd bool
 	// ClientOptions are passed to every endpoint's Client.
 	ClientOptions ClientOptions

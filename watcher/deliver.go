@@ -26,6 +26,17 @@ func (w *Watcher) handle(ctx context.Context, rec []byte, at record.Span) error 
 	if !w.readPos.Less(at.End) {
 		return nil // replay: samples were handed over before the restart
 	}
+	if err := w.deliverRecord(ctx, rec, typ, at); err != nil {
+		return err
+	}
+	w.advance(at)
+	return nil
+}
+
+// deliverRecord hands the samples, histograms or exemplars of one record to
+// the consumer. It returns an error only when ctx ended while the consumer
+// was full; a record that does not decode is counted and skipped.
+func (w *Watcher) deliverRecord(ctx context.Context, rec []byte, typ record.Type, at record.Span) error {
 	var decErr, sendErr error
 	switch typ {
 	case record.Samples, record.SamplesV2:
@@ -58,7 +69,6 @@ func (w *Watcher) handle(ctx context.Context, rec []byte, at record.Span) error 
 		w.m.decodeFailures.Inc()
 		w.log.Warn("Skipping WAL record that does not decode", "position", at.Start.String(), "type", typ.String(), "err", decErr)
 	}
-	w.advance(at)
 	return nil
 }
 

@@ -84,6 +84,13 @@ type Options struct {
 	// has been read to its end, instead of waiting for the writer: for a
 	// log no one writes any more (a replay, a backfill).
 	StopAtEnd bool
+	// Backfill is for shipping a whole log that is no longer written (a
+	// replay): before handing over anything, the watcher learns every
+	// series record of every segment, so samples whose series record comes
+	// later in the log are not dropped as unknown, and it hands over the
+	// samples, histograms and exemplars kept in the newest checkpoint
+	// first. Use it with FromBeginning.
+	Backfill bool
 }
 
 func (o Options) withDefaults() (Options, error) {

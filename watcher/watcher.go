@@ -109,7 +109,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.lastSave, w.lastGC = w.opts.Now(), w.opts.Now()
 	w.log.Info("Starting WAL watcher", "dir", w.opts.Dir, "start", w.opts.Start.String(), "position", start.String())
 
-	err = w.follow(ctx, start)
+	if w.opts.Backfill {
+		err = w.backfillCheckpoint(ctx)
+	}
+	if err == nil {
+		err = w.follow(ctx, start)
+	}
 	w.savePosition(true)
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return nil
@@ -138,6 +143,11 @@ func (w *Watcher) startPosition(ctx context.Context) (record.Position, error) {
 	}
 	if err := w.readCheckpoint(); err != nil {
 		return record.Position{}, err
+	}
+	if w.opts.Backfill {
+		if err := w.preloadSeries(); err != nil {
+			return record.Position{}, err
+		}
 	}
 	first, last := segs[0].Index, segs[len(segs)-1].Index
 	switch w.opts.Start {
