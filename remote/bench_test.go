@@ -1,16 +1,22 @@
 package remote_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -29,15 +35,62 @@ import (
 	"github.com/walship/walship/watcher"
 )
 
-// countingEndpoint accepts RW1 requests and counts their time series
-// (one sample each, as both senders build them) with a cheap scan, reusing
-// its buffers, so that the receiver's own CPU and garbage are small next to
-// the senders'.
-func countingEndpoint(b *testing.B) (*httptest.Server, *atomic.Int64) {
-	var n atomic.Int64
+// sampleCounter counts the samples a receiver accepted; one waiter at a
+// time can block until the count reaches a target.
+type sampleCounter struct {
+	mu     sync.Mutex
+	n      int64
+	target int64
+	reach  chan struct{} // closed when n reaches target; nil without a waiter
+}
+
+func (c *sampleCounter) add(k int64) {
+	c.mu.Lock()
+	c.n += k
+	if c.reach != nil && c.n >= c.target {
+		close(c.reach)
+		c.reach = nil
+	}
+	c.mu.Unlock()
+}
+
+func (c *sampleCounter) load() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+func (c *sampleCounter) reset() {
+	c.mu.Lock()
+	c.n = 0
+	c.mu.Unlock()
+}
+
+// wait blocks until at least target samples were counted or ctx ends.
+func (c *sampleCounter) wait(ctx context.Context, target int64) error {
+	c.mu.Lock()
+	if c.n >= target {
+		c.mu.Unlock()
+		return nil
+	}
+	reach := make(chan struct{})
+	c.reach, c.target = reach, target
+	c.mu.Unlock()
+	select {
+	case <-reach:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%d of %d samples received: %w", c.load(), target, ctx.Err())
+	}
+}
+
+// countingHandler accepts RW1 requests and counts their time series (one
+// sample each, as both senders build them) with a cheap scan, reusing its
+// buffers, so that the receiver's own CPU and garbage are small.
+func countingHandler(c *sampleCounter) http.Handler {
 	type buffers struct{ body, raw []byte }
 	pool := sync.Pool{New: func() any { return &buffers{} }}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		bufs := pool.Get().(*buffers)
 		defer pool.Put(bufs)
 		buf := bytes.NewBuffer(bufs.body[:0])
@@ -67,10 +120,137 @@ func countingEndpoint(b *testing.B) (*httptest.Server, *atomic.Int64) {
 				count++
 			}
 		}
-		n.Add(count)
-	}))
+		c.add(count)
+	})
+}
+
+// receiverMux serves the counting endpoint at / and its controls:
+// GET /count (the count), POST /reset (zero it) and GET /wait?n=N (answers
+// once N samples were counted).
+func receiverMux(c *sampleCounter) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("POST /{$}", countingHandler(c))
+	mux.HandleFunc("GET /count", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, c.load()) })
+	mux.HandleFunc("POST /reset", func(http.ResponseWriter, *http.Request) { c.reset() })
+	mux.HandleFunc("GET /wait", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := c.wait(r.Context(), n); err != nil {
+			http.Error(w, err.Error(), http.StatusGatewayTimeout)
+			return
+		}
+		fmt.Fprint(w, c.load())
+	})
+	return mux
+}
+
+// receiverEnv makes the test binary a receiver process (TestHelperReceiver).
+const receiverEnv = "WALSHIP_BENCH_RECEIVER"
+
+// TestHelperReceiver is not a test: run by BenchmarkShipWAL as a separate
+// process (the test binary re-executed with receiverEnv set), it serves
+// receiverMux on 127.0.0.1, prints its URL on stdout and exits when its
+// stdin closes. Without receiverEnv it is skipped.
+func TestHelperReceiver(t *testing.T) {
+	if os.Getenv(receiverEnv) != "1" {
+		t.Skip("a helper process for BenchmarkShipWAL")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: receiverMux(&sampleCounter{})}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Printf("http://%s\n", ln.Addr())
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the benchmark closes it (or dies)
+	_ = srv.Close()
+	<-served
+}
+
+// benchReceiver is a counting endpoint the benchmark ships to.
+type benchReceiver struct {
+	url   string
+	reset func() error
+	// wait blocks until n samples were counted (since the last reset).
+	wait func(ctx context.Context, n int64) error
+}
+
+// inProcessReceiver serves the counting endpoint from the benchmark's own
+// process: its CPU is counted with the sender's.
+func inProcessReceiver(b *testing.B) benchReceiver {
+	c := &sampleCounter{}
+	srv := httptest.NewServer(countingHandler(c))
 	b.Cleanup(srv.Close)
-	return srv, &n
+	return benchReceiver{
+		url:   srv.URL,
+		reset: func() error { c.reset(); return nil },
+		wait:  c.wait,
+	}
+}
+
+// processReceiver starts the counting endpoint in a separate process
+// (TestHelperReceiver), so that getrusage(RUSAGE_SELF) measures the
+// sender only.
+func processReceiver(b *testing.B) benchReceiver {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperReceiver$", "-test.count=1")
+	cmd.Env = append(os.Environ(), receiverEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	out := bufio.NewReader(stdout)
+	b.Cleanup(func() {
+		stdin.Close()
+		_, _ = io.Copy(io.Discard, out) // the test binary's PASS line
+		if err := cmd.Wait(); err != nil {
+			b.Errorf("receiver process: %v", err)
+		}
+	})
+	line, err := out.ReadString('\n')
+	if err != nil {
+		b.Fatalf("receiver process did not say its address: %v", err)
+	}
+	base := strings.TrimSpace(line)
+	if !strings.HasPrefix(base, "http://") {
+		b.Fatalf("receiver process said %q, not its address", line)
+	}
+	hc := &http.Client{Transport: &http.Transport{}}
+	b.Cleanup(hc.CloseIdleConnections)
+	do := func(req *http.Request) error {
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, msg)
+		}
+		return nil
+	}
+	return benchReceiver{
+		url: base + "/",
+		reset: func() error {
+			req, _ := http.NewRequest(http.MethodPost, base+"/reset", nil)
+			return do(req)
+		},
+		wait: func(ctx context.Context, n int64) error {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/wait?n="+strconv.FormatInt(n, 10), nil)
+			return do(req)
+		},
+	}
 }
 
 func cpuTime() time.Duration {
@@ -84,8 +264,15 @@ func cpuTime() time.Duration {
 // counting endpoint with walship's watcher + queue + client and with
 // upstream's WriteStorage (its watcher, QueueManager and client), RW1, from
 // min_shards = 1 with resharding on. One op ships the whole WAL. It reports
-// samples per CPU-second of the whole process (the small receiver included,
-// on both sides) and per wall-clock second.
+// samples per CPU-second of the benchmark process and per wall-clock
+// second.
+//
+// receiver=process runs the endpoint in a separate process (the test
+// binary re-executed as TestHelperReceiver), so the CPU measured
+// (getrusage RUSAGE_SELF) is the sender's only; receiver=inprocess serves
+// it from the benchmark's own process, its CPU included on both sides (the
+// figures measured before the receiver moved out). Either way the receiver
+// shares the machine's cores with the sender.
 func BenchmarkShipWAL(b *testing.B) {
 	parent := b.TempDir()
 	dir := filepath.Join(parent, "wal")
@@ -124,21 +311,27 @@ func BenchmarkShipWAL(b *testing.B) {
 		b.ReportMetric(float64(total)*float64(b.N)/wall.Seconds(), "samples/s")
 		b.ReportMetric(0, "ns/op")
 	}
+	// opContext bounds one op, so that a sender that loses samples fails
+	// the benchmark instead of hanging it.
+	opContext := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 2*time.Minute)
+	}
 
-	b.Run("impl=walship", func(b *testing.B) {
-		srv, count := countingEndpoint(b)
-		u, _ := url.Parse(srv.URL)
+	walship := func(b *testing.B, recv benchReceiver) {
+		u, _ := url.Parse(recv.url)
 		cfg := config.DefaultRemoteWriteConfig
 		cfg.URL = &commoncfg.URL{URL: u}
 		metrics, wmetrics := queue.NewMetrics(nil), watcher.NewMetrics(nil)
 		var cpu, wall time.Duration
 		for i := 0; i < b.N; i++ {
-			count.Store(0)
+			if err := recv.reset(); err != nil {
+				b.Fatal(err)
+			}
 			client, err := remote.NewClient("bench", &cfg, remote.ClientOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}
-			q, err := queue.New(queue.Options{Name: "bench", URL: srv.URL, Config: cfg.QueueConfig, Sender: client, Metrics: metrics})
+			q, err := queue.New(queue.Options{Name: "bench", URL: recv.url, Config: cfg.QueueConfig, Sender: client, Metrics: metrics})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -148,48 +341,81 @@ func BenchmarkShipWAL(b *testing.B) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{}, 2)
+			opCtx, opCancel := opContext()
 			c0, t0 := cpuTime(), time.Now()
 			go func() { q.Run(ctx); done <- struct{}{} }()
 			go func() { wt.Run(ctx); done <- struct{}{} }()
-			for count.Load() < total {
-				time.Sleep(time.Millisecond) // polling the counter, not synchronisation of the code under test
-			}
+			err = recv.wait(opCtx, total)
 			cpu += cpuTime() - c0
 			wall += time.Since(t0)
+			opCancel()
 			cancel()
 			<-done
 			<-done
 			client.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
 		}
 		report(b, cpu, wall)
-	})
+	}
 
-	b.Run("impl=upstream", func(b *testing.B) {
-		srv, count := countingEndpoint(b)
-		u, _ := url.Parse(srv.URL)
+	upstream := func(b *testing.B, recv benchReceiver) {
+		u, _ := url.Parse(recv.url)
 		var cpu, wall time.Duration
 		for i := 0; i < b.N; i++ {
-			count.Store(0)
+			if err := recv.reset(); err != nil {
+				b.Fatal(err)
+			}
 			rws := upremote.NewWriteStorage(nil, nil, parent, time.Minute, nil, false)
 			rw := config.DefaultRemoteWriteConfig
 			rw.URL = &commoncfg.URL{URL: u}
 			rw.MetadataConfig.Send = false
 			rw.QueueConfig.BatchSendDeadline = model.Duration(5 * time.Second)
 			conf := &config.Config{GlobalConfig: config.DefaultGlobalConfig, RemoteWriteConfigs: []*config.RemoteWriteConfig{&rw}}
+			opCtx, opCancel := opContext()
+			received := make(chan error, 1)
 			c0, t0 := cpuTime(), time.Now()
 			if err := rws.ApplyConfig(conf); err != nil {
 				b.Fatal(err)
 			}
+			go func() { received <- recv.wait(opCtx, total) }()
 			// Upstream's watcher reads when notified (or every 15 s):
 			// notify it as a busy writer would.
-			for count.Load() < total {
-				rws.Notify()
-				time.Sleep(time.Millisecond)
+			tick := time.NewTicker(time.Millisecond)
+			var err error
+		notify:
+			for {
+				select {
+				case err = <-received:
+					break notify
+				case <-tick.C:
+					rws.Notify()
+				}
 			}
 			cpu += cpuTime() - c0
 			wall += time.Since(t0)
+			tick.Stop()
+			opCancel()
 			rws.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
 		}
 		report(b, cpu, wall)
-	})
+	}
+
+	for _, r := range []struct {
+		name  string
+		start func(*testing.B) benchReceiver
+	}{
+		{"receiver=process", processReceiver},
+		{"receiver=inprocess", inProcessReceiver},
+	} {
+		b.Run(r.name, func(b *testing.B) {
+			recv := r.start(b)
+			b.Run("impl=walship", func(b *testing.B) { walship(b, recv) })
+			b.Run("impl=upstream", func(b *testing.B) { upstream(b, recv) })
+		})
+	}
 }
