@@ -1,6 +1,6 @@
 # walship: ship a Prometheus write-ahead log to remote_write endpoints.
 #
-#   make run     inspect a WAL fixture written by Prometheus (the agent comes later)
+#   make run     the agent on an embedded default: scrapes itself, ships to a loopback receiver (Ctrl-C stops)
 #   make test    the default suite: vet, unit + integration tests, -race, a short fuzz pass
 #   make bench   benchmarks, walship beside upstream Prometheus
 #   make fuzz    longer fuzzing (FUZZTIME per target, default 2m)
@@ -12,11 +12,10 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME      ?= 2m
 SHORTFUZZTIME ?= 5s
 BENCHTIME     ?= 1s
-RUN_WAL_DIR   ?= testdata/wal/snappy
 
 # Packages with goroutines or data shared between a writer and readers:
 # their tests also run under the race detector.
-RACE_PKGS     := ./wal/... ./watcher/... ./queue/... ./remote/...
+RACE_PKGS     := ./wal/... ./watcher/... ./queue/... ./remote/... ./storage/...
 
 # Fuzz targets as package:target.
 FUZZ_TARGETS  := ./wal:FuzzReader ./wal:FuzzLiveReader ./wal/record:FuzzDecode
@@ -66,7 +65,7 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 run:
-	$(GO) run ./cmd/walship inspect --wal.dir=$(RUN_WAL_DIR)
+	$(GO) run ./cmd/walship demo
 
 clean:
 	rm -rf bin

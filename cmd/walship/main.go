@@ -1,6 +1,16 @@
 // Command walship ships a Prometheus write-ahead log to remote_write
-// endpoints. For now it offers the inspect command; the agent, sidecar and
-// replay commands follow.
+// endpoints. Its commands:
+//
+//   - agent (the default): scrape scrape_configs into walship's own WAL and
+//     ship it, as `prometheus --agent` does;
+//   - sidecar: tail the WAL of a running Prometheus server, read-only;
+//   - replay: ship every sample of a WAL directory once and exit;
+//   - inspect: count and check a WAL directory;
+//   - demo: the agent on an embedded configuration (scrapes itself, ships
+//     to a receiver on loopback), with progress lines.
+//
+// Flags and the configuration file are Prometheus's, so that tools and
+// people that run `prometheus --agent` can run walship instead.
 package main
 
 import (
@@ -14,7 +24,8 @@ import (
 const (
 	exitOK      = 0
 	exitCorrupt = 1 // inspect found damage
-	exitError   = 2 // bad flags, unreadable input
+	exitFailed  = 1 // replay: samples were refused for good, or it was interrupted
+	exitError   = 2 // bad flags, configuration or input; cannot start
 )
 
 func main() {
@@ -27,7 +38,12 @@ func run(args []string) int {
 	app.UsageWriter(os.Stderr)
 	app.ErrorWriter(os.Stderr)
 
+	common := addCommonFlags(app)
+	agent := newAgentCommand(app, common)
+	sidecar := newSidecarCommand(app, common)
+	replay := newReplayCommand(app, common)
 	inspect := newInspectCommand(app)
+	demo := newDemoCommand(app, agent)
 
 	cmd, err := app.Parse(args)
 	if err != nil {
@@ -35,6 +51,14 @@ func run(args []string) int {
 		return exitError
 	}
 	switch cmd {
+	case agent.cmd.FullCommand():
+		return agent.run()
+	case sidecar.cmd.FullCommand():
+		return sidecar.run()
+	case replay.cmd.FullCommand():
+		return replay.run()
+	case demo.cmd.FullCommand():
+		return demo.run()
 	case inspect.cmd.FullCommand():
 		return inspect.run(os.Stdout, os.Stderr)
 	}

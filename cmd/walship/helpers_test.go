@@ -1,0 +1,271 @@
+package main_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+)
+
+// receiver is a Remote-Write 1.0 endpoint on 127.0.0.1 that decodes every
+// request and counts what it accepted.
+type receiver struct {
+	*httptest.Server
+	mu         sync.Mutex
+	requests   int
+	samples    int // every sample, duplicates included
+	histograms int
+	exemplars  int
+	seen       map[string]map[int64]seenSample // series → timestamp → sample
+}
+
+type seenSample struct {
+	value float64
+	times int
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{seen: map[string]map[int64]seenSample{}}
+	r.Server = httptest.NewServer(http.HandlerFunc(r.handle))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *receiver) handle(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	raw, err := snappy.Decode(nil, body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var wr prompb.WriteRequest
+	if err := wr.Unmarshal(raw); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.requests++
+	for _, ts := range wr.Timeseries {
+		key := labelsOf(ts.Labels).String()
+		m := r.seen[key]
+		if m == nil {
+			m = map[int64]seenSample{}
+			r.seen[key] = m
+		}
+		for _, s := range ts.Samples {
+			r.samples++
+			old := m[s.Timestamp]
+			m[s.Timestamp] = seenSample{value: s.Value, times: old.times + 1}
+		}
+		r.histograms += len(ts.Histograms)
+		r.exemplars += len(ts.Exemplars)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func labelsOf(ls []prompb.Label) labels.Labels {
+	b := labels.NewScratchBuilder(len(ls))
+	for _, l := range ls {
+		b.Add(l.Name, l.Value)
+	}
+	b.Sort()
+	return b.Labels()
+}
+
+func (r *receiver) counts() (samples, histograms, exemplars int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.samples, r.histograms, r.exemplars
+}
+
+// values returns, for the series whose labels contain name="metric", how
+// many times each value arrived.
+func (r *receiver) values(metric string) map[float64]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[float64]int{}
+	for key, m := range r.seen {
+		if !strings.Contains(key, `__name__="`+metric+`"`) {
+			continue
+		}
+		for _, s := range m {
+			out[s.value] += s.times
+		}
+	}
+	return out
+}
+
+// lockedBuffer collects a process's output while tests read it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// process is a walship started in the background.
+type process struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	done   chan struct{}
+	code   int
+	addr   string // web address, once listening
+}
+
+var listenRE = regexp.MustCompile(`msg="Web server listening" address=(\S+)`)
+
+// start runs walship in dir with args and waits until its web server
+// listens (when wantWeb).
+func start(t *testing.T, dir string, wantWeb bool, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	p := &process{t: t, cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stdout = p.stderr
+	cmd.Stderr = p.stderr
+	require.NoError(t, cmd.Start())
+	go func() {
+		err := cmd.Wait()
+		p.code = cmd.ProcessState.ExitCode()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			p.code = -int(ws.Signal())
+		}
+		_ = err
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("walship %s output:\n%s", strings.Join(args, " "), p.stderr.String())
+		}
+	})
+	if wantWeb {
+		require.Eventually(t, func() bool {
+			if m := listenRE.FindStringSubmatch(p.stderr.String()); m != nil {
+				p.addr = m[1]
+				return true
+			}
+			return p.exited()
+		}, 20*time.Second, 10*time.Millisecond, "walship did not start listening")
+		require.NotEmpty(t, p.addr, "walship exited: %s", p.stderr.String())
+	}
+	return p
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits for the process to exit and returns its exit status.
+func (p *process) wait(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+		return p.code
+	case <-time.After(timeout):
+		p.t.Fatalf("walship did not exit within %s:\n%s", timeout, p.stderr.String())
+		return 0
+	}
+}
+
+func (p *process) signal(s os.Signal) { require.NoError(p.t, p.cmd.Process.Signal(s)) }
+
+// get fetches path from the web server.
+func (p *process) get(path string) (int, string) {
+	return httpDo(p.t, http.MethodGet, "http://"+p.addr+path)
+}
+
+func httpDo(t *testing.T, method, url string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metric returns the value of the sample line of /metrics that starts with
+// prefix (a metric name with its labels), or -1.
+func (p *process) metric(prefix string) float64 {
+	_, body := p.get("/metrics")
+	sc := bufio.NewScanner(strings.NewReader(body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, prefix) {
+			var v float64
+			if _, err := fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v); err == nil {
+				return v
+			}
+		}
+	}
+	return -1
+}
+
+func writeFile(t *testing.T, path, content string) string {
+	t.Helper()
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
+	return path
+}
+
+// remoteWrite is a remote_write entry for a test receiver that sends
+// quickly.
+func remoteWrite(name, url string) string {
+	return fmt.Sprintf(`  - name: %s
+    url: %s
+    send_exemplars: true
+    send_native_histograms: true
+    queue_config:
+      batch_send_deadline: 100ms
+      min_backoff: 10ms
+      max_backoff: 100ms
+`, name, url)
+}
+
+func fixture(name string) string { return filepath.Join("..", "..", "testdata", "wal", name) }
