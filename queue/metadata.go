@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
-	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/walship/walship/wal/record"
@@ -94,7 +94,7 @@ func (m *Manager) noteMetadata(meta []record.RefMetadata) {
 		if s == nil || s.state != seriesKept {
 			continue
 		}
-		if name := s.data.labels.Get(labels.MetricName); name != "" {
+		if name := s.data.labels.Get(model.MetricNameLabel); name != "" {
 			m.families.set(name, md)
 		}
 	}
