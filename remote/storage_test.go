@@ -72,12 +72,7 @@ func TestStorageWiredLikePrometheus(t *testing.T) {
 
 	const series, scrapes = 50, 40
 	for s := 0; s < scrapes; s++ {
-		app := fanout.Appender(context.Background())
-		for i := 0; i < series; i++ {
-			_, err := app.Append(0, labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)), int64(s)*1000, float64(s))
-			require.NoError(t, err)
-		}
-		require.NoError(t, app.Commit())
+		appendScrape(t, fanout, series, s)
 	}
 	require.Eventually(t, func() bool { return recv.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
 	require.Equal(t, float64(series*scrapes), metricValue(t, reg, "prometheus_remote_storage_samples_in_total", ""))
@@ -90,6 +85,17 @@ func TestStorageWiredLikePrometheus(t *testing.T) {
 	for k, n := range recv.seen {
 		require.Equal(t, 1, n, "%s sent more than once", k)
 	}
+}
+
+// appendScrape commits one scrape of series series at second s to app.
+func appendScrape(t *testing.T, app storage.Appendable, series, s int) {
+	t.Helper()
+	a := app.Appender(context.Background())
+	for i := 0; i < series; i++ {
+		_, err := a.Append(0, labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)), int64(s)*1000, float64(s))
+		require.NoError(t, err)
+	}
+	require.NoError(t, a.Commit())
 }
 
 // metricValue returns the value of the counter or gauge called name in reg
@@ -135,14 +141,7 @@ func TestStorageReloadRestartsOnlyChanged(t *testing.T) {
 	require.NoError(t, rs.ApplyConfig(configWith(cfgA, cfgB)))
 
 	const series = 20
-	scrape := func(s int) {
-		app := db.Appender(context.Background())
-		for i := 0; i < series; i++ {
-			_, err := app.Append(0, labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)), int64(s)*1000, float64(s))
-			require.NoError(t, err)
-		}
-		require.NoError(t, app.Commit())
-	}
+	scrape := func(s int) { appendScrape(t, db, series, s) }
 	for s := 0; s < 30; s++ {
 		scrape(s)
 	}
@@ -194,14 +193,7 @@ func TestStorageCloseSavesWhatFlushSent(t *testing.T) {
 	cfg := configWith(remoteWriteConfig(t, "", recv.URL)) // unnamed: keyed by URL
 
 	const series = 20
-	scrape := func(s int) {
-		app := db.Appender(context.Background())
-		for i := 0; i < series; i++ {
-			_, err := app.Append(0, labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)), int64(s)*1000, float64(s))
-			require.NoError(t, err)
-		}
-		require.NoError(t, app.Commit())
-	}
+	scrape := func(s int) { appendScrape(t, db, series, s) }
 
 	rs := remote.New(opts)
 	require.NoError(t, rs.ApplyConfig(cfg))
