@@ -39,7 +39,6 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 	}
 	m.StoreSeries(series, 0)
 	b := m.newBuilder()
-	var batch []item
 	var body []byte
 	ctx := context.Background()
 	round := func() {
@@ -47,8 +46,9 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 		if got := m.AppendSamples(samples, at); got != n {
 			t.Fatalf("took %d of %d", got, n)
 		}
-		batch = sh.take(batch[:0], 1)
+		batch := sh.take(1)
 		body = sh.sendBatch(ctx, b, batch, body)
+		sh.done(batch)
 	}
 	round()
 	round()

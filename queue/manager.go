@@ -62,9 +62,8 @@ type Manager struct {
 	backoffs  Backoff
 
 	series  *seriesCache // the feeding goroutine's
-	room    []int        // the feeding goroutine's scratch: room per shard
+	feeding feed         // the feeding goroutine's: the record being queued
 	flushes chan flushRequest
-	runs    [][]item // the feeding goroutine's scratch: items per shard
 	acks    ackTracker
 	ready   chan struct{}
 
@@ -185,116 +184,83 @@ func (m *Manager) roomFreed() {
 // AppendSamples queues float samples and returns how many of the leading
 // ones it took; fewer than all means the shards are full.
 func (m *Manager) AppendSamples(samples []record.RefSample, at record.Span) int {
-	return appendItems(m, samples, at, func(s record.RefSample) (record.Ref, item) {
-		return s.Ref, item{kind: kindSample, t: s.T, st: s.ST, v: s.V}
-	})
+	f := m.beginFeed(at, len(samples))
+	if f == nil {
+		return 0
+	}
+	i := 0
+	for ; i < len(samples); i++ {
+		s := &samples[i]
+		it, ok := f.slot(s.Ref, s.T)
+		if !ok {
+			break
+		}
+		if it != nil {
+			it.kind, it.st, it.v = kindSample, s.ST, s.V
+		}
+	}
+	return f.end(i, len(samples))
 }
 
-// AppendHistograms queues integer native histograms.
+// AppendHistograms queues integer native histograms (copies: the watcher
+// reuses its decoding buffers).
 func (m *Manager) AppendHistograms(hs []record.RefHistogramSample, at record.Span) int {
-	return appendItems(m, hs, at, func(s record.RefHistogramSample) (record.Ref, item) {
-		return s.Ref, item{kind: kindHistogram, t: s.T, st: s.ST, extra: &itemExtra{h: s.H}}
-	})
+	f := m.beginFeed(at, len(hs))
+	if f == nil {
+		return 0
+	}
+	i := 0
+	for ; i < len(hs); i++ {
+		h := &hs[i]
+		it, ok := f.slot(h.Ref, h.T)
+		if !ok {
+			break
+		}
+		if it != nil {
+			it.kind, it.st, it.extra = kindHistogram, h.ST, &itemExtra{h: h.H.Copy()}
+		}
+	}
+	return f.end(i, len(hs))
 }
 
-// AppendFloatHistograms queues float native histograms.
+// AppendFloatHistograms queues float native histograms (copies).
 func (m *Manager) AppendFloatHistograms(hs []record.RefFloatHistogramSample, at record.Span) int {
-	return appendItems(m, hs, at, func(s record.RefFloatHistogramSample) (record.Ref, item) {
-		return s.Ref, item{kind: kindFloatHistogram, t: s.T, st: s.ST, extra: &itemExtra{fh: s.FH}}
-	})
+	f := m.beginFeed(at, len(hs))
+	if f == nil {
+		return 0
+	}
+	i := 0
+	for ; i < len(hs); i++ {
+		h := &hs[i]
+		it, ok := f.slot(h.Ref, h.T)
+		if !ok {
+			break
+		}
+		if it != nil {
+			it.kind, it.st, it.extra = kindFloatHistogram, h.ST, &itemExtra{fh: h.FH.Copy()}
+		}
+	}
+	return f.end(i, len(hs))
 }
 
 // AppendExemplars queues exemplars.
 func (m *Manager) AppendExemplars(es []record.RefExemplar, at record.Span) int {
-	return appendItems(m, es, at, func(e record.RefExemplar) (record.Ref, item) {
-		return e.Ref, item{kind: kindExemplar, t: e.T, v: e.V, extra: &itemExtra{exl: e.Labels}}
-	})
-}
-
-// appendItems queues the items of one record in order, stopping at the
-// first that finds its shard full. Items of unknown or dropped series and
-// items older than sample_age_limit are counted as dropped and skipped.
-//
-// It first notes each shard's room, sorts the items into per-shard runs
-// while there is room, then hands each shard its run under one lock: no
-// item after the first refused one is queued, so the watcher's retry of
-// the rest sends nothing twice.
-func appendItems[T any](m *Manager, in []T, at record.Span, conv func(T) (record.Ref, item)) int {
-	if !m.mu.TryRLock() {
-		return 0 // resharding: the watcher waits for Ready
+	f := m.beginFeed(at, len(es))
+	if f == nil {
+		return 0
 	}
-	defer m.mu.RUnlock()
-	n := uint64(len(m.shards))
-	if n == 0 {
-		return 0 // not running
-	}
-	m.room = m.room[:0]
-	for _, s := range m.shards {
-		m.room = append(m.room, s.room())
-	}
-	for len(m.runs) < len(m.shards) {
-		m.runs = append(m.runs, nil)
-	}
-	var (
-		ageLimit = time.Duration(m.opts.Config.SampleAgeLimit)
-		oldest   int64
-		queued   int
-		unknown  int
-		dropped  int
-		tooOld   int
-	)
-	if ageLimit > 0 {
-		oldest = m.opts.Now().Add(-ageLimit).UnixMilli()
-	}
-	seq := m.acks.begin(at.Start, len(in)) // corrected below to what was queued
 	i := 0
-	for ; i < len(in); i++ {
-		ref, it := conv(in[i])
-		s := m.series.get(ref)
-		switch {
-		case s == nil:
-			unknown++
-			continue
-		case s.state == seriesDropped:
-			dropped++
-			continue
-		case ageLimit > 0 && it.t < oldest:
-			tooOld++
-			continue
-		}
-		k := uint64(ref) % n
-		if m.room[k] == 0 {
-			m.metrics.enqueueRetries.Inc()
+	for ; i < len(es); i++ {
+		e := &es[i]
+		it, ok := f.slot(e.Ref, e.T)
+		if !ok {
 			break
 		}
-		m.room[k]--
-		it.series, it.seq = s.data, seq
-		if x := it.extra; x != nil {
-			switch {
-			case x.h != nil:
-				x.h = x.h.Copy()
-			case x.fh != nil:
-				x.fh = x.fh.Copy()
-			}
-		}
-		m.runs[k] = append(m.runs[k], it)
-		queued++
-	}
-	for k, run := range m.runs[:n] {
-		if len(run) > 0 {
-			m.shards[k].pushAll(run)
-			clear(run)
-			m.runs[k] = run[:0]
+		if it != nil {
+			it.kind, it.v, it.extra = kindExemplar, e.V, &itemExtra{exl: e.Labels}
 		}
 	}
-	m.metrics.unknownSeries.Add(float64(unknown))
-	m.metrics.droppedSeries.Add(float64(dropped))
-	m.metrics.tooOld.Add(float64(tooOld))
-	// Everything not queued (dropped, or left for the retry) is not pending
-	// under this sequence number.
-	m.acks.done(seq, len(in)-queued)
-	m.inRate.add(int64(queued))
-	return i
+	return f.end(i, len(es))
 }
 
 // Run starts the shards and keeps their number right until ctx ends or

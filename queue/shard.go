@@ -167,9 +167,8 @@ type shard struct {
 	m        *Manager
 	capacity int
 
-	mu   sync.Mutex
-	buf  []item // buf[head:] are waiting, oldest first
-	head int
+	mu    sync.Mutex
+	queue itemQueue // guarded by mu
 
 	req Request        // the request being sent, reused (it escapes to the Sender)
 	rw1 requestBuilder // set when the queue fell back from RW2 to RW1
@@ -178,34 +177,11 @@ type shard struct {
 }
 
 func newShard(m *Manager, capacity int) *shard {
-	return &shard{m: m, capacity: capacity, wake: make(chan struct{}, 1)}
+	return &shard{m: m, capacity: capacity, queue: itemQueue{batch: m.batchSize}, wake: make(chan struct{}, 1)}
 }
 
-// room returns how many more items the shard takes now. Only the
-// feeding goroutine adds items, so the room can only grow until it does.
-func (s *shard) room() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.capacity - (len(s.buf) - s.head)
-}
-
-// pushAll adds items, which the caller made sure fit (see room).
-func (s *shard) pushAll(items []item) {
-	s.mu.Lock()
-	if s.head > 0 && len(s.buf)+len(items) > cap(s.buf) {
-		// Move the waiting items to the front instead of growing: each
-		// item moves at most once per trip through the buffer.
-		n := copy(s.buf, s.buf[s.head:])
-		clear(s.buf[n:])
-		s.buf, s.head = s.buf[:n], 0
-	}
-	s.buf = append(s.buf, items...)
-	full := len(s.buf)-s.head >= s.m.batchSize
-	s.mu.Unlock()
-	if full {
-		s.signal()
-	}
-}
+// roomLocked returns how many more items the shard takes now; s.mu is held.
+func (s *shard) roomLocked() int { return s.capacity - s.queue.len() }
 
 func (s *shard) signal() {
 	select {
@@ -217,7 +193,7 @@ func (s *shard) signal() {
 func (s *shard) pending() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.buf) - s.head
+	return s.queue.len()
 }
 
 // run sends batches until ctx ends: a full batch at once, a partial one
@@ -225,12 +201,12 @@ func (s *shard) pending() int {
 // sends everything left and returns (a reshard or a flush).
 func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 	b := s.m.newBuilder()
-	var batch []item
 	var body []byte
 	deadline := time.NewTimer(s.m.deadline)
 	defer deadline.Stop()
 	send := func(least int) bool {
-		if batch = s.take(batch[:0], least); len(batch) == 0 {
+		batch := s.take(least)
+		if batch == nil {
 			return false
 		}
 		if s.rw1 == nil && s.m.opts.Protocol == RW2 && s.m.protocol() == RW1 {
@@ -240,6 +216,7 @@ func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 			b = s.rw1
 		}
 		body = s.sendBatch(ctx, b, batch, body)
+		s.done(batch)
 		resetTimer(deadline, s.m.deadline)
 		return true
 	}
@@ -262,25 +239,22 @@ func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 	}
 }
 
-// take moves up to a batch of items into dst if at least least are waiting.
-func (s *shard) take(dst []item, least int) []item {
+// take removes and returns the oldest batch if at least least items wait.
+func (s *shard) take(least int) []item {
 	s.mu.Lock()
-	n := len(s.buf) - s.head
-	if n == 0 || n < least {
-		s.mu.Unlock()
-		return dst
-	}
-	n = min(n, s.m.batchSize)
-	taken := s.buf[s.head : s.head+n]
-	dst = append(dst, taken...)
-	clear(taken) // drop references for the GC
-	s.head += n
-	if s.head == len(s.buf) {
-		s.buf, s.head = s.buf[:0], 0
-	}
+	batch := s.queue.pop(least)
 	s.mu.Unlock()
-	s.m.roomFreed()
-	return dst
+	if batch != nil {
+		s.m.roomFreed()
+	}
+	return batch
+}
+
+// done hands a sent batch's memory back for reuse.
+func (s *shard) done(batch []item) {
+	s.mu.Lock()
+	s.queue.recycle(batch)
+	s.mu.Unlock()
 }
 
 func resetTimer(t *time.Timer, d time.Duration) {

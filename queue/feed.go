@@ -1,0 +1,96 @@
+package queue
+
+import (
+	"math"
+	"time"
+
+	"github.com/walship/walship/wal/record"
+)
+
+// feed queues one record's items. Between beginFeed and end it holds every
+// shard's lock, so each item is written once, in place, into its shard's
+// queue, and a shard sees a record's items all at once. No item after the
+// first that finds its shard full is queued: the watcher hands the rest
+// over again once there is room, and nothing is queued twice.
+type feed struct {
+	m      *Manager
+	shards []*shard
+	seq    uint64 // the record in the ack tracker
+	oldest int64  // sample_age_limit cut-off (ms); math.MinInt64 for none
+
+	queued, unknown, dropped, tooOld int
+}
+
+// beginFeed starts queueing a record of n items at span at. It returns nil
+// when no shards take items now (resharding, or not running); the watcher
+// then waits for Ready.
+func (m *Manager) beginFeed(at record.Span, n int) *feed {
+	if !m.mu.TryRLock() {
+		return nil
+	}
+	if len(m.shards) == 0 {
+		m.mu.RUnlock()
+		return nil
+	}
+	f := &m.feeding
+	*f = feed{m: m, shards: m.shards, oldest: math.MinInt64}
+	if limit := time.Duration(m.opts.Config.SampleAgeLimit); limit > 0 {
+		f.oldest = m.opts.Now().Add(-limit).UnixMilli()
+	}
+	for _, s := range f.shards {
+		s.mu.Lock()
+	}
+	f.seq = m.acks.begin(at.Start, n) // corrected in end to what was queued
+	return f
+}
+
+// slot returns the item to fill in for a sample of series ref at time t,
+// with its series and record set. It returns nil and true for a sample that
+// is dropped (unknown series, dropped by relabelling, too old), and false
+// when the series' shard is full: queueing stops there.
+func (f *feed) slot(ref record.Ref, t int64) (*item, bool) {
+	s := f.m.series.get(ref)
+	switch {
+	case s == nil:
+		f.unknown++
+		return nil, true
+	case s.state == seriesDropped:
+		f.dropped++
+		return nil, true
+	case t < f.oldest:
+		f.tooOld++
+		return nil, true
+	}
+	sh := f.shards[uint64(ref)%uint64(len(f.shards))]
+	if sh.roomLocked() == 0 {
+		f.m.metrics.enqueueRetries.Inc()
+		return nil, false
+	}
+	it := sh.queue.push()
+	*it = item{series: s.data, seq: f.seq, t: t}
+	f.queued++
+	return it, true
+}
+
+// end finishes the record after handled of its total items were looked
+// at, wakes shards with a full batch, and returns handled.
+func (f *feed) end(handled, total int) int {
+	m := f.m
+	for _, s := range f.shards {
+		full := s.queue.len() >= m.batchSize
+		s.mu.Unlock()
+		if full {
+			s.signal()
+		}
+	}
+	m.mu.RUnlock()
+	m.metrics.unknownSeries.Add(float64(f.unknown))
+	m.metrics.droppedSeries.Add(float64(f.dropped))
+	m.metrics.tooOld.Add(float64(f.tooOld))
+	// Everything not queued (dropped, or left for the retry) is not pending
+	// under this record's sequence number.
+	m.acks.done(f.seq, total-f.queued)
+	m.inRate.add(int64(f.queued))
+	f.shards = nil
+	return handled
+}
