@@ -11,6 +11,7 @@ import (
 
 	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
 	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/walship/walship/queue"
 	"github.com/walship/walship/wal/record"
@@ -28,39 +29,43 @@ const watcherRetryInterval = 5 * time.Second
 type endpoint struct {
 	name, url string // metric labels, as upstream sets them
 	cfg       *config.RemoteWriteConfig
+	external  labels.Labels
 	storage   *Storage
 	log       *slog.Logger
 	sender    *swapSender
 	positions *trackedPositions
 	proto     queue.Protocol
-	q         atomic.Pointer[queue.Manager] // the current attempt's
+
+	q           atomic.Pointer[queue.Manager] // the current attempt's
+	highestPrev atomic.Int64                  // highest sent by earlier attempts' queues
 
 	mu sync.Mutex
 	w  *watcher.Watcher // the current one, for Notify
 
+	ctx      context.Context
 	cancel   context.CancelFunc
 	finished chan struct{} // closed when run returns
 }
 
-func (s *Storage) startEndpoint(rw *config.RemoteWriteConfig, hash, key string, client *Client) (*endpoint, error) {
-	name := rw.Name
-	if name == "" {
-		name = hash[:6]
-	}
+// newEndpoint builds an entry's client side, queue and position store
+// without starting anything, so that ApplyConfig can refuse a bad entry
+// before it stops a running one.
+func (s *Storage) newEndpoint(rw *config.RemoteWriteConfig, name, key string, client *Client, external labels.Labels) (*endpoint, error) {
 	ep := &endpoint{
-		name:     name,
-		url:      rw.URL.Redacted(),
-		cfg:      rw,
-		storage:  s,
-		log:      s.log.With("remote_name", name, "url", rw.URL.Redacted()),
-		sender:   &swapSender{},
-		finished: make(chan struct{}),
+		name:      name,
+		url:       rw.URL.Redacted(),
+		cfg:       rw,
+		external:  external,
+		storage:   s,
+		log:       s.log.With("remote_name", name, "url", rw.URL.Redacted()),
+		sender:    &swapSender{},
+		positions: &trackedPositions{},
+		finished:  make(chan struct{}),
 	}
 	ep.sender.swap(client)
-	ep.positions = &trackedPositions{}
-	if s.opts.PositionsDir != "" {
-		if err := s.ensurePositionsDir(); err != nil {
-			return nil, err
+	if dir := s.opts.PositionsDir; dir != "" {
+		if err := s.opts.FS.MkdirAll(dir); err != nil {
+			return nil, fmt.Errorf("remote %q: positions directory: %w", name, err)
 		}
 		ep.positions.store = watcher.NewFilePositions(s.opts.FS, s.positionFile(key))
 	}
@@ -72,11 +77,13 @@ func (s *Storage) startEndpoint(rw *config.RemoteWriteConfig, hash, key string, 
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(background())
-	ep.cancel = cancel
-	go ep.run(ctx, q)
+	ep.q.Store(q)
+	ep.ctx, ep.cancel = context.WithCancel(context.Background())
 	return ep, nil
 }
+
+// start runs the endpoint in its goroutine.
+func (ep *endpoint) start() { go ep.run(ep.ctx) }
 
 func (ep *endpoint) newQueue() (*queue.Manager, error) {
 	q, err := queue.New(queue.Options{
@@ -85,7 +92,7 @@ func (ep *endpoint) newQueue() (*queue.Manager, error) {
 		Config:         ep.cfg.QueueConfig,
 		Metadata:       ep.cfg.MetadataConfig,
 		Protocol:       ep.proto,
-		ExternalLabels: ep.storage.externalLabels,
+		ExternalLabels: ep.external,
 		RelabelConfigs: ep.cfg.WriteRelabelConfigs,
 		Sender:         ep.sender,
 		Metrics:        ep.storage.queueM,
@@ -100,10 +107,12 @@ func (ep *endpoint) newQueue() (*queue.Manager, error) {
 // run ships until ctx ends (or, with StopAtEnd, until the whole log was
 // shipped). When reading the WAL fails, the attempt ends as a stop does
 // and a new one starts from the saved position after a pause.
-func (ep *endpoint) run(ctx context.Context, q *queue.Manager) {
+func (ep *endpoint) run(ctx context.Context) {
 	defer close(ep.finished)
+	q := ep.q.Load()
 	for {
 		err := ep.attempt(ctx, q)
+		ep.highestPrev.Store(max(ep.highestPrev.Load(), q.HighestSentTimestamp()))
 		if err == nil || errors.Is(err, watcher.ErrReachedEnd) || ctx.Err() != nil {
 			return
 		}
@@ -117,15 +126,16 @@ func (ep *endpoint) run(ctx context.Context, q *queue.Manager) {
 			ep.log.Error("Remote write endpoint stopped", "err", err)
 			return
 		}
+		ep.q.Store(q)
 	}
 }
 
 // attempt runs q fed by a new watcher until ctx ends, the log ends
-// (StopAtEnd) or reading fails; then it flushes q within the flush deadline
-// (with StopAtEnd and ctx alive: until everything is acknowledged), saves
-// the position the flush reached and stops q.
+// (StopAtEnd) or reading fails; then it flushes q, saves the position the
+// flush reached and stops q. The flush is bounded by the flush deadline;
+// after the end of the log it waits for everything to be acknowledged,
+// and for at most the flush deadline more once ctx ends.
 func (ep *endpoint) attempt(ctx context.Context, q *queue.Manager) error {
-	ep.q.Store(q)
 	opts := ep.storage.opts
 	w, err := watcher.New(q, watcher.Options{
 		Dir:            opts.WALDir,
@@ -143,7 +153,7 @@ func (ep *endpoint) attempt(ctx context.Context, q *queue.Manager) error {
 	if err != nil {
 		return err
 	}
-	qctx, stopQueue := context.WithCancel(background())
+	qctx, stopQueue := context.WithCancel(context.Background())
 	queueDone := make(chan error, 1)
 	go func() { queueDone <- q.Run(qctx) }()
 	ep.mu.Lock()
@@ -152,21 +162,31 @@ func (ep *endpoint) attempt(ctx context.Context, q *queue.Manager) error {
 
 	runErr := w.Run(ctx)
 
-	flushCtx := ctx
-	if ctx.Err() != nil || !errors.Is(runErr, watcher.ErrReachedEnd) {
-		var cancel context.CancelFunc
-		flushCtx, cancel = context.WithTimeout(background(), opts.FlushDeadline)
-		defer cancel()
-	}
+	flushCtx, cancelFlush := flushContext(ctx, errors.Is(runErr, watcher.ErrReachedEnd), opts.FlushDeadline)
 	if err := q.Flush(flushCtx); err != nil {
 		ep.log.Warn("Remote write flush did not send everything; the rest is sent after the next start", "err", err)
 	}
+	cancelFlush()
 	w.SavePosition()
 	stopQueue()
 	if err := <-queueDone; err != nil {
 		ep.log.Error("Remote write queue stopped with an error", "err", err)
 	}
 	return runErr
+}
+
+// flushContext bounds a flush: by deadline from now, or, when the whole
+// log was read and ctx is still alive, until deadline after ctx ends.
+func flushContext(ctx context.Context, reachedEnd bool, deadline time.Duration) (context.Context, context.CancelFunc) {
+	if !reachedEnd || ctx.Err() != nil {
+		return context.WithTimeout(context.Background(), deadline)
+	}
+	fctx, cancel := context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(deadline, cancel)
+		context.AfterFunc(fctx, func() { t.Stop() })
+	})
+	return fctx, func() { stop(); cancel() }
 }
 
 // notify wakes the current watcher.
@@ -180,10 +200,14 @@ func (ep *endpoint) notify() {
 }
 
 // highestSent is the newest sample timestamp the endpoint accepted.
-func (ep *endpoint) highestSent() int64 { return ep.q.Load().HighestSentTimestamp() }
+func (ep *endpoint) highestSent() int64 {
+	return max(ep.highestPrev.Load(), ep.q.Load().HighestSentTimestamp())
+}
 
 // stop ends run, flushing within the flush deadline, deletes the entry's
 // queue metrics (a replay reads them until Close) and closes the client.
+// Only started endpoints are stopped (ApplyConfig starts every entry it
+// keeps before it returns).
 func (ep *endpoint) stop() {
 	ep.cancel()
 	<-ep.finished

@@ -1,13 +1,11 @@
 package remote
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -71,10 +69,17 @@ type Storage struct {
 	watcherM *watcher.Metrics
 	appendM  *appendMetrics
 
+	// applyMu serialises ApplyConfig and Close, which may wait for a
+	// flush; mu guards the fields below only for short moments, so that
+	// Notify (called on the TSDB's commit path) and AckedPositions never
+	// wait for a flush.
+	applyMu sync.Mutex
+
 	mu             sync.Mutex
 	endpoints      map[string]*endpoint // by config hash
 	externalLabels labels.Labels
 	warnedRead     bool
+	applied        bool
 	closed         bool
 	done           chan struct{} // StopAtEnd: closed when all endpoints finished
 }
@@ -129,93 +134,97 @@ func NewStorage(l *slog.Logger, reg prometheus.Registerer, stCallback func() (in
 // client, so that changed credentials apply); a changed or removed entry is
 // flushed within the flush deadline and stopped, and a changed one started
 // again from its saved position, so nothing is lost. A change of the
-// external labels restarts every entry. When an entry is invalid nothing
-// changes and the error says which.
+// external labels restarts every entry. Every entry is built (client,
+// queue, positions directory) before anything stops: when one is invalid
+// nothing changes and the error says which. With StopAtEnd only the first
+// configuration applies.
 func (s *Storage) ApplyConfig(conf *config.Config) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	closed, applied, running, oldLabels := s.closed, s.applied, s.endpoints, s.externalLabels
+	warnRead := len(conf.RemoteReadConfigs) > 0 && !s.warnedRead
+	s.warnedRead = s.warnedRead || warnRead
+	s.mu.Unlock()
+	switch {
+	case closed:
 		return errors.New("remote: storage is closed")
+	case applied && s.opts.StopAtEnd:
+		return errors.New("remote: a storage that stops at the end of the log takes one configuration")
 	}
-	if len(conf.RemoteReadConfigs) > 0 && !s.warnedRead {
-		s.warnedRead = true
+	if warnRead {
 		s.log.Warn("remote_read is not supported by walship; the remote_read section is ignored")
 	}
-	sameLabels := labels.Equal(conf.GlobalConfig.ExternalLabels, s.externalLabels)
+	sameLabels := labels.Equal(conf.GlobalConfig.ExternalLabels, oldLabels)
 
 	// Build everything first: a bad entry must leave the running ones alone.
-	type planned struct {
-		hash   string
-		cfg    *config.RemoteWriteConfig
-		client *Client
-		ep     *endpoint // the running one kept, nil when (re)started
+	next := make(map[string]*endpoint, len(conf.RemoteWriteConfigs))
+	type keptEntry struct {
+		ep     *endpoint
+		client *Client // swapped in once the whole configuration is valid
 	}
-	plan := make([]planned, 0, len(conf.RemoteWriteConfigs))
-	seenHash := map[string]bool{}
-	seenKey := map[string]int{}
+	var fresh []*endpoint
+	var kept []keptEntry
+	keys := map[string]int{}
+	fail := func(err error) error {
+		for _, ep := range fresh {
+			ep.sender.close()
+		}
+		for _, k := range kept {
+			k.client.Close()
+		}
+		return err
+	}
 	for _, rw := range conf.RemoteWriteConfigs {
 		hash, err := configHash(rw)
 		if err != nil {
-			return err
+			return fail(err)
 		}
-		if seenHash[hash] {
-			return fmt.Errorf("remote: duplicate remote write configs are not allowed, found duplicate for URL: %s", rw.URL)
+		if next[hash] != nil {
+			return fail(fmt.Errorf("remote: duplicate remote write configs are not allowed, found duplicate for URL: %s", rw.URL))
 		}
-		seenHash[hash] = true
 		name := rw.Name
 		if name == "" {
 			name = hash[:6]
 		}
 		client, err := NewClient(name, rw, s.opts.ClientOptions)
 		if err != nil {
-			for _, p := range plan {
-				p.client.Close()
-			}
-			return err
+			return fail(err)
 		}
-		p := planned{hash: hash, cfg: rw, client: client}
-		if ep, ok := s.endpoints[hash]; ok && sameLabels {
-			p.ep = ep
+		key := positionKey(rw, keys)
+		if ep := running[hash]; ep != nil && sameLabels {
+			next[hash], kept = ep, append(kept, keptEntry{ep, client})
+			continue
 		}
-		plan = append(plan, p)
+		ep, err := s.newEndpoint(rw, name, key, client, conf.GlobalConfig.ExternalLabels)
+		if err != nil {
+			client.Close()
+			return fail(err)
+		}
+		next[hash], fresh = ep, append(fresh, ep)
 	}
 
-	// Stop what changed or went away, all at once.
-	kept := map[string]bool{}
-	for _, p := range plan {
-		if p.ep != nil {
-			kept[p.hash] = true
-		}
+	// Swap the set, then stop what changed or went away (outside mu: a
+	// flush may take a minute), then start the new entries.
+	s.mu.Lock()
+	s.endpoints, s.externalLabels, s.applied = next, conf.GlobalConfig.ExternalLabels, true
+	s.mu.Unlock()
+	for _, k := range kept {
+		k.ep.sender.swap(k.client)
 	}
 	var stopping sync.WaitGroup
-	for hash, ep := range s.endpoints {
-		if !kept[hash] {
+	for hash, ep := range running {
+		if next[hash] != ep {
 			stopping.Add(1)
 			go func() { defer stopping.Done(); ep.stop() }()
 		}
 	}
 	stopping.Wait()
-
-	s.externalLabels = conf.GlobalConfig.ExternalLabels
-	next := make(map[string]*endpoint, len(plan))
-	for _, p := range plan {
-		if p.ep != nil {
-			p.ep.sender.swap(p.client)
-			next[p.hash] = p.ep
-			continue
-		}
-		key := positionKey(p.cfg, seenKey)
-		ep, err := s.startEndpoint(p.cfg, p.hash, key, p.client)
-		if err != nil {
-			p.client.Close()
-			s.log.Error("Remote write endpoint could not start", "url", p.cfg.URL.Redacted(), "err", err)
-			continue
-		}
-		next[p.hash] = ep
+	for _, ep := range fresh {
+		ep.start()
 	}
-	s.endpoints = next
 	if s.opts.StopAtEnd {
-		go s.waitAllDone(next)
+		go s.waitAllDone(fresh)
 	}
 	return nil
 }
@@ -263,17 +272,11 @@ func configHash(rw *config.RemoteWriteConfig) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-func (s *Storage) waitAllDone(eps map[string]*endpoint) {
+func (s *Storage) waitAllDone(eps []*endpoint) {
 	for _, ep := range eps {
 		<-ep.finished
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	select {
-	case <-s.done:
-	default:
-		close(s.done)
-	}
+	close(s.done)
 }
 
 // Done is closed, with Options.StopAtEnd, once every endpoint has shipped
@@ -338,32 +341,22 @@ func (*Storage) ChunkQuerier(_, _ int64) (storage.ChunkQuerier, error) {
 // What was not sent stays in the WAL past the saved positions and is sent
 // after the next start.
 func (s *Storage) Close() error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
+	running := s.endpoints
+	s.endpoints = map[string]*endpoint{}
+	s.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, ep := range s.endpoints {
+	for _, ep := range running {
 		wg.Add(1)
 		go func() { defer wg.Done(); ep.stop() }()
 	}
 	wg.Wait()
-	s.endpoints = map[string]*endpoint{}
 	return nil
 }
-
-// ensurePositionsDir creates the positions directory.
-func (s *Storage) ensurePositionsDir() error {
-	if s.opts.PositionsDir == "" {
-		return nil
-	}
-	if err := os.MkdirAll(s.opts.PositionsDir, 0o777); err != nil {
-		return fmt.Errorf("remote: positions directory: %w", err)
-	}
-	return nil
-}
-
-// background is the context endpoints run in; Close and reloads stop them.
-func background() context.Context { return context.Background() }

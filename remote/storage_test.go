@@ -222,3 +222,75 @@ func TestStorageCloseSavesWhatFlushSent(t *testing.T) {
 		require.Equal(t, 1, n, "%s sent more than once", k)
 	}
 }
+
+// TestStorageNotifyDoesNotWaitForReload: a reload whose old entry flushes
+// against a dead endpoint takes the whole flush deadline; meanwhile
+// Notify (the TSDB's commit path) and AckedPositions (the agent storage's
+// truncation) answer at once.
+func TestStorageNotifyDoesNotWaitForReload(t *testing.T) {
+	dir := t.TempDir()
+	db, err := tsdb.Open(dir, slog.New(slog.DiscardHandler), nil, tsdb.DefaultOptions(), nil)
+	require.NoError(t, err)
+	defer db.Close()
+	reg := prometheus.NewRegistry()
+	rs := remote.New(remote.Options{WALDir: filepath.Join(dir, "wal"), FlushDeadline: time.Second, Registerer: reg})
+	defer rs.Close()
+
+	dead := newCountingReceiver(t)
+	dead.setDown(true)
+	cfg := remoteWriteConfig(t, "a", dead.URL)
+	require.NoError(t, rs.ApplyConfig(configWith(cfg)))
+	for s := 0; s < 5; s++ {
+		appendScrape(t, db, 10, s)
+	}
+	rs.Notify()
+	require.Eventually(t, func() bool { return metricValue(t, reg, "prometheus_remote_storage_samples_retried_total", "a") > 0 },
+		5*time.Second, time.Millisecond, "the queue holds samples it cannot send")
+
+	changed := *cfg
+	changed.QueueConfig.MaxSamplesPerSend = 3
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- rs.ApplyConfig(configWith(&changed)) }()
+	tick := time.NewTicker(20 * time.Millisecond) // pacing, not synchronisation
+	defer tick.Stop()
+	for range 20 {
+		<-tick.C
+		answered := make(chan struct{})
+		go func() { rs.Notify(); rs.AckedPositions(); close(answered) }()
+		select {
+		case <-answered:
+		case err := <-reloaded:
+			t.Fatalf("Notify waited for the reload (%v)", err)
+		}
+	}
+	require.NoError(t, <-reloaded)
+}
+
+// TestStorageRefusesEntryThatCannotStart: an entry Prometheus's config
+// accepts but the queue cannot run (batch_send_deadline: 0) fails the
+// reload, and the running entry keeps running and protecting its data.
+func TestStorageRefusesEntryThatCannotStart(t *testing.T) {
+	recv := newCountingReceiver(t)
+	rs := remote.New(remote.Options{WALDir: t.TempDir(), PositionsDir: t.TempDir()})
+	defer rs.Close()
+	good := remoteWriteConfig(t, "a", recv.URL)
+	require.NoError(t, rs.ApplyConfig(configWith(good)))
+	require.Zero(t, rs.LowestSentTimestamp(), "callable at once after ApplyConfig")
+
+	bad := *good
+	bad.QueueConfig.BatchSendDeadline = 0
+	require.ErrorContains(t, rs.ApplyConfig(configWith(&bad)), "batch_send_deadline")
+	require.Contains(t, rs.AckedPositions(), "a", "the running entry is still there")
+}
+
+// TestStorageStopAtEndTakesOneConfig: a replay's storage refuses a second
+// configuration instead of reporting Done for the first one's entries.
+func TestStorageStopAtEndTakesOneConfig(t *testing.T) {
+	recv := newCountingReceiver(t)
+	rs := remote.New(remote.Options{WALDir: t.TempDir(), StopAtEnd: true})
+	defer rs.Close()
+	cfg := configWith(remoteWriteConfig(t, "a", recv.URL))
+	require.NoError(t, rs.ApplyConfig(cfg))
+	<-rs.Done() // an empty log is shipped at once
+	require.Error(t, rs.ApplyConfig(cfg))
+}
