@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/util/compression"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/inspect"
 	"github.com/walship/walship/wal"
 	"github.com/walship/walship/wal/record"
 )
@@ -239,4 +240,47 @@ func TestReopenKeepsRefsAndSurvivesTornTail(t *testing.T) {
 	matches, _ := filepath.Glob(filepath.Join(db.WALDir(), "*"+wal.BrokenSuffix))
 	require.Len(t, matches, 1, "the cut bytes are kept")
 	readUpstream(t, db.WALDir()) // and upstream reads it without error
+}
+
+// TestReopenSkipsDamageInOlderSegment: a flipped byte in an older segment
+// found at reopen loses the rest of that segment only: later segments stay,
+// and everything after the damage reads as before.
+func TestReopenSkipsDamageInOlderSegment(t *testing.T) {
+	dir := t.TempDir()
+	reg := prometheus.NewRegistry()
+	db := openDB(t, dir, Options{Registerer: reg, SegmentSize: wal.PageSize, Compression: wal.None})
+	for c := 0; c < 1000; c++ {
+		app := db.Appender(context.Background())
+		for i := 0; i < 20; i++ {
+			_, err := app.Append(0, series(i), int64(c+1), float64(c*i)*1.37)
+			require.NoError(t, err)
+		}
+		require.NoError(t, app.Commit())
+	}
+	require.NoError(t, db.Close())
+	segs, err := wal.ListSegments(wal.OS, db.WALDir())
+	require.NoError(t, err)
+	require.Greater(t, len(segs), 4)
+	before := readLog(t, wal.OS, db.WALDir())
+
+	// Flip a byte in the middle of the second segment.
+	path := wal.SegmentPath(db.WALDir(), segs[1].Index)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	b[len(b)/2] ^= 0xff
+	require.NoError(t, os.WriteFile(path, b, 0o644))
+
+	db = openDB(t, dir, Options{Registerer: reg, SegmentSize: wal.PageSize, Compression: wal.None})
+	require.Equal(t, 1.0, testutil.ToFloat64(db.metrics.corruptions))
+	require.NoError(t, db.Close())
+	after, err := wal.ListSegments(wal.OS, db.WALDir())
+	require.NoError(t, err)
+	for _, s := range segs {
+		require.FileExists(t, wal.SegmentPath(db.WALDir(), s.Index), "segment %d is kept", s.Index)
+	}
+	require.Greater(t, after[len(after)-1].Index, segs[len(segs)-1].Index, "writing went on after the newest segment")
+	rep, err := inspect.Dir(wal.OS, db.WALDir())
+	require.NoError(t, err)
+	require.Len(t, rep.Corruptions, 1, "the flipped byte, nothing else")
+	require.Equal(t, before.samples[len(before.samples)-1].T, rep.MaxTime, "samples after the damaged segment are still there")
 }

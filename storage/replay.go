@@ -32,8 +32,8 @@ type replayer struct {
 }
 
 // replay reads the newest checkpoint and every segment after it up to the
-// one the writer just started. Damage in a segment is repaired; damage in
-// the checkpoint is an error.
+// one the writer just started. Damage in the checkpoint is an error; for
+// damage in segments see replaySegments.
 func (db *DB) replay() error {
 	start := time.Now()
 	r := &replayer{db: db, dups: map[record.Ref]record.Ref{}}
@@ -64,18 +64,8 @@ func (db *DB) replay() error {
 		return fmt.Errorf("list segments: %w", err)
 	}
 	if len(segs) > 0 {
-		sr := wal.NewReader(db.opts.FS, db.dir, segs, 0)
-		err = r.read(sr, (*wal.Reader).Segment)
-		sr.Close()
-		if err != nil {
-			if !wal.IsCorruption(err) {
-				return fmt.Errorf("replay wal: %w", err)
-			}
-			db.metrics.corruptions.Inc()
-			db.logger.Warn("Damaged WAL found on replay, repairing", "err", err)
-			if _, err := db.w.Repair(err); err != nil {
-				return fmt.Errorf("repair wal: %w", err)
-			}
+		if err := db.replaySegments(r, segs); err != nil {
+			return err
 		}
 	}
 	if r.unknownRef > 0 {
@@ -86,9 +76,42 @@ func (db *DB) replay() error {
 	return nil
 }
 
+// replaySegments reads segs. The rest of a damaged segment is skipped,
+// counted and logged, and reading goes on: nothing later is deleted, so
+// the endpoints' saved positions stay valid. Only damage in the newest
+// segment (the torn tail a crash leaves) is repaired: cut off, kept in a
+// .broken file, and writing goes on in a new segment after it.
+func (db *DB) replaySegments(r *replayer, segs []wal.SegmentRef) error {
+	sr := wal.NewReader(db.opts.FS, db.dir, segs, 0)
+	defer sr.Close()
+	last := segs[len(segs)-1].Index
+	for {
+		err := r.read(sr, (*wal.Reader).Segment)
+		if err == nil {
+			return nil
+		}
+		if !wal.IsCorruption(err) {
+			return fmt.Errorf("replay wal: %w", err)
+		}
+		db.metrics.corruptions.Inc()
+		var ce *wal.CorruptionError
+		if errors.As(err, &ce) && ce.Segment == last {
+			db.logger.Warn("Damaged tail of the newest WAL segment found on replay, repairing", "err", err)
+			if _, err := db.w.Repair(err); err != nil {
+				return fmt.Errorf("repair wal: %w", err)
+			}
+			return nil
+		}
+		db.logger.Error("Damaged WAL segment found on replay: skipping the rest of it", "err", err)
+		if !sr.SkipSegment() {
+			return nil
+		}
+	}
+}
+
 // read applies every record of rd. segment says which segment (or
 // checkpoint index) the current record belongs to. A record that does not
-// decode is reported as corruption at its position, so it can be repaired.
+// decode is reported as corruption at its position.
 func (r *replayer) read(rd *wal.Reader, segment func(*wal.Reader) int) error {
 	prevEnd := int64(0)
 	prevSeg := -1

@@ -12,8 +12,8 @@ import (
 
 // preloadSeries hands the consumer the series and metadata of every
 // segment before any sample is handed over (Options.Backfill). A damaged
-// segment gives what precedes the damage.
-func (w *Watcher) preloadSeries() error {
+// segment gives what precedes the damage; any other read error ends it.
+func (w *Watcher) preloadSeries(ctx context.Context) error {
 	segs, err := wal.ListSegments(w.opts.FS, w.opts.Dir)
 	if err != nil {
 		return fmt.Errorf("watcher: %w", err)
@@ -29,8 +29,11 @@ func (w *Watcher) preloadSeries() error {
 	}
 	r := wal.NewReader(w.opts.FS, w.opts.Dir, from, 0)
 	defer r.Close()
-	for {
+	for n := 0; ; {
 		for r.Next() {
+			if n++; n%4096 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
 			rec := r.Record()
 			if typ := w.dec.TypeOf(rec); typ == record.Series || typ == record.Metadata {
 				w.storeSeriesOnly(rec, r.RecordStart().Segment)
@@ -38,7 +41,11 @@ func (w *Watcher) preloadSeries() error {
 		}
 		// Damage is reported when the segments are followed; here the
 		// rest of a damaged segment is skipped, as it will be then.
-		if err := r.Err(); err == nil || !r.SkipSegment() {
+		err := r.Err()
+		if err != nil && !wal.IsCorruption(err) {
+			return fmt.Errorf("watcher: preload series: %w", err)
+		}
+		if err == nil || !r.SkipSegment() {
 			return nil
 		}
 	}

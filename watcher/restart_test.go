@@ -197,3 +197,23 @@ func TestRestartReplaysSeriesOfStartSegment(t *testing.T) {
 	require.Equal(t, []record.RefSample{{Ref: 1, T: 3, V: 3}, {Ref: 2, T: 3, V: 3}}, rec.received())
 	require.Equal(t, labels.FromStrings("__name__", "late"), rec.series[2])
 }
+
+// TestSavedPositionPastTheEnd: a position saved for a log that was since
+// deleted and started again points past its end; the watcher starts at
+// the oldest segment instead of skipping everything the new log holds.
+func TestSavedPositionPastTheEnd(t *testing.T) {
+	dir := t.TempDir()
+	lw := newLogWriter(t, dir, 10, wal.PageSize)
+	for i := 0; i < 100; i++ {
+		lw.scrape()
+	}
+	lw.close()
+	pos := watcher.NewFilePositions(nil, filepath.Join(t.TempDir(), "pos.json"))
+	require.NoError(t, pos.Save(record.Position{Segment: 99, Offset: 1234}))
+
+	rec := newRecorder(0)
+	w, err := watcher.New(rec, watcher.Options{Dir: dir, Name: "test", Positions: pos, StopAtEnd: true})
+	require.NoError(t, err)
+	require.ErrorIs(t, w.Run(t.Context()), watcher.ErrReachedEnd)
+	requireEverySampleOnce(t, rec.received(), 10, 0, 100)
+}

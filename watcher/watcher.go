@@ -145,7 +145,7 @@ func (w *Watcher) startPosition(ctx context.Context) (record.Position, error) {
 		return record.Position{}, err
 	}
 	if w.opts.Backfill {
-		if err := w.preloadSeries(); err != nil {
+		if err := w.preloadSeries(ctx); err != nil {
 			return record.Position{}, err
 		}
 	}
@@ -169,6 +169,13 @@ func (w *Watcher) startPosition(ctx context.Context) (record.Position, error) {
 	}
 	if pos.Segment < first {
 		w.reportGap(pos.Segment, first, "saved position is in a segment deleted since")
+		return record.Position{Segment: first}, nil
+	}
+	if pos.Segment > last {
+		// The log was replaced (deleted and started again) since: what it
+		// holds now was never sent.
+		w.log.Warn("Saved position is past the end of the WAL; starting at its oldest segment",
+			"position", pos.String(), "newest_segment", last)
 		return record.Position{Segment: first}, nil
 	}
 	return pos, nil
