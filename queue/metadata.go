@@ -10,7 +10,6 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/walship/walship/wal/record"
 )
@@ -21,24 +20,24 @@ import (
 // reads a snapshot.
 type metricFamilies struct {
 	mu       sync.Mutex
-	byName   map[string]prompb.MetricMetadata
+	byName   map[string]familyMetadata
 	changed  bool
-	snapshot []prompb.MetricMetadata
+	snapshot []familyMetadata
+}
+
+// familyMetadata is one metric family's metadata.
+type familyMetadata struct {
+	name, typ, help, unit string
 }
 
 func (f *metricFamilies) set(name string, md record.RefMetadata) {
-	m := prompb.MetricMetadata{
-		Type:             metadataTypeRW1(md.Type),
-		MetricFamilyName: name,
-		Help:             md.Help,
-		Unit:             md.Unit,
-	}
+	m := familyMetadata{name: name, typ: md.Type.String(), help: md.Help, unit: md.Unit}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.byName == nil {
-		f.byName = map[string]prompb.MetricMetadata{}
+		f.byName = map[string]familyMetadata{}
 	}
-	if old, ok := f.byName[name]; ok && old.Type == m.Type && old.Help == m.Help && old.Unit == m.Unit {
+	if f.byName[name] == m {
 		return
 	}
 	f.byName[name] = m
@@ -47,7 +46,7 @@ func (f *metricFamilies) set(name string, md record.RefMetadata) {
 
 // all returns every family's metadata sorted by name. The slice is shared
 // until the next call.
-func (f *metricFamilies) all() []prompb.MetricMetadata {
+func (f *metricFamilies) all() []familyMetadata {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.changed {
@@ -55,33 +54,10 @@ func (f *metricFamilies) all() []prompb.MetricMetadata {
 		for _, m := range f.byName {
 			f.snapshot = append(f.snapshot, m)
 		}
-		slices.SortFunc(f.snapshot, func(a, b prompb.MetricMetadata) int {
-			return strings.Compare(a.MetricFamilyName, b.MetricFamilyName)
-		})
+		slices.SortFunc(f.snapshot, func(a, b familyMetadata) int { return strings.Compare(a.name, b.name) })
 		f.changed = false
 	}
 	return f.snapshot
-}
-
-// metadataTypeRW1 maps the WAL's metric type to RW1's enum.
-func metadataTypeRW1(t record.MetricType) prompb.MetricMetadata_MetricType {
-	switch t {
-	case record.Counter:
-		return prompb.MetricMetadata_COUNTER
-	case record.Gauge:
-		return prompb.MetricMetadata_GAUGE
-	case record.Histogram:
-		return prompb.MetricMetadata_HISTOGRAM
-	case record.GaugeHistogram:
-		return prompb.MetricMetadata_GAUGEHISTOGRAM
-	case record.Summary:
-		return prompb.MetricMetadata_SUMMARY
-	case record.Info:
-		return prompb.MetricMetadata_INFO
-	case record.Stateset:
-		return prompb.MetricMetadata_STATESET
-	}
-	return prompb.MetricMetadata_UNKNOWN
 }
 
 // noteMetadata records metadata for RW1's periodic metadata requests.
@@ -112,6 +88,7 @@ func (m *Manager) sendMetadataLoop(ctx context.Context) {
 	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
+	var enc RW1Encoder
 	var body []byte
 	for {
 		select {
@@ -125,12 +102,11 @@ func (m *Manager) sendMetadataLoop(ctx context.Context) {
 		all := m.families.all()
 		per := max(m.opts.Metadata.MaxSamplesPerSend, 1)
 		for chunk := range slices.Chunk(all, per) {
-			raw, err := (&prompb.WriteRequest{Metadata: chunk}).Marshal()
-			if err != nil {
-				m.log.Error("Encoding a metadata request failed", "err", err)
-				break
+			enc.Reset()
+			for _, md := range chunk {
+				enc.AddMetadata(md.name, md.typ, md.help, md.unit)
 			}
-			body = snappy.Encode(body[:cap(body)], raw)
+			body = snappy.Encode(body[:cap(body)], enc.Bytes())
 			if !m.sendMetadata(ctx, &Request{Protocol: RW1, Body: body, Metadata: len(chunk)}) {
 				break
 			}
