@@ -38,7 +38,9 @@ type Options struct {
 	PositionsDir string
 	// FS is the filesystem; nil means the real one.
 	FS wal.FS
-	// Start is where an endpoint without a saved position begins.
+	// Start is where endpoints begin: watcher.FromPosition (the default)
+	// resumes at the saved position, else the oldest data; FromBeginning
+	// and FromNow ignore saved positions (see watcher.Start).
 	Start watcher.Start
 	// FlushDeadline bounds how long Close and a reload wait for queued
 	// samples to be sent; DefaultFlushDeadline when zero.

@@ -197,7 +197,7 @@ func TestAgentReloadKeepsUnchangedEndpoint(t *testing.T) {
 	work := t.TempDir()
 	cfgPath := filepath.Join(work, "walship.yml")
 	writeFile(t, cfgPath, agentConfig(tg, remoteWrite("a", a.URL), remoteWrite("b", b.URL)))
-	p := start(t, work, true, "--config.file", cfgPath, "--storage.remote.flush-deadline", "5s")
+	p := start(t, work, true, "--config.file", cfgPath, "--storage.remote.flush-deadline", "5s", "--web.enable-lifecycle")
 	require.Eventually(t, func() bool {
 		return len(scrapeValues(a)) > 3 && len(scrapeValues(b)) > 3
 	}, 20*time.Second, 10*time.Millisecond)

@@ -32,7 +32,7 @@ const demoAgentPath = "data-demo/"
 
 func newDemoCommand(app *kingpin.Application, agent *agentCommand) *demoCommand {
 	c := &demoCommand{agent: agent}
-	c.cmd = app.Command("demo", "Run the agent on an embedded configuration: it scrapes itself every second and ships to a receiver on loopback, printing progress. Ctrl-C stops it.")
+	c.cmd = app.Command("demo", "Run the agent on an embedded configuration: it scrapes itself every 5 s and ships to a receiver on loopback, printing progress. Ctrl-C stops it.")
 	return c
 }
 

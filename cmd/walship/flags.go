@@ -48,8 +48,8 @@ func addCommonFlags(app *kingpin.Application) *commonFlags {
 		Default(defaultListenAddress).StringVar(&f.listenAddress)
 	app.Flag("web.config.file", "[EXPERIMENTAL] Path to a configuration file that can enable TLS or authentication (exporter-toolkit format).").
 		Default("").StringVar(&f.webConfigFile)
-	app.Flag("web.enable-lifecycle", "Serve /-/reload and /-/quit (POST or PUT).").
-		Default("true").BoolVar(&f.enableLifecycle)
+	app.Flag("web.enable-lifecycle", "Serve /-/reload and /-/quit (POST or PUT), as Prometheus does only when asked.").
+		Default("false").BoolVar(&f.enableLifecycle)
 	app.Flag("storage.agent.path", "Base path for walship's own data: the agent's WAL and every command's acknowledged positions.").
 		Default(defaultAgentPath).StringVar(&f.agentPath)
 	app.Flag("storage.remote.flush-deadline", "How long to wait flushing samples on shutdown or config reload.").

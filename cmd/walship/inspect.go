@@ -29,6 +29,10 @@ func newInspectCommand(app *kingpin.Application) *inspectCommand {
 }
 
 func (c *inspectCommand) run(stdout, stderr io.Writer) int {
+	if err := checkWALDir(c.walDir); err != nil {
+		fmt.Fprintf(stderr, "walship: %v\n", err)
+		return exitError
+	}
 	rep, err := inspect.Dir(wal.OS, c.walDir)
 	if err != nil {
 		fmt.Fprintf(stderr, "walship: %v\n", err)

@@ -110,7 +110,7 @@ func TestInspectCorruptExitsOne(t *testing.T) {
 func TestInspectBadInput(t *testing.T) {
 	_, stderr, code := walship(t, "inspect", "--wal.dir", filepath.Join(t.TempDir(), "missing"))
 	require.Equal(t, 2, code)
-	require.Contains(t, stderr, "no such file or directory")
+	require.Contains(t, stderr, "does not exist")
 
 	_, stderr, code = walship(t, "inspect")
 	require.Equal(t, 2, code)
@@ -118,5 +118,11 @@ func TestInspectBadInput(t *testing.T) {
 
 	_, stderr, code = walship(t, "inspect", "--wal.dir", t.TempDir())
 	require.Equal(t, 2, code)
-	require.Contains(t, stderr, "no WAL segments")
+	require.Contains(t, stderr, "is not a WAL directory")
+
+	data := t.TempDir()
+	writeLog(t, filepath.Join(data, "wal"))
+	_, stderr, code = walship(t, "inspect", "--wal.dir", data)
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "did you mean --wal.dir="+filepath.Join(data, "wal"))
 }

@@ -26,7 +26,7 @@ func newSidecarCommand(app *kingpin.Application, common *commonFlags) *sidecarCo
 	c := &sidecarCommand{common: common}
 	c.cmd = app.Command("sidecar", "Tail the WAL of a running Prometheus server (read-only) and ship it to the configured remote_write endpoints. Positions are kept under --storage.agent.path, never in the WAL directory.")
 	c.cmd.Flag("wal.dir", "WAL directory of the Prometheus server (its data/wal).").Required().StringVar(&c.walDir)
-	c.cmd.Flag("wal.start", `Where an endpoint without a saved position starts: "position" (the saved position, else the oldest data in the WAL), "beginning" (always the oldest data) or "now" (upstream Prometheus's behaviour).`).
+	c.cmd.Flag("wal.start", `Where shipping starts: "position" (the saved position, else the oldest data in the WAL), "beginning" (the oldest data, at every start) or "now" (only what is written after each start, as upstream Prometheus).`).
 		Default("position").StringVar(&c.start)
 	return c
 }
