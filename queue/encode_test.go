@@ -755,3 +755,58 @@ func TestRW2ExemplarStringInternedLater(t *testing.T) {
 	require.Equal(t, want, enc.Bytes())
 	require.Equal(t, []string{"", "__name__", "a", "trace_id", "abc", "x"}, req.Symbols)
 }
+
+// TestInternerRelease: an id is freed when its last holder releases it,
+// and then given to another string; ids still held keep their strings.
+func TestInternerRelease(t *testing.T) {
+	var in queue.Interner
+	a := in.Intern("a")
+	require.Equal(t, a, in.Intern("a"), "a second holder")
+	b := in.Intern("b")
+	require.Equal(t, 3, in.Live())
+
+	in.Release(a)
+	id, ok := in.Lookup("a")
+	require.True(t, ok, "one holder left")
+	require.Equal(t, a, id)
+	in.Release(a)
+	_, ok = in.Lookup("a")
+	require.False(t, ok)
+	require.Equal(t, 2, in.Live())
+
+	c := in.Intern("c")
+	require.Equal(t, a, c, "the freed id is reused")
+	require.Equal(t, "c", in.String(c))
+	require.Equal(t, "b", in.String(b))
+	require.Equal(t, 3, in.Len(), "no new id")
+
+	in.Acquire(b)
+	in.Release(b, b)
+	_, ok = in.Lookup("b")
+	require.False(t, ok)
+	require.Panics(t, func() { in.Release(b) }, "not held")
+	in.Release(0) // the empty string is never freed
+	require.Equal(t, "", in.String(0))
+}
+
+// TestRW2ExemplarAfterReuse: an exemplar string that was interned once
+// but is no longer is sent by value, and a reused id does not lend its old
+// string's symbol to the new string.
+func TestRW2ExemplarAfterReuse(t *testing.T) {
+	in := &queue.Interner{}
+	enc := queue.NewRW2Encoder(in)
+	old := queue.NewRW2Series(in, labels.FromStrings("trace_id", "x1"))
+	in.Release(old.Labels...)
+	s := queue.NewRW2Series(in, labels.FromStrings("__name__", "m", "job", "j"))
+	enc.AddSampleWithExemplars(&s, 1, 1, 0, []queue.RW2Exemplar{{Labels: labels.FromStrings("trace_id", "x1"), T: 1, V: 1}})
+	var dec writev2.Request
+	require.NoError(t, proto.Unmarshal(enc.Bytes(), &dec))
+	require.Len(t, dec.Timeseries, 1)
+	var sb labels.ScratchBuilder
+	ls, err := dec.Timeseries[0].ToLabels(&sb, dec.Symbols)
+	require.NoError(t, err)
+	require.Equal(t, labels.FromStrings("__name__", "m", "job", "j"), ls)
+	x, err := dec.Timeseries[0].Exemplars[0].ToExemplar(&sb, dec.Symbols)
+	require.NoError(t, err)
+	require.Equal(t, labels.FromStrings("trace_id", "x1"), x.Labels)
+}

@@ -1,6 +1,8 @@
 package queue
 
 import (
+	"weak"
+
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
 
@@ -45,10 +47,38 @@ type seriesCache struct {
 	interner *Interner // non-nil for RW2 queues
 
 	builder labels.Builder
+	scratch []byte // RW1 labels are encoded here, then copied at their size
+	retired []retiredSeries
 	dense   []series
 	sparse  map[record.Ref]*series
 	kept    int
 	dropped int
+}
+
+// retiredSeries is an RW2 series encoding the cache no longer refers to,
+// whose interned ids are released once nothing else does either.
+//
+// Why this is safe: an encodedSeries holds one count of each id it uses
+// (its labels', help's and unit's). Queued items point to the
+// encodedSeries they were queued with, and a shard reads the ids (and
+// their strings) only through the items of the batch it encodes, which it
+// holds while it does. So once the garbage collector has found the
+// encodedSeries unreachable (its weak pointer reads nil), no item, batch
+// or builder can reach it, nor read its ids through it again, and they
+// can be released: an id whose count drops to zero is freed and may be
+// given to another string. Ids the cache still uses (other series share
+// names and values) keep their other counts. Exemplar strings are only
+// looked up by value, never read through an id the encoder does not hold
+// (see RW2Encoder.symbolString).
+//
+// The weak pointer costs one small allocation per retired series, made
+// when it is forgotten, none while it is in use. sweep runs at each reset,
+// so a churned series' strings are freed at the first reset after the
+// garbage collector found its last queued item gone.
+type retiredSeries struct {
+	data       weak.Pointer[encodedSeries]
+	labels     []uint32 // shared with the encoding, which never changes it
+	help, unit uint32
 }
 
 // maxDenseGap bounds how far beyond the slice a ref may be and still grow
@@ -124,7 +154,10 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 			continue
 		}
 		d := &encodedSeries{labels: c.builder.Labels()}
-		d.rw1 = AppendRW1Labels(nil, d.labels)
+		// Encoded in scratch and copied, the bytes take their size (and
+		// not the capacity append grew them to).
+		c.scratch = AppendRW1Labels(c.scratch[:0], d.labels)
+		d.rw1 = append([]byte(nil), c.scratch...)
 		if c.interner != nil {
 			d.rw2 = NewRW2Series(c.interner, d.labels)
 		}
@@ -133,20 +166,50 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 	}
 }
 
-// forget clears an entry, keeping the counts right.
+// forget clears an entry, keeping the counts right and retiring its
+// encoding.
 func (c *seriesCache) forget(s *series) {
 	switch s.state {
 	case seriesKept:
 		c.kept--
+		c.retire(s.data)
 	case seriesDropped:
 		c.dropped--
 	}
 	*s = series{}
 }
 
+// retire hands an encoding the cache no longer refers to over to sweep.
+func (c *seriesCache) retire(d *encodedSeries) {
+	if c.interner == nil {
+		return
+	}
+	c.retired = append(c.retired, retiredSeries{data: weak.Make(d), labels: d.rw2.Labels, help: d.rw2.Help, unit: d.rw2.Unit})
+}
+
+// sweep releases the interned ids of the retired encodings that nothing
+// refers to any more (see retiredSeries).
+func (c *seriesCache) sweep() {
+	kept := c.retired[:0]
+	for _, r := range c.retired {
+		if r.data.Value() != nil {
+			kept = append(kept, r)
+			continue
+		}
+		c.interner.Release(r.labels...)
+		c.interner.Release(r.help, r.unit)
+	}
+	clear(c.retired[len(kept):])
+	c.retired = kept
+}
+
 // reset forgets the series last stored from a segment below the given one:
-// the log no longer holds them.
+// the log no longer holds them. It also releases the interned strings of
+// series forgotten before whose encodings are now unreachable.
 func (c *seriesCache) reset(segment int) {
+	if c.interner != nil {
+		c.sweep()
+	}
 	for i := range c.dense {
 		if s := &c.dense[i]; s.state != seriesUnknown && s.segment < segment {
 			c.forget(s)
@@ -172,11 +235,19 @@ func (c *seriesCache) setMetadata(meta []record.RefMetadata) {
 		if s == nil || s.state != seriesKept {
 			continue
 		}
-		d := *s.data
-		d.rw2.SetMetadata(c.interner, md.Type.String(), md.Help, md.Unit)
 		old := s.data.rw2
-		if d.rw2.Type != old.Type || d.rw2.Help != old.Help || d.rw2.Unit != old.Unit {
-			s.data = &d
+		rw2 := old
+		rw2.SetMetadata(c.interner, md.Type.String(), md.Help, md.Unit) // holds help and unit
+		if rw2.Type == old.Type && rw2.Help == old.Help && rw2.Unit == old.Unit {
+			c.interner.Release(rw2.Help, rw2.Unit)
+			continue
 		}
+		// The new encoding holds its own count of the label ids; the old
+		// one keeps its counts until sweep finds it unreachable.
+		c.interner.Acquire(rw2.Labels...)
+		d := *s.data
+		d.rw2 = rw2
+		c.retire(s.data)
+		s.data = &d
 	}
 }

@@ -1,11 +1,15 @@
 package queue
 
 import (
+	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walship/walship/wal/record"
@@ -118,4 +122,132 @@ func TestAckTracker(t *testing.T) {
 	_, ok = a.lowest()
 	require.False(t, ok)
 	require.Less(t, len(a.pending), 10, "finished records are dropped")
+}
+
+// churnLabels returns the labels of series i of a churn round: every
+// round brings k new pods (new values), the names and a few values stay.
+func churnLabels(round, i int) labels.Labels {
+	return labels.FromStrings("__name__", fmt.Sprintf("metric_%d", i%10), "job", "kubelet",
+		"namespace", fmt.Sprintf("team-%d", i%5), "pod", fmt.Sprintf("pod-%d-%d", round, i/10), "uid", fmt.Sprintf("%d-%d", round, i))
+}
+
+// TestSeriesCacheChurnBoundsInterner: an RW2 cache through many rounds of
+// k series in, k series out keeps a bounded number of interned strings,
+// an encoding still referred to (as a queued item refers to it) keeps its
+// strings until it is dropped, and once everything is forgotten and
+// unreachable only the empty string is left.
+func TestSeriesCacheChurnBoundsInterner(t *testing.T) {
+	in := &Interner{}
+	c := newSeriesCache(labels.FromStrings("cluster", "eu"), nil, in)
+	const k, rounds = 1000, 60
+	var (
+		held      *encodedSeries // as a queued item would
+		heldUntil int
+		maxLen    int
+	)
+	for round := range rounds {
+		series := make([]record.RefSeries, k)
+		meta := make([]record.RefMetadata, 0, k/10)
+		for i := range series {
+			ref := record.Ref(round*k + i + 1) // refs are not reused
+			series[i] = record.RefSeries{Ref: ref, Labels: churnLabels(round, i)}
+			if i%10 == 0 {
+				meta = append(meta, record.RefMetadata{Ref: ref, Type: record.Counter, Help: fmt.Sprintf("help %d", round), Unit: "seconds"})
+			}
+		}
+		c.store(series, round)
+		c.setMetadata(meta)
+		if round%10 == 3 {
+			held, heldUntil = c.get(record.Ref(round*k+1)).data, round+5
+		}
+		if held != nil {
+			checkEncoding(t, in, held)
+			if round == heldUntil {
+				held = nil
+			}
+		}
+		runtime.GC() // what was forgotten at the last reset and is unreachable
+		c.reset(round)
+		require.Equal(t, k, c.kept)
+		maxLen = max(maxLen, in.Len())
+		if round >= 10 {
+			// One round's strings, the previous round's (forgotten now,
+			// released at the next reset), a held series', and those
+			// that stay: about 2 × (k uids + k/10 pods + 1 help).
+			require.Less(t, in.Live(), 3*k, "round %d", round)
+			require.Equal(t, maxLen, in.Len(), "round %d: ids are reused, not added", round)
+		}
+	}
+	require.Less(t, maxLen, 4*k)
+	c.reset(rounds) // forgets everything
+	runtime.GC()
+	c.reset(rounds) // releases it
+	require.Equal(t, 1, in.Live(), "only the empty string is left")
+	require.Empty(t, c.retired)
+}
+
+// checkEncoding checks that the interned ids of d still name its labels.
+func checkEncoding(t *testing.T, in *Interner, d *encodedSeries) {
+	t.Helper()
+	var b labels.ScratchBuilder
+	for i := 0; i < len(d.rw2.Labels); i += 2 {
+		b.Add(in.String(d.rw2.Labels[i]), in.String(d.rw2.Labels[i+1]))
+	}
+	require.Equal(t, d.labels, b.Labels())
+}
+
+// TestSeriesCacheChurnConcurrentEncoders: encoders read the strings of the
+// encodings handed to them (as shards read queued items) while the
+// feeding goroutine churns series, freeing and reusing ids; every request
+// decodes to the labels of its series. Run with -race.
+func TestSeriesCacheChurnConcurrentEncoders(t *testing.T) {
+	in := &Interner{}
+	c := newSeriesCache(labels.EmptyLabels(), nil, in)
+	items := make(chan []*encodedSeries, 4)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			enc := NewRW2Encoder(in)
+			var sb labels.ScratchBuilder
+			for batch := range items {
+				enc.Reset()
+				for _, d := range batch {
+					enc.AddSampleWithExemplars(&d.rw2, 1, 1, 0, []RW2Exemplar{{Labels: labels.FromStrings("pod", d.labels.Get("pod")), T: 1, V: 1}})
+				}
+				var dec writev2.Request
+				if err := dec.Unmarshal(enc.Bytes()); err != nil {
+					t.Error(err)
+					return
+				}
+				for i, ts := range dec.Timeseries {
+					if got, err := ts.ToLabels(&sb, dec.Symbols); err != nil || !labels.Equal(got, batch[i].labels) {
+						t.Errorf("decoded %s, want %s", got, batch[i].labels)
+					}
+					if x, err := ts.Exemplars[0].ToExemplar(&sb, dec.Symbols); err != nil || x.Labels.Get("pod") != batch[i].labels.Get("pod") {
+						t.Errorf("exemplar %v (%v), want pod %q", x.Labels, err, batch[i].labels.Get("pod"))
+					}
+				}
+			}
+		})
+	}
+	const k = 200
+	for round := range 100 {
+		series := make([]record.RefSeries, k)
+		for i := range series {
+			series[i] = record.RefSeries{Ref: record.Ref(round*k + i + 1), Labels: churnLabels(round, i)}
+		}
+		c.store(series, round)
+		batch := make([]*encodedSeries, 0, k)
+		for i := range series {
+			batch = append(batch, c.get(series[i].Ref).data)
+		}
+		items <- batch
+		if round%5 == 0 {
+			runtime.GC()
+		}
+		c.reset(round)
+	}
+	close(items)
+	wg.Wait()
+	require.Less(t, in.Len(), 100*k, "ids were reused")
 }

@@ -23,9 +23,9 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
+	upremote "github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	uprecord "github.com/prometheus/prometheus/tsdb/record"
-	upremote "github.com/prometheus/prometheus/storage/remote"
 
 	"github.com/walship/walship/queue"
 	"github.com/walship/walship/remote"
