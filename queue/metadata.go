@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
-	"github.com/prometheus/common/model"
 
 	"github.com/walship/walship/wal/record"
 )
@@ -70,7 +69,7 @@ func (m *Manager) noteMetadata(meta []record.RefMetadata) {
 		if s == nil || s.state != seriesKept {
 			continue
 		}
-		if name := s.data.labels.Get(model.MetricNameLabel); name != "" {
+		if name := s.data.name; name != "" {
 			m.families.set(name, md)
 		}
 	}

@@ -1,8 +1,10 @@
 package queue
 
 import (
+	"strings"
 	"weak"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
 
@@ -30,9 +32,9 @@ type series struct {
 // encoded once for requests. It is never changed after it is made: queued
 // samples point to it while the cache may already have replaced it.
 type encodedSeries struct {
-	labels labels.Labels
-	rw1    []byte    // RW1 Label entries
-	rw2    RW2Series // RW2 interned label ids (RW2 queues only)
+	name string    // the metric name, for RW1 metadata (shared between series)
+	rw1  []byte    // RW1 Label entries
+	rw2  RW2Series // RW2 interned label ids (RW2 queues only)
 }
 
 // seriesCache maps series refs to their series. Prometheus hands out refs
@@ -51,6 +53,7 @@ type seriesCache struct {
 	retired []retiredSeries
 	dense   []series
 	sparse  map[record.Ref]*series
+	names   map[string]string // metric names, shared by their series
 	kept    int
 	dropped int
 }
@@ -153,17 +156,35 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 			c.dropped++
 			continue
 		}
-		d := &encodedSeries{labels: c.builder.Labels()}
+		// The labels themselves are not kept: their encodings are all
+		// requests need (and the name, for RW1 metadata).
+		ls := c.builder.Labels()
+		d := &encodedSeries{name: c.metricName(ls)}
 		// Encoded in scratch and copied, the bytes take their size (and
 		// not the capacity append grew them to).
-		c.scratch = AppendRW1Labels(c.scratch[:0], d.labels)
+		c.scratch = AppendRW1Labels(c.scratch[:0], ls)
 		d.rw1 = append([]byte(nil), c.scratch...)
 		if c.interner != nil {
-			d.rw2 = NewRW2Series(c.interner, d.labels)
+			d.rw2 = NewRW2Series(c.interner, ls)
 		}
 		s.state, s.data = seriesKept, d
 		c.kept++
 	}
+}
+
+// metricName returns ls's metric name as one string shared by every
+// series of that name (metric names are few; label sets are many).
+func (c *seriesCache) metricName(ls labels.Labels) string {
+	name := ls.Get(model.MetricNameLabel)
+	if shared, ok := c.names[name]; ok {
+		return shared
+	}
+	if c.names == nil {
+		c.names = map[string]string{}
+	}
+	name = strings.Clone(name)
+	c.names[name] = name
+	return name
 }
 
 // forget clears an entry, keeping the counts right and retiring its

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
+	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 
@@ -35,7 +36,7 @@ func TestSeriesCache(t *testing.T) {
 	require.Equal(t, seriesKept, s.state)
 	// External labels are added where missing; the series' own job wins.
 	want := labels.FromStrings("__name__", "up", "cluster", "eu", "job", "node")
-	require.Equal(t, want, s.data.labels)
+	require.Equal(t, want, rw1Labels(t, s.data.rw1))
 	require.Equal(t, AppendRW1Labels(nil, want), s.data.rw1)
 	require.Len(t, s.data.rw2.Labels, 6)
 	require.Equal(t, seriesDropped, c.get(2).state)
@@ -193,7 +194,7 @@ func checkEncoding(t *testing.T, in *Interner, d *encodedSeries) {
 	for i := 0; i < len(d.rw2.Labels); i += 2 {
 		b.Add(in.String(d.rw2.Labels[i]), in.String(d.rw2.Labels[i+1]))
 	}
-	require.Equal(t, d.labels, b.Labels())
+	require.Equal(t, rw1Labels(t, d.rw1), b.Labels())
 }
 
 // TestSeriesCacheChurnConcurrentEncoders: encoders read the strings of the
@@ -212,7 +213,7 @@ func TestSeriesCacheChurnConcurrentEncoders(t *testing.T) {
 			for batch := range items {
 				enc.Reset()
 				for _, d := range batch {
-					enc.AddSampleWithExemplars(&d.rw2, 1, 1, 0, []RW2Exemplar{{Labels: labels.FromStrings("pod", d.labels.Get("pod")), T: 1, V: 1}})
+					enc.AddSampleWithExemplars(&d.rw2, 1, 1, 0, []RW2Exemplar{{Labels: labels.FromStrings("pod", rw1Labels(t, d.rw1).Get("pod")), T: 1, V: 1}})
 				}
 				var dec writev2.Request
 				if err := dec.Unmarshal(enc.Bytes()); err != nil {
@@ -220,11 +221,11 @@ func TestSeriesCacheChurnConcurrentEncoders(t *testing.T) {
 					return
 				}
 				for i, ts := range dec.Timeseries {
-					if got, err := ts.ToLabels(&sb, dec.Symbols); err != nil || !labels.Equal(got, batch[i].labels) {
-						t.Errorf("decoded %s, want %s", got, batch[i].labels)
+					if got, err := ts.ToLabels(&sb, dec.Symbols); err != nil || !labels.Equal(got, rw1Labels(t, batch[i].rw1)) {
+						t.Errorf("decoded %s, want %s", got, rw1Labels(t, batch[i].rw1))
 					}
-					if x, err := ts.Exemplars[0].ToExemplar(&sb, dec.Symbols); err != nil || x.Labels.Get("pod") != batch[i].labels.Get("pod") {
-						t.Errorf("exemplar %v (%v), want pod %q", x.Labels, err, batch[i].labels.Get("pod"))
+					if x, err := ts.Exemplars[0].ToExemplar(&sb, dec.Symbols); err != nil || x.Labels.Get("pod") != rw1Labels(t, batch[i].rw1).Get("pod") {
+						t.Errorf("exemplar %v (%v), want pod %q", x.Labels, err, rw1Labels(t, batch[i].rw1).Get("pod"))
 					}
 				}
 			}
@@ -250,4 +251,17 @@ func TestSeriesCacheChurnConcurrentEncoders(t *testing.T) {
 	close(items)
 	wg.Wait()
 	require.Less(t, in.Len(), 100*k, "ids were reused")
+}
+
+// rw1Labels decodes a series' RW1 label bytes (TimeSeries.labels entries).
+func rw1Labels(t testing.TB, rw1 []byte) labels.Labels {
+	var ts prompb.TimeSeries
+	if err := ts.Unmarshal(rw1); err != nil {
+		t.Fatal(err)
+	}
+	var b labels.ScratchBuilder
+	for _, l := range ts.Labels {
+		b.Add(l.Name, l.Value)
+	}
+	return b.Labels()
 }
