@@ -205,62 +205,54 @@ func (m *Manager) AppendSamples(samples []record.RefSample, at record.Span) int 
 // AppendHistograms queues integer native histograms (copies: the watcher
 // reuses its decoding buffers).
 func (m *Manager) AppendHistograms(hs []record.RefHistogramSample, at record.Span) int {
-	f := m.beginFeed(at, len(hs))
-	if f == nil {
-		return 0
-	}
-	i := 0
-	for ; i < len(hs); i++ {
-		h := &hs[i]
-		it, ok := f.slot(h.Ref, h.T)
-		if !ok {
-			break
-		}
+	return appendEach(m, hs, at, func(h *record.RefHistogramSample, it *item) (record.Ref, int64) {
 		if it != nil {
 			it.kind, it.st, it.extra = kindHistogram, h.ST, &itemExtra{h: h.H.Copy()}
 		}
-	}
-	return f.end(i, len(hs))
+		return h.Ref, h.T
+	})
 }
 
 // AppendFloatHistograms queues float native histograms (copies).
 func (m *Manager) AppendFloatHistograms(hs []record.RefFloatHistogramSample, at record.Span) int {
-	f := m.beginFeed(at, len(hs))
-	if f == nil {
-		return 0
-	}
-	i := 0
-	for ; i < len(hs); i++ {
-		h := &hs[i]
-		it, ok := f.slot(h.Ref, h.T)
-		if !ok {
-			break
-		}
+	return appendEach(m, hs, at, func(h *record.RefFloatHistogramSample, it *item) (record.Ref, int64) {
 		if it != nil {
 			it.kind, it.st, it.extra = kindFloatHistogram, h.ST, &itemExtra{fh: h.FH.Copy()}
 		}
-	}
-	return f.end(i, len(hs))
+		return h.Ref, h.T
+	})
 }
 
 // AppendExemplars queues exemplars.
 func (m *Manager) AppendExemplars(es []record.RefExemplar, at record.Span) int {
-	f := m.beginFeed(at, len(es))
+	return appendEach(m, es, at, func(e *record.RefExemplar, it *item) (record.Ref, int64) {
+		if it != nil {
+			it.kind, it.v, it.extra = kindExemplar, e.V, &itemExtra{exl: e.Labels}
+		}
+		return e.Ref, e.T
+	})
+}
+
+// appendEach is AppendSamples for the kinds that carry more than a value:
+// fill, called first with a nil item, returns the entry's series and time,
+// and then fills in the item it is given. (Float samples, the bulk of any
+// WAL, have their own loop without the indirect calls.)
+func appendEach[T any](m *Manager, in []T, at record.Span, fill func(*T, *item) (record.Ref, int64)) int {
+	f := m.beginFeed(at, len(in))
 	if f == nil {
 		return 0
 	}
 	i := 0
-	for ; i < len(es); i++ {
-		e := &es[i]
-		it, ok := f.slot(e.Ref, e.T)
+	for ; i < len(in); i++ {
+		it, ok := f.slot(fill(&in[i], nil))
 		if !ok {
 			break
 		}
 		if it != nil {
-			it.kind, it.v, it.extra = kindExemplar, e.V, &itemExtra{exl: e.Labels}
+			fill(&in[i], it)
 		}
 	}
-	return f.end(i, len(es))
+	return f.end(i, len(in))
 }
 
 // Run starts the shards and keeps their number right until ctx ends or
