@@ -1,10 +1,8 @@
 package main
 
-// Service discovery mechanisms available in scrape_configs besides
-// static_configs: file_sd_configs and http_sd_configs. (Prometheus's
-// discovery/install, with DNS, Kubernetes, Consul and the clouds, would
-// bring their clients into the module.)
+// Every service discovery mechanism Prometheus offers in scrape_configs
+// (static, file, HTTP, DNS, Kubernetes, Consul, the clouds, ...), as
+// Prometheus registers them.
 import (
-	_ "github.com/prometheus/prometheus/discovery/file"
-	_ "github.com/prometheus/prometheus/discovery/http"
+	_ "github.com/prometheus/prometheus/discovery/install"
 )
