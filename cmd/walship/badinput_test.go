@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -102,4 +103,29 @@ remote_write:
 			require.Equal(t, 0, p.wait(15*time.Second))
 		})
 	}
+}
+
+// A Prometheus agent's scrape_configs load whatever discovery they use:
+// here DNS and Kubernetes (neither reachable: discovery just finds no
+// targets), next to a static target that is scraped.
+func TestEveryDiscoveryMechanismLoads(t *testing.T) {
+	tg := newTarget(t)
+	recv := newReceiver(t)
+	work := t.TempDir()
+	cfg := writeFile(t, filepath.Join(work, "walship.yml"), fmt.Sprintf(`global:
+  scrape_interval: 100ms
+  scrape_timeout: 100ms
+scrape_configs:
+  - job_name: target
+    static_configs: [{targets: [%q]}]
+  - job_name: dns
+    dns_sd_configs: [{names: [walship-test.invalid], type: A, port: 9100}]
+  - job_name: kubernetes
+    kubernetes_sd_configs: [{role: pod, api_server: "http://127.0.0.1:1"}]
+remote_write:
+%s`, tg.host(), remoteWrite("r", recv.URL)))
+	p := start(t, work, true, "--config.file", cfg)
+	require.Eventually(t, func() bool { return len(scrapeValues(recv)) > 0 }, 20*time.Second, 10*time.Millisecond)
+	p.signal(syscall.SIGTERM)
+	require.Equal(t, 0, p.wait(15*time.Second))
 }
