@@ -65,7 +65,7 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 run:
-	$(GO) run ./cmd/walship demo
+	$(GO) build -o bin/walship ./cmd/walship && exec bin/walship demo
 
 clean:
 	rm -rf bin
