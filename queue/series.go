@@ -33,7 +33,7 @@ type series struct {
 // samples point to it while the cache may already have replaced it.
 type encodedSeries struct {
 	name string    // the metric name, for RW1 metadata (shared between series)
-	rw1  []byte    // RW1 Label entries
+	rw1  []byte    // RW1 Label entries (RW1 queues only)
 	rw2  RW2Series // RW2 interned label ids (RW2 queues only)
 }
 
@@ -160,12 +160,16 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 		// requests need (and the name, for RW1 metadata).
 		ls := c.builder.Labels()
 		d := &encodedSeries{name: c.metricName(ls)}
-		// Encoded in scratch and copied, the bytes take their size (and
-		// not the capacity append grew them to).
-		c.scratch = AppendRW1Labels(c.scratch[:0], ls)
-		d.rw1 = append([]byte(nil), c.scratch...)
 		if c.interner != nil {
+			// RW2 queues keep the ids only; should the endpoint make the
+			// queue fall back to RW1, labels are encoded from them per
+			// request (see rw1Builder.labels).
 			d.rw2 = NewRW2Series(c.interner, ls)
+		} else {
+			// Encoded in scratch and copied, the bytes take their size
+			// (and not the capacity append grew them to).
+			c.scratch = AppendRW1Labels(c.scratch[:0], ls)
+			d.rw1 = append([]byte(nil), c.scratch...)
 		}
 		s.state, s.data = seriesKept, d
 		c.kept++

@@ -36,8 +36,10 @@ func TestSeriesCache(t *testing.T) {
 	require.Equal(t, seriesKept, s.state)
 	// External labels are added where missing; the series' own job wins.
 	want := labels.FromStrings("__name__", "up", "cluster", "eu", "job", "node")
-	require.Equal(t, want, rw1Labels(t, s.data.rw1))
-	require.Equal(t, AppendRW1Labels(nil, want), s.data.rw1)
+	b := rw1Builder{interner: c.interner}
+	require.Equal(t, want, rw1Labels(t, b.labels(s.data)), "RW1 labels from the ids, for a fallback")
+	require.Equal(t, AppendRW1Labels(nil, want), b.labels(s.data))
+	require.Nil(t, s.data.rw1, "an RW2 queue keeps no RW1 bytes")
 	require.Len(t, s.data.rw2.Labels, 6)
 	require.Equal(t, seriesDropped, c.get(2).state)
 	require.NotNil(t, c.get(1<<40), "a far ref goes to the map")
@@ -143,6 +145,7 @@ func TestSeriesCacheChurnBoundsInterner(t *testing.T) {
 	const k, rounds = 1000, 60
 	var (
 		held      *encodedSeries // as a queued item would
+		heldWant  labels.Labels
 		heldUntil int
 		maxLen    int
 	)
@@ -160,9 +163,11 @@ func TestSeriesCacheChurnBoundsInterner(t *testing.T) {
 		c.setMetadata(meta)
 		if round%10 == 3 {
 			held, heldUntil = c.get(record.Ref(round*k+1)).data, round+5
+			b := labels.NewBuilder(churnLabels(round, 0))
+			heldWant = b.Set("cluster", "eu").Labels()
 		}
 		if held != nil {
-			checkEncoding(t, in, held)
+			checkEncoding(t, in, held, heldWant)
 			if round == heldUntil {
 				held = nil
 			}
@@ -187,14 +192,14 @@ func TestSeriesCacheChurnBoundsInterner(t *testing.T) {
 	require.Empty(t, c.retired)
 }
 
-// checkEncoding checks that the interned ids of d still name its labels.
-func checkEncoding(t *testing.T, in *Interner, d *encodedSeries) {
+// checkEncoding checks that the interned ids of d still name want.
+func checkEncoding(t *testing.T, in *Interner, d *encodedSeries, want labels.Labels) {
 	t.Helper()
 	var b labels.ScratchBuilder
 	for i := 0; i < len(d.rw2.Labels); i += 2 {
 		b.Add(in.String(d.rw2.Labels[i]), in.String(d.rw2.Labels[i+1]))
 	}
-	require.Equal(t, rw1Labels(t, d.rw1), b.Labels())
+	require.Equal(t, want, b.Labels())
 }
 
 // TestSeriesCacheChurnConcurrentEncoders: encoders read the strings of the
@@ -204,7 +209,11 @@ func checkEncoding(t *testing.T, in *Interner, d *encodedSeries) {
 func TestSeriesCacheChurnConcurrentEncoders(t *testing.T) {
 	in := &Interner{}
 	c := newSeriesCache(labels.EmptyLabels(), nil, in)
-	items := make(chan []*encodedSeries, 4)
+	type queued struct {
+		d    *encodedSeries
+		want labels.Labels
+	}
+	items := make(chan []queued, 4)
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {
@@ -212,8 +221,8 @@ func TestSeriesCacheChurnConcurrentEncoders(t *testing.T) {
 			var sb labels.ScratchBuilder
 			for batch := range items {
 				enc.Reset()
-				for _, d := range batch {
-					enc.AddSampleWithExemplars(&d.rw2, 1, 1, 0, []RW2Exemplar{{Labels: labels.FromStrings("pod", rw1Labels(t, d.rw1).Get("pod")), T: 1, V: 1}})
+				for _, q := range batch {
+					enc.AddSampleWithExemplars(&q.d.rw2, 1, 1, 0, []RW2Exemplar{{Labels: labels.FromStrings("pod", q.want.Get("pod")), T: 1, V: 1}})
 				}
 				var dec writev2.Request
 				if err := dec.Unmarshal(enc.Bytes()); err != nil {
@@ -221,11 +230,11 @@ func TestSeriesCacheChurnConcurrentEncoders(t *testing.T) {
 					return
 				}
 				for i, ts := range dec.Timeseries {
-					if got, err := ts.ToLabels(&sb, dec.Symbols); err != nil || !labels.Equal(got, rw1Labels(t, batch[i].rw1)) {
-						t.Errorf("decoded %s, want %s", got, rw1Labels(t, batch[i].rw1))
+					if got, err := ts.ToLabels(&sb, dec.Symbols); err != nil || !labels.Equal(got, batch[i].want) {
+						t.Errorf("decoded %s, want %s", got, batch[i].want)
 					}
-					if x, err := ts.Exemplars[0].ToExemplar(&sb, dec.Symbols); err != nil || x.Labels.Get("pod") != rw1Labels(t, batch[i].rw1).Get("pod") {
-						t.Errorf("exemplar %v (%v), want pod %q", x.Labels, err, rw1Labels(t, batch[i].rw1).Get("pod"))
+					if x, err := ts.Exemplars[0].ToExemplar(&sb, dec.Symbols); err != nil || x.Labels.Get("pod") != batch[i].want.Get("pod") {
+						t.Errorf("exemplar %v (%v), want pod %q", x.Labels, err, batch[i].want.Get("pod"))
 					}
 				}
 			}
@@ -238,9 +247,9 @@ func TestSeriesCacheChurnConcurrentEncoders(t *testing.T) {
 			series[i] = record.RefSeries{Ref: record.Ref(round*k + i + 1), Labels: churnLabels(round, i)}
 		}
 		c.store(series, round)
-		batch := make([]*encodedSeries, 0, k)
+		batch := make([]queued, 0, k)
 		for i := range series {
-			batch = append(batch, c.get(series[i].Ref).data)
+			batch = append(batch, queued{c.get(series[i].Ref).data, series[i].Labels})
 		}
 		items <- batch
 		if round%5 == 0 {

@@ -46,8 +46,14 @@ type requestBuilder interface {
 	build(batch []item) []byte
 }
 
-// rw1Builder builds RW1 requests from items.
-type rw1Builder struct{ RW1Encoder }
+// rw1Builder builds RW1 requests from items. Items of an RW2 queue that
+// fell back to RW1 carry interned label ids instead of RW1 bytes: interner
+// is then set and their labels are encoded per item.
+type rw1Builder struct {
+	RW1Encoder
+	interner *Interner
+	scratch  []byte
+}
 
 func (b *rw1Builder) build(batch []item) []byte {
 	b.Reset()
@@ -57,16 +63,30 @@ func (b *rw1Builder) build(batch []item) []byte {
 	return b.Bytes()
 }
 
+// labels returns the RW1 label bytes of s, valid until the next call.
+func (b *rw1Builder) labels(s *encodedSeries) []byte {
+	if s.rw1 != nil || b.interner == nil {
+		return s.rw1
+	}
+	b.scratch = b.scratch[:0]
+	ids := s.rw2.Labels
+	for i := 0; i+1 < len(ids); i += 2 {
+		b.scratch = pbAppendRW1Label(b.scratch, rw1TagLabels, b.interner.String(ids[i]), b.interner.String(ids[i+1]))
+	}
+	return b.scratch
+}
+
 func (b *rw1Builder) add(it *item) {
+	ls := b.labels(it.series)
 	switch it.kind {
 	case kindSample:
-		b.AddSample(it.series.rw1, it.t, it.v)
+		b.AddSample(ls, it.t, it.v)
 	case kindHistogram:
-		b.AddHistogram(it.series.rw1, it.t, it.extra.h)
+		b.AddHistogram(ls, it.t, it.extra.h)
 	case kindFloatHistogram:
-		b.AddFloatHistogram(it.series.rw1, it.t, it.extra.fh)
+		b.AddFloatHistogram(ls, it.t, it.extra.fh)
 	case kindExemplar:
-		b.AddExemplar(it.series.rw1, it.extra.exl, it.t, it.v)
+		b.AddExemplar(ls, it.extra.exl, it.t, it.v)
 	}
 }
 
@@ -210,7 +230,7 @@ func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 			return false
 		}
 		if s.rw1 == nil && s.m.opts.Protocol == RW2 && s.m.protocol() == RW1 {
-			s.rw1 = &rw1Builder{} // another shard made the queue fall back
+			s.rw1 = &rw1Builder{interner: s.m.interner} // another shard made the queue fall back
 		}
 		if s.rw1 != nil {
 			b = s.rw1
@@ -301,7 +321,7 @@ func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item, b
 		m.fallBackToRW1()
 		req.Protocol = RW1
 		if s.rw1 == nil {
-			s.rw1 = &rw1Builder{}
+			s.rw1 = &rw1Builder{interner: m.interner}
 		}
 		b = s.rw1
 		body = s.encode(b, batch, body)
