@@ -9,9 +9,9 @@
 // stored earlier (StoreSeries): with external labels added where missing and
 // write_relabel_configs applied, its labels were encoded once: as RW1 Label
 // bytes in RW1 queues, as interned string ids in RW2 queues (an RW2 queue
-// that falls back to RW1 encodes labels from the ids per request). A sample then goes to
-// the shard of its series (ref modulo the number of shards), so one series'
-// samples stay in order. If a shard is full, Append returns how many samples
+// that falls back to RW1 encodes labels from the ids per request). A
+// sample then goes to the shard of its series (ref modulo the number of
+// shards), so one series' samples stay in order. If a shard is full, Append returns how many samples
 // it took and the watcher waits for Ready: the backlog stays in the WAL.
 //
 // A shard cuts a batch when max_samples_per_send samples wait, or when
