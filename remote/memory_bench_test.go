@@ -2,7 +2,6 @@ package remote_test
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
@@ -120,16 +119,7 @@ func newMemReceiver(b *testing.B) *memReceiver {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		count := int64(0)
-		for len(raw) > 0 {
-			tag, k := binary.Uvarint(raw)
-			raw = raw[k:]
-			size, k := binary.Uvarint(raw)
-			raw = raw[k+int(size):]
-			if tag == 1<<3|2 || tag == 5<<3|2 { // RW1 timeseries, RW2 timeseries
-				count++
-			}
-		}
+		count := countTimeSeries(raw)
 		c.add(count)
 		if r.Header.Get("Content-Type") != "application/x-protobuf" && r.Header.Get("Content-Type") != "" {
 			w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.FormatInt(count, 10))
