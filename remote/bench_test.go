@@ -84,7 +84,7 @@ func (c *sampleCounter) wait(ctx context.Context, target int64) error {
 	}
 }
 
-// countingHandler accepts RW1 requests and counts their time series (one
+// countingHandler accepts RW1 and RW2 requests and counts their time series (one
 // sample each, as both senders build them) with a cheap scan, reusing its
 // buffers, so that the receiver's own CPU and garbage are small.
 func countingHandler(c *sampleCounter) http.Handler {
@@ -110,7 +110,15 @@ func countingHandler(c *sampleCounter) http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		c.add(countTimeSeries(raw))
+		count := countTimeSeries(raw)
+		c.add(count)
+		if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/x-protobuf" {
+			// Remote-Write 2.0: say what was written, as the spec asks.
+			w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.FormatInt(count, 10))
+			w.Header().Set("X-Prometheus-Remote-Write-Histograms-Written", "0")
+			w.Header().Set("X-Prometheus-Remote-Write-Exemplars-Written", "0")
+		}
+		w.WriteHeader(http.StatusNoContent)
 	})
 }
 
