@@ -21,14 +21,15 @@ type ackTracker struct {
 type pendingRecord struct {
 	start     record.Position
 	remaining int
+	kind      itemKind // a record holds one kind of item
 }
 
-// begin registers a record with n samples entering the queue and returns
-// its sequence number.
-func (a *ackTracker) begin(start record.Position, n int) uint64 {
+// begin registers a record with n items of kind entering the queue and
+// returns its sequence number.
+func (a *ackTracker) begin(start record.Position, n int, kind itemKind) uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.pending = append(a.pending, pendingRecord{start: start, remaining: n})
+	a.pending = append(a.pending, pendingRecord{start: start, remaining: n, kind: kind})
 	return a.first + uint64(len(a.pending)-1)
 }
 
@@ -64,13 +65,19 @@ func (a *ackTracker) lowest() (record.Position, bool) {
 	return record.Position{}, false
 }
 
-// pendingSamples returns how many samples are not finished.
-func (a *ackTracker) pendingSamples() int {
+// pendingByClass returns how many items of each class (samples,
+// histograms, exemplars) are not finished.
+func (a *ackTracker) pendingByClass() (n [numClasses]int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	n := 0
 	for _, p := range a.pending[a.head:] {
-		n += max(p.remaining, 0)
+		n[p.kind.class()] += max(p.remaining, 0)
 	}
 	return n
+}
+
+// pendingItems returns how many items are not finished.
+func (a *ackTracker) pendingItems() int {
+	n := a.pendingByClass()
+	return n[classSamples] + n[classHistograms] + n[classExemplars]
 }

@@ -27,7 +27,11 @@
 // is accepted (sent: prometheus_remote_storage_samples_total) or refused for
 // good (failed: _samples_failed_total). Samples of unknown series, of series
 // dropped by relabelling and older than sample_age_limit never enter a shard
-// (dropped: _samples_dropped_total{reason}). LowestPending reports the start
+// (dropped: _samples_dropped_total{reason}). Histograms and exemplars are
+// counted the same way in their own metrics (_histograms_total, ...); an
+// RW2 exemplar whose series has no sample or histogram in its request is
+// dropped (reason no_sample_in_request), since RW2 forbids series entries
+// with exemplars only. LowestPending reports the start
 // of the oldest WAL record that still has pending samples, which is where
 // the watcher resumes after a restart: nothing acknowledged is sent again
 // except what was in flight.

@@ -470,19 +470,38 @@ func (e *RW2Encoder) AddFloatHistogram(s *RW2Series, t int64, h *histogram.Float
 	e.addHistogram(s, &ph)
 }
 
-func (e *RW2Encoder) addHistogram(s *RW2Series, ph *pbHistogram) {
+// addHistogram adds a TimeSeries for s with one histogram and the given
+// exemplars (none for a plain histogram).
+func (e *RW2Encoder) addHistogram(s *RW2Series, ph *pbHistogram, exemplars ...RW2Exemplar) {
 	b, start, help, unit := e.begin(s)
 	b = append(b, rw2TagHistograms, 0)
 	hl := len(b) - 1
 	b = endLen(ph.append(b), hl)
+	for _, x := range exemplars {
+		b = e.appendExemplar(b, x.Labels, x.T, x.V)
+	}
 	e.end(b, start, s, help, unit)
 	e.histograms++
+	e.exemplars += len(exemplars)
+}
+
+// AddHistogramWithExemplars adds a TimeSeries for s with one native
+// histogram, integer (h) or float (fh), and exemplars, as
+// AddSampleWithExemplars does for a sample.
+func (e *RW2Encoder) AddHistogramWithExemplars(s *RW2Series, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram, st int64, exemplars []RW2Exemplar) {
+	var ph pbHistogram
+	if h != nil {
+		ph.setInt(h, t, st)
+	} else {
+		ph.setFloat(fh, t, st)
+	}
+	e.addHistogram(s, &ph, exemplars...)
 }
 
 // AddExemplar adds a TimeSeries for s with one exemplar. The exemplar's
 // label strings are not interned; they must stay unchanged until Reset.
-// (Receivers such as upstream Prometheus refuse a series entry without a
-// sample or histogram: prefer AddSampleWithExemplars.)
+// RW2 forbids a series entry without a sample or histogram, and receivers
+// such as upstream Prometheus refuse it: prefer AddSampleWithExemplars.
 func (e *RW2Encoder) AddExemplar(s *RW2Series, exemplarLabels labels.Labels, t int64, v float64) {
 	b, start, help, unit := e.begin(s)
 	b = e.appendExemplar(b, exemplarLabels, t, v)

@@ -15,16 +15,17 @@ import (
 type feed struct {
 	m      *Manager
 	shards []*shard
-	seq    uint64 // the record in the ack tracker
-	oldest int64  // sample_age_limit cut-off (ms); math.MinInt64 for none
+	kind   itemKind // what the record holds
+	seq    uint64   // the record in the ack tracker
+	oldest int64    // sample_age_limit cut-off (ms); math.MinInt64 for none
 
 	queued, unknown, dropped, tooOld int
 }
 
-// beginFeed starts queueing a record of n items at span at. It returns nil
+// beginFeed starts queueing a record of n items of kind at span at. It returns nil
 // when no shards take items now (resharding, or not running); the watcher
 // then waits for Ready.
-func (m *Manager) beginFeed(at record.Span, n int) *feed {
+func (m *Manager) beginFeed(at record.Span, n int, kind itemKind) *feed {
 	if !m.mu.TryRLock() {
 		return nil
 	}
@@ -33,14 +34,14 @@ func (m *Manager) beginFeed(at record.Span, n int) *feed {
 		return nil
 	}
 	f := &m.feeding
-	*f = feed{m: m, shards: m.shards, oldest: math.MinInt64}
+	*f = feed{m: m, shards: m.shards, kind: kind, oldest: math.MinInt64}
 	if limit := time.Duration(m.opts.Config.SampleAgeLimit); limit > 0 {
 		f.oldest = m.opts.Now().Add(-limit).UnixMilli()
 	}
 	for _, s := range f.shards {
 		s.mu.Lock()
 	}
-	f.seq = m.acks.begin(at.Start, n) // corrected in end to what was queued
+	f.seq = m.acks.begin(at.Start, n, kind) // corrected in end to what was queued
 	return f
 }
 
@@ -84,9 +85,10 @@ func (f *feed) end(handled, total int) int {
 		}
 	}
 	m.mu.RUnlock()
-	m.metrics.unknownSeries.Add(float64(f.unknown))
-	m.metrics.droppedSeries.Add(float64(f.dropped))
-	m.metrics.tooOld.Add(float64(f.tooOld))
+	drops := &m.metrics.dropped[f.kind.class()]
+	drops.unknownSeries.Add(float64(f.unknown))
+	drops.droppedSeries.Add(float64(f.dropped))
+	drops.tooOld.Add(float64(f.tooOld))
 	// Everything not queued (dropped, or left for the retry) is not pending
 	// under this record's sequence number.
 	m.acks.done(f.seq, total-f.queued)

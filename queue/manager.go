@@ -68,6 +68,7 @@ type Manager struct {
 	ready   chan struct{}
 
 	highestSent atomic.Int64 // newest sample timestamp accepted, ms
+	loneLogged  atomic.Int64 // when logLoneExemplars last logged, Unix ns
 	families    metricFamilies
 
 	mu     sync.RWMutex // guards shards while they are replaced
@@ -184,7 +185,7 @@ func (m *Manager) roomFreed() {
 // AppendSamples queues float samples and returns how many of the leading
 // ones it took; fewer than all means the shards are full.
 func (m *Manager) AppendSamples(samples []record.RefSample, at record.Span) int {
-	f := m.beginFeed(at, len(samples))
+	f := m.beginFeed(at, len(samples), kindSample)
 	if f == nil {
 		return 0
 	}
@@ -205,7 +206,7 @@ func (m *Manager) AppendSamples(samples []record.RefSample, at record.Span) int 
 // AppendHistograms queues integer native histograms (copies: the watcher
 // reuses its decoding buffers).
 func (m *Manager) AppendHistograms(hs []record.RefHistogramSample, at record.Span) int {
-	return appendEach(m, hs, at, func(h *record.RefHistogramSample, it *item) (record.Ref, int64) {
+	return appendEach(m, hs, at, kindHistogram, func(h *record.RefHistogramSample, it *item) (record.Ref, int64) {
 		if it != nil {
 			it.kind, it.st, it.extra = kindHistogram, h.ST, &itemExtra{h: h.H.Copy()}
 		}
@@ -215,7 +216,7 @@ func (m *Manager) AppendHistograms(hs []record.RefHistogramSample, at record.Spa
 
 // AppendFloatHistograms queues float native histograms (copies).
 func (m *Manager) AppendFloatHistograms(hs []record.RefFloatHistogramSample, at record.Span) int {
-	return appendEach(m, hs, at, func(h *record.RefFloatHistogramSample, it *item) (record.Ref, int64) {
+	return appendEach(m, hs, at, kindFloatHistogram, func(h *record.RefFloatHistogramSample, it *item) (record.Ref, int64) {
 		if it != nil {
 			it.kind, it.st, it.extra = kindFloatHistogram, h.ST, &itemExtra{fh: h.FH.Copy()}
 		}
@@ -225,7 +226,7 @@ func (m *Manager) AppendFloatHistograms(hs []record.RefFloatHistogramSample, at 
 
 // AppendExemplars queues exemplars.
 func (m *Manager) AppendExemplars(es []record.RefExemplar, at record.Span) int {
-	return appendEach(m, es, at, func(e *record.RefExemplar, it *item) (record.Ref, int64) {
+	return appendEach(m, es, at, kindExemplar, func(e *record.RefExemplar, it *item) (record.Ref, int64) {
 		if it != nil {
 			it.kind, it.v, it.extra = kindExemplar, e.V, &itemExtra{exl: e.Labels}
 		}
@@ -237,8 +238,8 @@ func (m *Manager) AppendExemplars(es []record.RefExemplar, at record.Span) int {
 // fill, called first with a nil item, returns the entry's series and time,
 // and then fills in the item it is given. (Float samples, the bulk of any
 // WAL, have their own loop without the indirect calls.)
-func appendEach[T any](m *Manager, in []T, at record.Span, fill func(*T, *item) (record.Ref, int64)) int {
-	f := m.beginFeed(at, len(in))
+func appendEach[T any](m *Manager, in []T, at record.Span, kind itemKind, fill func(*T, *item) (record.Ref, int64)) int {
+	f := m.beginFeed(at, len(in), kind)
 	if f == nil {
 		return 0
 	}
@@ -319,7 +320,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			case <-req.ctx.Done():
 				stopShards()
 				<-drained
-				req.done <- fmt.Errorf("queue: flush stopped with %d samples unsent: %w", m.acks.pendingSamples(), req.ctx.Err())
+				req.done <- fmt.Errorf("queue: flush stopped with %d samples unsent: %w", m.acks.pendingItems(), req.ctx.Err())
 			case <-ctx.Done():
 				<-drained
 				req.done <- ctx.Err()
@@ -395,7 +396,9 @@ func (m *Manager) desiredShards() int {
 }
 
 func (m *Manager) updatePending() {
-	m.metrics.samplesPending.Set(float64(m.acks.pendingSamples()))
+	for class, n := range m.acks.pendingByClass() {
+		m.metrics.pending[class].Set(float64(n))
+	}
 }
 
 // finish accounts for a batch that ended: acknowledged or refused for good
@@ -446,6 +449,17 @@ func (m *Manager) noteSent(batch []item) {
 // HighestSentTimestamp returns the newest sample timestamp (ms) the
 // endpoint has accepted, 0 before the first.
 func (m *Manager) HighestSentTimestamp() int64 { return m.highestSent.Load() }
+
+// logLoneExemplars logs exemplars dropped for want of a sample in their
+// RW2 request, at most once a minute (the counter carries the totals).
+func (m *Manager) logLoneExemplars(n int) {
+	now, last := time.Now().UnixNano(), m.loneLogged.Load()
+	if now-last < int64(time.Minute) || !m.loneLogged.CompareAndSwap(last, now) {
+		return
+	}
+	m.log.Warn("Dropped exemplars whose series' sample went out in an earlier Remote-Write 2.0 request, since RW2 forbids series with exemplars only; "+
+		`prometheus_remote_storage_exemplars_dropped_total{reason="no_sample_in_request"} counts them all`, "exemplars", n)
+}
 
 // logRejected logs a request the endpoint refused for good. (A burst of
 // them is one line per batch; the counters carry the totals.)

@@ -85,15 +85,24 @@ const (
 	reasonDroppedSeries = "dropped_series" // write_relabel_configs dropped its series
 	reasonUnknownSeries = "unintentionally_dropped_series"
 	reasonTooOld        = "too_old"
+	// reasonNoSample is walship's own: an exemplar that would go over RW2
+	// in a series entry without a sample or histogram, which RW2 forbids.
+	reasonNoSample = "no_sample_in_request"
 )
+
+// dropCounters count one class of items dropped before sending, by reason.
+type dropCounters struct {
+	droppedSeries, unknownSeries, tooOld prometheus.Counter
+}
 
 // queueMetrics are one queue's children of Metrics, curried once.
 type queueMetrics struct {
 	samples, samplesFailed, samplesRetried          prometheus.Counter
 	histograms, histogramsFailed, histogramsRetried prometheus.Counter
 	exemplars, exemplarsFailed, exemplarsRetried    prometheus.Counter
-	droppedSeries, unknownSeries, tooOld            prometheus.Counter
-	samplesPending                                  prometheus.Gauge
+	dropped                                         [numClasses]dropCounters // by itemClass
+	exemplarsNoSample                               prometheus.Counter
+	pending                                         [numClasses]prometheus.Gauge // by itemClass
 	sentBatchDuration                               prometheus.Observer
 	bytesSent                                       prometheus.Counter
 	shards, shardsMin, shardsMax, shardsDesired     prometheus.Gauge
@@ -102,6 +111,14 @@ type queueMetrics struct {
 	highestSent                                     prometheus.Gauge
 	metadata, metadataFailed, metadataRetried       prometheus.Counter
 	metadataBytes                                   prometheus.Counter
+}
+
+func drops(v *prometheus.CounterVec, name, url string) dropCounters {
+	return dropCounters{
+		droppedSeries: v.WithLabelValues(name, url, reasonDroppedSeries),
+		unknownSeries: v.WithLabelValues(name, url, reasonUnknownSeries),
+		tooOld:        v.WithLabelValues(name, url, reasonTooOld),
+	}
 }
 
 func (m *Metrics) forQueue(name, url string) *queueMetrics {
@@ -116,10 +133,17 @@ func (m *Metrics) forQueue(name, url string) *queueMetrics {
 		exemplars:         m.exemplars.With(l),
 		exemplarsFailed:   m.exemplarsFailed.With(l),
 		exemplarsRetried:  m.exemplarsRetried.With(l),
-		droppedSeries:     m.samplesDropped.WithLabelValues(name, url, reasonDroppedSeries),
-		unknownSeries:     m.samplesDropped.WithLabelValues(name, url, reasonUnknownSeries),
-		tooOld:            m.samplesDropped.WithLabelValues(name, url, reasonTooOld),
-		samplesPending:    m.samplesPending.With(l),
+		dropped: [numClasses]dropCounters{
+			classSamples:    drops(m.samplesDropped, name, url),
+			classHistograms: drops(m.histsDropped, name, url),
+			classExemplars:  drops(m.exemsDropped, name, url),
+		},
+		exemplarsNoSample: m.exemsDropped.WithLabelValues(name, url, reasonNoSample),
+		pending: [numClasses]prometheus.Gauge{
+			classSamples:    m.samplesPending.With(l),
+			classHistograms: m.histogramsPending.With(l),
+			classExemplars:  m.exemplarsPending.With(l),
+		},
 		sentBatchDuration: m.sentBatchDuration.With(l),
 		bytesSent:         m.bytes.With(l),
 		shards:            m.shards.With(l),

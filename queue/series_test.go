@@ -92,13 +92,14 @@ func TestAckTracker(t *testing.T) {
 	require.False(t, ok)
 
 	p := func(seg int, off int64) record.Position { return record.Position{Segment: seg, Offset: off} }
-	r1 := a.begin(p(0, 0), 3)
-	r2 := a.begin(p(0, 100), 2)
-	r3 := a.begin(p(1, 0), 1)
+	r1 := a.begin(p(0, 0), 3, kindSample)
+	r2 := a.begin(p(0, 100), 2, kindFloatHistogram)
+	r3 := a.begin(p(1, 0), 1, kindExemplar)
 	low, ok := a.lowest()
 	require.True(t, ok)
 	require.Equal(t, p(0, 0), low)
-	require.Equal(t, 6, a.pendingSamples())
+	require.Equal(t, 6, a.pendingItems())
+	require.Equal(t, [numClasses]int{3, 2, 1}, a.pendingByClass(), "samples, histograms, exemplars")
 
 	// Later records finishing first do not move the lowest position.
 	a.done(r2, 2)
@@ -111,14 +112,14 @@ func TestAckTracker(t *testing.T) {
 	a.done(r1, 1)
 	_, ok = a.lowest()
 	require.False(t, ok, "everything finished")
-	require.Zero(t, a.pendingSamples())
+	require.Zero(t, a.pendingItems())
 
 	// Sequence numbers stay valid after the front is dropped.
 	for i := 0; i < 1000; i++ {
-		seq := a.begin(p(2, int64(i)), 1)
+		seq := a.begin(p(2, int64(i)), 1, kindSample)
 		a.done(seq, 1)
 	}
-	seq := a.begin(p(3, 0), 1)
+	seq := a.begin(p(3, 0), 1, kindSample)
 	low, _ = a.lowest()
 	require.Equal(t, p(3, 0), low)
 	a.done(seq, 1)

@@ -40,6 +40,27 @@ const (
 	kindExemplar
 )
 
+// itemClass is what the metrics count an item as: a sample, a histogram
+// (integer or float) or an exemplar.
+type itemClass int
+
+const (
+	classSamples itemClass = iota
+	classHistograms
+	classExemplars
+	numClasses
+)
+
+func (k itemKind) class() itemClass {
+	switch k {
+	case kindHistogram, kindFloatHistogram:
+		return classHistograms
+	case kindExemplar:
+		return classExemplars
+	}
+	return classSamples
+}
+
 // requestBuilder turns a batch of items into the protobuf bytes of one
 // request; the bytes are valid until the next build.
 type requestBuilder interface {
@@ -91,19 +112,19 @@ func (b *rw1Builder) add(it *item) {
 }
 
 // rw2Builder builds RW2 requests from items. RW2 wants exemplars sent
-// with a sample of their series (upstream's receiver refuses a series entry
-// with exemplars only), so an exemplar joins the entry of its series' last
-// sample in the batch; only one whose series has no sample there goes out
-// on its own.
+// with a sample or histogram of their series (it forbids entries with
+// exemplars only), so an exemplar joins the entry of its series' last
+// sample or histogram in the batch. The shard drops exemplars that have
+// none there before building (see dropLoneExemplars).
 type rw2Builder struct {
 	*RW2Encoder
-	lastSample map[*encodedSeries]int // series → index of its last sample in the batch
-	exemplars  [][]RW2Exemplar        // by sample index: the exemplars joining it
-	joined     []bool                 // by exemplar index: sent with a sample
+	lastValue map[*encodedSeries]int // series → index of its last sample or histogram in the batch
+	exemplars [][]RW2Exemplar        // by item index: the exemplars joining it
+	joined    []bool                 // by item index: an exemplar sent with its series' value
 }
 
 func newRW2Builder(in *Interner) *rw2Builder {
-	return &rw2Builder{RW2Encoder: NewRW2Encoder(in), lastSample: map[*encodedSeries]int{}}
+	return &rw2Builder{RW2Encoder: NewRW2Encoder(in), lastValue: map[*encodedSeries]int{}}
 }
 
 func (b *rw2Builder) build(batch []item) []byte {
@@ -124,22 +145,27 @@ func (b *rw2Builder) build(batch []item) []byte {
 	b.pairExemplars(batch)
 	for i := range batch {
 		it := &batch[i]
+		ex := b.exemplars[i]
 		switch {
-		case it.kind == kindSample && len(b.exemplars[i]) > 0:
-			b.AddSampleWithExemplars(&it.series.rw2, it.t, it.v, it.st, b.exemplars[i])
 		case it.kind == kindExemplar && b.joined[i]:
-			// sent with its sample
-		default:
+			// sent with its series' value
+		case len(ex) == 0:
 			b.add(it)
+		case it.kind == kindSample:
+			b.AddSampleWithExemplars(&it.series.rw2, it.t, it.v, it.st, ex)
+		case it.kind == kindHistogram:
+			b.AddHistogramWithExemplars(&it.series.rw2, it.t, it.extra.h, nil, it.st, ex)
+		case it.kind == kindFloatHistogram:
+			b.AddHistogramWithExemplars(&it.series.rw2, it.t, nil, it.extra.fh, it.st, ex)
 		}
 	}
 	return b.Bytes()
 }
 
-// pairExemplars finds, for each exemplar of the batch, the last sample of
-// its series in the batch.
+// pairExemplars finds, for each exemplar of the batch, the last sample or
+// histogram of its series in the batch.
 func (b *rw2Builder) pairExemplars(batch []item) {
-	clear(b.lastSample)
+	clear(b.lastValue)
 	for len(b.exemplars) < len(batch) {
 		b.exemplars = append(b.exemplars, nil)
 	}
@@ -150,8 +176,8 @@ func (b *rw2Builder) pairExemplars(batch []item) {
 	for i := range batch {
 		b.exemplars[i] = b.exemplars[i][:0]
 		b.joined[i] = false
-		if batch[i].kind == kindSample {
-			b.lastSample[batch[i].series] = i
+		if batch[i].kind != kindExemplar {
+			b.lastValue[batch[i].series] = i
 		}
 	}
 	for i := range batch {
@@ -159,7 +185,7 @@ func (b *rw2Builder) pairExemplars(batch []item) {
 		if it.kind != kindExemplar {
 			continue
 		}
-		if j, ok := b.lastSample[it.series]; ok {
+		if j, ok := b.lastValue[it.series]; ok {
 			b.exemplars[j] = append(b.exemplars[j], RW2Exemplar{Labels: it.extra.exl, T: it.t, V: it.v})
 			b.joined[i] = true
 		}
@@ -192,6 +218,8 @@ type shard struct {
 
 	req Request        // the request being sent, reused (it escapes to the Sender)
 	rw1 requestBuilder // set when the queue fell back from RW2 to RW1
+
+	hasValue map[*encodedSeries]struct{} // dropLoneExemplars' scratch
 
 	wake chan struct{} // a batch may be ready
 }
@@ -295,6 +323,15 @@ func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item, b
 	req := &s.req
 	*req = Request{Protocol: m.protocol()}
 	req.Samples, req.Histograms, req.Exemplars = countKinds(batch)
+	if req.Protocol == RW2 && req.Exemplars > 0 {
+		var dropped int
+		if batch, dropped = s.dropLoneExemplars(batch); dropped > 0 {
+			req.Exemplars -= dropped
+			if len(batch) == 0 {
+				return body
+			}
+		}
+	}
 	body = s.encode(b, batch, body)
 	req.Body = body
 	// Before each retry, samples that have grown older than
@@ -364,13 +401,47 @@ func (m *Manager) dropExpired(batch []item) ([]item, int) {
 	for _, it := range batch {
 		if it.t < oldest {
 			m.acks.done(it.seq, 1)
+			m.metrics.dropped[it.kind.class()].tooOld.Inc()
 			continue
 		}
 		kept = append(kept, it)
 	}
 	removed := len(batch) - len(kept)
 	clear(batch[len(kept):])
-	m.metrics.tooOld.Add(float64(removed))
+	return kept, removed
+}
+
+// dropLoneExemplars removes from an RW2 batch, in place, the exemplars
+// whose series has no sample or histogram in it, finishing them as dropped
+// (exemplars_dropped_total{reason="no_sample_in_request"}), and returns the
+// rest and how many it removed. RW2 forbids a series entry with exemplars
+// only, and upstream's receiver answers one with 400, which would fail the
+// request's samples with it. An exemplar is alone when the batch holding
+// its sample was cut, and taken, before the exemplar was queued.
+func (s *shard) dropLoneExemplars(batch []item) ([]item, int) {
+	if s.hasValue == nil {
+		s.hasValue = map[*encodedSeries]struct{}{}
+	}
+	clear(s.hasValue)
+	for i := range batch {
+		if batch[i].kind != kindExemplar {
+			s.hasValue[batch[i].series] = struct{}{}
+		}
+	}
+	kept := batch[:0]
+	for _, it := range batch {
+		if _, ok := s.hasValue[it.series]; it.kind == kindExemplar && !ok {
+			s.m.acks.done(it.seq, 1)
+			continue
+		}
+		kept = append(kept, it)
+	}
+	removed := len(batch) - len(kept)
+	clear(batch[len(kept):])
+	if removed > 0 {
+		s.m.metrics.exemplarsNoSample.Add(float64(removed))
+		s.m.logLoneExemplars(removed)
+	}
 	return kept, removed
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -101,9 +102,9 @@ func TestQueueToUpstreamReceiver(t *testing.T) {
 			}, 20*time.Second, 2*time.Millisecond, "everything arrives")
 			samples, _, _ := app.snapshot()
 			// Over RW2 an exemplar travels in the entry of its series' sample,
-			// since upstream's receiver refuses entries with exemplars only.
-			// One whose sample went out in the previous request is still sent
-			// alone and refused: a known gap, so RW2 may lose a few.
+			// since RW2 forbids entries with exemplars only. One whose sample
+			// went out in the previous request is dropped and counted
+			// (TestRW2ExemplarNeverSentAlone), so RW2 may lose a few.
 			first := labels.FromStrings("__name__", "up", "instance", "0").String()
 			want := scrapes
 			if c.name == "rw2" {
@@ -129,4 +130,150 @@ func TestQueueToUpstreamReceiver(t *testing.T) {
 			require.Eventually(t, func() bool { _, pending := q.LowestPending(); return !pending }, 5*time.Second, time.Millisecond)
 		})
 	}
+}
+
+// TestRW2ExemplarNeverSentAlone: over RW2 an exemplar travels in the entry
+// of its series' sample or histogram. One whose sample went out in an
+// earlier request cannot (RW2 forbids entries with exemplars only, and
+// upstream's receiver answers them with 400, failing everything else in the
+// request): it is dropped and counted under its own reason, and the
+// request's samples arrive. Every item ends sent or dropped, counted as its
+// own kind.
+func TestRW2ExemplarNeverSentAlone(t *testing.T) {
+	srv, app := upstreamReceiver(t, remoteapi.WriteV2MessageType)
+	c := newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
+	reg := prometheus.NewRegistry()
+	qc := config.DefaultQueueConfig
+	qc.MinShards, qc.MaxShards = 1, 1
+	qc.MaxSamplesPerSend = 8
+	qc.BatchSendDeadline = model.Duration(time.Minute) // batches are cut by size only
+	q, err := queue.New(queue.Options{Name: "ex", URL: srv.URL, Config: qc, Protocol: queue.RW2, Sender: c, Metrics: queue.NewMetrics(reg)})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+
+	// Series 1 is a counter, 2 a native histogram, 3 to 9 fill batches.
+	requests := labels.FromStrings("__name__", "requests_total", "job", "api")
+	latency := labels.FromStrings("__name__", "latency_seconds", "job", "api")
+	filler := func(ref int) labels.Labels { return labels.FromStrings("__name__", "filler", "i", fmt.Sprint(ref)) }
+	series := []record.RefSeries{{Ref: 1, Labels: requests}, {Ref: 2, Labels: latency}}
+	for ref := 3; ref <= 9; ref++ {
+		series = append(series, record.RefSeries{Ref: record.Ref(ref), Labels: filler(ref)})
+	}
+	q.StoreSeries(series, 0)
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	offset := int64(0)
+	// put hands over a record of n items, waiting while the queue has no room.
+	put := func(n int, hand func(at record.Span) int) {
+		t.Helper()
+		offset++
+		at := record.Span{Start: record.Position{Offset: offset}, End: record.Position{Offset: offset + 1}}
+		deadline := time.After(5 * time.Second)
+		for got := hand(at); got < n; got = hand(at) {
+			require.Zero(t, got, "a record is taken whole here")
+			select {
+			case <-q.Ready():
+			case <-deadline:
+				t.Fatal("the queue never took the record")
+			}
+		}
+	}
+	settled := func() {
+		t.Helper()
+		require.Eventually(t, func() bool { _, pending := q.LowestPending(); return !pending }, 5*time.Second, time.Millisecond)
+	}
+	samplesOf := func(t int64, refs ...int) []record.RefSample {
+		out := make([]record.RefSample, len(refs))
+		for i, ref := range refs {
+			out[i] = record.RefSample{Ref: record.Ref(ref), T: t, V: float64(ref)}
+		}
+		return out
+	}
+	trace := func(id string) labels.Labels { return labels.FromStrings("trace_id", id) }
+
+	// Batch 1: eight samples, sent and acknowledged.
+	put(8, func(at record.Span) int { return q.AppendSamples(samplesOf(ts, 1, 3, 4, 5, 6, 7, 8, 9), at) })
+	settled()
+
+	// Batch 2 (eight items again): a sample of series 1, a histogram of
+	// series 2, three fillers, and exemplars of series 1, 2 and 3. Series
+	// 3's sample went out in batch 1, so its exemplar would travel alone.
+	h := &histogram.Histogram{Count: 3, Sum: 1.5, Schema: 0, PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []int64{3}}
+	put(4, func(at record.Span) int { return q.AppendSamples(samplesOf(ts+1000, 1, 4, 5, 6), at) })
+	put(1, func(at record.Span) int {
+		return q.AppendHistograms([]record.RefHistogramSample{{Ref: 2, T: ts + 1000, H: h}}, at)
+	})
+	put(3, func(at record.Span) int {
+		return q.AppendExemplars([]record.RefExemplar{
+			{Ref: 3, T: ts, V: 0.5, Labels: trace("lone")},
+			{Ref: 1, T: ts + 1000, V: 0.7, Labels: trace("with-sample")},
+			{Ref: 2, T: ts + 1000, V: 0.3, Labels: trace("with-histogram")},
+		}, at)
+	})
+	settled()
+
+	// A histogram and an exemplar of a series never stored count as
+	// dropped histograms and exemplars, not samples.
+	put(1, func(at record.Span) int {
+		return q.AppendHistograms([]record.RefHistogramSample{{Ref: 99, T: ts, H: h}}, at)
+	})
+	put(1, func(at record.Span) int {
+		return q.AppendExemplars([]record.RefExemplar{{Ref: 99, T: ts, V: 1, Labels: trace("unknown")}}, at)
+	})
+	settled()
+
+	samples, hists, exemplars := app.snapshot()
+	require.Len(t, samples[requests.String()], 2, "series 1's samples arrive")
+	for ref := 3; ref <= 9; ref++ {
+		require.NotEmpty(t, samples[filler(ref).String()], "filler %d arrives", ref)
+	}
+	require.Equal(t, 1, hists[latency.String()], "the histogram arrives")
+	got := map[string]float64{}
+	for _, s := range []labels.Labels{requests, latency, filler(3)} {
+		for _, e := range exemplars[s.String()] {
+			got[e.Labels.Get("trace_id")] = e.Value
+		}
+	}
+	require.Equal(t, map[string]float64{"with-sample": 0.7, "with-histogram": 0.3}, got)
+
+	count := func(name string, lbls ...string) float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		total := 0.0
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+		metrics:
+			for _, m := range mf.GetMetric() {
+				for i := 0; i+1 < len(lbls); i += 2 {
+					found := false
+					for _, lp := range m.GetLabel() {
+						found = found || (lp.GetName() == lbls[i] && lp.GetValue() == lbls[i+1])
+					}
+					if !found {
+						continue metrics
+					}
+				}
+				total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+		return total
+	}
+	require.Zero(t, count("prometheus_remote_storage_samples_failed_total"), "no request refused")
+	require.Zero(t, count("prometheus_remote_storage_exemplars_failed_total"))
+	require.Equal(t, 12.0, count("prometheus_remote_storage_samples_total"))
+	require.Equal(t, 1.0, count("prometheus_remote_storage_histograms_total"))
+	require.Equal(t, 2.0, count("prometheus_remote_storage_exemplars_total"))
+	require.Equal(t, 1.0, count("prometheus_remote_storage_exemplars_dropped_total", "reason", "no_sample_in_request"))
+	require.Equal(t, 1.0, count("prometheus_remote_storage_exemplars_dropped_total", "reason", "unintentionally_dropped_series"))
+	require.Equal(t, 1.0, count("prometheus_remote_storage_histograms_dropped_total", "reason", "unintentionally_dropped_series"))
+	require.Zero(t, count("prometheus_remote_storage_samples_dropped_total"))
+	require.Eventually(t, func() bool {
+		return count("prometheus_remote_storage_samples_pending")+count("prometheus_remote_storage_histograms_pending")+
+			count("prometheus_remote_storage_exemplars_pending") == 0
+	}, 5*time.Second, time.Millisecond, "nothing pending")
 }
