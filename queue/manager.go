@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,7 @@ type Manager struct {
 
 	highestSent atomic.Int64 // newest sample timestamp accepted, ms
 	loneLogged  atomic.Int64 // when logLoneExemplars last logged, Unix ns
+	refusals    refusalLog
 	families    metricFamilies
 
 	mu     sync.RWMutex // guards shards while they are replaced
@@ -461,9 +463,42 @@ func (m *Manager) logLoneExemplars(n int) {
 		`prometheus_remote_storage_exemplars_dropped_total{reason="no_sample_in_request"} counts them all`, "exemplars", n)
 }
 
-// logRejected logs a request the endpoint refused for good. (A burst of
-// them is one line per batch; the counters carry the totals.)
-func (m *Manager) logRejected(req *Request, err error) {
-	m.log.Error("Remote endpoint refused a request; its data is dropped",
-		"samples", req.Samples, "histograms", req.Histograms, "exemplars", req.Exemplars, "err", err)
+// refusalLog keeps a burst of refused requests to one log line a minute.
+type refusalLog struct {
+	mu                             sync.Mutex
+	last                           time.Time // when a line was last written
+	requests                       int       // refused since then, not logged
+	samples, histograms, exemplars int
+}
+
+// refusalLogInterval is the least time between two refusal log lines.
+const refusalLogInterval = time.Minute
+
+// refused counts a request the endpoint refused for good, by reason, and
+// logs it: the first of a burst at once, the rest summed up at most once a
+// minute (the counters carry every one).
+func (m *Manager) refused(req *Request, err error) {
+	reason := "error"
+	var se *SendError
+	if errors.As(err, &se) && se.Status != 0 {
+		reason = strconv.Itoa(se.Status)
+	}
+	m.metrics.refused.WithLabelValues(reason).Inc()
+
+	r := &m.refusals
+	r.mu.Lock()
+	r.requests++
+	r.samples += req.Samples
+	r.histograms += req.Histograms
+	r.exemplars += req.Exemplars
+	now := time.Now()
+	if now.Sub(r.last) < refusalLogInterval {
+		r.mu.Unlock()
+		return
+	}
+	n, samples, histograms, exemplars := r.requests, r.samples, r.histograms, r.exemplars
+	r.last, r.requests, r.samples, r.histograms, r.exemplars = now, 0, 0, 0, 0
+	r.mu.Unlock()
+	m.log.Error("Remote endpoint refused requests for good; their data is dropped (logged at most once a minute)",
+		"requests", n, "samples", samples, "histograms", histograms, "exemplars", exemplars, "last_err", err)
 }

@@ -1,13 +1,16 @@
 package queue_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -219,26 +222,54 @@ func TestManagerRetriesSameBytes(t *testing.T) {
 func TestManagerDropsRejected(t *testing.T) {
 	r := newReceiver(t)
 	r.fail = func(n int) int {
-		if n == 1 {
+		switch n {
+		case 1, 2:
 			return http.StatusBadRequest
+		case 3:
+			return http.StatusRequestEntityTooLarge
 		}
 		return 0
 	}
 	qc := testQueueConfig()
 	qc.MinShards, qc.MaxShards = 1, 1
-	m, stop := runManager(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL)})
+	reg := prometheus.NewRegistry()
+	var logs lockedBuffer
+	m, stop := runManager(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL),
+		Metrics: queue.NewMetrics(reg), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	feed(t, m, 10, 100)
 	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending && r.count() > 0 }, "all finished")
 	stop()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	require.Equal(t, 10*100-100, func() int {
+	require.Equal(t, 10*100-300, func() int {
 		n := 0
 		for _, s := range r.samples {
 			n += len(s)
 		}
 		return n
-	}(), "exactly the first batch (100 samples) is dropped")
+	}(), "exactly the first three batches (100 samples each) are dropped")
+	require.Equal(t, 300.0, counterValue(t, reg, "prometheus_remote_storage_samples_failed_total", nil))
+	require.Equal(t, 2.0, counterValue(t, reg, "walship_remote_storage_requests_refused_total", map[string]string{"reason": "400"}))
+	require.Equal(t, 1.0, counterValue(t, reg, "walship_remote_storage_requests_refused_total", map[string]string{"reason": "413"}))
+	require.Equal(t, 1, strings.Count(logs.String(), "refused requests"), "a burst is logged once:\n%s", logs.String())
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // TestManagerReshards: a slow endpoint under load makes the queue add

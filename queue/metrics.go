@@ -19,6 +19,7 @@ type Metrics struct {
 	enqueueRetries                                                *prometheus.CounterVec
 	highestSent                                                   *prometheus.GaugeVec
 	metadata, metadataFailed, metadataRetried, metadataBytes      *prometheus.CounterVec
+	refused                                                       *prometheus.CounterVec // walship's own
 }
 
 // NewMetrics creates the queue metrics and registers them on reg (nil
@@ -64,6 +65,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		metadataFailed:    counter("metadata_failed_total", "Total number of metadata entries which failed on send to remote storage, non-recoverable errors."),
 		metadataRetried:   counter("metadata_retried_total", "Total number of metadata entries which failed on send to remote storage but were retried because the send error was recoverable."),
 		metadataBytes:     counter("metadata_bytes_total", "The total number of bytes of metadata sent by the queue after compression."),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "walship", Subsystem: "remote_storage", Name: "requests_refused_total",
+			Help: "Requests the endpoint refused for good (not retried), by reason: the HTTP status code, or \"error\" for a request that could not be sent at all. Their samples, histograms and exemplars are counted in prometheus_remote_storage_*_failed_total.",
+		}, append(append([]string{}, base...), "reason")),
 		highestSent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "prometheus", Subsystem: "remote_storage", Name: "queue_highest_sent_timestamp_seconds",
 			Help: "Timestamp from a WAL sample, the highest timestamp successfully sent by this queue, in seconds since epoch.",
@@ -75,7 +80,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.exemplars, m.exemplarsFailed, m.exemplarsRetried, m.exemsDropped,
 			m.samplesPending, m.histogramsPending, m.exemplarsPending, m.sentBatchDuration, m.bytes,
 			m.shards, m.shardsMin, m.shardsMax, m.shardsDesired, m.shardCapacity, m.maxSamplesPerSend, m.enqueueRetries, m.highestSent,
-			m.metadata, m.metadataFailed, m.metadataRetried, m.metadataBytes)
+			m.metadata, m.metadataFailed, m.metadataRetried, m.metadataBytes, m.refused)
 	}
 	return m
 }
@@ -111,6 +116,7 @@ type queueMetrics struct {
 	highestSent                                     prometheus.Gauge
 	metadata, metadataFailed, metadataRetried       prometheus.Counter
 	metadataBytes                                   prometheus.Counter
+	refused                                         *prometheus.CounterVec // curried: reason only
 }
 
 func drops(v *prometheus.CounterVec, name, url string) dropCounters {
@@ -158,6 +164,7 @@ func (m *Metrics) forQueue(name, url string) *queueMetrics {
 		metadataFailed:    m.metadataFailed.With(l),
 		metadataRetried:   m.metadataRetried.With(l),
 		metadataBytes:     m.metadataBytes.With(l),
+		refused:           m.refused.MustCurryWith(l),
 	}
 }
 
@@ -168,7 +175,7 @@ func (m *Metrics) Delete(name, url string) {
 	for _, v := range []*prometheus.CounterVec{m.samples, m.samplesFailed, m.samplesRetried, m.samplesDropped,
 		m.histograms, m.histogramsFailed, m.histogramsRetried, m.histsDropped,
 		m.exemplars, m.exemplarsFailed, m.exemplarsRetried, m.exemsDropped, m.bytes, m.enqueueRetries,
-		m.metadata, m.metadataFailed, m.metadataRetried, m.metadataBytes} {
+		m.metadata, m.metadataFailed, m.metadataRetried, m.metadataBytes, m.refused} {
 		v.DeletePartialMatch(l)
 	}
 	for _, v := range []*prometheus.GaugeVec{m.samplesPending, m.histogramsPending, m.exemplarsPending,

@@ -482,7 +482,7 @@ func (m *Manager) send(ctx context.Context, req *Request, beforeRetry func() boo
 		}
 		var se *SendError
 		if !errors.As(err, &se) || !se.Retryable {
-			m.logRejected(req, err)
+			m.refused(req, err)
 			return rejected
 		}
 		m.metrics.retried(req)
