@@ -69,7 +69,7 @@ func (m *Manager) noteMetadata(meta []record.RefMetadata) {
 		if s == nil || s.state != seriesKept {
 			continue
 		}
-		if name := s.data.name; name != "" {
+		if name := m.series.metricName(s.data); name != "" {
 			m.families.set(name, md)
 		}
 	}

@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"strings"
 	"weak"
 
 	"github.com/prometheus/common/model"
@@ -22,19 +21,18 @@ const (
 
 // series is what the queue keeps per series ref.
 type series struct {
-	state   seriesState
-	segment int    // last segment (or checkpoint) the series was stored from
 	source  uint64 // hash of the labels as the WAL has them
 	data    *encodedSeries
+	segment int32 // last segment (or checkpoint) the series was stored from
+	state   seriesState
 }
 
 // encodedSeries is a series' labels after external labels and relabelling,
 // encoded once for requests. It is never changed after it is made: queued
 // samples point to it while the cache may already have replaced it.
 type encodedSeries struct {
-	name string    // the metric name, for RW1 metadata (shared between series)
-	rw1  []byte    // RW1 Label entries (RW1 queues only)
-	rw2  RW2Series // RW2 interned label ids (RW2 queues only)
+	rw1 []byte    // RW1 Label entries (RW1 queues only)
+	rw2 RW2Series // RW2 interned label ids (RW2 queues only)
 }
 
 // seriesCache maps series refs to their series. Prometheus hands out refs
@@ -53,7 +51,6 @@ type seriesCache struct {
 	retired []retiredSeries
 	dense   []series
 	sparse  map[record.Ref]*series
-	names   map[string]string // metric names, shared by their series
 	kept    int
 	dropped int
 }
@@ -140,11 +137,11 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 		s := c.slot(rs.Ref)
 		hash := rs.Labels.Hash()
 		if s.state != seriesUnknown && s.source == hash {
-			s.segment = max(s.segment, segment)
+			s.segment = max(s.segment, int32(segment))
 			continue
 		}
 		c.forget(s)
-		s.segment, s.source = segment, hash
+		s.segment, s.source = int32(segment), hash
 		c.builder.Reset(rs.Labels)
 		for _, l := range c.external {
 			if c.builder.Get(l.Name) == "" {
@@ -157,9 +154,9 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 			continue
 		}
 		// The labels themselves are not kept: their encodings are all
-		// requests need (and the name, for RW1 metadata).
+		// requests need (metadata finds the metric name in them).
 		ls := c.builder.Labels()
-		d := &encodedSeries{name: c.metricName(ls)}
+		d := &encodedSeries{}
 		if c.interner != nil {
 			// RW2 queues keep the ids only; should the endpoint make the
 			// queue fall back to RW1, labels are encoded from them per
@@ -176,19 +173,19 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 	}
 }
 
-// metricName returns ls's metric name as one string shared by every
-// series of that name (metric names are few; label sets are many).
-func (c *seriesCache) metricName(ls labels.Labels) string {
-	name := ls.Get(model.MetricNameLabel)
-	if shared, ok := c.names[name]; ok {
-		return shared
+// metricName returns the metric name of an encoded series, for RW1
+// metadata, or "" when it has none.
+func (c *seriesCache) metricName(d *encodedSeries) string {
+	if c.interner == nil {
+		return rw1LabelValue(d.rw1, model.MetricNameLabel)
 	}
-	if c.names == nil {
-		c.names = map[string]string{}
+	ids := d.rw2.Labels
+	for i := 0; i+1 < len(ids); i += 2 {
+		if c.interner.String(ids[i]) == model.MetricNameLabel {
+			return c.interner.String(ids[i+1])
+		}
 	}
-	name = strings.Clone(name)
-	c.names[name] = name
-	return name
+	return ""
 }
 
 // forget clears an entry, keeping the counts right and retiring its
@@ -236,12 +233,12 @@ func (c *seriesCache) reset(segment int) {
 		c.sweep()
 	}
 	for i := range c.dense {
-		if s := &c.dense[i]; s.state != seriesUnknown && s.segment < segment {
+		if s := &c.dense[i]; s.state != seriesUnknown && int(s.segment) < segment {
 			c.forget(s)
 		}
 	}
 	for ref, s := range c.sparse {
-		if s.segment < segment {
+		if int(s.segment) < segment {
 			c.forget(s)
 			delete(c.sparse, ref)
 		}

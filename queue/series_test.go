@@ -3,6 +3,7 @@ package queue
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -52,7 +53,7 @@ func TestSeriesCache(t *testing.T) {
 	// moves, the encoding is the same slice.
 	data := c.get(1).data
 	c.store([]record.RefSeries{{Ref: 1, Labels: labels.FromStrings("__name__", "up", "job", "node")}}, 5)
-	require.Equal(t, 5, c.get(1).segment)
+	require.EqualValues(t, 5, c.get(1).segment)
 	require.Same(t, data, c.get(1).data)
 
 	// A reused ref with new labels is re-encoded.
@@ -274,4 +275,20 @@ func rw1Labels(t testing.TB, rw1 []byte) labels.Labels {
 		b.Add(l.Name, l.Value)
 	}
 	return b.Labels()
+}
+
+// TestSeriesCacheMetricName: RW1 metadata finds a series' metric name in
+// its encoding, RW1 bytes or RW2 ids, wherever the name sorts.
+func TestSeriesCacheMetricName(t *testing.T) {
+	for _, in := range []*Interner{nil, {}} {
+		c := newSeriesCache(labels.EmptyLabels(), nil, in)
+		c.store([]record.RefSeries{
+			{Ref: 1, Labels: labels.FromStrings("__name__", "up", "job", "node")},
+			{Ref: 2, Labels: labels.FromStrings("A", "first", "__name__", "after_A", "z", strings.Repeat("v", 200))},
+			{Ref: 3, Labels: labels.FromStrings("job", "nameless")},
+		}, 0)
+		require.Equal(t, "up", c.metricName(c.get(1).data))
+		require.Equal(t, "after_A", c.metricName(c.get(2).data))
+		require.Empty(t, c.metricName(c.get(3).data))
+	}
 }
