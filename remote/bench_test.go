@@ -251,6 +251,29 @@ func processReceiver(b *testing.B) benchReceiver {
 	}
 }
 
+// runPaired runs b.N ops of each implementation, one of each per
+// iteration, in alternating order, so that both meet the same machine (this
+// one is shared, and its speed drifts within a minute). Each op ships total
+// samples and returns the CPU time it took. It reports the samples per
+// CPU-second of each and their ratio, walship ÷ upstream, of the totals.
+func runPaired(b *testing.B, total int, walship, upstream func(*testing.B) time.Duration) {
+	var ours, theirs time.Duration
+	for i := range b.N {
+		if i%2 == 0 {
+			ours += walship(b)
+			theirs += upstream(b)
+		} else {
+			theirs += upstream(b)
+			ours += walship(b)
+		}
+	}
+	rate := func(cpu time.Duration) float64 { return float64(total) * float64(b.N) / cpu.Seconds() }
+	b.ReportMetric(rate(ours), "walship-samples/cpu-s")
+	b.ReportMetric(rate(theirs), "upstream-samples/cpu-s")
+	b.ReportMetric(theirs.Seconds()/ours.Seconds(), "ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -261,9 +284,9 @@ func cpuTime() time.Duration {
 // samples, snappy, one segment, timestamps in the future) to the same
 // counting endpoint with walship's watcher + queue + client and with
 // upstream's WriteStorage (its watcher, QueueManager and client), RW1, from
-// min_shards = 1 with resharding on. One op ships the whole WAL. It reports
-// samples per CPU-second of the benchmark process and per wall-clock
-// second.
+// min_shards = 1 with resharding on. One op ships the whole WAL with each
+// implementation, back to back (runPaired); it reports samples per
+// CPU-second of the benchmark process for each, and their ratio.
 //
 // receiver=process runs the endpoint in a separate process (the test
 // binary re-executed as TestHelperReceiver), so the CPU measured
@@ -304,103 +327,83 @@ func BenchmarkShipWAL(b *testing.B) {
 	}
 	const total = nSeries * scrapes
 
-	report := func(b *testing.B, cpu, wall time.Duration) {
-		b.ReportMetric(float64(total)*float64(b.N)/cpu.Seconds(), "samples/cpu-s")
-		b.ReportMetric(float64(total)*float64(b.N)/wall.Seconds(), "samples/s")
-		b.ReportMetric(0, "ns/op")
-	}
 	// opContext bounds one op, so that a sender that loses samples fails
 	// the benchmark instead of hanging it.
 	opContext := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.Background(), 2*time.Minute)
 	}
+	metrics, wmetrics := queue.NewMetrics(nil), watcher.NewMetrics(nil)
 
-	walship := func(b *testing.B, recv benchReceiver) {
+	walship := func(b *testing.B, recv benchReceiver) time.Duration {
+		if err := recv.reset(); err != nil {
+			b.Fatal(err)
+		}
 		u, _ := url.Parse(recv.url)
 		cfg := config.DefaultRemoteWriteConfig
 		cfg.URL = &commoncfg.URL{URL: u}
-		metrics, wmetrics := queue.NewMetrics(nil), watcher.NewMetrics(nil)
-		var cpu, wall time.Duration
-		for i := 0; i < b.N; i++ {
-			if err := recv.reset(); err != nil {
-				b.Fatal(err)
-			}
-			client, err := remote.NewClient("bench", &cfg, remote.ClientOptions{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			q, err := queue.New(queue.Options{Name: "bench", URL: recv.url, Config: cfg.QueueConfig, Sender: client, Metrics: metrics})
-			if err != nil {
-				b.Fatal(err)
-			}
-			wt, err := watcher.New(q, watcher.Options{Dir: dir, Name: "bench", Start: watcher.FromBeginning, Metrics: wmetrics})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{}, 2)
-			opCtx, opCancel := opContext()
-			c0, t0 := cpuTime(), time.Now()
-			go func() { q.Run(ctx); done <- struct{}{} }()
-			go func() { wt.Run(ctx); done <- struct{}{} }()
-			err = recv.wait(opCtx, total)
-			cpu += cpuTime() - c0
-			wall += time.Since(t0)
-			opCancel()
-			cancel()
-			<-done
-			<-done
-			client.Close()
-			if err != nil {
-				b.Fatal(err)
-			}
+		client, err := remote.NewClient("bench", &cfg, remote.ClientOptions{})
+		if err != nil {
+			b.Fatal(err)
 		}
-		report(b, cpu, wall)
+		defer client.Close()
+		q, err := queue.New(queue.Options{Name: "bench", URL: recv.url, Config: cfg.QueueConfig, Sender: client, Metrics: metrics})
+		if err != nil {
+			b.Fatal(err)
+		}
+		wt, err := watcher.New(q, watcher.Options{Dir: dir, Name: "bench", Start: watcher.FromBeginning, Metrics: wmetrics})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{}, 2)
+		defer func() { cancel(); <-done; <-done }()
+		opCtx, opCancel := opContext()
+		defer opCancel()
+		c0 := cpuTime()
+		go func() { q.Run(ctx); done <- struct{}{} }()
+		go func() { wt.Run(ctx); done <- struct{}{} }()
+		if err := recv.wait(opCtx, total); err != nil {
+			b.Fatal(err)
+		}
+		return cpuTime() - c0
 	}
 
-	upstream := func(b *testing.B, recv benchReceiver) {
+	upstream := func(b *testing.B, recv benchReceiver) time.Duration {
+		if err := recv.reset(); err != nil {
+			b.Fatal(err)
+		}
 		u, _ := url.Parse(recv.url)
-		var cpu, wall time.Duration
-		for i := 0; i < b.N; i++ {
-			if err := recv.reset(); err != nil {
-				b.Fatal(err)
-			}
-			rws := upremote.NewWriteStorage(nil, nil, parent, time.Minute, nil, false)
-			rw := config.DefaultRemoteWriteConfig
-			rw.URL = &commoncfg.URL{URL: u}
-			rw.MetadataConfig.Send = false
-			rw.QueueConfig.BatchSendDeadline = model.Duration(5 * time.Second)
-			conf := &config.Config{GlobalConfig: config.DefaultGlobalConfig, RemoteWriteConfigs: []*config.RemoteWriteConfig{&rw}}
-			opCtx, opCancel := opContext()
-			received := make(chan error, 1)
-			c0, t0 := cpuTime(), time.Now()
-			if err := rws.ApplyConfig(conf); err != nil {
-				b.Fatal(err)
-			}
-			go func() { received <- recv.wait(opCtx, total) }()
-			// Upstream's watcher reads when notified (or every 15 s):
-			// notify it as a busy writer would.
-			tick := time.NewTicker(time.Millisecond)
-			var err error
-		notify:
-			for {
-				select {
-				case err = <-received:
-					break notify
-				case <-tick.C:
-					rws.Notify()
+		rws := upremote.NewWriteStorage(nil, nil, parent, time.Minute, nil, false)
+		defer rws.Close()
+		rw := config.DefaultRemoteWriteConfig
+		rw.URL = &commoncfg.URL{URL: u}
+		rw.MetadataConfig.Send = false
+		rw.QueueConfig.BatchSendDeadline = model.Duration(5 * time.Second)
+		conf := &config.Config{GlobalConfig: config.DefaultGlobalConfig, RemoteWriteConfigs: []*config.RemoteWriteConfig{&rw}}
+		opCtx, opCancel := opContext()
+		defer opCancel()
+		received := make(chan error, 1)
+		c0 := cpuTime()
+		if err := rws.ApplyConfig(conf); err != nil {
+			b.Fatal(err)
+		}
+		go func() { received <- recv.wait(opCtx, total) }()
+		// Upstream's watcher reads when notified (or every 15 s): notify it
+		// as a busy writer would.
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case err := <-received:
+				cpu := cpuTime() - c0
+				if err != nil {
+					b.Fatal(err)
 				}
-			}
-			cpu += cpuTime() - c0
-			wall += time.Since(t0)
-			tick.Stop()
-			opCancel()
-			rws.Close()
-			if err != nil {
-				b.Fatal(err)
+				return cpu
+			case <-tick.C:
+				rws.Notify()
 			}
 		}
-		report(b, cpu, wall)
 	}
 
 	for _, r := range []struct {
@@ -412,8 +415,9 @@ func BenchmarkShipWAL(b *testing.B) {
 	} {
 		b.Run(r.name, func(b *testing.B) {
 			recv := r.start(b)
-			b.Run("impl=walship", func(b *testing.B) { walship(b, recv) })
-			b.Run("impl=upstream", func(b *testing.B) { upstream(b, recv) })
+			runPaired(b, total,
+				func(b *testing.B) time.Duration { return walship(b, recv) },
+				func(b *testing.B) time.Duration { return upstream(b, recv) })
 		})
 	}
 }

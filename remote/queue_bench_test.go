@@ -29,8 +29,9 @@ import (
 // scrape, as the watcher hands them), sent to the counting receiver in its
 // own process with the default queue_config (min_shards 1, resharding
 // on). No WAL is read: this is what the issue's "queue and encoder beside
-// upstream's QueueManager" compares. One op sends all 1M samples; the
-// figure is samples per CPU-second of the benchmark process.
+// upstream's QueueManager" compares. One op sends all 1M samples with each
+// implementation, back to back (runPaired); the figures are samples per
+// CPU-second of the benchmark process, and their ratio.
 //
 // walship: queue.Manager + remote.Client, fed through StoreSeries and
 // AppendSamples (waiting on Ready when full). upstream: the QueueManager
@@ -75,108 +76,91 @@ func BenchmarkQueueSend(b *testing.B) {
 		}
 		return rw
 	}
-	report := func(b *testing.B, cpu, wall time.Duration) {
-		b.ReportMetric(float64(total)*float64(b.N)/cpu.Seconds(), "samples/cpu-s")
-		b.ReportMetric(float64(total)*float64(b.N)/wall.Seconds(), "samples/s")
-		b.ReportMetric(0, "ns/op")
-	}
 	opContext := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.Background(), 2*time.Minute)
 	}
+	metrics := queue.NewMetrics(nil)
 
-	walship := func(b *testing.B, recv benchReceiver, proto queue.Protocol) {
+	walship := func(b *testing.B, recv benchReceiver, proto queue.Protocol) time.Duration {
+		if err := recv.reset(); err != nil {
+			b.Fatal(err)
+		}
 		cfg := remoteConfig(recv.url, proto)
-		metrics := queue.NewMetrics(nil)
-		var cpu, wall time.Duration
-		for range b.N {
-			if err := recv.reset(); err != nil {
-				b.Fatal(err)
-			}
-			client, err := remote.NewClient("bench", &cfg, remote.ClientOptions{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			q, err := queue.New(queue.Options{Name: "bench", URL: recv.url, Config: cfg.QueueConfig, Protocol: proto, Sender: client, Metrics: metrics})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			opCtx, opCancel := opContext()
-			c0, t0 := cpuTime(), time.Now()
-			go func() { q.Run(ctx); close(done) }()
-			q.StoreSeries(series, 0)
-			for sc, rec := range samples {
-				at := record.Span{Start: record.Position{Offset: int64(sc)}, End: record.Position{Offset: int64(sc) + 1}}
-				for len(rec) > 0 {
-					n := q.AppendSamples(rec, at)
-					rec = rec[n:]
-					if n == 0 {
-						select {
-						case <-q.Ready():
-						case <-opCtx.Done():
-							b.Fatal("queue never had room")
-						}
+		client, err := remote.NewClient("bench", &cfg, remote.ClientOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer client.Close()
+		q, err := queue.New(queue.Options{Name: "bench", URL: recv.url, Config: cfg.QueueConfig, Protocol: proto, Sender: client, Metrics: metrics})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		defer func() { cancel(); <-done }()
+		opCtx, opCancel := opContext()
+		defer opCancel()
+		c0 := cpuTime()
+		go func() { q.Run(ctx); close(done) }()
+		q.StoreSeries(series, 0)
+		for sc, rec := range samples {
+			at := record.Span{Start: record.Position{Offset: int64(sc)}, End: record.Position{Offset: int64(sc) + 1}}
+			for len(rec) > 0 {
+				n := q.AppendSamples(rec, at)
+				rec = rec[n:]
+				if n == 0 {
+					select {
+					case <-q.Ready():
+					case <-opCtx.Done():
+						b.Fatal("queue never had room")
 					}
 				}
 			}
-			err = recv.wait(opCtx, total)
-			cpu += cpuTime() - c0
-			wall += time.Since(t0)
-			opCancel()
-			cancel()
-			<-done
-			client.Close()
-			if err != nil {
-				b.Fatal(err)
-			}
 		}
-		report(b, cpu, wall)
-	}
-
-	upstream := func(b *testing.B, recv benchReceiver, proto queue.Protocol) {
-		dir := b.TempDir()
-		if err := os.Mkdir(filepath.Join(dir, "wal"), 0o755); err != nil {
+		if err := recv.wait(opCtx, total); err != nil {
 			b.Fatal(err)
 		}
-		var cpu, wall time.Duration
-		for range b.N {
-			if err := recv.reset(); err != nil {
-				b.Fatal(err)
-			}
-			rws := upremote.NewWriteStorage(nil, nil, dir, time.Minute, nil, false)
-			rw := remoteConfig(recv.url, proto)
-			conf := &config.Config{GlobalConfig: config.DefaultGlobalConfig, RemoteWriteConfigs: []*config.RemoteWriteConfig{&rw}}
-			opCtx, opCancel := opContext()
-			c0, t0 := cpuTime(), time.Now()
-			if err := rws.ApplyConfig(conf); err != nil {
-				b.Fatal(err)
-			}
-			qm := upstreamQueue(b, rws)
-			qm.StoreSeries(useries, 0)
-			for _, rec := range usamples {
-				if !qm.Append(rec) {
-					b.Fatal("upstream queue refused samples")
-				}
-			}
-			err := recv.wait(opCtx, total)
-			cpu += cpuTime() - c0
-			wall += time.Since(t0)
-			opCancel()
-			rws.Close()
-			if err != nil {
-				b.Fatal(err)
+		return cpuTime() - c0
+	}
+
+	dir := b.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "wal"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	upstream := func(b *testing.B, recv benchReceiver, proto queue.Protocol) time.Duration {
+		if err := recv.reset(); err != nil {
+			b.Fatal(err)
+		}
+		rws := upremote.NewWriteStorage(nil, nil, dir, time.Minute, nil, false)
+		defer rws.Close()
+		rw := remoteConfig(recv.url, proto)
+		conf := &config.Config{GlobalConfig: config.DefaultGlobalConfig, RemoteWriteConfigs: []*config.RemoteWriteConfig{&rw}}
+		opCtx, opCancel := opContext()
+		defer opCancel()
+		c0 := cpuTime()
+		if err := rws.ApplyConfig(conf); err != nil {
+			b.Fatal(err)
+		}
+		qm := upstreamQueue(b, rws)
+		qm.StoreSeries(useries, 0)
+		for _, rec := range usamples {
+			if !qm.Append(rec) {
+				b.Fatal("upstream queue refused samples")
 			}
 		}
-		report(b, cpu, wall)
+		if err := recv.wait(opCtx, total); err != nil {
+			b.Fatal(err)
+		}
+		return cpuTime() - c0
 	}
 
 	recv := processReceiver(b)
 	for _, proto := range []queue.Protocol{queue.RW1, queue.RW2} {
 		pname := map[queue.Protocol]string{queue.RW1: "rw1", queue.RW2: "rw2"}[proto]
 		b.Run("proto="+pname, func(b *testing.B) {
-			b.Run("impl=walship", func(b *testing.B) { walship(b, recv, proto) })
-			b.Run("impl=upstream", func(b *testing.B) { upstream(b, recv, proto) })
+			runPaired(b, total,
+				func(b *testing.B) time.Duration { return walship(b, recv, proto) },
+				func(b *testing.B) time.Duration { return upstream(b, recv, proto) })
 		})
 	}
 }
