@@ -322,7 +322,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			case <-req.ctx.Done():
 				stopShards()
 				<-drained
-				req.done <- fmt.Errorf("queue: flush stopped with %d samples unsent: %w", m.acks.pendingItems(), req.ctx.Err())
+				req.done <- fmt.Errorf("queue: flush stopped with %d samples, histograms and exemplars unsent: %w", m.acks.pendingItems(), req.ctx.Err())
 			case <-ctx.Done():
 				<-drained
 				req.done <- ctx.Err()

@@ -472,7 +472,7 @@ func TestManagerFlush(t *testing.T) {
 		defer cancel()
 		err = m.Flush(ctx)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		require.ErrorContains(t, err, "300 samples unsent")
+		require.ErrorContains(t, err, "300 samples, histograms and exemplars unsent")
 		require.NoError(t, <-done, "Run returned")
 		_, pending := m.LowestPending()
 		require.True(t, pending, "what was not sent stays pending")

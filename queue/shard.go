@@ -322,21 +322,25 @@ func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item, b
 	m := s.m
 	req := &s.req
 	*req = Request{Protocol: m.protocol()}
-	req.Samples, req.Histograms, req.Exemplars = countKinds(batch)
-	if req.Protocol == RW2 && req.Exemplars > 0 {
-		var dropped int
-		if batch, dropped = s.dropLoneExemplars(batch); dropped > 0 {
+	// RW2 cannot carry an exemplar without a sample or histogram of its
+	// series in the same request.
+	dropLone := func() {
+		if req.Protocol == RW2 && req.Exemplars > 0 {
+			var dropped int
+			batch, dropped = s.dropLoneExemplars(batch)
 			req.Exemplars -= dropped
-			if len(batch) == 0 {
-				return body
-			}
 		}
+	}
+	req.Samples, req.Histograms, req.Exemplars = countKinds(batch)
+	if dropLone(); len(batch) == 0 {
+		return body
 	}
 	body = s.encode(b, batch, body)
 	req.Body = body
 	// Before each retry, samples that have grown older than
-	// sample_age_limit leave the batch (counted as dropped, too_old); the
-	// rest is encoded again. Without a limit every retry sends the same bytes.
+	// sample_age_limit leave the batch (counted as dropped, too_old),
+	// and with them RW2 exemplars left alone; the rest is encoded again.
+	// Without a limit every retry sends the same bytes.
 	expire := func() bool {
 		var removed int
 		batch, removed = m.dropExpired(batch)
@@ -344,7 +348,7 @@ func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item, b
 			return true
 		}
 		req.Samples, req.Histograms, req.Exemplars = countKinds(batch)
-		if len(batch) == 0 {
+		if dropLone(); len(batch) == 0 {
 			return false
 		}
 		body = s.encode(b, batch, body)

@@ -3,7 +3,11 @@ package remote
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	upstream "github.com/prometheus/prometheus/storage/remote"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walship/walship/queue"
@@ -276,4 +281,82 @@ func TestRW2ExemplarNeverSentAlone(t *testing.T) {
 		return count("prometheus_remote_storage_samples_pending")+count("prometheus_remote_storage_histograms_pending")+
 			count("prometheus_remote_storage_exemplars_pending") == 0
 	}, 5*time.Second, time.Millisecond, "nothing pending")
+}
+
+// TestRW2ExemplarLeftAloneOnRetry: a sample that grows older than
+// sample_age_limit while its request is retried leaves the batch; its
+// series' exemplar, younger, would then travel alone, so it is dropped too
+// (no_sample_in_request) and the retry is accepted, not refused.
+func TestRW2ExemplarLeftAloneOnRetry(t *testing.T) {
+	app := newMemAppendable()
+	h := upstream.NewWriteHandler(slog.New(slog.DiscardHandler), prometheus.NewRegistry(), app,
+		remoteapi.MessageTypes{remoteapi.WriteV2MessageType}, false, false)
+	start := time.Now()
+	var now atomic.Int64
+	now.Store(start.UnixNano())
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) == 1 {
+			now.Add(int64(10 * time.Minute)) // the sample is now too old
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	reg := prometheus.NewRegistry()
+	qc := config.DefaultQueueConfig
+	qc.MinShards, qc.MaxShards = 1, 1
+	qc.MaxSamplesPerSend = 3
+	qc.BatchSendDeadline = model.Duration(time.Minute)
+	qc.SampleAgeLimit = model.Duration(5 * time.Minute)
+	c := newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
+	q, err := queue.New(queue.Options{Name: "ex", URL: srv.URL, Config: qc, Protocol: queue.RW2, Sender: c,
+		Metrics: queue.NewMetrics(reg), Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+
+	old := labels.FromStrings("__name__", "requests_total", "job", "old")
+	young := labels.FromStrings("__name__", "requests_total", "job", "young")
+	q.StoreSeries([]record.RefSeries{{Ref: 1, Labels: old}, {Ref: 2, Labels: young}}, 0)
+	sampleT := start.Add(-time.Minute).UnixMilli()
+	youngT := start.Add(9 * time.Minute).UnixMilli() // still within the limit after the clock moves
+	for i, hand := range []func(record.Span) int{
+		func(at record.Span) int { return q.AppendSamples([]record.RefSample{{Ref: 1, T: sampleT, V: 1}}, at) },
+		func(at record.Span) int { return q.AppendSamples([]record.RefSample{{Ref: 2, T: youngT, V: 2}}, at) },
+		func(at record.Span) int {
+			return q.AppendExemplars([]record.RefExemplar{{Ref: 1, T: youngT, V: 0.5, Labels: labels.FromStrings("trace_id", "x")}}, at)
+		},
+	} {
+		at := record.Span{Start: record.Position{Offset: int64(i)}, End: record.Position{Offset: int64(i) + 1}}
+		require.Eventually(t, func() bool { return hand(at) == 1 }, 5*time.Second, time.Millisecond)
+	}
+	require.Eventually(t, func() bool { _, pending := q.LowestPending(); return !pending }, 10*time.Second, time.Millisecond)
+
+	samples, _, exemplars := app.snapshot()
+	require.Len(t, samples[young.String()], 1, "the young sample arrives on the retry")
+	require.Empty(t, samples[old.String()])
+	require.Empty(t, exemplars[old.String()])
+	require.EqualValues(t, 2, requests.Load(), "the first attempt and an accepted retry")
+	sum := func(name, reason string) float64 {
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		total := 0.0
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				for _, lp := range m.GetLabel() {
+					if mf.GetName() == name && lp.GetName() == "reason" && lp.GetValue() == reason {
+						total += m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return total
+	}
+	require.Equal(t, 1.0, sum("prometheus_remote_storage_samples_dropped_total", "too_old"))
+	require.Equal(t, 1.0, sum("prometheus_remote_storage_exemplars_dropped_total", "no_sample_in_request"))
 }
