@@ -28,10 +28,11 @@
 // good (failed: _samples_failed_total). Samples of unknown series, of series
 // dropped by relabelling and older than sample_age_limit never enter a shard
 // (dropped: _samples_dropped_total{reason}). Histograms and exemplars are
-// counted the same way in their own metrics (_histograms_total, ...); an
-// RW2 exemplar whose series has no sample or histogram in its request is
-// dropped (reason no_sample_in_request), since RW2 forbids series entries
-// with exemplars only. LowestPending reports the start
+// counted the same way in their own metrics (_histograms_total, ...). RW2
+// forbids series entries with exemplars only: an exemplar joins its
+// series' sample or histogram waiting in a shard (feed.attach), and one
+// whose series has none in its request is dropped (reason
+// no_sample_in_request). LowestPending reports the start
 // of the oldest WAL record that still has pending samples, which is where
 // the watcher resumes after a restart: nothing acknowledged is sent again
 // except what was in flight.

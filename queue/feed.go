@@ -20,6 +20,7 @@ type feed struct {
 	oldest int64    // sample_age_limit cut-off (ms); math.MinInt64 for none
 
 	queued, unknown, dropped, tooOld int
+	indexed                          bool // m.carriers is built for this record
 }
 
 // beginFeed starts queueing a record of n items of kind at span at. It returns nil
@@ -73,6 +74,56 @@ func (f *feed) slot(ref record.Ref, t int64) (*item, bool) {
 	return it, true
 }
 
+// attach joins exemplar e to the newest sample or histogram of its series
+// still waiting in its shard, and reports whether it did. RW2 sends an
+// exemplar only in the entry of a sample or histogram of its series, and
+// a WAL logs a commit's exemplars after its samples: by the time they are
+// read, the shard may have cut the batch holding the sample, or will cut
+// one between them. Joined here, they travel together whatever the batch
+// boundaries. An exemplar that finds nothing waits as an item of its own.
+func (f *feed) attach(e *record.RefExemplar) bool {
+	s := f.m.series.get(e.Ref)
+	if s == nil || s.state != seriesKept || e.T < f.oldest {
+		return false // slot counts it
+	}
+	if !f.indexed {
+		f.indexCarriers()
+	}
+	it := f.m.carriers[s.data]
+	if it == nil {
+		return false
+	}
+	if it.extra == nil {
+		it.extra = &itemExtra{}
+	}
+	it.extra.attached = append(it.extra.attached, attachedExemplar{labels: e.Labels, t: e.T, v: e.V, seq: f.seq})
+	f.queued++ // pending until its carrier is finished
+	return true
+}
+
+// indexCarriers maps every series with a sample or histogram waiting in
+// the shards to its newest such item. The feed holds every shard's lock,
+// so the items stay where they are until it ends.
+func (f *feed) indexCarriers() {
+	f.indexed = true
+	if f.m.carriers == nil {
+		f.m.carriers = map[*encodedSeries]*item{}
+	}
+	clear(f.m.carriers)
+	for _, sh := range f.shards {
+		for _, c := range sh.queue.chunks {
+			for i := range c {
+				if c[i].kind != kindExemplar {
+					f.m.carriers[c[i].series] = &c[i]
+				}
+			}
+		}
+	}
+}
+
+// maxKeptCarriers bounds the carrier index kept between exemplar records.
+const maxKeptCarriers = 4096
+
 // end finishes the record after handled of its total items were looked
 // at, wakes shards with a full batch, and returns handled.
 func (f *feed) end(handled, total int) int {
@@ -85,6 +136,13 @@ func (f *feed) end(handled, total int) int {
 		}
 	}
 	m.mu.RUnlock()
+	if f.indexed {
+		// Let go of the items and series; keep a small map for the next.
+		if len(m.carriers) > maxKeptCarriers {
+			m.carriers = nil
+		}
+		clear(m.carriers)
+	}
 	drops := &m.metrics.dropped[f.kind.class()]
 	drops.unknownSeries.Add(float64(f.unknown))
 	drops.droppedSeries.Add(float64(f.dropped))

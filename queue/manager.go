@@ -64,9 +64,11 @@ type Manager struct {
 
 	series  *seriesCache // the feeding goroutine's
 	feeding feed         // the feeding goroutine's: the record being queued
-	flushes chan flushRequest
-	acks    ackTracker
-	ready   chan struct{}
+	// carriers is feed.attach's index, the feeding goroutine's.
+	carriers map[*encodedSeries]*item
+	flushes  chan flushRequest
+	acks     ackTracker
+	ready    chan struct{}
 
 	highestSent atomic.Int64 // newest sample timestamp accepted, ms
 	loneLogged  atomic.Int64 // when logLoneExemplars last logged, Unix ns
@@ -226,14 +228,30 @@ func (m *Manager) AppendFloatHistograms(hs []record.RefFloatHistogramSample, at 
 	})
 }
 
-// AppendExemplars queues exemplars.
+// AppendExemplars queues exemplars. Over RW2 an exemplar whose series has
+// a sample or histogram still waiting in its shard joins that item (see
+// feed.attach); the others wait as items of their own.
 func (m *Manager) AppendExemplars(es []record.RefExemplar, at record.Span) int {
-	return appendEach(m, es, at, kindExemplar, func(e *record.RefExemplar, it *item) (record.Ref, int64) {
+	f := m.beginFeed(at, len(es), kindExemplar)
+	if f == nil {
+		return 0
+	}
+	attach := m.protocol() == RW2
+	i := 0
+	for ; i < len(es); i++ {
+		e := &es[i]
+		if attach && f.attach(e) {
+			continue
+		}
+		it, ok := f.slot(e.Ref, e.T)
+		if !ok {
+			break
+		}
 		if it != nil {
 			it.kind, it.v, it.extra = kindExemplar, e.V, &itemExtra{exl: e.Labels}
 		}
-		return e.Ref, e.T
-	})
+	}
+	return f.end(i, len(es))
 }
 
 // appendEach is AppendSamples for the kinds that carry more than a value:
@@ -427,6 +445,13 @@ func (m *Manager) finish(batch []item, req *Request, outcome sendOutcome) {
 		}
 		m.acks.done(batch[i].seq, j-i)
 		i = j
+	}
+	for i := range batch {
+		if x := batch[i].extra; x != nil {
+			for _, a := range x.attached {
+				m.acks.done(a.seq, 1)
+			}
+		}
 	}
 }
 

@@ -29,6 +29,19 @@ type itemExtra struct {
 	h   *histogram.Histogram      // a copy the shard owns
 	fh  *histogram.FloatHistogram // a copy the shard owns
 	exl labels.Labels             // exemplar labels
+
+	// attached are exemplars of a sample's or histogram's series that
+	// joined it while it waited (RW2 queues; see feed.attach): they travel
+	// in its request and are acknowledged with it.
+	attached []attachedExemplar
+}
+
+// attachedExemplar is an exemplar riding with a sample or histogram item.
+type attachedExemplar struct {
+	labels labels.Labels
+	t      int64
+	v      float64
+	seq    uint64 // its own record in the ack tracker
 }
 
 type itemKind uint8
@@ -108,6 +121,12 @@ func (b *rw1Builder) add(it *item) {
 		b.AddFloatHistogram(ls, it.t, it.extra.fh)
 	case kindExemplar:
 		b.AddExemplar(ls, it.extra.exl, it.t, it.v)
+		return
+	}
+	if it.extra != nil {
+		for _, a := range it.extra.attached { // RW1 sends exemplars in entries of their own
+			b.AddExemplar(ls, a.labels, a.t, a.v)
+		}
 	}
 }
 
@@ -131,7 +150,7 @@ func (b *rw2Builder) build(batch []item) []byte {
 	b.Reset()
 	hasExemplars := false
 	for i := range batch {
-		if batch[i].kind == kindExemplar {
+		if batch[i].kind == kindExemplar || batch[i].extra != nil && len(batch[i].extra.attached) > 0 {
 			hasExemplars = true
 			break
 		}
@@ -178,6 +197,11 @@ func (b *rw2Builder) pairExemplars(batch []item) {
 		b.joined[i] = false
 		if batch[i].kind != kindExemplar {
 			b.lastValue[batch[i].series] = i
+		}
+		if x := batch[i].extra; x != nil && batch[i].kind != kindExemplar {
+			for _, a := range x.attached {
+				b.exemplars[i] = append(b.exemplars[i], RW2Exemplar{Labels: a.labels, T: a.t, V: a.v})
+			}
 		}
 	}
 	for i := range batch {
@@ -388,6 +412,9 @@ func countKinds(batch []item) (samples, histograms, exemplars int) {
 		case kindExemplar:
 			exemplars++
 		}
+		if x := batch[i].extra; x != nil {
+			exemplars += len(x.attached)
+		}
 	}
 	return samples, histograms, exemplars
 }
@@ -406,6 +433,12 @@ func (m *Manager) dropExpired(batch []item) ([]item, int) {
 		if it.t < oldest {
 			m.acks.done(it.seq, 1)
 			m.metrics.dropped[it.kind.class()].tooOld.Inc()
+			if it.extra != nil {
+				for _, a := range it.extra.attached { // they cannot go without it
+					m.acks.done(a.seq, 1)
+					m.metrics.dropped[classExemplars].tooOld.Inc()
+				}
+			}
 			continue
 		}
 		kept = append(kept, it)
