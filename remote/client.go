@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -100,9 +102,10 @@ var _ queue.Sender = (*Client)(nil)
 // cfg.HTTPClientConfig unless opts.HTTPClient is set. A cfg.RemoteTimeout
 // of zero means the default remote_timeout (30s).
 //
-// The sigv4, azuread and google_iam authentication methods are not
-// supported yet: NewClient rejects a configuration that sets them.
-// round_robin_dns is accepted and has no effect yet.
+// sigv4, azuread and google_iam sign requests on top of that client (see
+// withCloudAuth), and round_robin_dns resolves the endpoint's host at every
+// new connection and dials one of its addresses at random, as Prometheus
+// does.
 func NewClient(name string, cfg *config.RemoteWriteConfig, opts ClientOptions) (*Client, error) {
 	if cfg == nil {
 		return nil, errors.New("remote: nil remote_write config")
@@ -110,22 +113,30 @@ func NewClient(name string, cfg *config.RemoteWriteConfig, opts ClientOptions) (
 	if cfg.URL == nil || cfg.URL.URL == nil || cfg.URL.String() == "" {
 		return nil, fmt.Errorf("remote %q: url for remote_write is empty", name)
 	}
-	switch {
-	case cfg.SigV4Config != nil:
-		return nil, fmt.Errorf("remote %q: sigv4 authentication is not supported yet", name)
-	case cfg.AzureADConfig != nil:
-		return nil, fmt.Errorf("remote %q: azuread authentication is not supported yet", name)
-	case cfg.GoogleIAMConfig != nil:
-		return nil, fmt.Errorf("remote %q: google_iam authentication is not supported yet", name)
-	}
-
 	hc := opts.HTTPClient
 	if hc == nil {
+		httpOpts := opts.HTTPClientOptions
+		if cfg.RoundRobinDNS {
+			httpOpts = append([]commoncfg.HTTPClientOption{commoncfg.WithDialContextFunc(roundRobinDial)}, httpOpts...)
+		}
 		var err error
-		hc, err = commoncfg.NewClientFromConfig(cfg.HTTPClientConfig, httpClientName, opts.HTTPClientOptions...)
+		hc, err = commoncfg.NewClientFromConfig(cfg.HTTPClientConfig, httpClientName, httpOpts...)
 		if err != nil {
 			return nil, fmt.Errorf("remote %q: %w", name, err)
 		}
+	}
+	if cfg.SigV4Config != nil || cfg.AzureADConfig != nil || cfg.GoogleIAMConfig != nil {
+		rt := hc.Transport
+		if rt == nil {
+			rt = http.DefaultTransport
+		}
+		signed, err := withCloudAuth(cfg, rt)
+		if err != nil {
+			return nil, fmt.Errorf("remote %q: %w", name, err)
+		}
+		withAuth := *hc
+		withAuth.Transport = signed
+		hc = &withAuth
 	}
 	timeout := time.Duration(cfg.RemoteTimeout)
 	if timeout <= 0 {
@@ -334,4 +345,25 @@ func parseWritten(h http.Header) queue.Written {
 		}
 	}
 	return w
+}
+
+// roundRobinDialer dials round_robin_dns connections.
+var roundRobinDialer = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+
+// roundRobinDial resolves addr's host and dials one of its addresses,
+// picked at random, so that an endpoint behind several DNS records gets
+// the queue's connections spread over them.
+func roundRobinDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	ips, err := net.DefaultResolver.LookupHost(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	if len(ips) == 0 {
+		return nil, fmt.Errorf("round_robin_dns: no address for %q", host)
+	}
+	return roundRobinDialer.DialContext(ctx, network, net.JoinHostPort(ips[rand.IntN(len(ips))], port))
 }

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -647,15 +649,29 @@ func TestClientConcurrentSends(t *testing.T) {
 
 func TestNewClientRejects(t *testing.T) {
 	base := func() *config.RemoteWriteConfig { return testConfig(t, "http://127.0.0.1:1/write") }
+	// AWS's shared files, empty: the missing profile is missing here too.
+	empty := filepath.Join(t.TempDir(), "empty")
+	require.NoError(t, os.WriteFile(empty, nil, 0o600))
+	t.Setenv("AWS_CONFIG_FILE", empty)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
 	for _, tc := range []struct {
 		name   string
 		mutate func(*config.RemoteWriteConfig)
 		errMsg string
 	}{
 		{"nil url", func(c *config.RemoteWriteConfig) { c.URL = nil }, "url for remote_write is empty"},
-		{"sigv4", func(c *config.RemoteWriteConfig) { c.SigV4Config = &sigv4.SigV4Config{Region: "us-east-1"} }, "sigv4 authentication is not supported yet"},
-		{"azuread", func(c *config.RemoteWriteConfig) { c.AzureADConfig = &azuread.AzureADConfig{Cloud: "AzurePublic"} }, "azuread authentication is not supported yet"},
-		{"google_iam", func(c *config.RemoteWriteConfig) { c.GoogleIAMConfig = &googleiam.Config{} }, "google_iam authentication is not supported yet"},
+		// Credentials that cannot be found are configuration errors, found
+		// without the network (no instance metadata service is asked).
+		{"sigv4 profile missing", func(c *config.RemoteWriteConfig) {
+			c.SigV4Config = &sigv4.SigV4Config{Region: "us-east-1", Profile: "walship-nosuch"}
+		}, "sigv4"},
+		{"azuread without credential", func(c *config.RemoteWriteConfig) { c.AzureADConfig = &azuread.AzureADConfig{Cloud: "AzurePublic"} }, "azuread: no credential"},
+		{"azuread certificate missing", func(c *config.RemoteWriteConfig) {
+			c.AzureADConfig = &azuread.AzureADConfig{Certificate: &azuread.CertificateConfig{ClientID: "c", TenantID: "t", CertificatePath: "/nonexistent/cert.pem"}}
+		}, "cert.pem"},
+		{"google_iam key file missing", func(c *config.RemoteWriteConfig) {
+			c.GoogleIAMConfig = &googleiam.Config{CredentialsFile: "/nonexistent/sa.json"}
+		}, "google_iam"},
 		{"bad tls", func(c *config.RemoteWriteConfig) {
 			c.HTTPClientConfig.TLSConfig = commoncfg.TLSConfig{CAFile: "/nonexistent/ca.pem"}
 		}, "ca.pem"},
