@@ -18,6 +18,7 @@ type feed struct {
 	kind   itemKind // what the record holds
 	seq    uint64   // the record in the ack tracker
 	oldest int64    // sample_age_limit cut-off (ms); math.MinInt64 for none
+	newest int64    // newest timestamp queued (ms)
 
 	queued, unknown, dropped, tooOld int
 	indexed                          bool // m.carriers is built for this record
@@ -71,6 +72,7 @@ func (f *feed) slot(ref record.Ref, t int64) (*item, bool) {
 	it := sh.queue.push()
 	*it = item{series: s.data, seq: f.seq, t: t}
 	f.queued++
+	f.newest = max(f.newest, t)
 	return it, true
 }
 
@@ -150,6 +152,10 @@ func (f *feed) end(handled, total int) int {
 	// Everything not queued (dropped, or left for the retry) is not pending
 	// under this record's sequence number.
 	m.acks.done(f.seq, total-f.queued)
+	if f.newest > m.highestQueued {
+		m.highestQueued = f.newest
+		m.metrics.highestQueued.Set(float64(f.newest) / 1000)
+	}
 	m.inRate.add(int64(f.queued))
 	f.shards = nil
 	return handled

@@ -71,9 +71,12 @@ type Manager struct {
 	ready    chan struct{}
 
 	highestSent atomic.Int64 // newest sample timestamp accepted, ms
-	loneLogged  atomic.Int64 // when logLoneExemplars last logged, Unix ns
-	refusals    refusalLog
-	families    metricFamilies
+	// highestQueued is the newest timestamp queued (ms), the feeding
+	// goroutine's.
+	highestQueued int64
+	loneLogged    atomic.Int64 // when logLoneExemplars last logged, Unix ns
+	refusals      refusalLog
+	families      metricFamilies
 
 	mu     sync.RWMutex // guards shards while they are replaced
 	shards []*shard

@@ -408,6 +408,9 @@ func TestManagerAccountsForEverySample(t *testing.T) {
 	require.Equal(t, float64(qc.MaxSamplesPerSend), failed, "one request refused")
 	require.Equal(t, float64(r.count()), sent)
 	require.Equal(t, float64(handed), sent+failed+droppedSeries+unknown+tooOld, "every sample is accounted for")
+	newest := float64(now.UnixMilli()+199) / 1000
+	require.Equal(t, newest, gaugeValue(t, reg, "prometheus_remote_storage_queue_highest_timestamp_seconds"))
+	require.Equal(t, newest, gaugeValue(t, reg, "prometheus_remote_storage_queue_highest_sent_timestamp_seconds"))
 }
 
 // counterValue sums the named counter's series whose labels include want.

@@ -17,7 +17,7 @@ type Metrics struct {
 	shards, shardsMin, shardsMax, shardsDesired, shardCapacity    *prometheus.GaugeVec
 	maxSamplesPerSend                                             *prometheus.GaugeVec
 	enqueueRetries                                                *prometheus.CounterVec
-	highestSent                                                   *prometheus.GaugeVec
+	highestSent, highestQueued                                    *prometheus.GaugeVec
 	metadata, metadataFailed, metadataRetried, metadataBytes      *prometheus.CounterVec
 	refused                                                       *prometheus.CounterVec // walship's own
 }
@@ -69,6 +69,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "walship", Subsystem: "remote_storage", Name: "requests_refused_total",
 			Help: "Requests the endpoint refused for good (not retried), by reason: the HTTP status code, or \"error\" for a request that could not be sent at all. Their samples, histograms and exemplars are counted in prometheus_remote_storage_*_failed_total.",
 		}, append(append([]string{}, base...), "reason")),
+		highestQueued: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "prometheus", Subsystem: "remote_storage", Name: "queue_highest_timestamp_seconds",
+			Help: "Highest timestamp that was enqueued, in seconds since epoch. Initialized to 0 when no data has been received yet.",
+		}, base),
 		highestSent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "prometheus", Subsystem: "remote_storage", Name: "queue_highest_sent_timestamp_seconds",
 			Help: "Timestamp from a WAL sample, the highest timestamp successfully sent by this queue, in seconds since epoch.",
@@ -79,7 +83,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.histograms, m.histogramsFailed, m.histogramsRetried, m.histsDropped,
 			m.exemplars, m.exemplarsFailed, m.exemplarsRetried, m.exemsDropped,
 			m.samplesPending, m.histogramsPending, m.exemplarsPending, m.sentBatchDuration, m.bytes,
-			m.shards, m.shardsMin, m.shardsMax, m.shardsDesired, m.shardCapacity, m.maxSamplesPerSend, m.enqueueRetries, m.highestSent,
+			m.shards, m.shardsMin, m.shardsMax, m.shardsDesired, m.shardCapacity, m.maxSamplesPerSend, m.enqueueRetries, m.highestSent, m.highestQueued,
 			m.metadata, m.metadataFailed, m.metadataRetried, m.metadataBytes, m.refused)
 	}
 	return m
@@ -113,7 +117,7 @@ type queueMetrics struct {
 	shards, shardsMin, shardsMax, shardsDesired     prometheus.Gauge
 	shardCapacity, maxSamplesPerSend                prometheus.Gauge
 	enqueueRetries                                  prometheus.Counter
-	highestSent                                     prometheus.Gauge
+	highestSent, highestQueued                      prometheus.Gauge
 	metadata, metadataFailed, metadataRetried       prometheus.Counter
 	metadataBytes                                   prometheus.Counter
 	refused                                         *prometheus.CounterVec // curried: reason only
@@ -160,6 +164,7 @@ func (m *Metrics) forQueue(name, url string) *queueMetrics {
 		maxSamplesPerSend: m.maxSamplesPerSend.With(l),
 		enqueueRetries:    m.enqueueRetries.With(l),
 		highestSent:       m.highestSent.With(l),
+		highestQueued:     m.highestQueued.With(l),
 		metadata:          m.metadata.With(l),
 		metadataFailed:    m.metadataFailed.With(l),
 		metadataRetried:   m.metadataRetried.With(l),
@@ -179,7 +184,7 @@ func (m *Metrics) Delete(name, url string) {
 		v.DeletePartialMatch(l)
 	}
 	for _, v := range []*prometheus.GaugeVec{m.samplesPending, m.histogramsPending, m.exemplarsPending,
-		m.shards, m.shardsMin, m.shardsMax, m.shardsDesired, m.shardCapacity, m.maxSamplesPerSend, m.highestSent} {
+		m.shards, m.shardsMin, m.shardsMax, m.shardsDesired, m.shardCapacity, m.maxSamplesPerSend, m.highestSent, m.highestQueued} {
 		v.DeletePartialMatch(l)
 	}
 	m.sentBatchDuration.DeletePartialMatch(l)
