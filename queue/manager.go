@@ -75,6 +75,7 @@ type Manager struct {
 	// goroutine's.
 	highestQueued int64
 	loneLogged    atomic.Int64 // when logLoneExemplars last logged, Unix ns
+	partialLogged atomic.Int64 // when logPartial last logged, Unix ns
 	refusals      refusalLog
 	families      metricFamilies
 
@@ -426,19 +427,39 @@ func (m *Manager) updatePending() {
 
 // finish accounts for a batch that ended: acknowledged or refused for good
 // (both release its records' positions), or aborted (they stay pending).
-func (m *Manager) finish(batch []item, req *Request, outcome sendOutcome) {
+// When the endpoint said what it wrote (RW2), that is what counts as sent
+// and the rest as failed, whatever the status: a 2xx that wrote less, or a
+// 400 that wrote part of the request (a partial write).
+func (m *Manager) finish(batch []item, req *Request, outcome sendOutcome, written Written) {
+	split := func(n, wrote int) (ok, failed int) {
+		if !written.Known {
+			if outcome == sent {
+				return n, 0
+			}
+			return 0, n
+		}
+		ok = min(max(wrote, 0), n)
+		return ok, n - ok
+	}
 	switch outcome {
 	case aborted:
 		return
-	case sent:
-		m.noteSent(batch)
-		m.metrics.samples.Add(float64(req.Samples))
-		m.metrics.histograms.Add(float64(req.Histograms))
-		m.metrics.exemplars.Add(float64(req.Exemplars))
-	case rejected:
-		m.metrics.samplesFailed.Add(float64(req.Samples))
-		m.metrics.histogramsFailed.Add(float64(req.Histograms))
-		m.metrics.exemplarsFailed.Add(float64(req.Exemplars))
+	case sent, rejected:
+		if outcome == sent {
+			m.noteSent(batch)
+		}
+		s, sf := split(req.Samples, written.Samples)
+		h, hf := split(req.Histograms, written.Histograms)
+		e, ef := split(req.Exemplars, written.Exemplars)
+		m.metrics.samples.Add(float64(s))
+		m.metrics.histograms.Add(float64(h))
+		m.metrics.exemplars.Add(float64(e))
+		m.metrics.samplesFailed.Add(float64(sf))
+		m.metrics.histogramsFailed.Add(float64(hf))
+		m.metrics.exemplarsFailed.Add(float64(ef))
+		if outcome == sent && sf+hf+ef > 0 {
+			m.logPartial(sf, hf, ef)
+		}
 	}
 	// Items of one record are mostly adjacent: one call per run.
 	for i := 0; i < len(batch); {
@@ -479,6 +500,18 @@ func (m *Manager) noteSent(batch []item) {
 // HighestSentTimestamp returns the newest sample timestamp (ms) the
 // endpoint has accepted, 0 before the first.
 func (m *Manager) HighestSentTimestamp() int64 { return m.highestSent.Load() }
+
+// logPartial logs a request the endpoint accepted while saying it wrote
+// less than it was sent, at most once a minute (the failed counters carry
+// the totals).
+func (m *Manager) logPartial(samples, histograms, exemplars int) {
+	now, last := time.Now().UnixNano(), m.partialLogged.Load()
+	if now-last < int64(time.Minute) || !m.partialLogged.CompareAndSwap(last, now) {
+		return
+	}
+	m.log.Error("Remote endpoint accepted a request but says it did not write all of it; the rest is counted as failed",
+		"samples", samples, "histograms", histograms, "exemplars", exemplars)
+}
 
 // logLoneExemplars logs exemplars dropped for want of a sample in their
 // RW2 request, at most once a minute (the counter carries the totals).

@@ -537,3 +537,40 @@ func TestManagerAgeLimitOnRetries(t *testing.T) {
 	require.Equal(t, 10, r.count(), "the young half is sent")
 	require.Equal(t, 10.0, counterValue(t, reg, "prometheus_remote_storage_samples_dropped_total", map[string]string{"reason": "too_old"}))
 }
+
+// TestManagerCountsWhatTheEndpointWrote: over RW2 the endpoint says how
+// many samples it wrote. A 2xx that wrote fewer than were sent counts the
+// rest as failed; a 400 that wrote part of the request (a partial write)
+// counts that part as sent. sent + failed stays what was handed over.
+func TestManagerCountsWhatTheEndpointWrote(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("X-Prometheus-Remote-Write-Histograms-Written", "0")
+		w.Header().Set("X-Prometheus-Remote-Write-Exemplars-Written", "0")
+		switch requests.Add(1) {
+		case 1: // accepted, 9 of 10 written
+			w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", "9")
+			w.WriteHeader(http.StatusNoContent)
+		case 2: // refused, 6 of 10 written
+			w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", "6")
+			http.Error(w, "some samples out of order", http.StatusBadRequest)
+		default:
+			w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", "10")
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	t.Cleanup(srv.Close)
+
+	qc := testQueueConfig()
+	qc.MinShards, qc.MaxShards = 1, 1
+	qc.MaxSamplesPerSend = 10
+	reg := prometheus.NewRegistry()
+	m, stop := runManager(t, queue.Options{Name: "test", URL: srv.URL, Config: qc, Protocol: queue.RW2,
+		Sender: newClient(t, srv.URL), Metrics: queue.NewMetrics(reg)})
+	feed(t, m, 10, 3) // three requests of 10 samples
+	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "all finished")
+	stop()
+	require.Equal(t, 9.0+6+10, counterValue(t, reg, "prometheus_remote_storage_samples_total", nil))
+	require.Equal(t, 1.0+4, counterValue(t, reg, "prometheus_remote_storage_samples_failed_total", nil))
+}

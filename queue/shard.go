@@ -379,7 +379,7 @@ func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item, b
 		req.Body = body
 		return true
 	}
-	outcome := m.send(ctx, req, expire)
+	outcome, written := m.send(ctx, req, expire)
 	if outcome == unsupported {
 		// The endpoint speaks only RW1: the queue switches for good, and
 		// this batch goes again as RW1.
@@ -391,12 +391,12 @@ func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item, b
 		b = s.rw1
 		body = s.encode(b, batch, body)
 		req.Body = body
-		outcome = m.send(ctx, req, expire)
+		outcome, written = m.send(ctx, req, expire)
 		if outcome == unsupported {
 			outcome = rejected
 		}
 	}
-	m.finish(batch, req, outcome)
+	m.finish(batch, req, outcome, written)
 	clear(batch) // release histogram copies and label references
 	return body
 }
@@ -498,29 +498,31 @@ const (
 	expired                        // every item grew too old while retrying
 )
 
-// send sends req until it is accepted, refused for good, or ctx ends.
-// Before each retry it calls beforeRetry, which may change req; when that
-// returns false nothing is left to send.
-func (m *Manager) send(ctx context.Context, req *Request, beforeRetry func() bool) sendOutcome {
+// send sends req until it is accepted, refused for good, or ctx ends, and
+// returns how it ended and what the endpoint said it wrote (RW2's
+// written-count headers) on the last attempt. Before each retry it calls
+// beforeRetry, which may change req; when that returns false nothing is
+// left to send.
+func (m *Manager) send(ctx context.Context, req *Request, beforeRetry func() bool) (sendOutcome, Written) {
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
-		_, err := m.opts.Sender.Send(ctx, req, attempt)
+		written, err := m.opts.Sender.Send(ctx, req, attempt)
 		m.metrics.sentBatchDuration.Observe(time.Since(start).Seconds())
 		if err == nil {
 			m.sendSeconds.observe(time.Since(start).Seconds())
 			m.metrics.bytesSent.Add(float64(len(req.Body)))
-			return sent
+			return sent, written
 		}
 		if ctx.Err() != nil {
-			return aborted
+			return aborted, Written{}
 		}
 		if errors.Is(err, ErrUnsupportedProtocol) && req.Protocol == RW2 {
-			return unsupported
+			return unsupported, Written{}
 		}
 		var se *SendError
 		if !errors.As(err, &se) || !se.Retryable {
 			m.refused(req, err)
-			return rejected
+			return rejected, written
 		}
 		m.metrics.retried(req)
 		delay := m.backoff(attempt, se.RetryAfter)
@@ -528,11 +530,11 @@ func (m *Manager) send(ctx context.Context, req *Request, beforeRetry func() boo
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return aborted
+			return aborted, Written{}
 		case <-t.C:
 		}
 		if !beforeRetry() {
-			return expired
+			return expired, Written{}
 		}
 	}
 }
