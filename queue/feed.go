@@ -103,20 +103,38 @@ func (f *feed) attach(e *record.RefExemplar) bool {
 	return true
 }
 
-// indexCarriers maps every series with a sample or histogram waiting in
-// the shards to its newest such item. The feed holds every shard's lock,
-// so the items stay where they are until it ends.
+// carrierRecords is how many records back attach looks for a carrier: a
+// WAL logs a commit's samples, histograms and exemplars one after another.
+const carrierRecords = 16
+
+// indexCarriers maps each series with a sample or histogram among the
+// last carrierRecords records still waiting in the shards to its newest
+// such item, reading each shard's queue from its newest item back. The
+// feed holds every shard's lock, so the items stay where they are until
+// it ends.
 func (f *feed) indexCarriers() {
 	f.indexed = true
 	if f.m.carriers == nil {
 		f.m.carriers = map[*encodedSeries]*item{}
 	}
-	clear(f.m.carriers)
+	carriers := f.m.carriers
+	clear(carriers)
+	oldest := uint64(0)
+	if f.seq > carrierRecords {
+		oldest = f.seq - carrierRecords
+	}
+shards:
 	for _, sh := range f.shards {
-		for _, c := range sh.queue.chunks {
-			for i := range c {
-				if c[i].kind != kindExemplar {
-					f.m.carriers[c[i].series] = &c[i]
+		chunks := sh.queue.chunks
+		for ci := len(chunks) - 1; ci >= 0; ci-- {
+			c := chunks[ci]
+			for i := len(c) - 1; i >= 0; i-- {
+				it := &c[i]
+				if it.seq < oldest {
+					continue shards
+				}
+				if _, seen := carriers[it.series]; !seen && it.kind != kindExemplar {
+					carriers[it.series] = it
 				}
 			}
 		}
