@@ -40,6 +40,18 @@ func runQueue(t *testing.T, rawURL string, proto queue.Protocol) *queue.Manager 
 	return q
 }
 
+// startQueue runs a queue made from opts until the test ends.
+func startQueue(t *testing.T, opts queue.Options) *queue.Manager {
+	t.Helper()
+	q, err := queue.New(opts)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	return q
+}
+
 // feedAll hands the queue nSeries series, scrapes float samples each, one
 // integer histogram per scrape on an extra series and one exemplar per
 // scrape on the first series, waiting when full.
@@ -154,12 +166,7 @@ func TestRW2ExemplarNeverSentAlone(t *testing.T) {
 	qc.MinShards, qc.MaxShards = 1, 1
 	qc.MaxSamplesPerSend = 8
 	qc.BatchSendDeadline = model.Duration(time.Minute) // batches are cut by size only
-	q, err := queue.New(queue.Options{Name: "ex", URL: srv.URL, Config: qc, Protocol: queue.RW2, Sender: c, Metrics: queue.NewMetrics(reg)})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- q.Run(ctx) }()
-	defer func() { cancel(); require.NoError(t, <-done) }()
+	q := startQueue(t, queue.Options{Name: "ex", URL: srv.URL, Config: qc, Protocol: queue.RW2, Sender: c, Metrics: queue.NewMetrics(reg)})
 
 	// Series 1 is a counter, 2 a native histogram, 3 to 9 fill batches.
 	requests := labels.FromStrings("__name__", "requests_total", "job", "api")
@@ -305,13 +312,8 @@ func TestRW2ExemplarLeftAloneOnRetry(t *testing.T) {
 			qc.BatchSendDeadline = model.Duration(time.Minute)
 			qc.SampleAgeLimit = model.Duration(5 * time.Minute)
 			client := newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
-			q, err := queue.New(queue.Options{Name: "ex", URL: srv.URL, Config: qc, Protocol: queue.RW2, Sender: client,
+			q := startQueue(t, queue.Options{Name: "ex", URL: srv.URL, Config: qc, Protocol: queue.RW2, Sender: client,
 				Metrics: queue.NewMetrics(reg), Now: func() time.Time { return time.Unix(0, now.Load()) }})
-			require.NoError(t, err)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- q.Run(ctx) }()
-			defer func() { cancel(); require.NoError(t, <-done) }()
 
 			old := labels.FromStrings("__name__", "requests_total", "job", "old")
 			young := labels.FromStrings("__name__", "requests_total", "job", "young")
@@ -394,12 +396,7 @@ func TestRW2ExemplarJoinsSampleAcrossBatches(t *testing.T) {
 	qc.MaxSamplesPerSend = 8
 	qc.BatchSendDeadline = model.Duration(50 * time.Millisecond)
 	c := newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
-	q, err := queue.New(queue.Options{Name: "ex", URL: srv.URL, Config: qc, Protocol: queue.RW2, Sender: c, Metrics: queue.NewMetrics(reg)})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- q.Run(ctx) }()
-	defer func() { cancel(); require.NoError(t, <-done) }()
+	q := startQueue(t, queue.Options{Name: "ex", URL: srv.URL, Config: qc, Protocol: queue.RW2, Sender: c, Metrics: queue.NewMetrics(reg)})
 
 	const n = 20
 	series := make([]record.RefSeries, n)
