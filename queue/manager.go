@@ -74,8 +74,8 @@ type Manager struct {
 	// highestQueued is the newest timestamp queued (ms), the feeding
 	// goroutine's.
 	highestQueued int64
-	loneLogged    atomic.Int64 // when logLoneExemplars last logged, Unix ns
-	partialLogged atomic.Int64 // when logPartial last logged, Unix ns
+	loneLog       logLimit
+	partialLog    logLimit
 	refusals      refusalLog
 	families      metricFamilies
 
@@ -505,8 +505,7 @@ func (m *Manager) HighestSentTimestamp() int64 { return m.highestSent.Load() }
 // less than it was sent, at most once a minute (the failed counters carry
 // the totals).
 func (m *Manager) logPartial(samples, histograms, exemplars int) {
-	now, last := time.Now().UnixNano(), m.partialLogged.Load()
-	if now-last < int64(time.Minute) || !m.partialLogged.CompareAndSwap(last, now) {
+	if !m.partialLog.allow() {
 		return
 	}
 	m.log.Error("Remote endpoint accepted a request but says it did not write all of it; the rest is counted as failed",
@@ -516,8 +515,7 @@ func (m *Manager) logPartial(samples, histograms, exemplars int) {
 // logLoneExemplars logs exemplars dropped for want of a sample in their
 // RW2 request, at most once a minute (the counter carries the totals).
 func (m *Manager) logLoneExemplars(n int) {
-	now, last := time.Now().UnixNano(), m.loneLogged.Load()
-	if now-last < int64(time.Minute) || !m.loneLogged.CompareAndSwap(last, now) {
+	if !m.loneLog.allow() {
 		return
 	}
 	m.log.Warn("Dropped exemplars whose series' sample went out in an earlier Remote-Write 2.0 request, since RW2 forbids series with exemplars only; "+
@@ -532,8 +530,16 @@ type refusalLog struct {
 	samples, histograms, exemplars int
 }
 
-// refusalLogInterval is the least time between two refusal log lines.
-const refusalLogInterval = time.Minute
+// logInterval is the least time between two lines of a repeated message.
+const logInterval = time.Minute
+
+// logLimit lets a repeated message through at most once per logInterval.
+type logLimit struct{ last atomic.Int64 } // Unix ns of the last line
+
+func (l *logLimit) allow() bool {
+	now, last := time.Now().UnixNano(), l.last.Load()
+	return now-last >= int64(logInterval) && l.last.CompareAndSwap(last, now)
+}
 
 // refused counts a request the endpoint refused for good, by reason, and
 // logs it: the first of a burst at once, the rest summed up at most once a
@@ -553,7 +559,7 @@ func (m *Manager) refused(req *Request, err error) {
 	r.histograms += req.Histograms
 	r.exemplars += req.Exemplars
 	now := time.Now()
-	if now.Sub(r.last) < refusalLogInterval {
+	if now.Sub(r.last) < logInterval {
 		r.mu.Unlock()
 		return
 	}

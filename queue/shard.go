@@ -453,8 +453,10 @@ func (m *Manager) dropExpired(batch []item) ([]item, int) {
 // (exemplars_dropped_total{reason="no_sample_in_request"}), and returns the
 // rest and how many it removed. RW2 forbids a series entry with exemplars
 // only, and upstream's receiver answers one with 400, which would fail the
-// request's samples with it. An exemplar is alone when the batch holding
-// its sample was cut, and taken, before the exemplar was queued.
+// request's samples with it. An exemplar is alone when no sample or
+// histogram of its series was waiting when it was queued (feed.attach),
+// none came into its batch after it, or the one it was paired with
+// expired on a retry.
 func (s *shard) dropLoneExemplars(batch []item) ([]item, int) {
 	if s.hasValue == nil {
 		s.hasValue = map[*encodedSeries]struct{}{}
