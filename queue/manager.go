@@ -76,6 +76,7 @@ type Manager struct {
 	highestQueued int64
 	loneLog       logLimit
 	partialLog    logLimit
+	tooLargeLog   logLimit
 	refusals      refusalLog
 	families      metricFamilies
 
@@ -510,6 +511,16 @@ func (m *Manager) logPartial(samples, histograms, exemplars int) {
 	}
 	m.log.Error("Remote endpoint accepted a request but says it did not write all of it; the rest is counted as failed",
 		"samples", samples, "histograms", histograms, "exemplars", exemplars)
+}
+
+// logTooLarge logs a request refused as too large, which is then sent in
+// halves, at most once a minute.
+func (m *Manager) logTooLarge(req *Request, err error) {
+	if !m.tooLargeLog.allow() {
+		return
+	}
+	m.log.Warn("Remote endpoint refused a request as too large (413); sending it in halves. Lower queue_config.max_samples_per_send to spare the extra requests",
+		"samples", req.Samples, "histograms", req.Histograms, "exemplars", req.Exemplars, "bytes", len(req.Body), "err", err)
 }
 
 // logLoneExemplars logs exemplars dropped for want of a sample in their

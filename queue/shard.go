@@ -343,6 +343,16 @@ func resetTimer(t *time.Timer, d time.Duration) {
 // endpoint accepts them, refuses them for good, or ctx ends. It returns the
 // compression buffer for reuse.
 func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item, body []byte) []byte {
+	body = s.deliver(ctx, b, batch, body, 0)
+	clear(batch) // release histogram copies and label references
+	return body
+}
+
+// deliver sends batch as one request, or, when the endpoint refuses it as
+// too large (413), as two halves, each delivered the same way, depth
+// counting the halvings so far. Each request is encoded once and retried
+// as the same bytes.
+func (s *shard) deliver(ctx context.Context, b requestBuilder, batch []item, body []byte, depth int) []byte {
 	m := s.m
 	req := &s.req
 	*req = Request{Protocol: m.protocol()}
@@ -379,7 +389,8 @@ func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item, b
 		req.Body = body
 		return true
 	}
-	outcome, written := m.send(ctx, req, expire)
+	splittable := len(batch) > 1 && depth < maxSplitDepth
+	outcome, written := m.send(ctx, req, expire, splittable)
 	if outcome == unsupported {
 		// The endpoint speaks only RW1: the queue switches for good, and
 		// this batch goes again as RW1.
@@ -391,13 +402,17 @@ func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item, b
 		b = s.rw1
 		body = s.encode(b, batch, body)
 		req.Body = body
-		outcome, written = m.send(ctx, req, expire)
+		outcome, written = m.send(ctx, req, expire, splittable)
 		if outcome == unsupported {
 			outcome = rejected
 		}
 	}
+	if outcome == tooLarge {
+		half := len(batch) / 2
+		body = s.deliver(ctx, b, batch[:half], body, depth+1)
+		return s.deliver(ctx, b, batch[half:], body, depth+1)
+	}
 	m.finish(batch, req, outcome, written)
-	clear(batch) // release histogram copies and label references
 	return body
 }
 
@@ -498,14 +513,26 @@ const (
 	aborted                        // ctx ended first: stays pending
 	unsupported                    // the endpoint does not speak RW2
 	expired                        // every item grew too old while retrying
+	tooLarge                       // refused as too large (413): send it in parts
 )
+
+// statusTooLarge is HTTP's 413 Content Too Large.
+const statusTooLarge = 413
+
+// maxSplitDepth bounds how often a batch refused as too large is halved:
+// down to 1/64 of it, so that an endpoint refusing everything as too
+// large costs at most 127 requests per batch.
+const maxSplitDepth = 6
 
 // send sends req until it is accepted, refused for good, or ctx ends, and
 // returns how it ended and what the endpoint said it wrote (RW2's
 // written-count headers) on the last attempt. Before each retry it calls
 // beforeRetry, which may change req; when that returns false nothing is
 // left to send.
-func (m *Manager) send(ctx context.Context, req *Request, beforeRetry func() bool) (sendOutcome, Written) {
+//
+// A 413 answer is tooLarge when splittable is true; otherwise, like any
+// other refusal, rejected.
+func (m *Manager) send(ctx context.Context, req *Request, beforeRetry func() bool, splittable bool) (sendOutcome, Written) {
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		written, err := m.opts.Sender.Send(ctx, req, attempt)
@@ -522,6 +549,10 @@ func (m *Manager) send(ctx context.Context, req *Request, beforeRetry func() boo
 			return unsupported, Written{}
 		}
 		var se *SendError
+		if splittable && errors.As(err, &se) && se.Status == statusTooLarge {
+			m.logTooLarge(req, err)
+			return tooLarge, written
+		}
 		if !errors.As(err, &se) || !se.Retryable {
 			m.refused(req, err)
 			return rejected, written
