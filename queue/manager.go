@@ -127,6 +127,9 @@ func New(opts Options) (*Manager, error) {
 		updateEvery: shardUpdateInterval,
 	}
 	m.proto.Store(int32(opts.Protocol))
+	if opts.Metadata.Send {
+		m.series.names = map[string]int{} // RW1 metadata follows the metric names of kept series
+	}
 	m.metrics.shardsMin.Set(float64(qc.MinShards))
 	m.metrics.shardsMax.Set(float64(qc.MaxShards))
 	m.metrics.shardCapacity.Set(float64(m.capacity))
@@ -162,6 +165,7 @@ const shardUpdateInterval = 10 * time.Second
 // StoreSeries records series from the WAL.
 func (m *Manager) StoreSeries(series []record.RefSeries, segment int) {
 	m.series.store(series, segment)
+	m.forgetFamilies()
 }
 
 // StoreMetadata records series metadata. RW2 requests carry it with each
@@ -175,7 +179,20 @@ func (m *Manager) StoreMetadata(meta []record.RefMetadata) {
 
 // SeriesReset forgets series the WAL no longer holds. Samples already
 // queued keep their encoded labels.
-func (m *Manager) SeriesReset(segment int) { m.series.reset(segment) }
+func (m *Manager) SeriesReset(segment int) {
+	m.series.reset(segment)
+	m.forgetFamilies()
+}
+
+// forgetFamilies stops sending the metadata of metric names whose last
+// series the cache forgot.
+func (m *Manager) forgetFamilies() {
+	for _, name := range m.series.gone {
+		m.families.remove(name)
+	}
+	clear(m.series.gone)
+	m.series.gone = m.series.gone[:0]
+}
 
 // Ready is signalled when shards have room again.
 func (m *Manager) Ready() <-chan struct{} { return m.ready }

@@ -43,6 +43,16 @@ func (f *metricFamilies) set(name string, md record.RefMetadata) {
 	f.changed = true
 }
 
+// remove forgets a family (its last series is gone).
+func (f *metricFamilies) remove(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.byName[name]; ok {
+		delete(f.byName, name)
+		f.changed = true
+	}
+}
+
 // all returns every family's metadata sorted by name. The slice is shared
 // until the next call.
 func (f *metricFamilies) all() []familyMetadata {

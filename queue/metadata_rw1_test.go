@@ -3,6 +3,7 @@ package queue_test
 import (
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -60,4 +61,44 @@ func TestRW1MetadataRequests(t *testing.T) {
 	}
 	require.Equal(t, r.bodies[0], r.bodies[1], "the failed request was resent as the same bytes")
 	require.Equal(t, sha256.Size, len(r.bodies[0]))
+}
+
+// TestRW1MetadataFollowsSeries: once the last series of a metric name is
+// forgotten (the WAL no longer holds it), its metadata is no longer sent;
+// names with series left still are.
+func TestRW1MetadataFollowsSeries(t *testing.T) {
+	r := newReceiver(t)
+	m, _ := runManager(t, queue.Options{
+		Name: "test", URL: r.URL, Config: testQueueConfig(), Sender: newClient(t, r.URL),
+		Metadata: config.MetadataConfig{Send: true, SendInterval: model.Duration(10 * time.Millisecond), MaxSamplesPerSend: 10},
+	})
+	m.StoreSeries([]record.RefSeries{{Ref: 1, Labels: labels.FromStrings("__name__", "gone_total", "job", "x")}}, 0)
+	m.StoreSeries([]record.RefSeries{
+		{Ref: 2, Labels: labels.FromStrings("__name__", "kept", "job", "x")},
+		{Ref: 3, Labels: labels.FromStrings("__name__", "kept", "job", "y")},
+	}, 1)
+	m.StoreMetadata([]record.RefMetadata{
+		{Ref: 1, Type: record.Counter, Help: "Gone."},
+		{Ref: 2, Type: record.Gauge, Help: "Kept."},
+		{Ref: 3, Type: record.Gauge, Help: "Kept."},
+	})
+	families := func() map[string]prompb.MetricMetadata {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return maps.Clone(r.metadata)
+	}
+	eventually(t, func() bool { return len(families()) == 2 }, "both families' metadata arrives")
+
+	m.SeriesReset(1) // series 1 was last stored from segment 0
+	requests := func() int { r.mu.Lock(); defer r.mu.Unlock(); return r.requests }
+	n := requests()
+	eventually(t, func() bool { return requests() >= n+2 }, "rounds started before the reset are over")
+	r.mu.Lock()
+	clear(r.metadata)
+	r.mu.Unlock()
+	n = requests()
+	eventually(t, func() bool { return requests() >= n+2 }, "two more rounds")
+	got := families()
+	require.Contains(t, got, "kept")
+	require.NotContains(t, got, "gone_total", "no series of it is left")
 }

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"strings"
 	"weak"
 
 	"github.com/prometheus/common/model"
@@ -53,6 +54,12 @@ type seriesCache struct {
 	sparse  map[record.Ref]*series
 	kept    int
 	dropped int
+
+	// names counts the kept series of each metric name when RW1 metadata
+	// is sent (nil otherwise); gone collects the names whose last series
+	// was forgotten, for the queue to stop sending their metadata.
+	names map[string]int
+	gone  []string
 }
 
 // retiredSeries is an RW2 series encoding the cache no longer refers to,
@@ -170,6 +177,13 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 		}
 		s.state, s.data = seriesKept, d
 		c.kept++
+		if c.names != nil {
+			name := ls.Get(model.MetricNameLabel)
+			if _, ok := c.names[name]; !ok {
+				name = strings.Clone(name) // not the whole label set's string
+			}
+			c.names[name]++
+		}
 	}
 }
 
@@ -194,6 +208,13 @@ func (c *seriesCache) forget(s *series) {
 	switch s.state {
 	case seriesKept:
 		c.kept--
+		if c.names != nil {
+			name := c.metricName(s.data)
+			if c.names[name]--; c.names[name] <= 0 {
+				delete(c.names, name)
+				c.gone = append(c.gone, name)
+			}
+		}
 		c.retire(s.data)
 	case seriesDropped:
 		c.dropped--
