@@ -146,7 +146,10 @@ func TestClientAzureADManagedIdentity(t *testing.T) {
 
 	r := newAuthReceiver(t)
 	cfg := testConfig(t, r.URL)
-	cfg.AzureADConfig = &azuread.AzureADConfig{ManagedIdentity: &azuread.ManagedIdentityConfig{ClientID: "00000000-0000-0000-0000-000000000001"}, Cloud: "AzurePublic"}
+	// A client id of its own per run: the Azure library caches managed
+	// identity tokens for the process, by client id and resource.
+	clientID := fmt.Sprintf("00000000-0000-0000-0000-%012d", time.Now().UnixNano()%1e12)
+	cfg.AzureADConfig = &azuread.AzureADConfig{ManagedIdentity: &azuread.ManagedIdentityConfig{ClientID: clientID}, Cloud: "AzurePublic"}
 	c := newTestClient(t, cfg, ClientOptions{})
 	sendOne(t, c, "body-1")
 	sendOne(t, c, "body-2")
