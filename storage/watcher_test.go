@@ -75,9 +75,12 @@ func TestUpstreamWatcherSeesEverySample(t *testing.T) {
 	w.Start()
 	defer w.Stop()
 
-	// Upstream's watcher sends only samples newer than its start.
+	// Upstream's watcher sends only samples newer than its start, and
+	// skips the samples of segments older than the newest one when it
+	// starts ("start at now"): write one commit and wait until the watcher
+	// has it, so that it tails from segment 0 before the writer moves on.
 	t0 := time.Now().Add(time.Hour).UnixMilli()
-	for c := 0; c < commits; c++ {
+	commit := func(c int) {
 		app := db.Appender(context.Background())
 		for i := 0; i < perCommit; i++ {
 			_, err := app.Append(0, series(i), t0+int64(c), float64(c))
@@ -86,10 +89,25 @@ func TestUpstreamWatcherSeesEverySample(t *testing.T) {
 		require.NoError(t, app.Commit())
 	}
 	// The watcher moves to a new segment on its own 100 ms check and then
-	// waits for a notification; nudge it until it has everything.
+	// waits for a notification; nudge it until it has what is written.
 	nudge := time.NewTicker(10 * time.Millisecond)
 	defer nudge.Stop()
 	deadline := time.After(20 * time.Second)
+	commit(0)
+	for tailing := false; !tailing; {
+		select {
+		case <-nudge.C:
+			w.Notify()
+			sink.mu.Lock()
+			tailing = sink.samples >= perCommit
+			sink.mu.Unlock()
+		case <-deadline:
+			t.Fatal("upstream watcher never read the first commit")
+		}
+	}
+	for c := 1; c < commits; c++ {
+		commit(c)
+	}
 	for done := false; !done; {
 		select {
 		case <-sink.done:
