@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,20 +23,16 @@ import (
 	"github.com/walship/walship/wal/record"
 )
 
-// runQueue starts a queue of the given protocol sending through a Client to url.
-func runQueue(t *testing.T, rawURL string, proto queue.Protocol) *queue.Manager {
+// runQueue starts a queue of the given protocol sending through a Client
+// to url, its metrics in the registry it returns.
+func runQueue(t *testing.T, rawURL string, proto queue.Protocol) (*queue.Manager, *prometheus.Registry) {
 	c := newTestClient(t, testConfig(t, rawURL), ClientOptions{})
 	qc := config.DefaultQueueConfig
 	qc.BatchSendDeadline = model.Duration(10 * time.Millisecond)
 	qc.MaxSamplesPerSend = 500
-	q, err := queue.New(queue.Options{Name: "up", URL: rawURL, Config: qc, Protocol: proto, Sender: c})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); require.NoError(t, q.Run(ctx)) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return q
+	reg := prometheus.NewRegistry()
+	q := startQueue(t, queue.Options{Name: "up", URL: rawURL, Config: qc, Protocol: proto, Sender: c, Metrics: queue.NewMetrics(reg)})
+	return q, reg
 }
 
 // startQueue runs a queue made from opts until the test ends.
@@ -105,7 +100,7 @@ func TestQueueToUpstreamReceiver(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			srv, app := upstreamReceiver(t, c.accepted...)
-			q := runQueue(t, srv.URL, c.proto)
+			q, reg := runQueue(t, srv.URL, c.proto)
 			const nSeries, scrapes = 100, 30
 			base := time.Now().Add(-time.Minute).UnixMilli()
 			feedAll(t, q, nSeries, scrapes, base)
@@ -123,7 +118,8 @@ func TestQueueToUpstreamReceiver(t *testing.T) {
 			// sample while both wait (TestRW2ExemplarJoinsSampleAcrossBatches).
 			// Only when the shard took the sample's batch in the instant
 			// between the two records is it dropped and counted
-			// (TestRW2ExemplarNeverSentAlone): allow for a few of those.
+			// (TestRW2ExemplarNeverSentAlone): allow for a few of those, and
+			// check at the end that arrived + dropped is every exemplar.
 			first := labels.FromStrings("__name__", "up", "instance", "0").String()
 			want := scrapes
 			if c.name == "rw2" {
@@ -147,6 +143,12 @@ func TestQueueToUpstreamReceiver(t *testing.T) {
 				}
 			}
 			require.Eventually(t, func() bool { _, pending := q.LowestPending(); return !pending }, 5*time.Second, time.Millisecond)
+			_, _, exemplars = app.snapshot()
+			dropped := counterWithReason(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "no_sample_in_request")
+			require.Equal(t, float64(scrapes), float64(len(exemplars[first]))+dropped, "every exemplar arrived or was counted")
+			if c.proto == queue.RW1 {
+				require.Zero(t, dropped)
+			}
 		})
 	}
 }
