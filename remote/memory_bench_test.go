@@ -3,8 +3,6 @@ package remote_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -16,7 +14,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/golang/snappy"
 	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
@@ -98,9 +95,8 @@ func heap() (alloc, inuse uint64) {
 	return ms.HeapAlloc, ms.HeapInuse
 }
 
-// memReceiver counts the time series of RW1 and RW2 requests (one sample
-// each, as both senders build them here) and answers RW2 requests with the
-// written-count headers.
+// memReceiver is the counting endpoint of the benchmarks (countingHandler:
+// RW1 and RW2, one sample per time series, written-count headers for RW2).
 type memReceiver struct {
 	url     string
 	counter *sampleCounter
@@ -108,26 +104,7 @@ type memReceiver struct {
 
 func newMemReceiver(b *testing.B) *memReceiver {
 	c := &sampleCounter{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		raw, err := snappy.Decode(nil, body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		count := countTimeSeries(raw)
-		c.add(count)
-		if r.Header.Get("Content-Type") != "application/x-protobuf" && r.Header.Get("Content-Type") != "" {
-			w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.FormatInt(count, 10))
-			w.Header().Set("X-Prometheus-Remote-Write-Histograms-Written", "0")
-			w.Header().Set("X-Prometheus-Remote-Write-Exemplars-Written", "0")
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
+	srv := httptest.NewServer(countingHandler(c))
 	b.Cleanup(srv.Close)
 	return &memReceiver{url: srv.URL, counter: c}
 }
