@@ -28,11 +28,14 @@ type feed struct {
 // when no shards take items now (resharding, or not running); the watcher
 // then waits for Ready.
 func (m *Manager) beginFeed(at record.Span, n int, kind itemKind) *feed {
+	m.waited.resume(m.opts.Now)
 	if !m.mu.TryRLock() {
+		m.waited.wait(m.opts.Now())
 		return nil
 	}
 	if len(m.shards) == 0 {
 		m.mu.RUnlock()
+		m.waited.wait(m.opts.Now())
 		return nil
 	}
 	f := &m.feeding
@@ -170,11 +173,14 @@ func (f *feed) end(handled, total int) int {
 	// Everything not queued (dropped, or left for the retry) is not pending
 	// under this record's sequence number.
 	m.acks.done(f.seq, total-f.queued)
-	if f.newest > m.highestQueued {
-		m.highestQueued = f.newest
+	if f.newest > m.highestQueued.Load() {
+		m.highestQueued.Store(f.newest)
 		m.metrics.highestQueued.Set(float64(f.newest) / 1000)
 	}
 	m.inRate.add(int64(f.queued))
 	f.shards = nil
+	if handled < total {
+		m.waited.wait(m.opts.Now())
+	}
 	return handled
 }

@@ -71,20 +71,25 @@ type Manager struct {
 	ready    chan struct{}
 
 	highestSent atomic.Int64 // newest sample timestamp accepted, ms
-	// highestQueued is the newest timestamp queued (ms), the feeding
-	// goroutine's.
-	highestQueued int64
-	loneLog       logLimit
-	partialLog    logLimit
-	tooLargeLog   logLimit
-	refusals      refusalLog
-	families      metricFamilies
+	// highestQueued is the newest timestamp queued (ms), written by the
+	// feeding goroutine.
+	highestQueued atomic.Int64
+	// waited is how long the feeder was turned away by full shards, for
+	// the resharding rule.
+	waited      waitClock
+	loneLog     logLimit
+	partialLog  logLimit
+	tooLargeLog logLimit
+	refusals    refusalLog
+	families    metricFamilies
 
 	mu     sync.RWMutex // guards shards while they are replaced
 	shards []*shard
 
 	inRate      *ewmaRate
 	sendSeconds meanSeconds
+	// lastDecision is when the shard count was last reconsidered (Run's).
+	lastDecision time.Time
 	// updateEvery is how often the shard count is reconsidered.
 	updateEvery time.Duration
 }
@@ -330,6 +335,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	drain := start(m.opts.Config.MinShards)
 	m.mu.Unlock()
 	m.roomFreed()
+	m.lastDecision = m.opts.Now()
 
 	// The metadata sender is not a shard: flushes and reshards do not
 	// wait for it; it stops when Run returns.
@@ -417,7 +423,8 @@ func (m *Manager) Flush(ctx context.Context) error {
 	return <-req.done
 }
 
-// desiredShards measures the last interval and asks the rule.
+// desiredShards measures the interval since the last call and asks the
+// rule.
 func (m *Manager) desiredShards() int {
 	m.mu.RLock()
 	pending := 0
@@ -426,14 +433,30 @@ func (m *Manager) desiredShards() int {
 	}
 	current := len(m.shards)
 	m.mu.RUnlock()
+	now := m.opts.Now()
+	elapsed := now.Sub(m.lastDecision).Seconds()
+	m.lastDecision = now
+	mean, total := m.sendSeconds.take()
+	busy, blocked := 0.0, 0.0
+	if elapsed > 0 && current > 0 {
+		busy = total / (elapsed * float64(current))
+		blocked = m.waited.take(now).Seconds() / elapsed
+	}
+	behind := 0.0
+	if newest := m.highestQueued.Load(); newest > 0 {
+		behind = now.Sub(time.UnixMilli(newest)).Seconds()
+	}
 	return DesiredShards(ShardInputs{
 		Current:     current,
 		Min:         m.opts.Config.MinShards,
 		Max:         m.opts.Config.MaxShards,
 		InRate:      m.inRate.tick(),
 		Pending:     pending,
-		SendSeconds: m.sendSeconds.take(),
+		SendSeconds: mean,
 		BatchSize:   m.batchSize,
+		Busy:        busy,
+		Blocked:     blocked,
+		Behind:      behind,
 	})
 }
 

@@ -36,9 +36,9 @@ func (r *ewmaRate) tick() float64 {
 	return r.rate
 }
 
-// meanSeconds averages durations observed from any goroutine over an
-// interval; take returns the mean of the interval (0 when nothing was
-// observed) and starts the next.
+// meanSeconds sums durations observed from any goroutine over an
+// interval; take returns their mean (0 when nothing was observed) and
+// total, and starts the next.
 type meanSeconds struct {
 	mu    sync.Mutex
 	sum   float64
@@ -52,13 +52,38 @@ func (e *meanSeconds) observe(seconds float64) {
 	e.mu.Unlock()
 }
 
-func (e *meanSeconds) take() float64 {
+func (e *meanSeconds) take() (mean, total float64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.count == 0 {
-		return 0
+	if e.count > 0 {
+		mean, total = e.sum/float64(e.count), e.sum
 	}
-	mean := e.sum / float64(e.count)
 	e.sum, e.count = 0, 0
-	return mean
+	return mean, total
+}
+
+// waitClock measures how long the feeder spends turned away by full
+// shards: wait starts the clock when an append takes less than it was
+// given, resume stops it at the next append, and take returns the time
+// waited since the last take (counting a wait still running). Each is
+// one atomic load when nothing waits, so appends can call them freely.
+type waitClock struct {
+	since atomic.Int64 // unix nanoseconds the current wait started; 0 when none
+	total atomic.Int64 // nanoseconds waited in finished waits
+}
+
+func (w *waitClock) wait(now time.Time) { w.since.CompareAndSwap(0, now.UnixNano()) }
+
+func (w *waitClock) resume(now func() time.Time) {
+	if since := w.since.Load(); since != 0 && w.since.CompareAndSwap(since, 0) {
+		w.total.Add(now().UnixNano() - since)
+	}
+}
+
+func (w *waitClock) take(now time.Time) time.Duration {
+	d := w.total.Swap(0)
+	if since := w.since.Load(); since != 0 && w.since.CompareAndSwap(since, now.UnixNano()) {
+		d += now.UnixNano() - since
+	}
+	return time.Duration(d)
 }

@@ -17,6 +17,16 @@ type ShardInputs struct {
 	SendSeconds float64
 	// BatchSize is max_samples_per_send.
 	BatchSize int
+	// Busy is the share of the interval the shards spent in successful
+	// sends, from 0 (idle) to 1 (every shard sending all the time).
+	Busy float64
+	// Blocked is the share of the interval the input spent waiting for
+	// room in full shards, from 0 to 1: near 1 it waits behind them all
+	// the time (a backlog), a scrape's burst makes it small.
+	Blocked float64
+	// Behind is the age in seconds of the newest sample taken in: how far
+	// behind the writer the reading is (zero or less when it keeps up).
+	Behind float64
 }
 
 // Utilisation bounds of the rule: shards are added when the load would
@@ -36,7 +46,15 @@ const (
 // A shard that is always sending moves BatchSize samples per SendSeconds.
 // The queue must move InRate plus Pending/catchUpSeconds. It scales up to
 // the count that keeps utilisation at or below scaleUpAt, and down only to
-// the count that keeps it at or below scaleDownTo. When no send succeeded
+// the count that keeps it at or below scaleDownTo.
+//
+// When the shards are the bottleneck (the input Blocked most of the
+// interval, the shards at least scaleDownTo Busy) the incoming rate only
+// says what they managed, and its moving average trails it: after an
+// outage the writer is far ahead. The queue then needs at least what the
+// shards moved this interval plus the Behind seconds of it, worked off in
+// catchUpSeconds, so a long outage scales up in one step instead of by a
+// quarter per interval. When no send succeeded
 // while samples wait (an outage) nothing is measured and the count stays:
 // more shards cannot help an endpoint that is down. With nothing sent and
 // nothing waiting, nothing came in: the queue is idle and goes down to Min
@@ -51,6 +69,10 @@ func DesiredShards(in ShardInputs) int {
 	}
 	perShard := float64(in.BatchSize) / in.SendSeconds
 	need := in.InRate + float64(in.Pending)/catchUpSeconds
+	if in.Blocked >= 0.5 && in.Busy >= scaleDownTo {
+		moved := min(in.Busy, 1) * float64(in.Current) * perShard
+		need = max(need, moved*(1+max(in.Behind, 0)/catchUpSeconds))
+	}
 	up := int(math.Ceil(need / (perShard * scaleUpAt)))
 	down := int(math.Ceil(need / (perShard * scaleDownTo)))
 	switch {

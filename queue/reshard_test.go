@@ -27,6 +27,32 @@ func TestDesiredShards(t *testing.T) {
 		{"current outside the bounds is clamped", func(in *ShardInputs) { in.Current = 80; in.SendSeconds = 0; in.Pending = 1 }, 50},
 		{"idle without sends", func(in *ShardInputs) { in.SendSeconds = 0 }, 1},
 		{"slow endpoint needs more shards", func(in *ShardInputs) { in.InRate = 50_000; in.SendSeconds = 1 }, 32},
+		// After an outage: the average trails what the shards now move, and
+		// the writer is 600 s ahead.
+		{"outage over, far behind: one step", func(in *ShardInputs) {
+			in.InRate, in.Busy, in.Blocked, in.Behind = 20_000, 1, 1, 600
+		}, 50},
+		{"outage over, 60 s behind", func(in *ShardInputs) {
+			in.InRate, in.Busy, in.Blocked, in.Behind = 20_000, 1, 1, 60
+		}, 15},
+		{"outage over, shards 60% busy (the interval began in the outage)", func(in *ShardInputs) {
+			in.InRate, in.Busy, in.Blocked, in.Behind = 0, 0.6, 0.9, 600
+		}, 50},
+		{"shards saturated, not behind: a quarter more", func(in *ShardInputs) {
+			in.InRate, in.Busy, in.Blocked = 40_000, 1, 1
+		}, 5},
+		{"waiting briefly on a scrape's burst: keep", func(in *ShardInputs) {
+			in.InRate, in.Busy, in.Blocked, in.Behind = 50_000, 0.7, 0.1, 600
+		}, 4},
+		{"waiting, shards not busy (something else is slow): keep", func(in *ShardInputs) {
+			in.InRate, in.Busy, in.Blocked, in.Behind = 50_000, 0.3, 1, 600
+		}, 4},
+		{"behind but keeping up (not waiting): keep", func(in *ShardInputs) {
+			in.InRate, in.Busy, in.Behind = 50_000, 0.9, 600
+		}, 4},
+		{"timestamps in the future count as not behind", func(in *ShardInputs) {
+			in.InRate, in.Busy, in.Blocked, in.Behind = 40_000, 1, 1, -3600
+		}, 5},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

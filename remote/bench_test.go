@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -258,13 +260,25 @@ func processReceiver(b *testing.B) benchReceiver {
 // CPU-second of each and their ratio, walship ÷ upstream, of the totals.
 func runPaired(b *testing.B, total int, walship, upstream func(*testing.B) time.Duration) {
 	var ours, theirs time.Duration
+	// Each op starts from a collected heap, so that neither pays for the
+	// other's garbage. The pprof labels let a CPU profile of the benchmark
+	// be split by implementation (go tool pprof -tagfocus impl=walship);
+	// goroutines started inside inherit them.
+	runOurs := func() {
+		runtime.GC()
+		pprof.Do(context.Background(), pprof.Labels("impl", "walship"), func(context.Context) { ours += walship(b) })
+	}
+	runTheirs := func() {
+		runtime.GC()
+		pprof.Do(context.Background(), pprof.Labels("impl", "upstream"), func(context.Context) { theirs += upstream(b) })
+	}
 	for i := range b.N {
 		if i%2 == 0 {
-			ours += walship(b)
-			theirs += upstream(b)
+			runOurs()
+			runTheirs()
 		} else {
-			theirs += upstream(b)
-			ours += walship(b)
+			runTheirs()
+			runOurs()
 		}
 	}
 	rate := func(cpu time.Duration) float64 { return float64(total) * float64(b.N) / cpu.Seconds() }
