@@ -36,6 +36,10 @@ type ShardInputs struct {
 const (
 	scaleUpAt   = 0.8
 	scaleDownTo = 0.5
+	// downStep is the least share of the shards a scale-down removes:
+	// every reshard drains all shards, so a falling average is followed
+	// in a few larger steps rather than one shard per interval.
+	downStep = 0.3
 	// catchUpSeconds is how fast a backlog should be worked off on top of
 	// the incoming rate.
 	catchUpSeconds = 30
@@ -46,7 +50,8 @@ const (
 // A shard that is always sending moves BatchSize samples per SendSeconds.
 // The queue must move InRate plus Pending/catchUpSeconds. It scales up to
 // the count that keeps utilisation at or below scaleUpAt, and down only to
-// the count that keeps it at or below scaleDownTo.
+// the count that keeps it at or below scaleDownTo, and only when that
+// removes at least downStep of them.
 //
 // When the shards are the bottleneck (the input Blocked most of the
 // interval, the shards at least scaleDownTo Busy) the incoming rate only
@@ -54,11 +59,13 @@ const (
 // outage the writer is far ahead. The queue then needs at least what the
 // shards moved this interval plus the Behind seconds of it, worked off in
 // catchUpSeconds, so a long outage scales up in one step instead of by a
-// quarter per interval. When no send succeeded
-// while samples wait (an outage) nothing is measured and the count stays:
-// more shards cannot help an endpoint that is down. With nothing sent and
-// nothing waiting, nothing came in: the queue is idle and goes down to Min
-// (its incoming rate is a moving average that only tends to zero).
+// quarter per interval.
+//
+// When no send succeeded while samples wait (an outage) nothing is
+// measured and the count stays: more shards cannot help an endpoint that
+// is down. With nothing sent and nothing waiting, nothing came in: the
+// queue is idle and goes down to Min (its incoming rate is a moving
+// average that only tends to zero).
 func DesiredShards(in ShardInputs) int {
 	clamp := func(n int) int { return max(in.Min, min(in.Max, n)) }
 	if in.SendSeconds <= 0 || in.BatchSize <= 0 {
@@ -78,7 +85,7 @@ func DesiredShards(in ShardInputs) int {
 	switch {
 	case up > in.Current:
 		return clamp(up)
-	case down < in.Current:
+	case float64(down) <= (1-downStep)*float64(in.Current):
 		return clamp(max(down, 1))
 	}
 	return clamp(in.Current)

@@ -20,6 +20,8 @@ func TestDesiredShards(t *testing.T) {
 		{"load doubles", func(in *ShardInputs) { in.InRate = 120_000 }, 8},
 		{"backlog adds catch-up rate", func(in *ShardInputs) { in.InRate = 50_000; in.Pending = 1_500_000 }, 7},
 		{"load drops below 50% of fewer shards", func(in *ShardInputs) { in.InRate = 20_000 }, 2},
+		{"load falls a little: no step under 30 %", func(in *ShardInputs) { in.Current = 10; in.InRate = 80_000 }, 10},
+		{"load falls more: down in one step", func(in *ShardInputs) { in.Current = 10; in.InRate = 60_000 }, 6},
 		{"idle", func(in *ShardInputs) { in.InRate = 0 }, 1},
 		{"idle, min 3", func(in *ShardInputs) { in.InRate = 0; in.Min = 3 }, 3},
 		{"capped at max", func(in *ShardInputs) { in.InRate = 10_000_000 }, 50},
