@@ -88,8 +88,10 @@ type Manager struct {
 
 	inRate      *ewmaRate
 	sendSeconds meanSeconds
-	// lastDecision is when the shard count was last reconsidered (Run's).
+	// lastDecision is when the shard count was last reconsidered, and
+	// history what was asked then and before (Run's).
 	lastDecision time.Time
+	history      *shardHistory
 	// updateEvery is how often the shard count is reconsidered.
 	updateEvery time.Duration
 }
@@ -129,6 +131,7 @@ func New(opts Options) (*Manager, error) {
 		ready:       make(chan struct{}, 1),
 		flushes:     make(chan flushRequest),
 		inRate:      newEWMARate(0.2, shardUpdateInterval),
+		history:     newShardHistory(int(stabilisationWindow / shardUpdateInterval)),
 		updateEvery: shardUpdateInterval,
 	}
 	m.proto.Store(int32(opts.Protocol))
@@ -446,7 +449,7 @@ func (m *Manager) desiredShards() int {
 	if newest := m.highestQueued.Load(); newest > 0 {
 		behind = now.Sub(time.UnixMilli(newest)).Seconds()
 	}
-	return DesiredShards(ShardInputs{
+	in := ShardInputs{
 		Current:     current,
 		Min:         m.opts.Config.MinShards,
 		Max:         m.opts.Config.MaxShards,
@@ -457,7 +460,13 @@ func (m *Manager) desiredShards() int {
 		Busy:        busy,
 		Blocked:     blocked,
 		Behind:      behind,
-	})
+	}
+	// The history keeps what each interval alone asked for; the answer
+	// does not go below the most asked for over the window.
+	asked := DesiredShards(in)
+	in.Floor = m.history.floor()
+	m.history.add(asked)
+	return DesiredShards(in)
 }
 
 func (m *Manager) updatePending() {

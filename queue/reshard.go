@@ -1,6 +1,10 @@
 package queue
 
-import "math"
+import (
+	"math"
+	"slices"
+	"time"
+)
 
 // ShardInputs are what the resharding rule decides from, measured over the
 // last update interval.
@@ -27,6 +31,12 @@ type ShardInputs struct {
 	// Behind is the age in seconds of the newest sample taken in: how far
 	// behind the writer the reading is (zero or less when it keeps up).
 	Behind float64
+	// Floor is the most shards the rule asked for over the last
+	// stabilisation window (the caller's memory, see shardHistory): a
+	// scale-down stops there, so that a load arriving in bursts further
+	// apart than the interval keeps the count its bursts need instead of
+	// following them up and down.
+	Floor int
 }
 
 // Utilisation bounds of the rule: shards are added when the load would
@@ -65,20 +75,21 @@ const (
 // measured and the count stays: more shards cannot help an endpoint that
 // is down. With nothing sent and nothing waiting, nothing came in: the
 // queue is idle and goes down to Min (its incoming rate is a moving
-// average that only tends to zero).
+// average that only tends to zero). No scale-down goes below Floor.
 func DesiredShards(in ShardInputs) int {
 	clamp := func(n int) int { return max(in.Min, min(in.Max, n)) }
+	lowest := max(min(in.Floor, in.Current), 1) // how far down it may go
 	if in.SendSeconds <= 0 || in.BatchSize <= 0 {
 		if in.Pending == 0 {
-			return in.Min
+			return clamp(lowest)
 		}
 		return clamp(in.Current)
 	}
 	perShard := float64(in.BatchSize) / in.SendSeconds
 	need := in.InRate + float64(in.Pending)/catchUpSeconds
-	if in.Blocked >= 0.5 && in.Busy >= scaleDownTo {
+	if in.Blocked >= 0.5 && in.Busy >= scaleDownTo && in.Behind > catchUpSeconds {
 		moved := min(in.Busy, 1) * float64(in.Current) * perShard
-		need = max(need, moved*(1+max(in.Behind, 0)/catchUpSeconds))
+		need = max(need, moved*in.Behind/catchUpSeconds)
 	}
 	up := int(math.Ceil(need / (perShard * scaleUpAt)))
 	down := int(math.Ceil(need / (perShard * scaleDownTo)))
@@ -86,7 +97,31 @@ func DesiredShards(in ShardInputs) int {
 	case up > in.Current:
 		return clamp(up)
 	case float64(down) <= (1-downStep)*float64(in.Current):
-		return clamp(max(down, 1))
+		return clamp(max(down, lowest))
 	}
 	return clamp(in.Current)
 }
+
+// stabilisationWindow is how long a count the rule asked for holds off
+// scale-downs below it (ShardInputs.Floor): long enough to span the
+// scrape intervals Prometheus is run with, so that bursts written every
+// minute do not make the count swing with them.
+const stabilisationWindow = 5 * time.Minute
+
+// shardHistory remembers the counts the rule asked for over the last
+// intervals (a ring of them); floor is their maximum.
+type shardHistory struct {
+	asked []int
+	next  int
+}
+
+func newShardHistory(intervals int) *shardHistory {
+	return &shardHistory{asked: make([]int, max(intervals, 1))}
+}
+
+func (h *shardHistory) add(n int) {
+	h.asked[h.next] = n
+	h.next = (h.next + 1) % len(h.asked)
+}
+
+func (h *shardHistory) floor() int { return slices.Max(h.asked) }

@@ -34,15 +34,15 @@ func TestDesiredShards(t *testing.T) {
 		{"outage over, far behind: one step", func(in *ShardInputs) {
 			in.InRate, in.Busy, in.Blocked, in.Behind = 20_000, 1, 1, 600
 		}, 50},
-		{"outage over, 60 s behind", func(in *ShardInputs) {
+		{"outage over, 60 s behind: twice what the shards move", func(in *ShardInputs) {
 			in.InRate, in.Busy, in.Blocked, in.Behind = 20_000, 1, 1, 60
-		}, 15},
+		}, 10},
 		{"outage over, shards 60% busy (the interval began in the outage)", func(in *ShardInputs) {
 			in.InRate, in.Busy, in.Blocked, in.Behind = 0, 0.6, 0.9, 600
 		}, 50},
-		{"shards saturated, not behind: a quarter more", func(in *ShardInputs) {
-			in.InRate, in.Busy, in.Blocked = 40_000, 1, 1
-		}, 5},
+		{"shards saturated, under 30 s behind: left to the average rate", func(in *ShardInputs) {
+			in.InRate, in.Busy, in.Blocked, in.Behind = 40_000, 1, 1, 20
+		}, 4},
 		{"waiting briefly on a scrape's burst: keep", func(in *ShardInputs) {
 			in.InRate, in.Busy, in.Blocked, in.Behind = 50_000, 0.7, 0.1, 600
 		}, 4},
@@ -54,7 +54,11 @@ func TestDesiredShards(t *testing.T) {
 		}, 4},
 		{"timestamps in the future count as not behind", func(in *ShardInputs) {
 			in.InRate, in.Busy, in.Blocked, in.Behind = 40_000, 1, 1, -3600
-		}, 5},
+		}, 4},
+		// Floor: the most asked for over the stabilisation window.
+		{"load falls, the window's floor holds", func(in *ShardInputs) { in.Current = 10; in.InRate = 20_000; in.Floor = 8 }, 8},
+		{"idle, the window's floor holds", func(in *ShardInputs) { in.SendSeconds = 0; in.Floor = 3 }, 3},
+		{"a floor above the count does not scale up", func(in *ShardInputs) { in.InRate = 50_000; in.Floor = 9 }, 4},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
