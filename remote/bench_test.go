@@ -258,6 +258,10 @@ func processReceiver(b *testing.B) benchReceiver {
 // one is shared, and its speed drifts within a minute). Each op ships total
 // samples and returns the CPU time it took. It reports the samples per
 // CPU-second of each and their ratio, walship ÷ upstream, of the totals.
+// onlyWalshipEnv, set to anything, makes runPaired run walship alone (to
+// profile it, or to compare two versions of it).
+const onlyWalshipEnv = "WALSHIP_BENCH_ONLY_WALSHIP"
+
 func runPaired(b *testing.B, total int, walship, upstream func(*testing.B) time.Duration) {
 	var ours, theirs time.Duration
 	// Each op starts from a collected heap, so that neither pays for the
@@ -271,6 +275,15 @@ func runPaired(b *testing.B, total int, walship, upstream func(*testing.B) time.
 	runTheirs := func() {
 		runtime.GC()
 		pprof.Do(context.Background(), pprof.Labels("impl", "upstream"), func(context.Context) { theirs += upstream(b) })
+	}
+	if os.Getenv(onlyWalshipEnv) != "" {
+		// Profiling or comparing two versions of walship: no upstream.
+		for range b.N {
+			runOurs()
+		}
+		b.ReportMetric(float64(total)*float64(b.N)/ours.Seconds(), "walship-samples/cpu-s")
+		b.ReportMetric(0, "ns/op")
+		return
 	}
 	for i := range b.N {
 		if i%2 == 0 {
