@@ -167,7 +167,20 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 	}
 	var fresh []*endpoint
 	var kept []keptEntry
-	keys := map[string]int{}
+	// Unnamed entries are keyed by their URL; those that share one could
+	// only be told apart by their order, which a reload may change.
+	unnamedURLs := map[string]int{}
+	for _, rw := range conf.RemoteWriteConfigs {
+		if rw.Name == "" && rw.URL != nil {
+			unnamedURLs[rw.URL.Redacted()]++
+		}
+	}
+	for u, n := range unnamedURLs {
+		if n > 1 {
+			s.log.Warn("remote_write entries without a name share a URL: each keeps its position under a hash of its configuration, so changing one makes it resend the WAL from its oldest data; give them names",
+				"url", u, "entries", n)
+		}
+	}
 	fail := func(err error) error {
 		for _, ep := range fresh {
 			ep.sender.close()
@@ -193,7 +206,7 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 		if err != nil {
 			return fail(err)
 		}
-		key := positionKey(rw, keys)
+		key := positionKey(rw, hash, unnamedURLs)
 		if ep := running[hash]; ep != nil && sameLabels {
 			next[hash], kept = ep, append(kept, keptEntry{ep, client})
 			continue
@@ -232,17 +245,20 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 }
 
 // positionKey names an entry's position file: its name, or its URL for an
-// unnamed one (a second unnamed entry with the same URL gets "#2", ...).
-// The key survives changes of every other setting, so a changed entry
-// resumes where it stopped.
-func positionKey(rw *config.RemoteWriteConfig, seen map[string]int) string {
-	key := rw.Name
-	if key == "" {
-		key = rw.URL.Redacted()
+// unnamed one, so that a changed entry resumes where it stopped. Unnamed
+// entries that share a URL (tenants told apart by a header, say) are keyed
+// by URL and configuration hash instead: keyed by their order, a reload
+// that reordered them would resume each from the other's position, and
+// the one behind would skip what it never sent. Any change to such an
+// entry then starts it afresh from the oldest data in the WAL (sent
+// again, not lost); a name avoids that.
+func positionKey(rw *config.RemoteWriteConfig, hash string, unnamedURLs map[string]int) string {
+	if rw.Name != "" {
+		return rw.Name
 	}
-	seen[key]++
-	if n := seen[key]; n > 1 {
-		key = fmt.Sprintf("%s#%d", key, n)
+	key := rw.URL.Redacted()
+	if unnamedURLs[key] > 1 {
+		key += "#" + hash[:12]
 	}
 	return key
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/wlog"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walship/walship/remote"
@@ -293,4 +296,60 @@ func TestStorageStopAtEndTakesOneConfig(t *testing.T) {
 	require.NoError(t, rs.ApplyConfig(cfg))
 	<-rs.Done() // an empty log is shipped at once
 	require.Error(t, rs.ApplyConfig(cfg))
+}
+
+// TestStorageUnnamedEntriesSharingURL: two unnamed entries send to the same
+// URL for two tenants (told apart by a header). Tenant b's endpoint is down
+// while a ships 30 scrapes, so their saved positions differ when the
+// storage closes. Reopened with the entries in the other order, each
+// resumes from its own position: b gets everything (keyed by the order,
+// b took a's position and lost 30 scrapes), and a gets nothing twice.
+func TestStorageUnnamedEntriesSharingURL(t *testing.T) {
+	dir := t.TempDir()
+	db, err := tsdb.Open(dir, slog.New(slog.DiscardHandler), nil, tsdb.DefaultOptions(), nil)
+	require.NoError(t, err)
+	defer db.Close()
+	opts := remote.Options{WALDir: filepath.Join(dir, "wal"), PositionsDir: filepath.Join(t.TempDir(), "positions"), FlushDeadline: 100 * time.Millisecond}
+
+	tenants := map[string]*countingReceiver{"a": newCountingReceiver(t), "b": newCountingReceiver(t)}
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		tenants[req.Header.Get("X-Tenant")].Config.Handler.ServeHTTP(w, req)
+	}))
+	defer front.Close()
+	entry := func(tenant string) *config.RemoteWriteConfig {
+		rw := remoteWriteConfig(t, "", front.URL)
+		rw.Headers = map[string]string{"X-Tenant": tenant}
+		return rw
+	}
+	a, b := tenants["a"], tenants["b"]
+
+	const series = 20
+	scrape := func(s int) { appendScrape(t, db, series, s) }
+	b.setDown(true)
+	rs := remote.New(opts)
+	require.NoError(t, rs.ApplyConfig(configWith(entry("a"), entry("b"))))
+	for s := 0; s < 30; s++ {
+		scrape(s)
+	}
+	rs.Notify()
+	require.Eventually(t, func() bool { return a.distinct() == 30*series }, 20*time.Second, 5*time.Millisecond)
+	require.NoError(t, rs.Close())
+	require.Zero(t, b.distinct())
+
+	b.setDown(false)
+	rs = remote.New(opts)
+	defer rs.Close()
+	require.NoError(t, rs.ApplyConfig(configWith(entry("b"), entry("a"))))
+	for s := 30; s < 40; s++ {
+		scrape(s)
+	}
+	rs.Notify()
+	if !assert.Eventually(t, func() bool { return a.distinct() == 40*series && b.distinct() == 40*series }, 20*time.Second, 5*time.Millisecond) {
+		t.Fatalf("a has %d, b has %d of %d samples", a.distinct(), b.distinct(), 40*series)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, n := range a.seen {
+		require.Equal(t, 1, n, "%s sent to a more than once", k)
+	}
 }
