@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -380,12 +381,14 @@ func (m *Manager) Run(ctx context.Context) error {
 			return nil
 		case <-ticker.C:
 			m.updatePending()
-			desired := m.desiredShards()
+			desired, in := m.desiredShards()
 			m.metrics.shardsDesired.Set(float64(desired))
 			if desired == len(m.shards) {
 				continue
 			}
-			m.log.Info("Remote storage resharding", "from", len(m.shards), "to", desired)
+			m.log.Info("Remote storage resharding", "from", len(m.shards), "to", desired,
+				"in_rate", math.Round(in.InRate), "pending", in.Pending, "send_seconds", in.SendSeconds,
+				"busy", math.Round(in.Busy*100)/100, "waited", math.Round(in.Blocked*100)/100, "behind_seconds", math.Round(in.Behind))
 			// Stop taking samples, let every shard send what it holds,
 			// then start the new set: no sample changes shard while queued,
 			// so each series stays in order.
@@ -427,8 +430,8 @@ func (m *Manager) Flush(ctx context.Context) error {
 }
 
 // desiredShards measures the interval since the last call and asks the
-// rule.
-func (m *Manager) desiredShards() int {
+// rule; it returns the answer and what the rule was asked with.
+func (m *Manager) desiredShards() (int, ShardInputs) {
 	m.mu.RLock()
 	pending := 0
 	for _, s := range m.shards {
@@ -466,7 +469,7 @@ func (m *Manager) desiredShards() int {
 	asked := DesiredShards(in)
 	in.Floor = m.history.floor()
 	m.history.add(asked)
-	return DesiredShards(in)
+	return DesiredShards(in), in
 }
 
 func (m *Manager) updatePending() {
