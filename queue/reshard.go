@@ -63,13 +63,14 @@ const (
 // the count that keeps it at or below scaleDownTo, and only when that
 // removes at least downStep of them.
 //
-// When the shards are the bottleneck (the input Blocked most of the
-// interval, the shards at least scaleDownTo Busy) the incoming rate only
-// says what they managed, and its moving average trails it: after an
-// outage the writer is far ahead. The queue then needs at least what the
-// shards moved this interval plus the Behind seconds of it, worked off in
-// catchUpSeconds, so a long outage scales up in one step instead of by a
-// quarter per interval.
+// When the shards hold back a backlog (the input Blocked most of the
+// interval, the shards at least scaleDownTo Busy, the samples read more
+// than catchUpSeconds old) the incoming rate only says what the shards
+// managed, and its moving average trails it: after an outage the writer
+// is far ahead. The queue then needs at least what the shards moved this
+// interval times Behind/catchUpSeconds, so a long outage scales up in one
+// step instead of by a quarter per interval. Younger samples (a scrape's
+// burst still being sent) are left to the moving average.
 //
 // When no send succeeded while samples wait (an outage) nothing is
 // measured and the count stays: more shards cannot help an endpoint that
