@@ -80,6 +80,15 @@ var azureClouds = map[string]struct {
 	"AzureGovernment": {cloud.AzureGovernment, "https://monitor.azure.us//.default"},
 }
 
+// azureTestAuthority is nil except in tests, which point Entra ID logins
+// at a local TLS server: host replaces the cloud's authority host, client
+// carries the requests (it trusts the server's certificate), and instance
+// discovery (a request to Microsoft's own host) is skipped.
+var azureTestAuthority *struct {
+	host   string
+	client *http.Client
+}
+
 // azureTokenFileEnv names the file the Azure workload identity webhook
 // projects the service account token to; defaultAzureTokenFile is used when
 // it is unset.
@@ -107,6 +116,10 @@ func azureADRoundTripper(cfg *config.RemoteWriteConfig, rt http.RoundTripper) (h
 		scope = ad.Scope
 	}
 	co := azcore.ClientOptions{Cloud: c.cloud}
+	noDiscovery := false
+	if t := azureTestAuthority; t != nil {
+		co.Cloud.ActiveDirectoryAuthorityHost, co.Transport, noDiscovery = t.host, t.client, true
+	}
 
 	var (
 		cred azcore.TokenCredential
@@ -130,11 +143,12 @@ func azureADRoundTripper(cfg *config.RemoteWriteConfig, rt http.RoundTripper) (h
 		}
 		cred, err = azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
 			ClientOptions: co, ClientID: w.ClientID, TenantID: w.TenantID, TokenFilePath: tokenFile,
+			DisableInstanceDiscovery: noDiscovery,
 		})
 	case ad.OAuth != nil:
 		o := ad.OAuth
 		cred, err = azidentity.NewClientSecretCredential(o.TenantID, o.ClientID, string(o.ClientSecret),
-			&azidentity.ClientSecretCredentialOptions{ClientOptions: co})
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: noDiscovery})
 	case ad.Certificate != nil:
 		cc := ad.Certificate
 		var pem []byte
@@ -154,7 +168,8 @@ func azureADRoundTripper(cfg *config.RemoteWriteConfig, rt http.RoundTripper) (h
 			break
 		}
 		cred, err = azidentity.NewClientCertificateCredential(cc.TenantID, cc.ClientID, certs, key,
-			&azidentity.ClientCertificateCredentialOptions{ClientOptions: co, SendCertificateChain: cc.SendCertificateChain})
+			&azidentity.ClientCertificateCredentialOptions{ClientOptions: co, SendCertificateChain: cc.SendCertificateChain,
+				DisableInstanceDiscovery: noDiscovery})
 	case ad.SDK != nil:
 		cred, err = azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: co, TenantID: ad.SDK.TenantID})
 	default:

@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -192,4 +194,130 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// entraID is a local Microsoft Entra ID for one tenant: it serves the
+// tenant's OpenID configuration and its token endpoint over TLS, and
+// records the form of each token request.
+type entraID struct {
+	*httptest.Server
+	mu    sync.Mutex
+	forms []map[string]string
+}
+
+func newEntraID(t *testing.T, tenant string) *entraID {
+	e := &entraID{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /"+tenant+"/v2.0/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+		base := e.URL + "/" + tenant
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{
+			"token_endpoint":         base + "/oauth2/v2.0/token",
+			"authorization_endpoint": base + "/oauth2/v2.0/authorize",
+			"issuer":                 base + "/v2.0",
+		})
+	})
+	mux.HandleFunc("POST /"+tenant+"/oauth2/v2.0/token", func(w http.ResponseWriter, req *http.Request) {
+		if err := req.ParseForm(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		form := map[string]string{}
+		for k := range req.PostForm {
+			form[k] = req.PostForm.Get(k)
+		}
+		e.mu.Lock()
+		e.forms = append(e.forms, form)
+		e.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"token_type":"Bearer","expires_in":3600,"ext_expires_in":3600,"access_token":"entra-token"}`)
+	})
+	e.Server = httptest.NewTLSServer(mux)
+	t.Cleanup(e.Close)
+	azureTestAuthority = &struct {
+		host   string
+		client *http.Client
+	}{e.URL + "/", e.Client()}
+	t.Cleanup(func() { azureTestAuthority = nil })
+	return e
+}
+
+func (e *entraID) tokenRequests() []map[string]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]map[string]string(nil), e.forms...)
+}
+
+// TestClientAzureADApplications gets tokens for an application from a
+// local Entra ID with each credential the azuread section offers besides
+// managed identity: a client secret (oauth), a certificate, and a
+// Kubernetes workload identity (a federated token file). The token request
+// names the client and Azure Monitor's scope in the configured cloud, the
+// receiver sees the token, and the second request reuses it.
+func TestClientAzureADApplications(t *testing.T) {
+	const tenant = "00000000-0000-0000-0000-00000000aaaa"
+	dir := t.TempDir()
+
+	// A self-signed certificate with its key, in one PEM file.
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "walship-test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	certPath := filepath.Join(dir, "app.pem")
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	require.NoError(t, os.WriteFile(certPath, append(certPEM, keyPEM...), 0o600))
+
+	tokenFile := filepath.Join(dir, "federated-token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("kubernetes-service-account-token"), 0o600))
+
+	cases := []struct {
+		name   string
+		cloud  string
+		config func(clientID string) *azuread.AzureADConfig
+		scope  string
+		check  func(t *testing.T, form map[string]string)
+	}{
+		{"oauth client secret", "AzurePublic", func(id string) *azuread.AzureADConfig {
+			return &azuread.AzureADConfig{OAuth: &azuread.OAuthConfig{ClientID: id, ClientSecret: "app-secret", TenantID: tenant}}
+		}, "https://monitor.azure.com//.default", func(t *testing.T, form map[string]string) {
+			require.Equal(t, "app-secret", form["client_secret"])
+		}},
+		{"certificate", "AzureChina", func(id string) *azuread.AzureADConfig {
+			return &azuread.AzureADConfig{Certificate: &azuread.CertificateConfig{ClientID: id, TenantID: tenant, CertificatePath: certPath}}
+		}, "https://monitor.azure.cn//.default", func(t *testing.T, form map[string]string) {
+			require.Equal(t, "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", form["client_assertion_type"])
+			require.NotEmpty(t, form["client_assertion"], "a JWT signed with the certificate's key")
+		}},
+		{"workload identity", "AzureGovernment", func(id string) *azuread.AzureADConfig {
+			return &azuread.AzureADConfig{WorkloadIdentity: &azuread.WorkloadIdentityConfig{ClientID: id, TenantID: tenant, TokenFilePath: tokenFile}}
+		}, "https://monitor.azure.us//.default", func(t *testing.T, form map[string]string) {
+			require.Equal(t, "kubernetes-service-account-token", form["client_assertion"], "the federated token, as read from the file")
+		}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			entra := newEntraID(t, tenant)
+			r := newAuthReceiver(t)
+			cfg := testConfig(t, r.URL)
+			clientID := fmt.Sprintf("00000000-0000-0000-0000-%012d", i+1)
+			cfg.AzureADConfig = c.config(clientID)
+			cfg.AzureADConfig.Cloud = c.cloud
+			cl := newTestClient(t, cfg, ClientOptions{})
+			sendOne(t, cl, "body-1")
+			sendOne(t, cl, "body-2")
+
+			auth, _ := r.seen()
+			require.Equal(t, []string{"Bearer entra-token", "Bearer entra-token"}, auth)
+			forms := entra.tokenRequests()
+			require.Len(t, forms, 1, "the token is reused until it nears its end")
+			require.Equal(t, clientID, forms[0]["client_id"])
+			require.Equal(t, "client_credentials", forms[0]["grant_type"])
+			// MSAL adds its OpenID scopes to the one asked for.
+			require.Contains(t, strings.Fields(forms[0]["scope"]), c.scope)
+			c.check(t, forms[0])
+		})
+	}
 }
