@@ -264,8 +264,9 @@ const onlyWalshipEnv = "WALSHIP_BENCH_ONLY_WALSHIP"
 
 func runPaired(b *testing.B, total int, walship, upstream func(*testing.B) time.Duration) {
 	var ours, theirs time.Duration
-	// Each op starts from a collected heap, so that neither pays for the
-	// other's garbage. The pprof labels let a CPU profile of the benchmark
+	// Each op starts from a collected heap and collects its own garbage
+	// before its measurement ends (opCPU), so that each pays for all of
+	// its garbage and none of the other's. The pprof labels let a CPU profile of the benchmark
 	// be split by implementation (go tool pprof -tagfocus impl=walship);
 	// goroutines started inside inherit them.
 	runOurs := func() {
@@ -299,6 +300,14 @@ func runPaired(b *testing.B, total int, walship, upstream func(*testing.B) time.
 	b.ReportMetric(rate(theirs), "upstream-samples/cpu-s")
 	b.ReportMetric(theirs.Seconds()/ours.Seconds(), "ratio")
 	b.ReportMetric(0, "ns/op")
+}
+
+// opCPU ends an op's measurement: it collects the op's garbage first, so
+// that each implementation pays for all the garbage it made (and none of
+// the other's: runPaired collects before each op too).
+func opCPU(c0 time.Duration) time.Duration {
+	runtime.GC()
+	return cpuTime() - c0
 }
 
 func cpuTime() time.Duration {
@@ -392,7 +401,7 @@ func BenchmarkShipWAL(b *testing.B) {
 		if err := recv.wait(opCtx, total); err != nil {
 			b.Fatal(err)
 		}
-		return cpuTime() - c0
+		return opCPU(c0)
 	}
 
 	upstream := func(b *testing.B, recv benchReceiver) time.Duration {
@@ -422,7 +431,7 @@ func BenchmarkShipWAL(b *testing.B) {
 		for {
 			select {
 			case err := <-received:
-				cpu := cpuTime() - c0
+				cpu := opCPU(c0)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -120,7 +120,7 @@ func BenchmarkQueueSend(b *testing.B) {
 		if err := recv.wait(opCtx, total); err != nil {
 			b.Fatal(err)
 		}
-		return cpuTime() - c0
+		return opCPU(c0)
 	}
 
 	dir := b.TempDir()
@@ -151,7 +151,7 @@ func BenchmarkQueueSend(b *testing.B) {
 		if err := recv.wait(opCtx, total); err != nil {
 			b.Fatal(err)
 		}
-		return cpuTime() - c0
+		return opCPU(c0)
 	}
 
 	recv := processReceiver(b)
