@@ -137,8 +137,17 @@ func testQueueConfig() config.QueueConfig {
 }
 
 func runManager(t *testing.T, opts queue.Options) (*queue.Manager, func()) {
+	return runManagerEvery(t, opts, 0)
+}
+
+// runManagerEvery is runManager reconsidering the shard count every
+// interval (the default when zero).
+func runManagerEvery(t *testing.T, opts queue.Options, every time.Duration) (*queue.Manager, func()) {
 	m, err := queue.New(opts)
 	require.NoError(t, err)
+	if every > 0 {
+		m.SetShardUpdateInterval(every)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -282,13 +291,7 @@ func TestManagerReshards(t *testing.T) {
 	qc := testQueueConfig()
 	qc.MinShards, qc.MaxShards = 1, 8
 	reg := prometheus.NewRegistry()
-	m, err := queue.New(queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL), Metrics: queue.NewMetrics(reg)})
-	require.NoError(t, err)
-	m.SetShardUpdateInterval(50 * time.Millisecond)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() { cancel(); require.NoError(t, <-done) }()
+	m, _ := runManagerEvery(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL), Metrics: queue.NewMetrics(reg)}, 50*time.Millisecond)
 
 	shards := func() float64 { return gaugeValue(t, reg, "prometheus_remote_storage_shards") }
 	const nSeries = 100
@@ -322,14 +325,8 @@ func TestManagerCatchesUpInOneStep(t *testing.T) {
 	qc.MinShards, qc.MaxShards = 1, 8
 	reg := prometheus.NewRegistry()
 	var logs lockedBuffer
-	m, err := queue.New(queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL),
-		Metrics: queue.NewMetrics(reg), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	require.NoError(t, err)
-	m.SetShardUpdateInterval(100 * time.Millisecond)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() { cancel(); require.NoError(t, <-done) }()
+	m, _ := runManagerEvery(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL),
+		Metrics: queue.NewMetrics(reg), Logger: slog.New(slog.NewTextHandler(&logs, nil))}, 100*time.Millisecond)
 
 	const nSeries = 100
 	series := make([]record.RefSeries, nSeries)
@@ -452,14 +449,8 @@ func TestManagerAccountsForEverySample(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	now := time.Unix(100_000, 0)
 	drop := &relabel.Config{SourceLabels: model.LabelNames{"i"}, Regex: relabel.MustNewRegexp("3"), Action: relabel.Drop, NameValidationScheme: model.UTF8Validation}
-	m, err := queue.New(queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL), Metrics: queue.NewMetrics(reg),
-		RelabelConfigs: []*relabel.Config{drop}, Now: func() time.Time { return now }})
-	require.NoError(t, err)
-	m.SetShardUpdateInterval(10 * time.Millisecond)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() { cancel(); require.NoError(t, <-done) }()
+	m, _ := runManagerEvery(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL), Metrics: queue.NewMetrics(reg),
+		RelabelConfigs: []*relabel.Config{drop}, Now: func() time.Time { return now }}, 10*time.Millisecond)
 
 	series := make([]record.RefSeries, 10)
 	for i := range series {
