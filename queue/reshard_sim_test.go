@@ -48,6 +48,7 @@ type simInterval struct {
 	sendSeconds     float64 // summed request durations of successful sends
 	requests        float64 // successful requests
 	pending         float64 // samples in the shards at the tick
+	newestWritten   float64 // data time of the newest sample written (scraped)
 	newestSent      float64 // data time of the newest sample sent
 	newestQueued    float64 // data time of the newest sample read
 	blocked         float64 // seconds samples waited for room in the shards
@@ -100,7 +101,7 @@ func (r *upstreamRule) decide(m simInterval) int {
 	if out <= 0 {
 		return m.current
 	}
-	delay := max(m.now-m.newestSent, 0) // the newest scraped sample is "now"
+	delay := max(m.newestWritten-m.newestSent, 0) // highest received minus highest sent
 	pending := delay * in
 	desired := dur / out * (in + 0.05*pending)
 	lower, upper := float64(m.current)*0.7, float64(m.current)*1.3
@@ -157,7 +158,7 @@ func simulate(sc simScenario, rule simRule) simResult {
 		}
 		iv.enqueued += after + moved - queued
 		read = sent + after
-		iv.newestSent, iv.newestQueued = dataTime(sent), dataTime(read)
+		iv.newestWritten, iv.newestSent, iv.newestQueued = dataTime(written(now)), dataTime(sent), dataTime(read)
 
 		if (sec+1)%simTick == 0 {
 			iv.now, iv.current, iv.min, iv.max, iv.batch = now, n, sc.minShards, sc.maxShards, sc.batch
