@@ -30,8 +30,9 @@
 // (dropped: _samples_dropped_total{reason}). Histograms and exemplars are
 // counted the same way in their own metrics (_histograms_total, ...). RW2
 // forbids series entries with exemplars only: an exemplar joins its
-// series' sample or histogram waiting in a shard (feed.attach), and one
-// whose series has none in its request is dropped (reason
+// series' sample or histogram waiting in a shard (feed.attach), or, when
+// that went out already, waits for the series' next one (heldExemplars);
+// one whose series has none for five minutes is dropped (reason
 // no_sample_in_request). LowestPending reports the start
 // of the oldest WAL record that still has pending samples, which is where
 // the watcher resumes after a restart: nothing acknowledged is sent again

@@ -29,6 +29,9 @@ type feed struct {
 // then waits for Ready.
 func (m *Manager) beginFeed(at record.Span, n int, kind itemKind) *feed {
 	m.waited.resume(m.opts.Now)
+	if m.held.n.Load() > 0 {
+		m.sweepHeld(m.opts.Now())
+	}
 	if !m.mu.TryRLock() {
 		m.waited.wait(m.opts.Now())
 		return nil
@@ -74,6 +77,14 @@ func (f *feed) slot(ref record.Ref, t int64) (*item, bool) {
 	}
 	it := sh.queue.push()
 	*it = item{series: s.data, seq: f.seq, t: t}
+	if s.held && f.kind != kindExemplar {
+		// RW2 exemplars that came too late for the series' previous
+		// sample travel with this one.
+		s.held = false
+		if held := f.m.held.take(s.data); held != nil {
+			it.withExtra().attached = held
+		}
+	}
 	f.queued++
 	f.newest = max(f.newest, t)
 	return it, true
@@ -85,7 +96,9 @@ func (f *feed) slot(ref record.Ref, t int64) (*item, bool) {
 // a WAL logs a commit's exemplars after its samples: by the time they are
 // read, the shard may have cut the batch holding the sample, or will cut
 // one between them. Joined here, they travel together whatever the batch
-// boundaries. An exemplar that finds nothing waits as an item of its own.
+// boundaries. An exemplar that finds nothing (the batch went out in
+// between) is held for the series' next sample or histogram
+// (heldExemplars). It returns false for an exemplar slot drops.
 func (f *feed) attach(e *record.RefExemplar) bool {
 	s := f.m.series.get(e.Ref)
 	if s == nil || s.state != seriesKept || e.T < f.oldest {
@@ -94,15 +107,15 @@ func (f *feed) attach(e *record.RefExemplar) bool {
 	if !f.indexed {
 		f.indexCarriers()
 	}
-	it := f.m.carriers[s.data]
-	if it == nil {
-		return false
+	a := attachedExemplar{labels: e.Labels, t: e.T, v: e.V, seq: f.seq}
+	f.queued++ // pending until its carrier is finished, or it is dropped
+	if it := f.m.carriers[s.data]; it != nil {
+		x := it.withExtra()
+		x.attached = append(x.attached, a)
+		return true
 	}
-	if it.extra == nil {
-		it.extra = &itemExtra{}
-	}
-	it.extra.attached = append(it.extra.attached, attachedExemplar{labels: e.Labels, t: e.T, v: e.V, seq: f.seq})
-	f.queued++ // pending until its carrier is finished
+	f.m.held.hold(s.data, a, f.m.opts.Now())
+	s.held = true
 	return true
 }
 

@@ -77,7 +77,9 @@ type Manager struct {
 	highestQueued atomic.Int64
 	// waited is how long the feeder was turned away by full shards, for
 	// the resharding rule.
-	waited      waitClock
+	waited waitClock
+	// held are RW2 exemplars waiting for their series' next sample.
+	held        heldExemplars
 	loneLog     logLimit
 	partialLog  logLimit
 	tooLargeLog logLimit
@@ -243,7 +245,8 @@ func (m *Manager) AppendSamples(samples []record.RefSample, at record.Span) int 
 func (m *Manager) AppendHistograms(hs []record.RefHistogramSample, at record.Span) int {
 	return appendEach(m, hs, at, kindHistogram, func(h *record.RefHistogramSample, it *item) (record.Ref, int64) {
 		if it != nil {
-			it.kind, it.st, it.extra = kindHistogram, h.ST, &itemExtra{h: h.H.Copy()}
+			it.kind, it.st = kindHistogram, h.ST
+			it.withExtra().h = h.H.Copy()
 		}
 		return h.Ref, h.T
 	})
@@ -253,15 +256,17 @@ func (m *Manager) AppendHistograms(hs []record.RefHistogramSample, at record.Spa
 func (m *Manager) AppendFloatHistograms(hs []record.RefFloatHistogramSample, at record.Span) int {
 	return appendEach(m, hs, at, kindFloatHistogram, func(h *record.RefFloatHistogramSample, it *item) (record.Ref, int64) {
 		if it != nil {
-			it.kind, it.st, it.extra = kindFloatHistogram, h.ST, &itemExtra{fh: h.FH.Copy()}
+			it.kind, it.st = kindFloatHistogram, h.ST
+			it.withExtra().fh = h.FH.Copy()
 		}
 		return h.Ref, h.T
 	})
 }
 
-// AppendExemplars queues exemplars. Over RW2 an exemplar whose series has
-// a sample or histogram still waiting in its shard joins that item (see
-// feed.attach); the others wait as items of their own.
+// AppendExemplars queues exemplars. Over RW2 an exemplar joins its
+// series' sample or histogram still waiting in its shard (see
+// feed.attach), or waits for the series' next one (heldExemplars); over
+// RW1 each is an item of its own.
 func (m *Manager) AppendExemplars(es []record.RefExemplar, at record.Span) int {
 	f := m.beginFeed(at, len(es), kindExemplar)
 	if f == nil {
@@ -575,13 +580,14 @@ func (m *Manager) logTooLarge(req *Request, err error) {
 		"samples", req.Samples, "histograms", req.Histograms, "exemplars", req.Exemplars, "bytes", len(req.Body), "err", err)
 }
 
-// logLoneExemplars logs exemplars dropped for want of a sample in their
-// RW2 request, at most once a minute (the counter carries the totals).
+// logLoneExemplars logs exemplars dropped for want of a sample to travel
+// with over RW2, at most once a minute (the counter carries the totals).
 func (m *Manager) logLoneExemplars(n int) {
 	if !m.loneLog.allow() {
 		return
 	}
-	m.log.Warn("Dropped exemplars whose series' sample went out in an earlier Remote-Write 2.0 request, since RW2 forbids series with exemplars only; "+
+	m.log.Warn("Dropped Remote-Write 2.0 exemplars whose series had no new sample or histogram for "+maxExemplarHold.String()+
+		" to travel with, since RW2 forbids series with exemplars only; "+
 		`prometheus_remote_storage_exemplars_dropped_total{reason="no_sample_in_request"} counts them all`, "exemplars", n)
 }
 

@@ -26,6 +26,7 @@ type series struct {
 	data    *encodedSeries
 	segment int32 // last segment (or checkpoint) the series was stored from
 	state   seriesState
+	held    bool // RW2 exemplars wait for its next sample (Manager.held)
 }
 
 // encodedSeries is a series' labels after external labels and relabelling,

@@ -36,6 +36,14 @@ type itemExtra struct {
 	attached []attachedExemplar
 }
 
+// withExtra returns the item's extra part, adding one if it has none.
+func (it *item) withExtra() *itemExtra {
+	if it.extra == nil {
+		it.extra = &itemExtra{}
+	}
+	return it.extra
+}
+
 // attachedExemplar is an exemplar riding with a sample or histogram item.
 type attachedExemplar struct {
 	labels labels.Labels
@@ -132,101 +140,57 @@ func (b *rw1Builder) add(it *item) {
 
 // rw2Builder builds RW2 requests from items. RW2 wants exemplars sent
 // with a sample or histogram of their series (it forbids entries with
-// exemplars only), so an exemplar joins the entry of its series' last
-// sample or histogram in the batch. The shard drops exemplars that have
-// none there before building (see dropLoneExemplars).
+// exemplars only): an RW2 queue's exemplars ride the item of one
+// (itemExtra.attached, see feed.attach and heldExemplars), and are built
+// into its entry.
 type rw2Builder struct {
 	*RW2Encoder
-	lastValue map[*encodedSeries]int // series → index of its last sample or histogram in the batch
-	exemplars [][]RW2Exemplar        // by item index: the exemplars joining it
-	joined    []bool                 // by item index: an exemplar sent with its series' value
+	exemplars []RW2Exemplar // the item's attached exemplars, reused
 }
 
 func newRW2Builder(in *Interner) *rw2Builder {
-	return &rw2Builder{RW2Encoder: NewRW2Encoder(in), lastValue: map[*encodedSeries]int{}}
+	return &rw2Builder{RW2Encoder: NewRW2Encoder(in)}
 }
 
 func (b *rw2Builder) build(batch []item) []byte {
 	b.Reset()
-	hasExemplars := false
 	for i := range batch {
-		if batch[i].kind == kindExemplar || batch[i].extra != nil && len(batch[i].extra.attached) > 0 {
-			hasExemplars = true
-			break
-		}
-	}
-	if !hasExemplars {
-		for i := range batch {
-			b.add(&batch[i])
-		}
-		return b.Bytes()
-	}
-	b.pairExemplars(batch)
-	for i := range batch {
-		it := &batch[i]
-		ex := b.exemplars[i]
-		switch {
-		case it.kind == kindExemplar && b.joined[i]:
-			// sent with its series' value
-		case len(ex) == 0:
-			b.add(it)
-		case it.kind == kindSample:
-			b.AddSampleWithExemplars(&it.series.rw2, it.t, it.v, it.st, ex)
-		case it.kind == kindHistogram:
-			b.AddHistogramWithExemplars(&it.series.rw2, it.t, it.extra.h, nil, it.st, ex)
-		case it.kind == kindFloatHistogram:
-			b.AddHistogramWithExemplars(&it.series.rw2, it.t, nil, it.extra.fh, it.st, ex)
-		}
+		b.add(&batch[i])
 	}
 	return b.Bytes()
 }
 
-// pairExemplars finds, for each exemplar of the batch, the last sample or
-// histogram of its series in the batch.
-func (b *rw2Builder) pairExemplars(batch []item) {
-	clear(b.lastValue)
-	for len(b.exemplars) < len(batch) {
-		b.exemplars = append(b.exemplars, nil)
-	}
-	if cap(b.joined) < len(batch) {
-		b.joined = make([]bool, len(batch))
-	}
-	b.joined = b.joined[:len(batch)]
-	for i := range batch {
-		b.exemplars[i] = b.exemplars[i][:0]
-		b.joined[i] = false
-		if batch[i].kind != kindExemplar {
-			b.lastValue[batch[i].series] = i
+func (b *rw2Builder) add(it *item) {
+	ex := b.attached(it)
+	switch it.kind {
+	case kindSample:
+		if ex == nil {
+			b.AddSample(&it.series.rw2, it.t, it.v, it.st)
+		} else {
+			b.AddSampleWithExemplars(&it.series.rw2, it.t, it.v, it.st, ex)
 		}
-		if x := batch[i].extra; x != nil && batch[i].kind != kindExemplar {
-			for _, a := range x.attached {
-				b.exemplars[i] = append(b.exemplars[i], RW2Exemplar{Labels: a.labels, T: a.t, V: a.v})
-			}
-		}
-	}
-	for i := range batch {
-		it := &batch[i]
-		if it.kind != kindExemplar {
-			continue
-		}
-		if j, ok := b.lastValue[it.series]; ok {
-			b.exemplars[j] = append(b.exemplars[j], RW2Exemplar{Labels: it.extra.exl, T: it.t, V: it.v})
-			b.joined[i] = true
-		}
+	case kindHistogram:
+		b.AddHistogramWithExemplars(&it.series.rw2, it.t, it.extra.h, nil, it.st, ex)
+	case kindFloatHistogram:
+		b.AddHistogramWithExemplars(&it.series.rw2, it.t, nil, it.extra.fh, it.st, ex)
+	case kindExemplar:
+		// RW2 queues queue no exemplar items; one would go alone, and
+		// the endpoint would refuse the request (counted as failed).
+		b.AddExemplar(&it.series.rw2, it.extra.exl, it.t, it.v)
 	}
 }
 
-func (b *rw2Builder) add(it *item) {
-	switch it.kind {
-	case kindSample:
-		b.AddSample(&it.series.rw2, it.t, it.v, it.st)
-	case kindHistogram:
-		b.AddHistogram(&it.series.rw2, it.t, it.extra.h, it.st)
-	case kindFloatHistogram:
-		b.AddFloatHistogram(&it.series.rw2, it.t, it.extra.fh, it.st)
-	case kindExemplar:
-		b.AddExemplar(&it.series.rw2, it.extra.exl, it.t, it.v)
+// attached returns the exemplars riding it, valid until the next call;
+// nil when it has none.
+func (b *rw2Builder) attached(it *item) []RW2Exemplar {
+	if it.extra == nil || len(it.extra.attached) == 0 {
+		return nil
 	}
+	b.exemplars = b.exemplars[:0]
+	for _, a := range it.extra.attached {
+		b.exemplars = append(b.exemplars, RW2Exemplar{Labels: a.labels, T: a.t, V: a.v})
+	}
+	return b.exemplars
 }
 
 // shard holds a bounded buffer of items and one goroutine that batches them
@@ -242,8 +206,6 @@ type shard struct {
 
 	req Request        // the request being sent, reused (it escapes to the Sender)
 	rw1 requestBuilder // set when the queue fell back from RW2 to RW1
-
-	hasValue map[*encodedSeries]struct{} // dropLoneExemplars' scratch
 
 	wake chan struct{} // a batch may be ready
 }
@@ -356,25 +318,13 @@ func (s *shard) deliver(ctx context.Context, b requestBuilder, batch []item, bod
 	m := s.m
 	req := &s.req
 	*req = Request{Protocol: m.protocol()}
-	// RW2 cannot carry an exemplar without a sample or histogram of its
-	// series in the same request.
-	dropLone := func() {
-		if req.Protocol == RW2 && req.Exemplars > 0 {
-			var dropped int
-			batch, dropped = s.dropLoneExemplars(batch)
-			req.Exemplars -= dropped
-		}
-	}
 	req.Samples, req.Histograms, req.Exemplars = countKinds(batch)
-	if dropLone(); len(batch) == 0 {
-		return body
-	}
 	body = s.encode(b, batch, body)
 	req.Body = body
 	// Before each retry, samples that have grown older than
 	// sample_age_limit leave the batch (counted as dropped, too_old),
-	// and with them RW2 exemplars left alone; the rest is encoded again.
-	// Without a limit every retry sends the same bytes.
+	// with the exemplars riding them; the rest is encoded again. Without
+	// a limit every retry sends the same bytes.
 	expire := func() bool {
 		var removed int
 		batch, removed = m.dropExpired(batch)
@@ -382,7 +332,7 @@ func (s *shard) deliver(ctx context.Context, b requestBuilder, batch []item, bod
 			return true
 		}
 		req.Samples, req.Histograms, req.Exemplars = countKinds(batch)
-		if dropLone(); len(batch) == 0 {
+		if len(batch) == 0 {
 			return false
 		}
 		body = s.encode(b, batch, body)
@@ -460,42 +410,6 @@ func (m *Manager) dropExpired(batch []item) ([]item, int) {
 	}
 	removed := len(batch) - len(kept)
 	clear(batch[len(kept):])
-	return kept, removed
-}
-
-// dropLoneExemplars removes from an RW2 batch, in place, the exemplars
-// whose series has no sample or histogram in it, finishing them as dropped
-// (exemplars_dropped_total{reason="no_sample_in_request"}), and returns the
-// rest and how many it removed. RW2 forbids a series entry with exemplars
-// only, and upstream's receiver answers one with 400, which would fail the
-// request's samples with it. An exemplar is alone when no sample or
-// histogram of its series was waiting when it was queued (feed.attach),
-// none came into its batch after it, or the one it was paired with
-// expired on a retry.
-func (s *shard) dropLoneExemplars(batch []item) ([]item, int) {
-	if s.hasValue == nil {
-		s.hasValue = map[*encodedSeries]struct{}{}
-	}
-	clear(s.hasValue)
-	for i := range batch {
-		if batch[i].kind != kindExemplar {
-			s.hasValue[batch[i].series] = struct{}{}
-		}
-	}
-	kept := batch[:0]
-	for _, it := range batch {
-		if _, ok := s.hasValue[it.series]; it.kind == kindExemplar && !ok {
-			s.m.acks.done(it.seq, 1)
-			continue
-		}
-		kept = append(kept, it)
-	}
-	removed := len(batch) - len(kept)
-	clear(batch[len(kept):])
-	if removed > 0 {
-		s.m.metrics.exemplarsNoSample.Add(float64(removed))
-		s.m.logLoneExemplars(removed)
-	}
 	return kept, removed
 }
 

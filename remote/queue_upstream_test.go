@@ -104,28 +104,28 @@ func TestQueueToUpstreamReceiver(t *testing.T) {
 			const nSeries, scrapes = 100, 30
 			base := time.Now().Add(-time.Minute).UnixMilli()
 			feedAll(t, q, nSeries, scrapes, base)
+			// Over RW2 an exemplar travels in the entry of its series' sample,
+			// since RW2 forbids entries with exemplars only: it joins the
+			// sample while both wait (TestRW2ExemplarJoinsSampleAcrossBatches),
+			// or, when the shard took the sample's batch in the instant
+			// between the two records, the series' next sample
+			// (TestRW2ExemplarNeverSentAlone). One more sample of the first
+			// series carries the last scrape's exemplar if it waits.
+			last := record.Span{Start: record.Position{Offset: scrapes}, End: record.Position{Offset: scrapes + 1}}
+			require.Eventually(t, func() bool {
+				return q.AppendSamples([]record.RefSample{{Ref: 1, T: base + scrapes*1000, V: scrapes}}, last) == 1
+			}, 5*time.Second, time.Millisecond)
 			require.Eventually(t, func() bool {
 				samples, hists, _ := app.snapshot()
 				n := 0
 				for _, s := range samples {
 					n += len(s)
 				}
-				return n == nSeries*scrapes && hists[`{__name__="latency"}`] == scrapes
+				return n == nSeries*scrapes+1 && hists[`{__name__="latency"}`] == scrapes
 			}, 20*time.Second, 2*time.Millisecond, "everything arrives")
 			samples, _, _ := app.snapshot()
-			// Over RW2 an exemplar travels in the entry of its series' sample,
-			// since RW2 forbids entries with exemplars only: it joins the
-			// sample while both wait (TestRW2ExemplarJoinsSampleAcrossBatches).
-			// Only when the shard took the sample's batch in the instant
-			// between the two records is it dropped and counted
-			// (TestRW2ExemplarNeverSentAlone): allow for a few of those, and
-			// check at the end that arrived + dropped is every exemplar.
 			first := labels.FromStrings("__name__", "up", "instance", "0").String()
-			want := scrapes
-			if c.name == "rw2" {
-				want = scrapes * 9 / 10
-			}
-			require.Eventually(t, func() bool { _, _, ex := app.snapshot(); return len(ex[first]) >= want }, 5*time.Second, time.Millisecond, "exemplars arrive")
+			require.Eventually(t, func() bool { _, _, ex := app.snapshot(); return len(ex[first]) == scrapes }, 5*time.Second, time.Millisecond, "exemplars arrive")
 			_, _, exemplars := app.snapshot()
 			for _, e := range exemplars[first] {
 				var sc int
@@ -136,7 +136,12 @@ func TestQueueToUpstreamReceiver(t *testing.T) {
 			require.Len(t, samples, nSeries)
 			for i := range nSeries {
 				got := samples[labels.FromStrings("__name__", "up", "instance", fmt.Sprint(i)).String()]
-				require.Len(t, got, scrapes)
+				if i == 0 {
+					require.Len(t, got, scrapes+1, "and the closing sample")
+					got = got[:scrapes]
+				} else {
+					require.Len(t, got, scrapes)
+				}
 				for sc, s := range got {
 					require.Equal(t, base+int64(sc)*1000, s.Timestamp)
 					require.Equal(t, float64(sc), s.Value)
@@ -145,21 +150,18 @@ func TestQueueToUpstreamReceiver(t *testing.T) {
 			require.Eventually(t, func() bool { _, pending := q.LowestPending(); return !pending }, 5*time.Second, time.Millisecond)
 			_, _, exemplars = app.snapshot()
 			dropped := counterWithReason(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "no_sample_in_request")
-			require.Equal(t, float64(scrapes), float64(len(exemplars[first]))+dropped, "every exemplar arrived or was counted")
-			if c.proto == queue.RW1 {
-				require.Zero(t, dropped)
-			}
+			require.Len(t, exemplars[first], scrapes, "every exemplar arrived")
+			require.Zero(t, dropped)
 		})
 	}
 }
 
 // TestRW2ExemplarNeverSentAlone: over RW2 an exemplar travels in the entry
-// of its series' sample or histogram. One whose sample went out in an
-// earlier request cannot (RW2 forbids entries with exemplars only, and
-// upstream's receiver answers them with 400, failing everything else in the
-// request): it is dropped and counted under its own reason, and the
-// request's samples arrive. Every item ends sent or dropped, counted as its
-// own kind.
+// of its series' sample or histogram (RW2 forbids entries with exemplars
+// only, and upstream's receiver answers them with 400, failing everything
+// else in the request). One whose sample went out in an earlier request
+// waits for the series' next sample and arrives with it. Every item ends
+// sent or dropped, counted as its own kind.
 func TestRW2ExemplarNeverSentAlone(t *testing.T) {
 	srv, app := upstreamReceiver(t, remoteapi.WriteV2MessageType)
 	c := newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
@@ -214,10 +216,10 @@ func TestRW2ExemplarNeverSentAlone(t *testing.T) {
 	settled()
 
 	// Batch 2 (eight items again): a sample of series 1, a histogram of
-	// series 2, five fillers, and exemplars of series 1, 2 and 3. Those of
-	// series 1 and 2 join their sample and histogram as they are queued;
-	// series 3's sample went out in batch 1, so its exemplar is an item of
-	// its own and would travel alone.
+	// series 2, five fillers, exemplars of series 1, 2 and 3, and then a
+	// new sample of series 3. The exemplars of series 1 and 2 join their
+	// sample and histogram as they are queued; series 3's sample went out
+	// in batch 1, so its exemplar waits for the series' next sample.
 	h := &histogram.Histogram{Count: 3, Sum: 1.5, Schema: 0, PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []int64{3}}
 	put(6, func(at record.Span) int { return q.AppendSamples(samplesOf(ts+1000, 1, 4, 5, 6, 7, 8), at) })
 	put(1, func(at record.Span) int {
@@ -230,6 +232,9 @@ func TestRW2ExemplarNeverSentAlone(t *testing.T) {
 			{Ref: 2, T: ts + 1000, V: 0.3, Labels: trace("with-histogram")},
 		}, at)
 	})
+	_, waiting := q.LowestPending()
+	require.True(t, waiting, "the exemplar of series 3 waits, pending")
+	put(1, func(at record.Span) int { return q.AppendSamples(samplesOf(ts+2000, 3), at) })
 	settled()
 
 	// A histogram and an exemplar of a series never stored count as
@@ -254,14 +259,14 @@ func TestRW2ExemplarNeverSentAlone(t *testing.T) {
 			got[e.Labels.Get("trace_id")] = e.Value
 		}
 	}
-	require.Equal(t, map[string]float64{"with-sample": 0.7, "with-histogram": 0.3}, got)
+	require.Equal(t, map[string]float64{"with-sample": 0.7, "with-histogram": 0.3, "lone": 0.5}, got)
 
 	require.Zero(t, metricValue(t, reg, "prometheus_remote_storage_samples_failed_total"), "no request refused")
 	require.Zero(t, metricValue(t, reg, "prometheus_remote_storage_exemplars_failed_total"))
-	require.Equal(t, 14.0, metricValue(t, reg, "prometheus_remote_storage_samples_total"))
+	require.Equal(t, 15.0, metricValue(t, reg, "prometheus_remote_storage_samples_total"))
 	require.Equal(t, 1.0, metricValue(t, reg, "prometheus_remote_storage_histograms_total"))
-	require.Equal(t, 2.0, metricValue(t, reg, "prometheus_remote_storage_exemplars_total"))
-	require.Equal(t, 1.0, counterWithReason(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "no_sample_in_request"))
+	require.Equal(t, 3.0, metricValue(t, reg, "prometheus_remote_storage_exemplars_total"))
+	require.Zero(t, counterWithReason(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "no_sample_in_request"))
 	require.Equal(t, 1.0, counterWithReason(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "unintentionally_dropped_series"))
 	require.Equal(t, 1.0, counterWithReason(t, reg, "prometheus_remote_storage_histograms_dropped_total", "unintentionally_dropped_series"))
 	require.Zero(t, metricValue(t, reg, "prometheus_remote_storage_samples_dropped_total"))
@@ -273,18 +278,17 @@ func TestRW2ExemplarNeverSentAlone(t *testing.T) {
 
 // TestRW2ExemplarLeftAloneOnRetry: a sample that grows older than
 // sample_age_limit while its request is retried leaves the batch, and its
-// series' exemplar, younger, cannot go on alone: an exemplar that joined
-// the sample leaves with it (too_old); one queued before the sample, as an
-// item of its own paired with it in the batch, is dropped as
-// no_sample_in_request. Either way the retry is accepted, not refused.
+// series' exemplar, younger, cannot go on alone: it leaves with the sample
+// (too_old), whether it joined the waiting sample or waited for it. The
+// retry is accepted, not refused.
 func TestRW2ExemplarLeftAloneOnRetry(t *testing.T) {
 	for _, c := range []struct {
 		name          string
 		exemplarFirst bool
 		reason        string
 	}{
-		{"joined", false, "too_old"},
-		{"paired in the batch", true, "no_sample_in_request"},
+		{"joined the waiting sample", false, "too_old"},
+		{"waited for the sample", true, "too_old"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			app := newMemAppendable()
@@ -308,9 +312,6 @@ func TestRW2ExemplarLeftAloneOnRetry(t *testing.T) {
 			qc := config.DefaultQueueConfig
 			qc.MinShards, qc.MaxShards = 1, 1
 			qc.MaxSamplesPerSend = 2
-			if c.exemplarFirst {
-				qc.MaxSamplesPerSend = 3 // the exemplar is an item too
-			}
 			qc.BatchSendDeadline = model.Duration(time.Minute)
 			qc.SampleAgeLimit = model.Duration(5 * time.Minute)
 			client := newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
@@ -350,6 +351,64 @@ func TestRW2ExemplarLeftAloneOnRetry(t *testing.T) {
 			require.Zero(t, metricValue(t, reg, "prometheus_remote_storage_samples_failed_total"))
 		})
 	}
+}
+
+// TestRW2ExemplarHeldExpires: an exemplar whose sample went out before it
+// came, and whose series then has no sample for five minutes (it stopped),
+// is dropped and counted as no_sample_in_request, and no longer holds the
+// WAL position back. Until then it waits, pending.
+func TestRW2ExemplarHeldExpires(t *testing.T) {
+	srv, app := upstreamReceiver(t, remoteapi.WriteV2MessageType)
+	start := time.Now()
+	var now atomic.Int64
+	now.Store(start.UnixNano())
+	reg := prometheus.NewRegistry()
+	qc := config.DefaultQueueConfig
+	qc.MinShards, qc.MaxShards = 1, 1
+	qc.MaxSamplesPerSend = 1 // every sample goes out at once
+	c := newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
+	q := startQueue(t, queue.Options{Name: "ex", URL: srv.URL, Config: qc, Protocol: queue.RW2, Sender: c,
+		Metrics: queue.NewMetrics(reg), Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	stopped := labels.FromStrings("__name__", "requests_total", "job", "stopped")
+	other := labels.FromStrings("__name__", "requests_total", "job", "other")
+	q.StoreSeries([]record.RefSeries{{Ref: 1, Labels: stopped}, {Ref: 2, Labels: other}}, 0)
+
+	offset := int64(0)
+	put := func(hand func(record.Span) int) {
+		t.Helper()
+		offset++
+		at := record.Span{Start: record.Position{Offset: offset}, End: record.Position{Offset: offset + 1}}
+		require.Eventually(t, func() bool { return hand(at) == 1 }, 5*time.Second, time.Millisecond)
+	}
+	sample := func(ref int) func(record.Span) int {
+		return func(at record.Span) int {
+			return q.AppendSamples([]record.RefSample{{Ref: record.Ref(ref), T: start.UnixMilli() + offset, V: 1}}, at)
+		}
+	}
+	sent := func(n float64) {
+		t.Helper()
+		require.Eventually(t, func() bool { return metricValue(t, reg, "prometheus_remote_storage_samples_total") == n }, 5*time.Second, time.Millisecond)
+	}
+	put(sample(1))
+	sent(1)
+	put(func(at record.Span) int {
+		return q.AppendExemplars([]record.RefExemplar{{Ref: 1, T: start.UnixMilli(), V: 0.5, Labels: labels.FromStrings("trace_id", "late")}}, at)
+	})
+	now.Add(int64(4 * time.Minute))
+	put(sample(2))
+	sent(2)
+	_, pending := q.LowestPending()
+	require.True(t, pending, "after four minutes the exemplar still waits")
+	require.Zero(t, counterWithReason(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "no_sample_in_request"))
+
+	now.Add(int64(2 * time.Minute))
+	put(sample(2))
+	sent(3)
+	require.Eventually(t, func() bool { _, pending := q.LowestPending(); return !pending }, 5*time.Second, time.Millisecond)
+	require.Equal(t, 1.0, counterWithReason(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "no_sample_in_request"))
+	require.Zero(t, metricValue(t, reg, "prometheus_remote_storage_exemplars_total"))
+	_, _, exemplars := app.snapshot()
+	require.Empty(t, exemplars[stopped.String()])
 }
 
 // counterWithReason returns the counter name{reason=reason} of reg.

@@ -1,0 +1,111 @@
+package queue
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// heldExemplars are RW2 exemplars that found no sample or histogram of
+// their series waiting when they were queued: a WAL logs a commit's
+// samples, then its exemplars, and a shard may cut the batch holding the
+// sample in between. RW2 cannot send an exemplar alone, so each waits here
+// for its series' next sample or histogram (the next scrape) and travels
+// with it (feed.slot). One still waiting after maxExemplarHold (its series
+// stopped) is dropped and counted. A held exemplar stays pending, also
+// through a flush, so the WAL position it came from is not saved past it:
+// after a restart it is read again and rides a sample then.
+//
+// The feeding goroutine holds, takes and drops; mu guards the map all
+// the same, so that tests and metrics may look.
+type heldExemplars struct {
+	mu       sync.Mutex
+	bySeries map[*encodedSeries]*heldFor
+	n        atomic.Int64 // exemplars held, read without mu
+	swept    time.Time    // when expired ones were last looked for (the feeder's)
+}
+
+// heldFor are the exemplars of one series waiting for its next sample.
+type heldFor struct {
+	since     time.Time // when the first of them was held
+	exemplars []attachedExemplar
+}
+
+// maxExemplarHold is how long an exemplar waits for its series' next
+// sample or histogram: Prometheus's staleness period, beyond any common
+// scrape interval. heldSweepEvery is how often the feeder looks for
+// exemplars that waited longer.
+const (
+	maxExemplarHold = 5 * time.Minute
+	heldSweepEvery  = 10 * time.Second
+)
+
+func (h *heldExemplars) hold(d *encodedSeries, e attachedExemplar, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.bySeries == nil {
+		h.bySeries = map[*encodedSeries]*heldFor{}
+	}
+	w := h.bySeries[d]
+	if w == nil {
+		w = &heldFor{since: now}
+		h.bySeries[d] = w
+	}
+	w.exemplars = append(w.exemplars, e)
+	h.n.Add(1)
+}
+
+// take removes and returns the exemplars held for d (nil when none are).
+func (h *heldExemplars) take(d *encodedSeries) []attachedExemplar {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	w := h.bySeries[d]
+	if w == nil {
+		return nil
+	}
+	delete(h.bySeries, d)
+	h.n.Add(-int64(len(w.exemplars)))
+	return w.exemplars
+}
+
+// dropOlder removes the exemplars of every series whose first was held
+// before cutoff and returns their ack tracker records.
+func (h *heldExemplars) dropOlder(cutoff time.Time) []uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var seqs []uint64
+	for d, w := range h.bySeries {
+		if !w.since.Before(cutoff) {
+			continue
+		}
+		for _, e := range w.exemplars {
+			seqs = append(seqs, e.seq)
+		}
+		h.n.Add(-int64(len(w.exemplars)))
+		delete(h.bySeries, d)
+	}
+	return seqs
+}
+
+// sweepHeld drops the exemplars that waited longer than maxExemplarHold,
+// at most every heldSweepEvery; the feeding goroutine calls it.
+func (m *Manager) sweepHeld(now time.Time) {
+	if now.Sub(m.held.swept) < heldSweepEvery || m.held.n.Load() == 0 {
+		return
+	}
+	m.held.swept = now
+	m.dropHeld(now.Add(-maxExemplarHold))
+}
+
+// dropHeld drops the exemplars held since before cutoff, finishing them
+// as dropped for want of a sample in their request.
+func (m *Manager) dropHeld(cutoff time.Time) {
+	seqs := m.held.dropOlder(cutoff)
+	for _, seq := range seqs {
+		m.acks.done(seq, 1)
+	}
+	if len(seqs) > 0 {
+		m.metrics.exemplarsNoSample.Add(float64(len(seqs)))
+		m.logLoneExemplars(len(seqs))
+	}
+}
