@@ -109,3 +109,11 @@ func (m *Manager) dropHeld(cutoff time.Time) {
 		m.logLoneExemplars(len(seqs))
 	}
 }
+
+// DropHeld drops the RW2 exemplars still waiting for a sample of their
+// series, counting them as no_sample_in_request, so that nothing stays
+// pending when nothing more will come: after a replay reached the end of
+// the log and was flushed. Call it only while nothing is being appended.
+func (m *Manager) DropHeld() {
+	m.dropHeld(m.opts.Now().Add(maxExemplarHold)) // later than any was held
+}

@@ -162,9 +162,14 @@ func (ep *endpoint) attempt(ctx context.Context, q *queue.Manager) error {
 
 	runErr := w.Run(ctx)
 
-	flushCtx, cancelFlush := flushContext(ctx, errors.Is(runErr, watcher.ErrReachedEnd), opts.FlushDeadline)
+	reachedEnd := errors.Is(runErr, watcher.ErrReachedEnd)
+	flushCtx, cancelFlush := flushContext(ctx, reachedEnd, opts.FlushDeadline)
 	if err := q.Flush(flushCtx); err != nil {
 		ep.log.Warn("Remote write flush did not send everything; the rest is sent after the next start", "err", err)
+	} else if reachedEnd {
+		// The whole log was sent: RW2 exemplars still waiting for a next
+		// sample of their series will not get one.
+		q.DropHeld()
 	}
 	cancelFlush()
 	w.SavePosition()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walship/walship/queue"
+	"github.com/walship/walship/wal"
 	"github.com/walship/walship/wal/record"
 )
 
@@ -409,6 +411,61 @@ func TestRW2ExemplarHeldExpires(t *testing.T) {
 	require.Zero(t, metricValue(t, reg, "prometheus_remote_storage_exemplars_total"))
 	_, _, exemplars := app.snapshot()
 	require.Empty(t, exemplars[stopped.String()])
+}
+
+// TestReplayDropsExemplarsLeftWaiting: a replay (StopAtEnd) over RW2 whose
+// log ends with an exemplar of a series whose sample went out long before
+// (more records back than feed.attach looks): no later sample will come,
+// so once everything else was sent the exemplar is dropped and counted,
+// and the saved position reaches the end of the log instead of staying
+// before the exemplar's record.
+func TestReplayDropsExemplarsLeftWaiting(t *testing.T) {
+	dir := t.TempDir()
+	walDir := filepath.Join(dir, "wal")
+	var enc record.Encoder
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	w, err := wal.Open(walDir, wal.Options{})
+	require.NoError(t, err)
+	series := []record.RefSeries{
+		{Ref: 1, Labels: labels.FromStrings("__name__", "requests_total", "job", "api")},
+		{Ref: 2, Labels: labels.FromStrings("__name__", "filler")},
+	}
+	require.NoError(t, w.Log(enc.Series(nil, series)))
+	require.NoError(t, w.Log(enc.Samples(nil, []record.RefSample{{Ref: 1, T: ts, V: 1}})))
+	for i := range 20 {
+		require.NoError(t, w.Log(enc.Samples(nil, []record.RefSample{{Ref: 2, T: ts + int64(i), V: 2}})))
+	}
+	require.NoError(t, w.Close())
+	// The exemplar opens a segment of its own: its record starts at {1, 0}.
+	w, err = wal.Open(walDir, wal.Options{})
+	require.NoError(t, err)
+	require.NoError(t, w.Log(enc.Exemplars(nil, []record.RefExemplar{{Ref: 1, T: ts, V: 0.5, Labels: labels.FromStrings("trace_id", "late")}})))
+	require.NoError(t, w.Close())
+
+	srv, app := upstreamReceiver(t, remoteapi.WriteV2MessageType)
+	reg := prometheus.NewRegistry()
+	rs := New(Options{WALDir: walDir, PositionsDir: filepath.Join(dir, "positions"), StopAtEnd: true, Registerer: reg})
+	defer rs.Close()
+	cfg := testConfig(t, srv.URL)
+	cfg.Name = "replay"
+	cfg.SendExemplars = true
+	cfg.ProtobufMessage = remoteapi.WriteV2MessageType
+	cfg.QueueConfig.MaxSamplesPerSend = 1
+	conf := config.DefaultConfig
+	conf.RemoteWriteConfigs = []*config.RemoteWriteConfig{cfg}
+	require.NoError(t, rs.ApplyConfig(&conf))
+	select {
+	case <-rs.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the replay did not finish")
+	}
+	samples, _, exemplars := app.snapshot()
+	require.Len(t, samples[series[0].Labels.String()], 1)
+	require.Len(t, samples[series[1].Labels.String()], 20)
+	require.Empty(t, exemplars[series[0].Labels.String()])
+	require.Equal(t, 1.0, counterWithReason(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "no_sample_in_request"))
+	pos := rs.AckedPositions()["replay"]
+	require.True(t, record.Position{Segment: 1}.Less(pos), "saved at %v: past the exemplar's record", pos)
 }
 
 // counterWithReason returns the counter name{reason=reason} of reg.
