@@ -16,8 +16,8 @@ import (
 // through a flush, so the WAL position it came from is not saved past it:
 // after a restart it is read again and rides a sample then.
 //
-// The feeding goroutine holds, takes and drops; mu guards the map all
-// the same, so that tests and metrics may look.
+// The feeding goroutine holds, takes and sweeps; DropHeld runs on the
+// caller's goroutine once feeding has stopped, so mu guards the map.
 type heldExemplars struct {
 	mu       sync.Mutex
 	bySeries map[*encodedSeries]*heldFor
