@@ -88,9 +88,10 @@ func (h *heldExemplars) dropOlder(cutoff time.Time) []uint64 {
 }
 
 // sweepHeld drops the exemplars that waited longer than maxExemplarHold,
-// at most every heldSweepEvery; the feeding goroutine calls it.
+// at most every heldSweepEvery; the feeding goroutine calls it when some
+// are held.
 func (m *Manager) sweepHeld(now time.Time) {
-	if now.Sub(m.held.swept) < heldSweepEvery || m.held.n.Load() == 0 {
+	if now.Sub(m.held.swept) < heldSweepEvery {
 		return
 	}
 	m.held.swept = now
