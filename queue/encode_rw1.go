@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -143,14 +144,26 @@ func (e *RW1Encoder) AddSample(labels []byte, t int64, v float64) {
 	ss := pbDoubleFieldSize(v) + pbInt64FieldSize(t) // at most 20: one length byte
 	body := len(labels) + 2 + ss
 
-	b := e.series
-	b = append(b, rw1TagTimeSeries)
-	b = pbAppendVarint(b, uint64(body))
-	b = append(b, labels...)
-	b = append(b, rw1TagSamples, byte(ss))
-	b = pbAppendDouble(b, rw1TagSampleValue, v)
-	b = pbAppendInt64(b, rw1TagSampleTimestamp, t)
-	e.series = b
+	// Grown once and written in place: this runs for every sample.
+	b := slices.Grow(e.series, 1+binary.MaxVarintLen64+body)
+	n := len(b)
+	b = b[:cap(b)]
+	b[n] = rw1TagTimeSeries
+	n++
+	n += binary.PutUvarint(b[n:], uint64(body))
+	n += copy(b[n:], labels)
+	b[n], b[n+1] = rw1TagSamples, byte(ss)
+	n += 2
+	if v != 0 {
+		b[n] = rw1TagSampleValue
+		binary.LittleEndian.PutUint64(b[n+1:], math.Float64bits(v))
+		n += 9
+	}
+	if t != 0 {
+		b[n] = rw1TagSampleTimestamp
+		n += 1 + binary.PutUvarint(b[n+1:], uint64(t))
+	}
+	e.series = b[:n]
 	e.samples++
 }
 

@@ -488,7 +488,7 @@ func (m *Manager) updatePending() {
 // When the endpoint said what it wrote (RW2), that is what counts as sent
 // and the rest as failed, whatever the status: a 2xx that wrote less, or a
 // 400 that wrote part of the request (a partial write).
-func (m *Manager) finish(batch []item, req *Request, outcome sendOutcome, written Written) {
+func (m *Manager) finish(batch []item, sum *batchSummary, req *Request, outcome sendOutcome, written Written) {
 	split := func(n, wrote int) (ok, failed int) {
 		if !written.Known {
 			if outcome == sent {
@@ -504,7 +504,7 @@ func (m *Manager) finish(batch []item, req *Request, outcome sendOutcome, writte
 		return
 	case sent, rejected:
 		if outcome == sent {
-			m.noteSent(batch)
+			m.noteSent(sum.newest)
 		}
 		s, sf := split(req.Samples, written.Samples)
 		h, hf := split(req.Histograms, written.Histograms)
@@ -519,30 +519,24 @@ func (m *Manager) finish(batch []item, req *Request, outcome sendOutcome, writte
 			m.logPartial(sf, hf, ef)
 		}
 	}
-	// Items of one record are mostly adjacent: one call per run.
-	for i := 0; i < len(batch); {
-		j := i + 1
-		for j < len(batch) && batch[j].seq == batch[i].seq {
-			j++
-		}
-		m.acks.done(batch[i].seq, j-i)
-		i = j
+	for _, r := range sum.runs {
+		m.acks.done(r.seq, r.n)
+	}
+	if !sum.extras {
+		return
 	}
 	for i := range batch {
 		if x := batch[i].extra; x != nil {
 			for _, a := range x.attached {
 				m.acks.done(a.seq, 1)
 			}
+			batch[i].extra = nil // let go of histogram copies and exemplar labels
 		}
 	}
 }
 
-// noteSent raises the highest sent timestamp to the newest in batch.
-func (m *Manager) noteSent(batch []item) {
-	var newest int64
-	for i := range batch {
-		newest = max(newest, batch[i].t)
-	}
+// noteSent raises the highest sent timestamp to newest.
+func (m *Manager) noteSent(newest int64) {
 	for {
 		cur := m.highestSent.Load()
 		if newest <= cur {

@@ -83,9 +83,52 @@ func (k itemKind) class() itemClass {
 }
 
 // requestBuilder turns a batch of items into the protobuf bytes of one
-// request; the bytes are valid until the next build.
+// request, noting in sum what the shard needs to know of the batch besides
+// (one pass over the items); the bytes are valid until the next build.
 type requestBuilder interface {
-	build(batch []item) []byte
+	build(batch []item, sum *batchSummary) []byte
+}
+
+// batchSummary is what accounting for a batch needs, gathered while the
+// batch is built so that the items are walked once.
+type batchSummary struct {
+	samples, histograms, exemplars int
+	newest                         int64    // newest timestamp in the batch
+	extras                         bool     // some item has an extra part
+	runs                           []ackRun // the items of each record, in batch order
+}
+
+// ackRun is a run of adjacent items of one record: the items of a record
+// are mostly adjacent, so the ack tracker is told once per run.
+type ackRun struct {
+	seq uint64
+	n   int
+}
+
+func (s *batchSummary) reset() {
+	*s = batchSummary{runs: s.runs[:0]}
+}
+
+// add notes one item of the batch.
+func (s *batchSummary) add(it *item) {
+	switch it.kind {
+	case kindSample:
+		s.samples++
+	case kindHistogram, kindFloatHistogram:
+		s.histograms++
+	case kindExemplar:
+		s.exemplars++
+	}
+	s.newest = max(s.newest, it.t)
+	if n := len(s.runs); n > 0 && s.runs[n-1].seq == it.seq {
+		s.runs[n-1].n++
+	} else {
+		s.runs = append(s.runs, ackRun{seq: it.seq, n: 1})
+	}
+	if it.extra != nil {
+		s.extras = true
+		s.exemplars += len(it.extra.attached)
+	}
 }
 
 // rw1Builder builds RW1 requests from items. Items of an RW2 queue that
@@ -97,10 +140,13 @@ type rw1Builder struct {
 	scratch  []byte
 }
 
-func (b *rw1Builder) build(batch []item) []byte {
+func (b *rw1Builder) build(batch []item, sum *batchSummary) []byte {
 	b.Reset()
+	sum.reset()
 	for i := range batch {
-		b.add(&batch[i])
+		it := &batch[i]
+		sum.add(it)
+		b.add(it)
 	}
 	return b.Bytes()
 }
@@ -152,10 +198,13 @@ func newRW2Builder(in *Interner) *rw2Builder {
 	return &rw2Builder{RW2Encoder: NewRW2Encoder(in)}
 }
 
-func (b *rw2Builder) build(batch []item) []byte {
+func (b *rw2Builder) build(batch []item, sum *batchSummary) []byte {
 	b.Reset()
+	sum.reset()
 	for i := range batch {
-		b.add(&batch[i])
+		it := &batch[i]
+		sum.add(it)
+		b.add(it)
 	}
 	return b.Bytes()
 }
@@ -205,6 +254,7 @@ type shard struct {
 	queue itemQueue // guarded by mu
 
 	req Request        // the request being sent, reused (it escapes to the Sender)
+	sum batchSummary   // what req's items are, for accounting
 	rw1 requestBuilder // set when the queue fell back from RW2 to RW1
 
 	wake chan struct{} // a batch may be ready
@@ -303,11 +353,11 @@ func resetTimer(t *time.Timer, d time.Duration) {
 
 // sendBatch encodes the batch once and sends the same bytes until the
 // endpoint accepts them, refuses them for good, or ctx ends. It returns the
-// compression buffer for reuse.
+// compression buffer for reuse. The items' extra parts (histogram copies,
+// exemplars) are let go once the batch ended; their series references stay
+// until the chunk is written again.
 func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item, body []byte) []byte {
-	body = s.deliver(ctx, b, batch, body, 0)
-	clear(batch) // release histogram copies and label references
-	return body
+	return s.deliver(ctx, b, batch, body, 0)
 }
 
 // deliver sends batch as one request, or, when the endpoint refuses it as
@@ -318,7 +368,6 @@ func (s *shard) deliver(ctx context.Context, b requestBuilder, batch []item, bod
 	m := s.m
 	req := &s.req
 	*req = Request{Protocol: m.protocol()}
-	req.Samples, req.Histograms, req.Exemplars = countKinds(batch)
 	body = s.encode(b, batch, body)
 	req.Body = body
 	// Before each retry, samples that have grown older than
@@ -331,8 +380,9 @@ func (s *shard) deliver(ctx context.Context, b requestBuilder, batch []item, bod
 		if removed == 0 {
 			return true
 		}
-		req.Samples, req.Histograms, req.Exemplars = countKinds(batch)
 		if len(batch) == 0 {
+			req.Samples, req.Histograms, req.Exemplars = 0, 0, 0
+			s.sum.reset()
 			return false
 		}
 		body = s.encode(b, batch, body)
@@ -362,26 +412,8 @@ func (s *shard) deliver(ctx context.Context, b requestBuilder, batch []item, bod
 		body = s.deliver(ctx, b, batch[:half], body, depth+1)
 		return s.deliver(ctx, b, batch[half:], body, depth+1)
 	}
-	m.finish(batch, req, outcome, written)
+	m.finish(batch, &s.sum, req, outcome, written)
 	return body
-}
-
-// countKinds counts the samples, histograms and exemplars of a batch.
-func countKinds(batch []item) (samples, histograms, exemplars int) {
-	for i := range batch {
-		switch batch[i].kind {
-		case kindSample:
-			samples++
-		case kindHistogram, kindFloatHistogram:
-			histograms++
-		case kindExemplar:
-			exemplars++
-		}
-		if x := batch[i].extra; x != nil {
-			exemplars += len(x.attached)
-		}
-	}
-	return samples, histograms, exemplars
 }
 
 // dropExpired removes from batch, in place, the items older than
@@ -413,9 +445,12 @@ func (m *Manager) dropExpired(batch []item) ([]item, int) {
 	return kept, removed
 }
 
-// encode builds and compresses the request body of batch.
+// encode builds and compresses the request body of batch, and sets the
+// request's counts and the shard's summary from it.
 func (s *shard) encode(b requestBuilder, batch []item, body []byte) []byte {
-	return snappy.Encode(body[:cap(body)], b.build(batch))
+	raw := b.build(batch, &s.sum)
+	s.req.Samples, s.req.Histograms, s.req.Exemplars = s.sum.samples, s.sum.histograms, s.sum.exemplars
+	return snappy.Encode(body[:cap(body)], raw)
 }
 
 // sendOutcome is how a batch ended.
