@@ -39,7 +39,6 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 	}
 	m.StoreSeries(series, 0)
 	b := m.newBuilder()
-	var body []byte
 	ctx := context.Background()
 	round := func() {
 		at := record.Span{End: record.Position{Offset: 1}}
@@ -47,7 +46,7 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 			t.Fatalf("took %d of %d", got, n)
 		}
 		batch := sh.take(1)
-		body = sh.sendBatch(ctx, b, batch, body)
+		sh.sendBatch(ctx, b, batch)
 		sh.done(batch)
 	}
 	round()

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -82,11 +81,12 @@ func (k itemKind) class() itemClass {
 	return classSamples
 }
 
-// requestBuilder turns a batch of items into the protobuf bytes of one
-// request, noting in sum what the shard needs to know of the batch besides
-// (one pass over the items); the bytes are valid until the next build.
+// requestBuilder turns a batch of items into the snappy-compressed
+// protobuf body of one request, compressed by c, noting in sum what the
+// shard needs to know of the batch besides (one pass over the items). The
+// body is valid until c is used again.
 type requestBuilder interface {
-	build(batch []item, sum *batchSummary) []byte
+	build(batch []item, sum *batchSummary, c *snappyStream) []byte
 }
 
 // batchSummary is what accounting for a batch needs, gathered while the
@@ -140,15 +140,21 @@ type rw1Builder struct {
 	scratch  []byte
 }
 
-func (b *rw1Builder) build(batch []item, sum *batchSummary) []byte {
+// build compresses each 64 KiB of the body as soon as it is written.
+func (b *rw1Builder) build(batch []item, sum *batchSummary, c *snappyStream) []byte {
 	b.Reset()
 	sum.reset()
+	c.reset()
 	for i := range batch {
 		it := &batch[i]
 		sum.add(it)
 		b.add(it)
+		for len(b.series) >= snappyBlockSize {
+			c.block(b.series[:snappyBlockSize])
+			b.series = b.series[:copy(b.series, b.series[snappyBlockSize:])]
+		}
 	}
-	return b.Bytes()
+	return c.finish(b.Bytes())
 }
 
 // labels returns the RW1 label bytes of s, valid until the next call.
@@ -198,7 +204,9 @@ func newRW2Builder(in *Interner) *rw2Builder {
 	return &rw2Builder{RW2Encoder: NewRW2Encoder(in)}
 }
 
-func (b *rw2Builder) build(batch []item, sum *batchSummary) []byte {
+// build compresses the body once it is whole: the symbol table, which
+// comes first, is known only then.
+func (b *rw2Builder) build(batch []item, sum *batchSummary, c *snappyStream) []byte {
 	b.Reset()
 	sum.reset()
 	for i := range batch {
@@ -206,7 +214,7 @@ func (b *rw2Builder) build(batch []item, sum *batchSummary) []byte {
 		sum.add(it)
 		b.add(it)
 	}
-	return b.Bytes()
+	return c.whole(b.Bytes())
 }
 
 func (b *rw2Builder) add(it *item) {
@@ -253,9 +261,10 @@ type shard struct {
 	mu    sync.Mutex
 	queue itemQueue // guarded by mu
 
-	req Request        // the request being sent, reused (it escapes to the Sender)
-	sum batchSummary   // what req's items are, for accounting
-	rw1 requestBuilder // set when the queue fell back from RW2 to RW1
+	req  Request        // the request being sent, reused (it escapes to the Sender)
+	sum  batchSummary   // what req's items are, for accounting
+	body snappyStream   // req's body
+	rw1  requestBuilder // set when the queue fell back from RW2 to RW1
 
 	wake chan struct{} // a batch may be ready
 }
@@ -285,7 +294,6 @@ func (s *shard) pending() int {
 // sends everything left and returns (a reshard or a flush).
 func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 	b := s.m.newBuilder()
-	var body []byte
 	deadline := time.NewTimer(s.m.deadline)
 	defer deadline.Stop()
 	send := func(least int) bool {
@@ -299,7 +307,7 @@ func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 		if s.rw1 != nil {
 			b = s.rw1
 		}
-		body = s.sendBatch(ctx, b, batch, body)
+		s.sendBatch(ctx, b, batch)
 		s.done(batch)
 		resetTimer(deadline, s.m.deadline)
 		return true
@@ -352,24 +360,23 @@ func resetTimer(t *time.Timer, d time.Duration) {
 }
 
 // sendBatch encodes the batch once and sends the same bytes until the
-// endpoint accepts them, refuses them for good, or ctx ends. It returns the
-// compression buffer for reuse. The items' extra parts (histogram copies,
+// endpoint accepts them, refuses them for good, or ctx ends. The items'
+// extra parts (histogram copies,
 // exemplars) are let go once the batch ended; their series references stay
 // until the chunk is written again.
-func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item, body []byte) []byte {
-	return s.deliver(ctx, b, batch, body, 0)
+func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item) {
+	s.deliver(ctx, b, batch, 0)
 }
 
 // deliver sends batch as one request, or, when the endpoint refuses it as
 // too large (413), as two halves, each delivered the same way, depth
 // counting the halvings so far. Each request is encoded once and retried
 // as the same bytes.
-func (s *shard) deliver(ctx context.Context, b requestBuilder, batch []item, body []byte, depth int) []byte {
+func (s *shard) deliver(ctx context.Context, b requestBuilder, batch []item, depth int) {
 	m := s.m
 	req := &s.req
 	*req = Request{Protocol: m.protocol()}
-	body = s.encode(b, batch, body)
-	req.Body = body
+	s.encode(b, batch)
 	// Before each retry, samples that have grown older than
 	// sample_age_limit leave the batch (counted as dropped, too_old),
 	// with the exemplars riding them; the rest is encoded again. Without
@@ -385,8 +392,7 @@ func (s *shard) deliver(ctx context.Context, b requestBuilder, batch []item, bod
 			s.sum.reset()
 			return false
 		}
-		body = s.encode(b, batch, body)
-		req.Body = body
+		s.encode(b, batch)
 		return true
 	}
 	splittable := len(batch) > 1 && depth < maxSplitDepth
@@ -400,8 +406,7 @@ func (s *shard) deliver(ctx context.Context, b requestBuilder, batch []item, bod
 			s.rw1 = &rw1Builder{interner: m.interner}
 		}
 		b = s.rw1
-		body = s.encode(b, batch, body)
-		req.Body = body
+		s.encode(b, batch)
 		outcome, written = m.send(ctx, req, expire, splittable)
 		if outcome == unsupported {
 			outcome = rejected
@@ -409,11 +414,11 @@ func (s *shard) deliver(ctx context.Context, b requestBuilder, batch []item, bod
 	}
 	if outcome == tooLarge {
 		half := len(batch) / 2
-		body = s.deliver(ctx, b, batch[:half], body, depth+1)
-		return s.deliver(ctx, b, batch[half:], body, depth+1)
+		s.deliver(ctx, b, batch[:half], depth+1)
+		s.deliver(ctx, b, batch[half:], depth+1)
+		return
 	}
 	m.finish(batch, &s.sum, req, outcome, written)
-	return body
 }
 
 // dropExpired removes from batch, in place, the items older than
@@ -445,12 +450,11 @@ func (m *Manager) dropExpired(batch []item) ([]item, int) {
 	return kept, removed
 }
 
-// encode builds and compresses the request body of batch, and sets the
-// request's counts and the shard's summary from it.
-func (s *shard) encode(b requestBuilder, batch []item, body []byte) []byte {
-	raw := b.build(batch, &s.sum)
+// encode builds and compresses the request body of batch into the shard's
+// request, and sets the request's counts and the shard's summary.
+func (s *shard) encode(b requestBuilder, batch []item) {
+	s.req.Body = b.build(batch, &s.sum, &s.body)
 	s.req.Samples, s.req.Histograms, s.req.Exemplars = s.sum.samples, s.sum.histograms, s.sum.exemplars
-	return snappy.Encode(body[:cap(body)], raw)
 }
 
 // sendOutcome is how a batch ended.
