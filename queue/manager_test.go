@@ -734,3 +734,42 @@ func TestManagerSplitsTooLargeBounded(t *testing.T) {
 	require.Equal(t, 100.0, counterValue(t, reg, "prometheus_remote_storage_samples_failed_total", nil))
 	require.Equal(t, 64.0, counterValue(t, reg, "walship_remote_storage_requests_refused_total", map[string]string{"reason": "413"}))
 }
+
+// keepingSender accepts every request but keeps its body, as an HTTP
+// transport still writing a body after the endpoint answered does, and
+// says so (BodyInUse). It remembers a copy of each body as it was sent.
+type keepingSender struct {
+	mu    sync.Mutex
+	kept  [][]byte // the bodies as Send saw them (the caller's memory)
+	sent  [][]byte // copies taken during Send
+	count int
+}
+
+func (k *keepingSender) Send(_ context.Context, req *queue.Request, _ int) (queue.Written, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.kept = append(k.kept, req.Body)
+	k.sent = append(k.sent, bytes.Clone(req.Body))
+	k.count++
+	req.BodyInUse = true
+	return queue.Written{}, nil
+}
+
+// TestManagerLeavesBodiesInUse: a body the Sender may still read is never
+// written again: every kept body still holds the bytes it was sent with
+// after many more batches were encoded.
+func TestManagerLeavesBodiesInUse(t *testing.T) {
+	k := &keepingSender{}
+	qc := testQueueConfig()
+	qc.MinShards, qc.MaxShards = 1, 1
+	m, stop := runManager(t, queue.Options{Name: "test", URL: "http://127.0.0.1:1/", Config: qc, Sender: k})
+	feed(t, m, 50, 40)
+	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "everything acknowledged")
+	stop()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	require.Greater(t, k.count, 10)
+	for i := range k.kept {
+		require.Equal(t, k.sent[i], k.kept[i], "body %d was written into after Send said it is in use", i)
+	}
+}

@@ -116,7 +116,12 @@ func (m *Manager) sendMetadataLoop(ctx context.Context) {
 				enc.AddMetadata(md.name, md.typ, md.help, md.unit)
 			}
 			body = snappy.Encode(body[:cap(body)], enc.Bytes())
-			if !m.sendMetadata(ctx, &Request{Protocol: RW1, Body: body, Metadata: len(chunk)}) {
+			req := &Request{Protocol: RW1, Body: body, Metadata: len(chunk)}
+			ok := m.sendMetadata(ctx, req)
+			if req.BodyInUse {
+				body = nil // the Sender may still read it
+			}
+			if !ok {
 				break
 			}
 		}

@@ -34,6 +34,12 @@ type Request struct {
 	Body []byte
 	// What the request carries, for the receiver's written-counts check and metrics.
 	Samples, Histograms, Exemplars, Metadata int
+	// BodyInUse is set by a Sender that may still read Body after Send
+	// returned (an HTTP transport still writing it to a connection): the
+	// caller then never writes into Body's memory again. A Sender sets it,
+	// and never clears it: a later attempt that ended cleanly says nothing
+	// of an earlier one.
+	BodyInUse bool
 }
 
 // Written is what a receiver says it wrote, from the
@@ -50,8 +56,8 @@ type Written struct {
 // It never retries by itself: a failure is a *SendError saying whether a
 // retry may succeed, and after how long at least. attempt is 0 for the
 // first try and counts retries (sent as the Retry-Attempt header). Send
-// must be safe for concurrent use and must not keep req.Body after it
-// returns.
+// must be safe for concurrent use, and must not read req.Body after it
+// returns unless it set req.BodyInUse.
 type Sender interface {
 	Send(ctx context.Context, req *Request, attempt int) (Written, error)
 }

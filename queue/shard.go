@@ -375,7 +375,7 @@ func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item) {
 func (s *shard) deliver(ctx context.Context, b requestBuilder, batch []item, depth int) {
 	m := s.m
 	req := &s.req
-	*req = Request{Protocol: m.protocol()}
+	*req = Request{Protocol: m.protocol(), BodyInUse: req.BodyInUse} // encode needs to know
 	s.encode(b, batch)
 	// Before each retry, samples that have grown older than
 	// sample_age_limit leave the batch (counted as dropped, too_old),
@@ -451,8 +451,14 @@ func (m *Manager) dropExpired(batch []item) ([]item, int) {
 }
 
 // encode builds and compresses the request body of batch into the shard's
-// request, and sets the request's counts and the shard's summary.
+// request, and sets the request's counts and the shard's summary. A body
+// the Sender said it may still read is left to it: this one gets new
+// memory.
 func (s *shard) encode(b requestBuilder, batch []item) {
+	if s.req.BodyInUse {
+		s.body = snappyStream{}
+		s.req.BodyInUse = false
+	}
 	s.req.Body = b.build(batch, &s.sum, &s.body)
 	s.req.Samples, s.req.Histograms, s.req.Exemplars = s.sum.samples, s.sum.histograms, s.sum.exemplars
 }

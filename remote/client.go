@@ -9,10 +9,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	commoncfg "github.com/prometheus/common/config"
@@ -52,6 +53,13 @@ const (
 	// httpClientName names the client in prometheus/common's connection
 	// tracking.
 	httpClientName = "remote_storage_write_client"
+	// requestWriteBufferSize is the write buffer of the connections a
+	// Client opens, where net/http's default is 4 KiB: a request of 2000
+	// samples (about 50 KiB compressed) then leaves in one write instead of
+	// three, which costs the sender about a tenth less CPU
+	// (BenchmarkQueueSend). Past the first 128 KiB, a larger body goes in
+	// writes of 32 KiB, as it would anyway.
+	requestWriteBufferSize = 128 << 10
 )
 
 // DefaultUserAgent is the User-Agent a Client sends unless
@@ -123,6 +131,12 @@ func NewClient(name string, cfg *config.RemoteWriteConfig, opts ClientOptions) (
 		hc, err = commoncfg.NewClientFromConfig(cfg.HTTPClientConfig, httpClientName, httpOpts...)
 		if err != nil {
 			return nil, fmt.Errorf("remote %q: %w", name, err)
+		}
+		if t, ok := hc.Transport.(*http.Transport); ok && t.WriteBufferSize == 0 {
+			// See requestWriteBufferSize. Reachable when no basic_auth,
+			// authorization, oauth2, http_headers or TLS files wrap the
+			// transport; sigv4, azuread and google_iam wrap it below.
+			t.WriteBufferSize = requestWriteBufferSize
 		}
 	}
 	if cfg.SigV4Config != nil || cfg.AzureADConfig != nil || cfg.GoogleIAMConfig != nil {
@@ -200,20 +214,34 @@ func (c *Client) Send(ctx context.Context, req *queue.Request, attempt int) (que
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
-	// The transport may still read a request body after Do returns (when
-	// a request is cancelled mid-write); the bodies are detached on return
-	// so that Send never touches req.Body afterwards.
-	bodies := &requestBodies{data: req.Body}
-	defer bodies.detach()
-	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bodies.open())
+	// The body goes to the transport as a bytes.Reader, which net/http
+	// writes with the headers through its write buffer (one write for a
+	// whole request; see requestWriteBufferSize) instead of flushing the
+	// headers first. The transport may still read those bytes after Do
+	// returns: when the endpoint answered before reading them all. It is
+	// known to be done with them only when it puts the connection back for
+	// reuse, which it does once the request was written whole; anything
+	// else (a redirect or retry that read the body again, a connection
+	// closed, an error) leaves req.BodyInUse set, and the queue does not
+	// write into those bytes again.
+	var reused, rewound atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{PutIdleConn: func(error) { reused.Store(true) }})
+	defer func() {
+		if rewound.Load() || !reused.Load() {
+			req.BodyInUse = true
+		}
+	}()
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(req.Body))
 	if err != nil {
 		return queue.Written{}, &queue.SendError{Err: fmt.Errorf("building request: %w", err)}
 	}
 	if len(req.Body) == 0 {
 		httpReq.Body, httpReq.GetBody = http.NoBody, nil
 	} else {
-		httpReq.ContentLength = int64(len(req.Body))
-		httpReq.GetBody = func() (io.ReadCloser, error) { return bodies.open(), nil } // for redirects
+		httpReq.GetBody = func() (io.ReadCloser, error) { // redirects, and retries on a fresh connection
+			rewound.Store(true)
+			return io.NopCloser(bytes.NewReader(req.Body)), nil
+		}
 	}
 	// The configured headers first: the protocol's own headers must win
 	// (config validation already rejects the reserved names).
@@ -266,48 +294,6 @@ func (c *Client) Send(ctx context.Context, req *queue.Request, attempt int) (que
 	}
 	return written, sendErr
 }
-
-// errBodyDetached is what a request body reads after Send returned.
-var errBodyDetached = errors.New("remote: request body read after the send ended")
-
-// requestBodies hands out readers over one request's bytes (one per
-// redirect) and cuts them all off at once.
-type requestBodies struct {
-	mu       sync.Mutex
-	data     []byte
-	detached bool
-}
-
-func (b *requestBodies) open() io.ReadCloser { return &bodyReader{bodies: b} }
-
-func (b *requestBodies) detach() {
-	b.mu.Lock()
-	b.detached, b.data = true, nil
-	b.mu.Unlock()
-}
-
-// bodyReader reads its requestBodies' bytes until they are detached.
-type bodyReader struct {
-	bodies *requestBodies
-	off    int
-}
-
-func (r *bodyReader) Read(p []byte) (int, error) {
-	b := r.bodies
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.detached {
-		return 0, errBodyDetached
-	}
-	if r.off >= len(b.data) {
-		return 0, io.EOF
-	}
-	n := copy(p, b.data[r.off:])
-	r.off += n
-	return n, nil
-}
-
-func (*bodyReader) Close() error { return nil }
 
 // errorBody returns the start of an error response's body for the error
 // message, or the status text when the body is empty.

@@ -711,27 +711,116 @@ func TestClientDefaults(t *testing.T) {
 	require.False(t, se.Retryable)
 }
 
-func TestClientDoesNotKeepBody(t *testing.T) {
-	var body io.ReadCloser
-	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		body = r.Body // a transport still holding the body after Do returned
-		return &http.Response{StatusCode: http.StatusNoContent, Status: "204 No Content", Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+// TestClientSaysWhenTheBodyIsInUse: Send leaves req.BodyInUse unset only
+// when the transport is known to be done with the body (it put the
+// connection back for reuse after writing the request whole); otherwise
+// the queue must not write into the body again.
+func TestClientSaysWhenTheBodyIsInUse(t *testing.T) {
+	send := func(t *testing.T, c *Client, body []byte) (*queue.Request, error) {
+		t.Helper()
+		req := &queue.Request{Protocol: queue.RW1, Body: body}
+		_, err := c.Send(context.Background(), req, 0)
+		return req, err
+	}
+
+	t.Run("written whole and answered", func(t *testing.T) {
+		srv := newRecordingServer(t, nil)
+		c := newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
+		for range 3 { // a new connection, then the same one again
+			req, err := send(t, c, []byte("payload"))
+			require.NoError(t, err)
+			require.False(t, req.BodyInUse)
+		}
+		require.Len(t, srv.requests(), 3)
 	})
-	c := newTestClient(t, testConfig(t, "http://127.0.0.1:1/write"), ClientOptions{HTTPClient: &http.Client{Transport: rt}})
-	_, err := c.Send(context.Background(), &queue.Request{Protocol: queue.RW1, Body: []byte("secret bytes")}, 0)
-	require.NoError(t, err)
-	require.NotNil(t, body)
-	_, err = io.ReadAll(body)
-	require.ErrorIs(t, err, errBodyDetached)
+
+	t.Run("a transport keeping the body", func(t *testing.T) {
+		var kept io.Reader
+		rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			kept = r.Body // still holding it after Do returned
+			return &http.Response{StatusCode: http.StatusNoContent, Status: "204 No Content", Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+		})
+		c := newTestClient(t, testConfig(t, "http://127.0.0.1:1/write"), ClientOptions{HTTPClient: &http.Client{Transport: rt}})
+		req, err := send(t, c, []byte("payload"))
+		require.NoError(t, err)
+		require.NotNil(t, kept)
+		require.True(t, req.BodyInUse)
+	})
+
+	t.Run("answered before the body was read", func(t *testing.T) {
+		// The endpoint refuses at once and never reads a body too large
+		// for the connection's buffers: the transport is still writing it
+		// when Do returns.
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "no", http.StatusBadRequest)
+		}))
+		t.Cleanup(srv.Close)
+		c := newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
+		req, err := send(t, c, make([]byte, 64<<20))
+		require.Error(t, err) // the 400, or the connection the server closed under the write
+		require.True(t, req.BodyInUse)
+	})
+
+	t.Run("read again for a redirect", func(t *testing.T) {
+		var srv *recordingServer
+		srv = newRecordingServer(t, func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/write" {
+				http.Redirect(w, r, srv.URL+"/moved", http.StatusTemporaryRedirect)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		})
+		c := newTestClient(t, testConfig(t, srv.URL+"/write"), ClientOptions{})
+		req, err := send(t, c, []byte("payload"))
+		require.NoError(t, err)
+		require.True(t, req.BodyInUse)
+	})
+
+	t.Run("a refused connection", func(t *testing.T) {
+		c := newTestClient(t, testConfig(t, "http://127.0.0.1:1/write"), ClientOptions{})
+		req, err := send(t, c, []byte("payload"))
+		require.True(t, asSendError(t, err).Retryable)
+		require.True(t, req.BodyInUse, "unknown: set")
+	})
+
+	t.Run("never cleared", func(t *testing.T) {
+		srv := newRecordingServer(t, nil)
+		c := newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
+		req := &queue.Request{Protocol: queue.RW1, Body: []byte("payload"), BodyInUse: true}
+		_, err := c.Send(context.Background(), req, 1)
+		require.NoError(t, err)
+		require.True(t, req.BodyInUse, "a clean retry says nothing of the attempt before")
+	})
 
 	// An empty body is sent as no body, with Content-Length 0.
 	srv := newRecordingServer(t, nil)
-	c = newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
-	_, err = c.Send(context.Background(), &queue.Request{Protocol: queue.RW1}, 0)
+	c := newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
+	_, err := c.Send(context.Background(), &queue.Request{Protocol: queue.RW1}, 0)
 	require.NoError(t, err)
 	got := srv.last(t)
 	require.Empty(t, got.body)
 	require.Equal(t, "0", got.header.Get("Content-Length"))
+}
+
+// TestClientWriteBuffer: the connections a Client opens buffer a whole
+// request of common size (headers and body), so that it leaves in one
+// write, when prometheus/common's transport is reachable.
+func TestClientWriteBuffer(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1/write")
+	c := newTestClient(t, cfg, ClientOptions{})
+	tr, ok := c.client.Transport.(*http.Transport)
+	require.True(t, ok, "a plain configuration's transport is net/http's")
+	require.Equal(t, requestWriteBufferSize, tr.WriteBufferSize)
+
+	// With basic_auth, prometheus/common wraps the transport and the
+	// default buffer stays; sending works the same.
+	srv := newRecordingServer(t, nil)
+	cfg = testConfig(t, srv.URL)
+	cfg.HTTPClientConfig.BasicAuth = &commoncfg.BasicAuth{Username: "u", Password: "p"}
+	c = newTestClient(t, cfg, ClientOptions{})
+	_, err := c.Send(context.Background(), &queue.Request{Protocol: queue.RW1, Body: []byte("payload")}, 0)
+	require.NoError(t, err)
+	require.Equal(t, []byte("payload"), srv.last(t).body)
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
