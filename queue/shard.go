@@ -84,18 +84,18 @@ func (k itemKind) class() itemClass {
 // requestBuilder turns a batch of items into the snappy-compressed
 // protobuf body of one request, compressed by c, noting in sum what the
 // shard needs to know of the batch besides (one pass over the items). The
-// body is valid until c is used again.
+// body is valid until c is used again; counts says what it carries.
 type requestBuilder interface {
 	build(batch []item, sum *batchSummary, c *snappyStream) []byte
+	counts() (samples, histograms, exemplars int)
 }
 
-// batchSummary is what accounting for a batch needs, gathered while the
-// batch is built so that the items are walked once.
+// batchSummary is what accounting for a batch needs besides the counts,
+// gathered while the batch is built so that the items are walked once.
 type batchSummary struct {
-	samples, histograms, exemplars int
-	newest                         int64    // newest timestamp in the batch
-	extras                         bool     // some item has an extra part
-	runs                           []ackRun // the items of each record, in batch order
+	newest int64    // newest timestamp in the batch
+	extras bool     // some item has an extra part
+	runs   []ackRun // the items of each record, in batch order
 }
 
 // ackRun is a run of adjacent items of one record: the items of a record
@@ -111,24 +111,13 @@ func (s *batchSummary) reset() {
 
 // add notes one item of the batch.
 func (s *batchSummary) add(it *item) {
-	switch it.kind {
-	case kindSample:
-		s.samples++
-	case kindHistogram, kindFloatHistogram:
-		s.histograms++
-	case kindExemplar:
-		s.exemplars++
-	}
 	s.newest = max(s.newest, it.t)
 	if n := len(s.runs); n > 0 && s.runs[n-1].seq == it.seq {
 		s.runs[n-1].n++
 	} else {
 		s.runs = append(s.runs, ackRun{seq: it.seq, n: 1})
 	}
-	if it.extra != nil {
-		s.extras = true
-		s.exemplars += len(it.extra.attached)
-	}
+	s.extras = s.extras || it.extra != nil
 }
 
 // rw1Builder builds RW1 requests from items. Items of an RW2 queue that
@@ -155,6 +144,11 @@ func (b *rw1Builder) build(batch []item, sum *batchSummary, c *snappyStream) []b
 		}
 	}
 	return c.finish(b.Bytes())
+}
+
+func (b *rw1Builder) counts() (samples, histograms, exemplars int) {
+	samples, histograms, exemplars, _ = b.Counts()
+	return samples, histograms, exemplars
 }
 
 // labels returns the RW1 label bytes of s, valid until the next call.
@@ -216,6 +210,8 @@ func (b *rw2Builder) build(batch []item, sum *batchSummary, c *snappyStream) []b
 	}
 	return c.whole(b.Bytes())
 }
+
+func (b *rw2Builder) counts() (samples, histograms, exemplars int) { return b.Counts() }
 
 func (b *rw2Builder) add(it *item) {
 	ex := b.attached(it)
@@ -460,7 +456,7 @@ func (s *shard) encode(b requestBuilder, batch []item) {
 		s.req.BodyInUse = false
 	}
 	s.req.Body = b.build(batch, &s.sum, &s.body)
-	s.req.Samples, s.req.Histograms, s.req.Exemplars = s.sum.samples, s.sum.histograms, s.sum.exemplars
+	s.req.Samples, s.req.Histograms, s.req.Exemplars = b.counts()
 }
 
 // sendOutcome is how a batch ended.
