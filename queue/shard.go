@@ -356,10 +356,10 @@ func resetTimer(t *time.Timer, d time.Duration) {
 }
 
 // sendBatch encodes the batch once and sends the same bytes until the
-// endpoint accepts them, refuses them for good, or ctx ends. The items'
-// extra parts (histogram copies,
-// exemplars) are let go once the batch ended; their series references stay
-// until the chunk is written again.
+// endpoint accepts them, refuses them for good, or ctx ends. Once it
+// ended, the items' extra parts (histogram copies, exemplars) are let go
+// (Manager.finish); their series references stay until the chunk is
+// written again.
 func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item) {
 	s.deliver(ctx, b, batch, 0)
 }
