@@ -141,16 +141,7 @@ func TestQueueLeavesBodiesTheTransportReads(t *testing.T) {
 			samples[i] = record.RefSample{Ref: record.Ref(i + 1), T: int64(sc) * 1000, V: float64(i)}
 		}
 		at := record.Span{Start: record.Position{Offset: int64(sc)}, End: record.Position{Offset: int64(sc) + 1}}
-		for len(samples) > 0 {
-			n := q.AppendSamples(samples, at)
-			samples = samples[n:]
-			if len(samples) > 0 {
-				select {
-				case <-q.Ready():
-				case <-time.After(time.Second): // Ready is a hint; look again
-				}
-			}
-		}
+		appendWaiting(q, samples, at)
 	}
 	require.Eventually(t, func() bool { _, pending := q.LowestPending(); return !pending }, 30*time.Second, 5*time.Millisecond)
 

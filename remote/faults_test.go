@@ -248,15 +248,23 @@ func feedFaults(t *testing.T, q *queue.Manager, nSeries, scrapes int) int {
 			samples[i] = record.RefSample{Ref: record.Ref(i + 1), T: int64(sc) * 1000, V: float64(sc)}
 		}
 		at := record.Span{Start: record.Position{Offset: int64(sc) * 100}, End: record.Position{Offset: int64(sc)*100 + 100}}
-		for len(samples) > 0 {
-			n := q.AppendSamples(samples, at)
-			handed += n
-			samples = samples[n:]
-			if len(samples) > 0 {
-				select {
-				case <-q.Ready():
-				case <-time.After(time.Second): // Ready is a hint; look again
-				}
+		handed += appendWaiting(q, samples, at)
+	}
+	return handed
+}
+
+// appendWaiting hands q every sample of one record, waiting for room as
+// the watcher does, and returns how many it took.
+func appendWaiting(q *queue.Manager, samples []record.RefSample, at record.Span) int {
+	handed := 0
+	for len(samples) > 0 {
+		n := q.AppendSamples(samples, at)
+		handed += n
+		samples = samples[n:]
+		if len(samples) > 0 {
+			select {
+			case <-q.Ready():
+			case <-time.After(time.Second): // Ready is a hint; look again
 			}
 		}
 	}
