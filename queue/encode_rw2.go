@@ -21,6 +21,14 @@ import (
 // generation, so no string is hashed per sample. The symbol table lists the
 // strings in order of first use, the order writev2.SymbolsTable gives when
 // fed the same calls, and the bytes equal gogo's Marshal of that Request.
+//
+// When a request's symbol table is small beside its series (a label-light
+// queue sees the same few hundred strings in every request), the next
+// request starts from the same table instead of an empty one (a carried
+// table, see RW2Encoder.Reset), and each series keeps its encoded
+// labels_refs for that table: a sample of a series seen before under the
+// table copies its refs instead of mapping every id. The receiver sees a
+// table that may hold strings the request does not use, which RW2 allows.
 
 // Protobuf tags of the RW2 messages.
 const (
@@ -237,7 +245,30 @@ type RW2Series struct {
 	Type writev2.Metadata_MetricType
 	// Help and Unit are the interned ids of the help text and unit.
 	Help, Unit uint32
+
+	// refs caches the series' labels_refs under an encoder's carried
+	// symbol table. Only that encoder writes it: a series must not be
+	// added by two encoders at once.
+	refs *rw2Refs
 }
+
+// rw2Refs is a series' encoded labels_refs field, with its help and unit
+// symbols, valid in the carried symbol table numbered epoch.
+type rw2Refs struct {
+	epoch      uint64
+	help, unit uint32
+	field      []byte // the labels_refs tag, length and refs
+}
+
+// rw2Epochs numbers carried symbol tables process-wide, so that a series'
+// cached refs can only match the table they were written for.
+var rw2Epochs atomic.Uint64
+
+// rw2CarryRatio bounds a carried symbol table: it is carried to the next
+// request only while its encoding is at most 1/rw2CarryRatio of the
+// request's series entries, so the strings a request sends without using
+// them cost at most that much.
+const rw2CarryRatio = 8
 
 // NewRW2Series interns the labels of ls and returns the series without
 // metadata.
@@ -262,9 +293,13 @@ type rw2Slot struct{ gen, sym uint32 }
 // metadata. Symbols are numbered in order of first use; for each call the
 // series' help and unit come first, then its labels, then exemplar labels.
 //
+// A request's symbol table may be carried over to the next (see Reset):
+// then the encoder caches each series' encoded refs in the series.
+//
 // Make one with NewRW2Encoder. Buffers are reused across Reset, so a warm
-// encoder does not allocate. An RW2Encoder is not safe for concurrent use; several encoders may share one
-// Interner.
+// encoder does not allocate. An RW2Encoder is not safe for concurrent use;
+// several encoders may share one Interner, but not add the same series at
+// once.
 type RW2Encoder struct {
 	in *Interner
 
@@ -273,8 +308,18 @@ type RW2Encoder struct {
 	syms  []string          // the request's symbol table, syms[0] == ""
 	other map[string]uint32 // symbols of exemplar strings, which are not interned
 
+	// A carried table has a process-wide epoch (0 for a table of one
+	// request) and an index of all its strings. Interned ids it mapped may
+	// have been freed and given to other strings since, so its slots are
+	// trusted only when they hold the very string of the id now.
+	epoch uint64
+	index map[string]uint32
+
 	series []byte // the encoded Request.timeseries entries
 	out    []byte
+
+	// What Bytes wrote, for Reset's choice to carry the table over.
+	symSize, seriesSize int
 
 	samples, histograms, exemplars int
 }
@@ -286,8 +331,23 @@ func NewRW2Encoder(in *Interner) *RW2Encoder {
 	return e
 }
 
-// Reset empties the request, keeping its buffers.
+// Reset empties the request, keeping its buffers. The symbol table of the
+// request it empties is carried over to the next one when Bytes found it at
+// most 1/rw2CarryRatio of the request's series: the next request then
+// starts with those strings, and adds its own.
 func (e *RW2Encoder) Reset() {
+	carry := e.seriesSize > 0 && e.symSize*rw2CarryRatio <= e.seriesSize
+	e.symSize, e.seriesSize = 0, 0
+	e.series = e.series[:0]
+	e.samples, e.histograms, e.exemplars = 0, 0, 0
+	if carry {
+		if e.epoch == 0 {
+			e.carry()
+		}
+		return
+	}
+	e.epoch = 0
+	clear(e.index)
 	e.gen++
 	if e.gen == 0 { // wrapped: old stamps could look current
 		clear(e.slots)
@@ -295,8 +355,20 @@ func (e *RW2Encoder) Reset() {
 	}
 	e.syms = append(e.syms[:0], "")
 	clear(e.other)
-	e.series = e.series[:0]
-	e.samples, e.histograms, e.exemplars = 0, 0, 0
+}
+
+// carry makes the current symbol table one that outlives its request: it
+// gets an epoch and an index of its strings (the exemplar strings of
+// e.other among them).
+func (e *RW2Encoder) carry() {
+	e.epoch = rw2Epochs.Add(1)
+	if e.index == nil {
+		e.index = make(map[string]uint32, len(e.syms))
+	}
+	for i, s := range e.syms[1:] {
+		e.index[s] = uint32(i + 1)
+	}
+	clear(e.other)
 }
 
 // Counts returns how many samples, histograms and exemplars the request
@@ -310,6 +382,9 @@ func (e *RW2Encoder) Counts() (samples, histograms, exemplars int) {
 func (e *RW2Encoder) symbol(id uint32) uint32 {
 	if id == 0 {
 		return 0
+	}
+	if e.epoch != 0 {
+		return e.carriedSymbol(id)
 	}
 	if int(id) >= len(e.slots) {
 		e.growSlots(id)
@@ -333,6 +408,31 @@ func (e *RW2Encoder) symbol(id uint32) uint32 {
 	return sym
 }
 
+// carriedSymbol is symbol under a carried table. The id's slot may be
+// from an earlier holder of the id, so it counts only when its symbol is
+// the id's string itself (the same bytes in memory: each interning of a
+// string gets its own copy, and the table keeps the old one alive).
+// Otherwise the string is looked up in the table's index, so that a
+// string freed and interned again under another id is not added twice.
+func (e *RW2Encoder) carriedSymbol(id uint32) uint32 {
+	s := e.in.String(id)
+	if int(id) >= len(e.slots) {
+		e.growSlots(id)
+	}
+	slot := &e.slots[id]
+	if slot.gen == e.gen && unsafe.StringData(e.syms[slot.sym]) == unsafe.StringData(s) {
+		return slot.sym
+	}
+	sym, ok := e.index[s]
+	if !ok {
+		sym = uint32(len(e.syms))
+		e.syms = append(e.syms, s)
+		e.index[s] = sym
+	}
+	*slot = rw2Slot{gen: e.gen, sym: sym}
+	return sym
+}
+
 func (e *RW2Encoder) growSlots(id uint32) {
 	n := max(int(id)+1, e.in.Len(), 2*len(e.slots))
 	e.slots = append(e.slots, make([]rw2Slot, n-len(e.slots))...)
@@ -348,6 +448,15 @@ func (e *RW2Encoder) growSlots(id uint32) {
 func (e *RW2Encoder) symbolString(s string) uint32 {
 	if s == "" {
 		return 0
+	}
+	if e.epoch != 0 {
+		sym, ok := e.index[s]
+		if !ok {
+			sym = uint32(len(e.syms))
+			e.syms = append(e.syms, s)
+			e.index[s] = sym
+		}
+		return sym
 	}
 	if o, ok := e.other[s]; ok {
 		return o
@@ -372,6 +481,12 @@ func (e *RW2Encoder) symbolString(s string) uint32 {
 // byte and widened by endLen in the rare case they need more. It returns
 // the position of the entry's length byte.
 func (e *RW2Encoder) begin(s *RW2Series) (b []byte, start int, help, unit uint32) {
+	if r := s.refs; r != nil && r.epoch == e.epoch && e.epoch != 0 {
+		// Seen before under this carried table: copy its refs.
+		b = append(e.series, rw2TagTimeSeries, 0)
+		start = len(b) - 1
+		return append(b, r.field...), start, r.help, r.unit
+	}
 	help, unit = e.symbol(s.Help), e.symbol(s.Unit)
 	// Room for the entry's header, every ref as a 5-byte varint, and a
 	// sample and metadata, so that the loop below never grows the buffer.
@@ -386,13 +501,18 @@ func (e *RW2Encoder) begin(s *RW2Series) (b []byte, start int, help, unit uint32
 	i := len(b)
 	b = b[:i+5*len(s.Labels)]
 	slots, gen := e.slots, e.gen
+	if e.epoch != 0 {
+		slots = nil // every id goes through carriedSymbol
+	}
 	for _, id := range s.Labels {
 		var r uint32
 		if int(id) < len(slots) && slots[id].gen == gen { // the common case, inlined
 			r = slots[id].sym
 		} else {
 			r = e.symbol(id)
-			slots = e.slots
+			if e.epoch == 0 {
+				slots = e.slots
+			}
 		}
 		if r < 0x80 {
 			b[i] = byte(r)
@@ -401,7 +521,23 @@ func (e *RW2Encoder) begin(s *RW2Series) (b []byte, start int, help, unit uint32
 			i += binary.PutUvarint(b[i:], uint64(r))
 		}
 	}
-	return endLen(b[:i], refsLen), start, help, unit
+	b = endLen(b[:i], refsLen)
+	if e.epoch != 0 {
+		e.cacheRefs(s, b[refsLen-1:], help, unit)
+	}
+	return b, start, help, unit
+}
+
+// cacheRefs keeps the labels_refs field of s, and its help and unit
+// symbols, for its next sample under the carried table.
+func (e *RW2Encoder) cacheRefs(s *RW2Series, field []byte, help, unit uint32) {
+	r := s.refs
+	if r == nil {
+		r = new(rw2Refs)
+		s.refs = r
+	}
+	r.epoch, r.help, r.unit = e.epoch, help, unit
+	r.field = append(r.field[:0], field...)
 }
 
 // end finishes the TimeSeries entry begun at start with the series'
@@ -570,5 +706,6 @@ func (e *RW2Encoder) Bytes() []byte {
 	}
 	b = append(b, e.series...)
 	e.out = b
+	e.symSize, e.seriesSize = n-len(e.series), len(e.series)
 	return b
 }

@@ -7,3 +7,7 @@ func (m *Manager) SetShardUpdateInterval(d time.Duration) {
 	m.updateEvery = d
 	m.inRate = newEWMARate(0.2, d)
 }
+
+// Carried reports whether the request being built started from the
+// previous request's symbol table.
+func (e *RW2Encoder) Carried() bool { return e.epoch != 0 }

@@ -279,8 +279,10 @@ func (c *seriesCache) setMetadata(meta []record.RefMetadata) {
 		if s == nil || s.state != seriesKept {
 			continue
 		}
-		old := s.data.rw2
-		rw2 := old
+		old := &s.data.rw2
+		// A new series, not a copy: a shard may be writing old's cached
+		// refs (RW2Series.refs) now.
+		rw2 := RW2Series{Labels: old.Labels}
 		rw2.SetMetadata(c.interner, md.Type.String(), md.Help, md.Unit) // holds help and unit
 		if rw2.Type == old.Type && rw2.Help == old.Help && rw2.Unit == old.Unit {
 			c.interner.Release(rw2.Help, rw2.Unit)
@@ -289,9 +291,8 @@ func (c *seriesCache) setMetadata(meta []record.RefMetadata) {
 		// The new encoding holds its own count of the label ids; the old
 		// one keeps its counts until sweep finds it unreachable.
 		c.interner.Acquire(rw2.Labels...)
-		d := *s.data
-		d.rw2 = rw2
+		d := &encodedSeries{rw1: s.data.rw1, rw2: rw2}
 		c.retire(s.data)
-		s.data = &d
+		s.data = d
 	}
 }

@@ -1,0 +1,189 @@
+package queue
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"github.com/stretchr/testify/require"
+)
+
+// rw2Decoded unmarshals an RW2 body as upstream's receiver does and checks
+// what the spec asks of its symbol table: "" first, no string twice.
+func rw2Decoded(t *testing.T, body []byte) writev2.Request {
+	t.Helper()
+	var req writev2.Request
+	require.NoError(t, req.Unmarshal(body))
+	require.NotEmpty(t, req.Symbols)
+	require.Equal(t, "", req.Symbols[0])
+	seen := make(map[string]bool, len(req.Symbols))
+	for _, s := range req.Symbols {
+		require.False(t, seen[s], "symbol %q twice", s)
+		seen[s] = true
+	}
+	return req
+}
+
+// rw2LabelsOf returns the labels of every series entry of req.
+func rw2LabelsOf(t *testing.T, req writev2.Request) []labels.Labels {
+	t.Helper()
+	var sb labels.ScratchBuilder
+	out := make([]labels.Labels, len(req.Timeseries))
+	for i, ts := range req.Timeseries {
+		ls, err := ts.ToLabels(&sb, req.Symbols)
+		require.NoError(t, err)
+		out[i] = ls
+	}
+	return out
+}
+
+// TestRW2CarriedTable: a small table is carried to the next request, series
+// copy their cached refs under it, and a table grown large beside its
+// request is not carried.
+func TestRW2CarriedTable(t *testing.T) {
+	in := &Interner{}
+	e := NewRW2Encoder(in)
+	a := NewRW2Series(in, labels.FromStrings("__name__", "up", "job", "a"))
+	b := NewRW2Series(in, labels.FromStrings("__name__", "up", "job", "b"))
+	b.SetMetadata(in, "gauge", "Whether the target is up.", "")
+
+	request := func(series ...*RW2Series) writev2.Request {
+		for i := range 50 {
+			for _, s := range series {
+				e.AddSample(s, int64(i), float64(i), 0)
+			}
+		}
+		return rw2Decoded(t, e.Bytes())
+	}
+	first := request(&a, &b)
+	require.False(t, e.Carried(), "the first request starts empty")
+
+	e.Reset()
+	require.True(t, e.Carried(), "5 strings beside 100 entries")
+	second := request(&a, &b)
+	require.Equal(t, first.Symbols, second.Symbols, "nothing new to add")
+	require.Equal(t, rw2LabelsOf(t, first), rw2LabelsOf(t, second))
+	require.Equal(t, first.Timeseries[1].Metadata, second.Timeseries[1].Metadata)
+	require.NotNil(t, a.refs, "refs cached under the carried table")
+
+	// A request of many new strings and one sample each: its table is
+	// not carried to the next.
+	e.Reset()
+	wide := make([]RW2Series, 20)
+	for i := range wide {
+		wide[i] = NewRW2Series(in, labels.FromStrings("__name__", fmt.Sprintf("a_rather_long_metric_name_%d", i), "pod", fmt.Sprintf("pod-%d-with-a-long-suffix", i)))
+		e.AddSample(&wide[i], 1, 1, 0)
+	}
+	got := rw2LabelsOf(t, rw2Decoded(t, e.Bytes()))
+	for i := range wide {
+		require.Equal(t, "pod-"+fmt.Sprint(i)+"-with-a-long-suffix", got[i].Get("pod"))
+	}
+	e.Reset()
+	require.False(t, e.Carried())
+	third := request(&a, &b)
+	require.Equal(t, rw2LabelsOf(t, first), rw2LabelsOf(t, third))
+	require.Len(t, third.Symbols, len(first.Symbols), "the new table holds only what it uses")
+}
+
+// TestRW2CarriedTableAfterFreedIds: interned ids a carried table mapped are
+// freed and given to other strings, and freed strings come back under new
+// ids. Every request still decodes to the series' own labels, with no
+// symbol twice.
+func TestRW2CarriedTableAfterFreedIds(t *testing.T) {
+	in := &Interner{}
+	e := NewRW2Encoder(in)
+	request := func(series ...*RW2Series) []labels.Labels {
+		e.Reset()
+		for i := range 50 {
+			for _, s := range series {
+				e.AddSampleWithExemplars(s, int64(i), 1, 0, []RW2Exemplar{{Labels: labels.FromStrings("trace_id", "a"), T: int64(i), V: 1}})
+			}
+		}
+		req := rw2Decoded(t, e.Bytes())
+		var sb labels.ScratchBuilder
+		for _, ts := range req.Timeseries {
+			x, err := ts.Exemplars[0].ToExemplar(&sb, req.Symbols)
+			require.NoError(t, err)
+			require.Equal(t, labels.FromStrings("trace_id", "a"), x.Labels)
+		}
+		return rw2LabelsOf(t, req)[:len(series)]
+	}
+	lsA := labels.FromStrings("__name__", "up", "job", "a")
+	a := NewRW2Series(in, lsA)
+	request(&a)
+	require.Equal(t, []labels.Labels{lsA}, request(&a))
+	require.True(t, e.Carried())
+
+	// Every id of a is freed; b's strings take the same ids (the interner
+	// reuses freed ids first), so the table's slots for them are stale.
+	in.Release(a.Labels...)
+	lsB := labels.FromStrings("__name__", "down", "job", "b")
+	b := NewRW2Series(in, lsB)
+	require.ElementsMatch(t, a.Labels, b.Labels, "b reuses a's ids")
+	require.Equal(t, []labels.Labels{lsB}, request(&b))
+	require.True(t, e.Carried())
+
+	// a's strings come back under new ids: the table already holds them
+	// (one of them as an exemplar's value).
+	c := NewRW2Series(in, lsA)
+	require.Equal(t, []labels.Labels{lsB, lsA}, request(&b, &c))
+	require.True(t, e.Carried())
+}
+
+// TestRW2CarriedTableChurn: series come and go between requests (their
+// ids freed and reused), from a small pool of strings so that tables are
+// carried; every request decodes to its series' labels.
+func TestRW2CarriedTableChurn(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	in := &Interner{}
+	e := NewRW2Encoder(in)
+	pool := []string{"a", "b", "c", "d", "e", "f", "g", "h", "up", "job", "node", "x", "y"}
+	type live struct {
+		ls labels.Labels
+		s  RW2Series
+	}
+	var series []*live
+	carried := 0
+	for round := range 400 {
+		for range r.IntN(4) { // new series
+			ls := labels.FromStrings("__name__", pool[r.IntN(len(pool))], "k", pool[r.IntN(len(pool))], pool[r.IntN(len(pool))], fmt.Sprint(r.IntN(3)))
+			l := &live{ls: ls, s: NewRW2Series(in, ls)}
+			if r.IntN(3) == 0 {
+				l.s.SetMetadata(in, "counter", pool[r.IntN(len(pool))], "")
+			}
+			series = append(series, l)
+		}
+		for len(series) > 6 || (len(series) > 0 && r.IntN(4) == 0) { // gone
+			i := r.IntN(len(series))
+			in.Release(series[i].s.Labels...)
+			in.Release(series[i].s.Help, series[i].s.Unit)
+			series = append(series[:i], series[i+1:]...)
+		}
+		e.Reset()
+		if e.Carried() {
+			carried++
+		}
+		var want []labels.Labels
+		for range 1 + r.IntN(40) {
+			for _, l := range series {
+				e.AddSample(&l.s, int64(round), 1, 0)
+				want = append(want, l.ls)
+			}
+		}
+		req := rw2Decoded(t, e.Bytes())
+		got := rw2LabelsOf(t, req)
+		require.Len(t, got, len(want), "round %d", round)
+		for i := range want {
+			require.Equal(t, want[i], got[i], "round %d entry %d", round, i)
+		}
+		for i, ts := range req.Timeseries {
+			if help := ts.Metadata.HelpRef; help != 0 {
+				require.Contains(t, pool, req.Symbols[help], "round %d entry %d", round, i)
+			}
+		}
+	}
+	require.Greater(t, carried, 100)
+	require.Less(t, carried, 400)
+}
