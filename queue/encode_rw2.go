@@ -252,12 +252,27 @@ type RW2Series struct {
 	refs *rw2Refs
 }
 
-// rw2Refs is a series' encoded labels_refs field, with its help and unit
-// symbols, valid in the carried symbol table numbered epoch.
+// rw2Refs is a series' encoded labels_refs and metadata fields, with its
+// help and unit symbols, valid in the carried symbol table numbered epoch.
 type rw2Refs struct {
 	epoch      uint64
 	help, unit uint32
-	field      []byte // the labels_refs tag, length and refs
+	fields     []byte // the labels_refs field (tag, length, refs), then the metadata field
+	meta       int    // where the metadata field starts
+}
+
+// appendSample appends a TimeSeries entry of one sample of the series
+// whose fields r holds: what AddSample writes, with lengths known ahead.
+func (r *rw2Refs) appendSample(b []byte, t int64, v float64, st int64) []byte {
+	ss := pbDoubleFieldSize(v) + pbInt64FieldSize(t) + pbInt64FieldSize(st) // at most 31
+	b = append(b, rw2TagTimeSeries)
+	b = pbAppendVarint(b, uint64(len(r.fields)+2+ss))
+	b = append(b, r.fields[:r.meta]...)
+	b = append(b, rw2TagSamples, byte(ss))
+	b = pbAppendDouble(b, rw2TagSampleValue, v)
+	b = pbAppendInt64(b, rw2TagSampleTimestamp, t)
+	b = pbAppendInt64(b, rw2TagSampleStart, st)
+	return append(b, r.fields[r.meta:]...)
 }
 
 // rw2Epochs numbers carried symbol tables process-wide, so that a series'
@@ -485,7 +500,7 @@ func (e *RW2Encoder) begin(s *RW2Series) (b []byte, start int, help, unit uint32
 		// Seen before under this carried table: copy its refs.
 		b = append(e.series, rw2TagTimeSeries, 0)
 		start = len(b) - 1
-		return append(b, r.field...), start, r.help, r.unit
+		return append(b, r.fields[:r.meta]...), start, r.help, r.unit
 	}
 	help, unit = e.symbol(s.Help), e.symbol(s.Unit)
 	// Room for the entry's header, every ref as a 5-byte varint, and a
@@ -528,26 +543,33 @@ func (e *RW2Encoder) begin(s *RW2Series) (b []byte, start int, help, unit uint32
 	return b, start, help, unit
 }
 
-// cacheRefs keeps the labels_refs field of s, and its help and unit
-// symbols, for its next sample under the carried table.
-func (e *RW2Encoder) cacheRefs(s *RW2Series, field []byte, help, unit uint32) {
+// cacheRefs keeps the labels_refs field of s, its metadata field and its
+// help and unit symbols, for its next sample under the carried table.
+func (e *RW2Encoder) cacheRefs(s *RW2Series, refs []byte, help, unit uint32) {
 	r := s.refs
 	if r == nil {
 		r = new(rw2Refs)
 		s.refs = r
 	}
 	r.epoch, r.help, r.unit = e.epoch, help, unit
-	r.field = append(r.field[:0], field...)
+	r.fields = append(r.fields[:0], refs...)
+	r.meta = len(r.fields)
+	r.fields = appendRW2Metadata(r.fields, s.Type, help, unit)
 }
 
 // end finishes the TimeSeries entry begun at start with the series'
 // metadata (always written: the field is not nullable).
 func (e *RW2Encoder) end(b []byte, start int, s *RW2Series, help, unit uint32) {
+	e.series = endLen(appendRW2Metadata(b, s.Type, help, unit), start)
+}
+
+// appendRW2Metadata appends a TimeSeries' metadata field.
+func appendRW2Metadata(b []byte, typ writev2.Metadata_MetricType, help, unit uint32) []byte {
 	b = append(b, rw2TagMetadata, 0)
 	meta := len(b) - 1
-	if s.Type != 0 {
+	if typ != 0 {
 		b = append(b, rw2TagMetaType)
-		b = pbAppendVarint(b, uint64(s.Type))
+		b = pbAppendVarint(b, uint64(typ))
 	}
 	if help != 0 {
 		b = append(b, rw2TagMetaHelp)
@@ -558,7 +580,7 @@ func (e *RW2Encoder) end(b []byte, start int, s *RW2Series, help, unit uint32) {
 		b = pbAppendVarint(b, uint64(unit))
 	}
 	b[meta] = byte(len(b) - meta - 1) // at most 14
-	e.series = endLen(b, start)
+	return b
 }
 
 // endLen writes the length of the message that follows the length byte
@@ -580,6 +602,11 @@ func endLen(b []byte, pos int) []byte {
 // AddSample adds a TimeSeries for s with one sample; st is the sample's
 // start (created) timestamp, 0 when unknown.
 func (e *RW2Encoder) AddSample(s *RW2Series, t int64, v float64, st int64) {
+	if r := s.refs; r != nil && r.epoch == e.epoch && e.epoch != 0 {
+		e.series = r.appendSample(e.series, t, v, st)
+		e.samples++
+		return
+	}
 	b, start, help, unit := e.begin(s)
 	ss := pbDoubleFieldSize(v) + pbInt64FieldSize(t) + pbInt64FieldSize(st) // at most 31
 	b = append(b, rw2TagSamples, byte(ss))
