@@ -330,8 +330,13 @@ type RW2Encoder struct {
 	epoch uint64
 	index map[string]uint32
 
-	series []byte // the encoded Request.timeseries entries
-	out    []byte
+	// series holds the encoded Request.timeseries entries behind head
+	// bytes of symbols: under a carried table, Reset writes the table's
+	// headSyms symbols there, so that Bytes, when the request added none,
+	// returns series as it is.
+	series         []byte
+	head, headSyms int
+	out            []byte
 
 	// What Bytes wrote, for Reset's choice to carry the table over.
 	symSize, seriesSize int
@@ -353,14 +358,17 @@ func NewRW2Encoder(in *Interner) *RW2Encoder {
 func (e *RW2Encoder) Reset() {
 	carry := e.seriesSize > 0 && e.symSize*rw2CarryRatio <= e.seriesSize
 	e.symSize, e.seriesSize = 0, 0
-	e.series = e.series[:0]
 	e.samples, e.histograms, e.exemplars = 0, 0, 0
 	if carry {
 		if e.epoch == 0 {
 			e.carry()
 		}
+		e.series = appendRW2Symbols(e.series[:0], e.syms)
+		e.head, e.headSyms = len(e.series), len(e.syms)
 		return
 	}
+	e.series = e.series[:0]
+	e.head, e.headSyms = 0, 0
 	e.epoch = 0
 	clear(e.index)
 	e.gen++
@@ -718,7 +726,12 @@ func (e *RW2Encoder) appendExemplar(b []byte, exemplarLabels labels.Labels, t in
 // Bytes returns the marshalled Request: the symbol table, then the time
 // series. The slice is valid until the next Reset or Add call.
 func (e *RW2Encoder) Bytes() []byte {
-	n := len(e.series)
+	entries := e.series[e.head:]
+	if e.headSyms == len(e.syms) { // the carried table, written by Reset, is all
+		e.symSize, e.seriesSize = e.head, len(entries)
+		return e.series
+	}
+	n := len(entries)
 	for _, s := range e.syms {
 		n += 1 + pbVarintSize(uint64(len(s))) + len(s)
 	}
@@ -726,13 +739,19 @@ func (e *RW2Encoder) Bytes() []byte {
 	if cap(b) < n {
 		b = make([]byte, 0, n+n/4)
 	}
-	for _, s := range e.syms {
+	b = appendRW2Symbols(b, e.syms)
+	e.symSize, e.seriesSize = len(b), len(entries)
+	b = append(b, entries...)
+	e.out = b
+	return b
+}
+
+// appendRW2Symbols appends the Request.symbols fields of syms.
+func appendRW2Symbols(b []byte, syms []string) []byte {
+	for _, s := range syms {
 		b = append(b, rw2TagSymbols) // repeated strings are written even when empty
 		b = pbAppendVarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
-	b = append(b, e.series...)
-	e.out = b
-	e.symSize, e.seriesSize = n-len(e.series), len(e.series)
 	return b
 }
