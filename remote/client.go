@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -95,12 +96,16 @@ type ClientOptions struct {
 // Client sends remote-write requests to one endpoint. It implements
 // queue.Sender and is safe for concurrent use.
 type Client struct {
-	name      string
-	url       string
-	timeout   time.Duration
-	userAgent string
-	headers   map[string]string
-	client    *http.Client
+	name    string
+	url     string
+	timeout time.Duration
+	client  *http.Client
+
+	// Every request's headers by protocol, built once: the configured
+	// headers, then the protocol's own (which win). Each request gets a
+	// copy of the map sharing the one-element value slices, which nothing
+	// appends to in place (Header.Add would reallocate them).
+	headersRW1, headersRW2 http.Header
 }
 
 var _ queue.Sender = (*Client)(nil)
@@ -160,18 +165,30 @@ func NewClient(name string, cfg *config.RemoteWriteConfig, opts ClientOptions) (
 	if ua == "" {
 		ua = DefaultUserAgent
 	}
-	headers := make(map[string]string, len(cfg.Headers))
-	for k, v := range cfg.Headers {
-		headers[k] = v
-	}
 	return &Client{
-		name:      name,
-		url:       cfg.URL.String(),
-		timeout:   timeout,
-		userAgent: ua,
-		headers:   headers,
-		client:    hc,
+		name:       name,
+		url:        cfg.URL.String(),
+		timeout:    timeout,
+		client:     hc,
+		headersRW1: requestHeaders(cfg.Headers, contentTypeRW1, versionRW1, ua),
+		headersRW2: requestHeaders(cfg.Headers, contentTypeRW2, versionRW2, ua),
 	}, nil
+}
+
+// requestHeaders returns the headers of a request of the protocol with the
+// given content type and version: the configured headers first, the
+// protocol's own after them, so those win (config validation already
+// rejects the reserved names).
+func requestHeaders(configured map[string]string, contentType, protoVersion, userAgent string) http.Header {
+	h := make(http.Header, len(configured)+4)
+	for k, v := range configured {
+		h.Set(k, v)
+	}
+	h.Set(headerContentEncoding, contentEncodingSnappy)
+	h.Set(headerContentType, contentType)
+	h.Set(headerVersion, protoVersion)
+	h.Set(headerUserAgent, userAgent)
+	return h
 }
 
 // Name returns the name the client was created with.
@@ -201,12 +218,12 @@ func (c *Client) Close() {
 //
 // Every failure is a *queue.SendError.
 func (c *Client) Send(ctx context.Context, req *queue.Request, attempt int) (queue.Written, error) {
-	var contentType, protoVersion string
+	var headers http.Header
 	switch req.Protocol {
 	case queue.RW1:
-		contentType, protoVersion = contentTypeRW1, versionRW1
+		headers = c.headersRW1
 	case queue.RW2:
-		contentType, protoVersion = contentTypeRW2, versionRW2
+		headers = c.headersRW2
 	default:
 		return queue.Written{}, &queue.SendError{Err: fmt.Errorf("unknown remote-write protocol %d", int(req.Protocol))}
 	}
@@ -243,15 +260,7 @@ func (c *Client) Send(ctx context.Context, req *queue.Request, attempt int) (que
 			return io.NopCloser(bytes.NewReader(req.Body)), nil
 		}
 	}
-	// The configured headers first: the protocol's own headers must win
-	// (config validation already rejects the reserved names).
-	for k, v := range c.headers {
-		httpReq.Header.Set(k, v)
-	}
-	httpReq.Header.Set(headerContentEncoding, contentEncodingSnappy)
-	httpReq.Header.Set(headerContentType, contentType)
-	httpReq.Header.Set(headerVersion, protoVersion)
-	httpReq.Header.Set(headerUserAgent, c.userAgent)
+	maps.Copy(httpReq.Header, headers)
 	if attempt > 0 {
 		httpReq.Header.Set(headerRetryAttempt, strconv.Itoa(attempt))
 	}
