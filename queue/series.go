@@ -30,7 +30,8 @@ type series struct {
 }
 
 // encodedSeries is a series' labels after external labels and relabelling,
-// encoded once for requests. It is never changed after it is made: queued
+// encoded once for requests. It is never changed after it is made (but for
+// the RW2 refs the shard owning the series caches in rw2.refs): queued
 // samples point to it while the cache may already have replaced it.
 type encodedSeries struct {
 	rw1 []byte    // RW1 Label entries (RW1 queues only)
