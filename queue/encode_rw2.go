@@ -560,6 +560,9 @@ func (e *RW2Encoder) cacheRefs(s *RW2Series, refs []byte, help, unit uint32) {
 		s.refs = r
 	}
 	r.epoch, r.help, r.unit = e.epoch, help, unit
+	if need := len(refs) + rw2MaxMetadata; cap(r.fields) < need {
+		r.fields = make([]byte, 0, need) // once: the metadata must not grow it again
+	}
 	r.fields = append(r.fields[:0], refs...)
 	r.meta = len(r.fields)
 	r.fields = appendRW2Metadata(r.fields, s.Type, help, unit)
@@ -570,6 +573,10 @@ func (e *RW2Encoder) cacheRefs(s *RW2Series, refs []byte, help, unit uint32) {
 func (e *RW2Encoder) end(b []byte, start int, s *RW2Series, help, unit uint32) {
 	e.series = endLen(appendRW2Metadata(b, s.Type, help, unit), start)
 }
+
+// rw2MaxMetadata is the longest metadata field: its tag and length, the
+// type (tag and 1 byte) and help and unit (tag and a symbol of up to 5).
+const rw2MaxMetadata = 2 + 2 + 6 + 6
 
 // appendRW2Metadata appends a TimeSeries' metadata field.
 func appendRW2Metadata(b []byte, typ writev2.Metadata_MetricType, help, unit uint32) []byte {
