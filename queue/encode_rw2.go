@@ -446,13 +446,20 @@ func (e *RW2Encoder) carriedSymbol(id uint32) uint32 {
 	if slot.gen == e.gen && unsafe.StringData(e.syms[slot.sym]) == unsafe.StringData(s) {
 		return slot.sym
 	}
+	sym := e.carriedString(s)
+	*slot = rw2Slot{gen: e.gen, sym: sym}
+	return sym
+}
+
+// carriedString returns the symbol of s in the carried table, adding it
+// if the table does not hold it yet.
+func (e *RW2Encoder) carriedString(s string) uint32 {
 	sym, ok := e.index[s]
 	if !ok {
 		sym = uint32(len(e.syms))
 		e.syms = append(e.syms, s)
 		e.index[s] = sym
 	}
-	*slot = rw2Slot{gen: e.gen, sym: sym}
 	return sym
 }
 
@@ -473,13 +480,7 @@ func (e *RW2Encoder) symbolString(s string) uint32 {
 		return 0
 	}
 	if e.epoch != 0 {
-		sym, ok := e.index[s]
-		if !ok {
-			sym = uint32(len(e.syms))
-			e.syms = append(e.syms, s)
-			e.index[s] = sym
-		}
-		return sym
+		return e.carriedString(s)
 	}
 	if o, ok := e.other[s]; ok {
 		return o

@@ -2,16 +2,10 @@ package queue_test
 
 import (
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"runtime"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
@@ -20,107 +14,6 @@ import (
 	"github.com/walship/walship/queue"
 	"github.com/walship/walship/wal/record"
 )
-
-// rw2Receiver is a real Remote-Write 2.0 endpoint on 127.0.0.1: it decodes
-// each request with upstream's types, checks its symbol table as the spec
-// asks, and keeps every sample's timestamp and metadata type by series.
-type rw2Receiver struct {
-	*httptest.Server
-	delay time.Duration
-
-	mu      sync.Mutex
-	samples map[string][]int64                       // timestamps by series labels
-	types   map[string][]writev2.Metadata_MetricType // metadata type of each sample
-	errs    []error
-}
-
-func newRW2Receiver(t *testing.T) *rw2Receiver {
-	r := &rw2Receiver{samples: map[string][]int64{}, types: map[string][]writev2.Metadata_MetricType{}}
-	r.Server = httptest.NewServer(http.HandlerFunc(r.handle))
-	t.Cleanup(r.Close)
-	return r
-}
-
-func (r *rw2Receiver) handle(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	if r.delay > 0 {
-		select { // the endpoint's latency, not synchronisation
-		case <-time.After(r.delay):
-		case <-req.Context().Done():
-		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	fail := func(err error) {
-		r.errs = append(r.errs, err)
-		http.Error(w, err.Error(), http.StatusBadRequest)
-	}
-	raw, err := snappy.Decode(nil, body)
-	if err != nil {
-		fail(err)
-		return
-	}
-	var wr writev2.Request
-	if err := wr.Unmarshal(raw); err != nil {
-		fail(err)
-		return
-	}
-	if len(wr.Symbols) == 0 || wr.Symbols[0] != "" {
-		fail(fmt.Errorf("symbols do not start with the empty string: %q", wr.Symbols))
-		return
-	}
-	seen := make(map[string]bool, len(wr.Symbols))
-	for _, s := range wr.Symbols {
-		if seen[s] {
-			fail(fmt.Errorf("symbol %q twice", s))
-			return
-		}
-		seen[s] = true
-	}
-	var sb labels.ScratchBuilder
-	n := 0
-	for _, ts := range wr.Timeseries {
-		ls, err := ts.ToLabels(&sb, wr.Symbols)
-		if err != nil {
-			fail(err)
-			return
-		}
-		for _, s := range ts.Samples {
-			r.samples[ls.String()] = append(r.samples[ls.String()], s.Timestamp)
-			r.types[ls.String()] = append(r.types[ls.String()], ts.Metadata.Type)
-			n++
-		}
-	}
-	w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(n))
-	w.Header().Set("X-Prometheus-Remote-Write-Histograms-Written", "0")
-	w.Header().Set("X-Prometheus-Remote-Write-Exemplars-Written", "0")
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (r *rw2Receiver) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, s := range r.samples {
-		n += len(s)
-	}
-	return n
-}
-
-// appendAll appends samples as the watcher does, waiting on Ready when full.
-func appendAll(t *testing.T, m *queue.Manager, samples []record.RefSample, at record.Span) {
-	t.Helper()
-	for len(samples) > 0 {
-		samples = samples[m.AppendSamples(samples, at):]
-		if len(samples) > 0 {
-			select {
-			case <-m.Ready():
-			case <-time.After(5 * time.Second):
-				t.Fatal("the queue never had room")
-			}
-		}
-	}
-}
 
 // TestManagerRW2CarriedTablesAcrossReshards: an RW2 queue of label-light
 // series, whose shards carry their symbol tables from request to request
@@ -132,7 +25,7 @@ func appendAll(t *testing.T, m *queue.Manager, samples []record.RefSample, at re
 // and the metadata it was queued with. Run with -race: the shard writing a
 // series' cached refs races with nothing.
 func TestManagerRW2CarriedTablesAcrossReshards(t *testing.T) {
-	r := newRW2Receiver(t)
+	r := newReceiver(t)
 	r.delay = 20 * time.Millisecond
 	qc := testQueueConfig()
 	qc.MinShards, qc.MaxShards = 1, 4
@@ -160,8 +53,7 @@ func TestManagerRW2CarriedTablesAcrossReshards(t *testing.T) {
 		for i := range samples {
 			samples[i] = record.RefSample{Ref: s.first + record.Ref(i), T: int64(sc) * 1000, V: float64(sc)}
 		}
-		at := record.Span{Start: record.Position{Offset: int64(sc) * 100}, End: record.Position{Offset: int64(sc)*100 + 100}}
-		appendAll(t, m, samples, at)
+		appendAll(m, samples, scrapeSpan(sc))
 	}
 	want := map[string]int{} // scrapes sent per series
 	wantScrapes := func(s set, n int) {
@@ -217,22 +109,22 @@ func TestManagerRW2CarriedTablesAcrossReshards(t *testing.T) {
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	require.Empty(t, r.errs)
+	require.Equal(t, r.requests, len(r.accepted), "every request accepted, none twice")
 	require.Len(t, r.samples, 3*nSeries, "a and d share their labels")
-	for key, ts := range r.samples {
-		require.Len(t, ts, want[key], key)
-		for i := 1; i < len(ts); i++ {
-			require.Less(t, ts[i-1], ts[i], "%s: out of order or duplicated", key)
+	for key, ss := range r.samples {
+		require.Len(t, ss, want[key], key)
+		for i := 1; i < len(ss); i++ {
+			require.Less(t, ss[i-1].Timestamp, ss[i].Timestamp, "%s: out of order or duplicated", key)
 		}
 	}
 	for _, se := range a.series {
 		key := se.Labels.String()
 		for i, typ := range r.types[key][:want[key]-10] { // a's own scrapes, before d's
 			wantType := writev2.Metadata_METRIC_TYPE_UNSPECIFIED
-			if r.samples[key][i] >= 5000 {
+			if r.samples[key][i].Timestamp >= 5000 {
 				wantType = writev2.Metadata_METRIC_TYPE_COUNTER
 			}
-			require.Equal(t, wantType, typ, "%s at %d", key, r.samples[key][i])
+			require.Equal(t, wantType, typ, "%s at %d", key, r.samples[key][i].Timestamp)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -36,22 +38,24 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // receiver is a real remote-write endpoint on 127.0.0.1 that decodes RW1
-// requests and keeps their samples. fail, when set, answers a status
-// instead for the requests it returns non-zero for.
+// and RW2 requests (with upstream's types) and keeps their samples. fail,
+// when set, answers a status instead for the requests it returns non-zero
+// for.
 type receiver struct {
 	*httptest.Server
 	mu       sync.Mutex
-	samples  map[string][]prompb.Sample       // by series labels
-	bodies   [][32]byte                       // hash of every request body received
-	accepted map[[32]byte]int                 // accepted bodies by hash
-	metadata map[string]prompb.MetricMetadata // by metric family name
+	samples  map[string][]prompb.Sample               // by series labels
+	types    map[string][]writev2.Metadata_MetricType // RW2: each sample's metadata type
+	bodies   [][32]byte                               // hash of every request body received
+	accepted map[[32]byte]int                         // accepted bodies by hash
+	metadata map[string]prompb.MetricMetadata         // by metric family name
 	requests int
 	fail     func(n int) int // request number → status to answer, 0 to accept
 	delay    time.Duration   // how long each request takes (a slow endpoint)
 }
 
 func newReceiver(t *testing.T) *receiver {
-	r := &receiver{samples: map[string][]prompb.Sample{}, accepted: map[[32]byte]int{}}
+	r := &receiver{samples: map[string][]prompb.Sample{}, types: map[string][]writev2.Metadata_MetricType{}, accepted: map[[32]byte]int{}}
 	r.Server = httptest.NewServer(http.HandlerFunc(r.handle))
 	t.Cleanup(r.Close)
 	return r
@@ -80,6 +84,19 @@ func (r *receiver) handle(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if req.Header.Get("X-Prometheus-Remote-Write-Version") == "2.0.0" {
+		n, err := r.takeRW2(raw)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.accepted[sha256.Sum256(body)]++
+		w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(n))
+		w.Header().Set("X-Prometheus-Remote-Write-Histograms-Written", "0")
+		w.Header().Set("X-Prometheus-Remote-Write-Exemplars-Written", "0")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	var wr prompb.WriteRequest
 	if err := wr.Unmarshal(raw); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -101,6 +118,41 @@ func (r *receiver) handle(w http.ResponseWriter, req *http.Request) {
 		r.samples[key] = append(r.samples[key], ts.Samples...)
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// takeRW2 keeps the float samples of an RW2 request, after checking its
+// symbol table as the spec asks ("" first, no string twice), and returns
+// how many it kept. r.mu is held.
+func (r *receiver) takeRW2(raw []byte) (int, error) {
+	var wr writev2.Request
+	if err := wr.Unmarshal(raw); err != nil {
+		return 0, err
+	}
+	if len(wr.Symbols) == 0 || wr.Symbols[0] != "" {
+		return 0, fmt.Errorf("symbols do not start with the empty string: %q", wr.Symbols)
+	}
+	seen := make(map[string]bool, len(wr.Symbols))
+	for _, s := range wr.Symbols {
+		if seen[s] {
+			return 0, fmt.Errorf("symbol %q twice", s)
+		}
+		seen[s] = true
+	}
+	var sb labels.ScratchBuilder
+	n := 0
+	for _, ts := range wr.Timeseries {
+		ls, err := ts.ToLabels(&sb, wr.Symbols)
+		if err != nil {
+			return 0, err
+		}
+		key := ls.String()
+		for _, s := range ts.Samples {
+			r.samples[key] = append(r.samples[key], prompb.Sample{Value: s.Value, Timestamp: s.Timestamp})
+			r.types[key] = append(r.types[key], ts.Metadata.Type)
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (r *receiver) count() int {
@@ -406,15 +458,24 @@ func feedScrapes(t *testing.T, m *queue.Manager, nSeries, from, to int) {
 		for i := range samples {
 			samples[i] = record.RefSample{Ref: record.Ref(i + 1), T: int64(sc) * 1000, V: float64(sc)}
 		}
-		at := record.Span{Start: record.Position{Offset: int64(sc) * 100}, End: record.Position{Offset: int64(sc)*100 + 100}}
-		for len(samples) > 0 {
-			n := m.AppendSamples(samples, at)
-			samples = samples[n:]
-			if len(samples) > 0 {
-				select {
-				case <-m.Ready():
-				case <-time.After(time.Second):
-				}
+		appendAll(m, samples, scrapeSpan(sc))
+	}
+}
+
+// scrapeSpan is where scrape sc's record sits in a test's log.
+func scrapeSpan(sc int) record.Span {
+	return record.Span{Start: record.Position{Offset: int64(sc) * 100}, End: record.Position{Offset: int64(sc)*100 + 100}}
+}
+
+// appendAll appends samples as the watcher does, waiting on Ready when
+// full (and trying again every second, as the watcher does).
+func appendAll(m *queue.Manager, samples []record.RefSample, at record.Span) {
+	for len(samples) > 0 {
+		samples = samples[m.AppendSamples(samples, at):]
+		if len(samples) > 0 {
+			select {
+			case <-m.Ready():
+			case <-time.After(time.Second):
 			}
 		}
 	}
