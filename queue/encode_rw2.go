@@ -279,11 +279,17 @@ func (r *rw2Refs) appendSample(b []byte, t int64, v float64, st int64) []byte {
 // cached refs can only match the table they were written for.
 var rw2Epochs atomic.Uint64
 
-// rw2CarryRatio bounds a carried symbol table: it is carried to the next
-// request only while its encoding is at most 1/rw2CarryRatio of the
-// request's series entries, so the strings a request sends without using
-// them cost at most that much.
-const rw2CarryRatio = 8
+// When a symbol table is carried (RW2Encoder.Reset): a request's own table
+// starts one when its encoding is at most a quarter of the request's
+// series entries (label-light series: node-exporter's hundreds of metric
+// names included; not a queue where most series bring unique strings);
+// the table is carried on while it has grown by at most half since, and
+// is at most half of the last request's entries. Strings a request sends
+// without using them thus stay a fraction of what it would send anyway.
+const (
+	rw2CarryStart = 4 // a fresh table is carried when 4 × its size ≤ the entries
+	rw2CarryGrow  = 3 // … and on while 2 × its size ≤ 3 × the size it began with
+)
 
 // NewRW2Series interns the labels of ls and returns the series without
 // metadata.
@@ -338,8 +344,9 @@ type RW2Encoder struct {
 	head, headSyms int
 	out            []byte
 
-	// What Bytes wrote, for Reset's choice to carry the table over.
-	symSize, seriesSize int
+	// What Bytes wrote, for Reset's choice to carry the table over, and
+	// the size of the table that began the carried one.
+	symSize, seriesSize, baseSize int
 
 	samples, histograms, exemplars int
 }
@@ -352,11 +359,19 @@ func NewRW2Encoder(in *Interner) *RW2Encoder {
 }
 
 // Reset empties the request, keeping its buffers. The symbol table of the
-// request it empties is carried over to the next one when Bytes found it at
-// most 1/rw2CarryRatio of the request's series: the next request then
+// request it empties is carried over to the next one when Bytes found it
+// small beside the request (see rw2CarryStart): the next request then
 // starts with those strings, and adds its own.
 func (e *RW2Encoder) Reset() {
-	carry := e.seriesSize > 0 && e.symSize*rw2CarryRatio <= e.seriesSize
+	var carry bool
+	switch {
+	case e.seriesSize == 0: // Bytes not called, or an empty request
+	case e.epoch == 0:
+		carry = rw2CarryStart*e.symSize <= e.seriesSize
+		e.baseSize = e.symSize
+	default:
+		carry = 2*e.symSize <= rw2CarryGrow*e.baseSize && 2*e.symSize <= e.seriesSize
+	}
 	e.symSize, e.seriesSize = 0, 0
 	e.samples, e.histograms, e.exemplars = 0, 0, 0
 	if carry {

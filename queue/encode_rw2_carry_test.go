@@ -187,3 +187,77 @@ func TestRW2CarriedTableChurn(t *testing.T) {
 	require.Greater(t, carried, 100)
 	require.Less(t, carried, 400)
 }
+
+// TestRW2CarryRule: when a table is carried to the next request and when
+// it starts afresh.
+func TestRW2CarryRule(t *testing.T) {
+	in := &Interner{}
+	series := func(n int, labelsOf func(i int) labels.Labels) []RW2Series {
+		out := make([]RW2Series, n)
+		for i := range out {
+			out[i] = NewRW2Series(in, labelsOf(i))
+		}
+		return out
+	}
+	request := func(e *RW2Encoder, ss []RW2Series) {
+		e.Reset()
+		for i := range ss {
+			e.AddSample(&ss[i], 1, 1, 0)
+		}
+		rw2Decoded(t, e.Bytes())
+	}
+
+	t.Run("unique strings in every series are never carried", func(t *testing.T) {
+		e := NewRW2Encoder(in)
+		for round := range 5 {
+			pods := series(200, func(i int) labels.Labels {
+				return labels.FromStrings("__name__", "kube_pod_info", "namespace", "default",
+					"uid", fmt.Sprintf("%08d-1b4e-4c1a-9f4e-%012d", round, i))
+			})
+			request(e, pods)
+			e.Reset()
+			require.False(t, e.Carried(), "round %d", round)
+		}
+	})
+
+	t.Run("a table that keeps growing starts afresh", func(t *testing.T) {
+		e := NewRW2Encoder(in)
+		host := func(h int) []RW2Series {
+			return series(1000, func(i int) labels.Labels {
+				return labels.FromStrings("__name__", fmt.Sprintf("node_metric_%d", i%100), "instance", fmt.Sprintf("host-%d:9100", h), "cpu", fmt.Sprint(i/100))
+			})
+		}
+		request(e, host(0))
+		carried := 0
+		for h := 1; h < 100; h++ {
+			e.Reset()
+			if !e.Carried() {
+				break
+			}
+			carried++
+			// Each host adds one string; beside the first table's 100
+			// metric names, growing by half takes about 50 hosts.
+			ss := host(h)
+			for i := range ss {
+				e.AddSample(&ss[i], 1, 1, 0)
+			}
+			rw2Decoded(t, e.Bytes())
+		}
+		t.Logf("carried over %d requests", carried)
+		require.Greater(t, carried, 20, "carried while it grew a little")
+		require.Less(t, carried, 99, "started afresh once it had grown by half")
+	})
+
+	t.Run("a small request after a carried table ends it", func(t *testing.T) {
+		e := NewRW2Encoder(in)
+		ss := series(100, func(i int) labels.Labels {
+			return labels.FromStrings("__name__", "up", "instance", fmt.Sprintf("host-%d", i%10), "job", "node")
+		})
+		request(e, ss)
+		request(e, ss)
+		require.True(t, e.Carried())
+		request(e, ss[:1]) // a table of 14 strings for one entry
+		e.Reset()
+		require.False(t, e.Carried())
+	})
+}
