@@ -41,6 +41,32 @@ func nodeLabels(_ *labels.ScratchBuilder, i int) labels.Labels {
 		"job", "node", "mode", "idle")
 }
 
+// nodeExporterLabels are series shaped like a whole node-exporter
+// scrape: 400 metric names of about 30 characters per host, a third of
+// them per CPU (8, with a mode), a third per filesystem (6 devices), a
+// third alone; 2003 series per host.
+func nodeExporterLabels(_ *labels.ScratchBuilder, i int) labels.Labels {
+	host, k := i/2003, i%2003
+	m, sub := 0, 0
+	for m = 0; m < 400; m++ { // the metric whose series k is
+		n := []int{8, 6, 1}[m%3]
+		if k < n {
+			sub = k
+			break
+		}
+		k -= n
+	}
+	base := []string{"__name__", fmt.Sprintf("node_subsystem_some_metric_%03d_total", m),
+		"instance", fmt.Sprintf("10.1.%d.%d:9100", host/250, host%250), "job", "node-exporter"}
+	switch m % 3 {
+	case 0:
+		base = append(base, "cpu", fmt.Sprint(sub), "mode", []string{"idle", "user", "system", "iowait"}[sub%4])
+	case 1:
+		base = append(base, "device", fmt.Sprintf("nvme0n%dp%d", sub/3, sub%3), "fstype", "ext4", "mountpoint", fmt.Sprintf("/mnt/data%d", sub))
+	}
+	return labels.FromStrings(base...)
+}
+
 var queueSendShapes = []queueSendShape{
 	// The shape measured since session 2: small, label-light, all of it
 	// cache-resident; StoreSeries of the 10,000 series is inside the clock.
@@ -52,6 +78,11 @@ var queueSendShapes = []queueSendShape{
 	// registration ten times more than a real queue does (series live for
 	// hours), so both sides' clocks start after StoreSeries here.
 	{name: "k8s10x100k", series: 100_000, scrapes: 10, perRecord: 1000, labels: memLabels, excludeSeriesSetup: true},
+	// 20 hosts' whole node-exporter scrapes (nodeExporterLabels), one
+	// record per host per scrape, series stored outside the clock as for
+	// k8s10x100k: the label-light shape at a real scrape's size, whose RW2
+	// symbol table is about a fifth of a request.
+	{name: "nodeexp20", series: 20 * 2003, scrapes: 25, perRecord: 2003, labels: nodeExporterLabels, excludeSeriesSetup: true},
 }
 
 // BenchmarkQueueSend measures the queue, its encoders and the HTTP client
