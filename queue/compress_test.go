@@ -59,8 +59,8 @@ func TestRW1BuildIsSnappyOfEncoder(t *testing.T) {
 			items := make([]item, n)
 			for i := range items {
 				ls := labels.FromStrings("__name__", fmt.Sprintf("metric_%d", i%37), "instance", fmt.Sprintf("host-%d:9100", i/37), "job", "node")
-				items[i] = item{series: &encodedSeries{rw1: AppendRW1Labels(nil, ls)}, t: 1_750_000_000_000 + int64(i), v: float64(i) / 3, seq: uint64(i / 1000)}
-				enc.AddSample(items[i].series.rw1, items[i].t, items[i].v)
+				items[i] = item{series: &encodedSeries{rw1: string(AppendRW1Labels(nil, ls))}, t: 1_750_000_000_000 + int64(i), v: float64(i) / 3, seq: uint64(i / 1000)}
+				enc.AddSample(items[i].series.rw1Bytes(), items[i].t, items[i].v)
 			}
 			want := snappy.Encode(nil, enc.Bytes())
 

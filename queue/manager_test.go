@@ -468,7 +468,7 @@ func scrapeSpan(sc int) record.Span {
 }
 
 // appendAll appends samples as the watcher does, waiting on Ready when
-// full (and trying again every second, as the watcher does).
+// full (and looking again every second).
 func appendAll(m *queue.Manager, samples []record.RefSample, at record.Span) {
 	for len(samples) > 0 {
 		samples = samples[m.AppendSamples(samples, at):]

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"strings"
+	"unsafe"
 	"weak"
 
 	"github.com/prometheus/common/model"
@@ -34,8 +35,17 @@ type series struct {
 // the RW2 refs the shard owning the series caches in rw2.refs): queued
 // samples point to it while the cache may already have replaced it.
 type encodedSeries struct {
-	rw1 []byte    // RW1 Label entries (RW1 queues only)
+	// rw1 holds the RW1 Label entries (RW1 queues only) as a string, whose
+	// 16 bytes (a slice takes 24) keep encodedSeries in a 64-byte
+	// allocation; encoders read it through rw1Bytes.
+	rw1 string
 	rw2 RW2Series // RW2 interned label ids (RW2 queues only)
+}
+
+// rw1Bytes returns d's RW1 label entries for encoders, which only read
+// them (and copy them into requests).
+func (d *encodedSeries) rw1Bytes() []byte {
+	return unsafe.Slice(unsafe.StringData(d.rw1), len(d.rw1))
 }
 
 // seriesCache maps series refs to their series. Prometheus hands out refs
@@ -175,7 +185,7 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 			// Encoded in scratch and copied, the bytes take their size
 			// (and not the capacity append grew them to).
 			c.scratch = AppendRW1Labels(c.scratch[:0], ls)
-			d.rw1 = append([]byte(nil), c.scratch...)
+			d.rw1 = string(c.scratch)
 		}
 		s.state, s.data = seriesKept, d
 		c.kept++
@@ -193,7 +203,7 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 // metadata, or "" when it has none.
 func (c *seriesCache) metricName(d *encodedSeries) string {
 	if c.interner == nil {
-		return rw1LabelValue(d.rw1, model.MetricNameLabel)
+		return rw1LabelValue(d.rw1Bytes(), model.MetricNameLabel)
 	}
 	ids := d.rw2.Labels
 	for i := 0; i+1 < len(ids); i += 2 {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -40,7 +41,7 @@ func TestSeriesCache(t *testing.T) {
 	b := rw1Builder{interner: c.interner}
 	require.Equal(t, want, rw1Labels(t, b.labels(s.data)), "RW1 labels from the ids, for a fallback")
 	require.Equal(t, AppendRW1Labels(nil, want), b.labels(s.data))
-	require.Nil(t, s.data.rw1, "an RW2 queue keeps no RW1 bytes")
+	require.Empty(t, s.data.rw1, "an RW2 queue keeps no RW1 bytes")
 	require.Len(t, s.data.rw2.Labels, 6)
 	require.Equal(t, seriesDropped, c.get(2).state)
 	require.NotNil(t, c.get(1<<40), "a far ref goes to the map")
@@ -68,6 +69,13 @@ func TestSeriesCache(t *testing.T) {
 	require.NotNil(t, c.get(2))
 	require.Nil(t, c.get(1<<40))
 	require.Equal(t, 2, c.kept)
+}
+
+// TestEncodedSeriesSize: what every kept series costs, its encoding, stays
+// in the 64-byte size class (the RW2 refs pointer took it to 80 before
+// RW1 bytes became a string).
+func TestEncodedSeriesSize(t *testing.T) {
+	require.LessOrEqual(t, unsafe.Sizeof(encodedSeries{}), uintptr(64))
 }
 
 func TestSeriesCacheLookupAllocatesNothing(t *testing.T) {

@@ -153,8 +153,8 @@ func (b *rw1Builder) counts() (samples, histograms, exemplars int) {
 
 // labels returns the RW1 label bytes of s, valid until the next call.
 func (b *rw1Builder) labels(s *encodedSeries) []byte {
-	if s.rw1 != nil || b.interner == nil {
-		return s.rw1
+	if s.rw1 != "" || b.interner == nil {
+		return s.rw1Bytes()
 	}
 	b.scratch = b.scratch[:0]
 	ids := s.rw2.Labels
