@@ -87,6 +87,36 @@ func TestRW2CarriedTable(t *testing.T) {
 	require.Len(t, third.Symbols, len(first.Symbols), "the new table holds only what it uses")
 }
 
+// TestRW2CarriedLongRefs: a series whose labels_refs and entry need
+// lengths of more than one byte is copied right from its cache.
+func TestRW2CarriedLongRefs(t *testing.T) {
+	in := &Interner{}
+	e := NewRW2Encoder(in)
+	var sb labels.ScratchBuilder
+	for i := range 100 { // 200 refs, most above 127: far more than 127 bytes
+		sb.Add(fmt.Sprintf("label_%03d", i), fmt.Sprintf("value_%03d", i))
+	}
+	sb.Sort()
+	ls := sb.Labels()
+	s := NewRW2Series(in, ls)
+	s.SetMetadata(in, "gauge", "A series of many labels.", "bytes")
+	for round := range 3 {
+		e.Reset()
+		require.Equal(t, round > 0, e.Carried())
+		for i := range 50 {
+			e.AddSample(&s, int64(i), float64(i), 0)
+		}
+		req := rw2Decoded(t, e.Bytes())
+		for _, got := range rw2LabelsOf(t, req) {
+			require.Equal(t, ls, got)
+		}
+		md := req.Timeseries[49].Metadata
+		require.Equal(t, writev2.Metadata_METRIC_TYPE_GAUGE, md.Type)
+		require.Equal(t, "A series of many labels.", req.Symbols[md.HelpRef])
+		require.Equal(t, []writev2.Sample{{Value: 49, Timestamp: 49}}, req.Timeseries[49].Samples)
+	}
+}
+
 // TestRW2CarriedTableAfterFreedIds: interned ids a carried table mapped are
 // freed and given to other strings, and freed strings come back under new
 // ids. Every request still decodes to the series' own labels, with no
