@@ -520,7 +520,7 @@ func (e *RW2Encoder) symbolString(s string) uint32 {
 // byte and widened by endLen in the rare case they need more. It returns
 // the position of the entry's length byte.
 func (e *RW2Encoder) begin(s *RW2Series) (b []byte, start int, help, unit uint32) {
-	if r := s.refs; r != nil && r.epoch == e.epoch && e.epoch != 0 {
+	if r := e.cached(s); r != nil {
 		// Seen before under this carried table: copy its refs.
 		b = append(e.series, rw2TagTimeSeries, 0)
 		start = len(b) - 1
@@ -565,6 +565,15 @@ func (e *RW2Encoder) begin(s *RW2Series) (b []byte, start int, help, unit uint32
 		e.cacheRefs(s, b[refsLen-1:], help, unit)
 	}
 	return b, start, help, unit
+}
+
+// cached returns the fields s cached under the current carried table, or
+// nil.
+func (e *RW2Encoder) cached(s *RW2Series) *rw2Refs {
+	if r := s.refs; r != nil && r.epoch == e.epoch && e.epoch != 0 {
+		return r
+	}
+	return nil
 }
 
 // cacheRefs keeps the labels_refs field of s, its metadata field and its
@@ -633,7 +642,7 @@ func endLen(b []byte, pos int) []byte {
 // AddSample adds a TimeSeries for s with one sample; st is the sample's
 // start (created) timestamp, 0 when unknown.
 func (e *RW2Encoder) AddSample(s *RW2Series, t int64, v float64, st int64) {
-	if r := s.refs; r != nil && r.epoch == e.epoch && e.epoch != 0 {
+	if r := e.cached(s); r != nil {
 		e.series = r.appendSample(e.series, t, v, st)
 		e.samples++
 		return

@@ -37,11 +37,10 @@ func TestManagerRW2CarriedTablesAcrossReshards(t *testing.T) {
 	const nSeries = 100
 	type set struct {
 		first  record.Ref
-		name   string
 		series []record.RefSeries
 	}
 	newSet := func(first record.Ref, name string, segment int) set {
-		s := set{first: first, name: name, series: make([]record.RefSeries, nSeries)}
+		s := set{first: first, series: make([]record.RefSeries, nSeries)}
 		for i := range s.series {
 			s.series[i] = record.RefSeries{Ref: first + record.Ref(i), Labels: labels.FromStrings("__name__", name, "i", fmt.Sprint(i%10), "j", fmt.Sprint(i/10))}
 		}
@@ -80,7 +79,8 @@ func TestManagerRW2CarriedTablesAcrossReshards(t *testing.T) {
 	wantScrapes(a, sc)
 
 	// Set b replaces a (a forgotten, its ids freed once its encodings are
-	// unreachable), then set c comes back with a's metric name.
+	// unreachable), then come set c (new strings) and set d (a's very
+	// labels, interned anew).
 	b := newSet(1001, "down", 1)
 	for range 5 {
 		scrape(b, sc)
@@ -88,7 +88,7 @@ func TestManagerRW2CarriedTablesAcrossReshards(t *testing.T) {
 	}
 	wantScrapes(b, 5)
 	m.SeriesReset(1)
-	eventually(t, func() bool { return r.count() == nSeries*(sc) }, "a and b arrive")
+	eventually(t, func() bool { return r.count() == nSeries*sc }, "a and b arrive")
 	runtime.GC()
 	m.SeriesReset(1) // sweeps what the collector found unreachable
 	c := newSet(2001, "up_again", 2)
