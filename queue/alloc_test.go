@@ -45,9 +45,9 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 		if got := m.AppendSamples(samples, at); got != n {
 			t.Fatalf("took %d of %d", got, n)
 		}
-		batch := sh.take(1)
-		sh.sendBatch(ctx, b, batch)
-		sh.done(batch)
+		f := sh.prepare(b, 1, nil)
+		sh.complete(ctx, b, f, f.batch, 0, nil)
+		sh.done(f.batch)
 	}
 	round()
 	round()

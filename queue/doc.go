@@ -19,7 +19,9 @@
 // request (copying the cached label bytes; no label is marshalled again) and
 // snappy-compressed once; every retry sends the same bytes, with jittered
 // exponential backoff and the endpoint's Retry-After. When sample_age_limit
-// is set, samples that grew too old leave the batch before a retry.
+// is set, samples that grew too old leave the batch before a retry. A
+// shard has one request on the wire at a time, and builds its next one
+// while it waits for the answer.
 //
 // # When a sample counts as sent, dropped or pending
 //
@@ -48,7 +50,10 @@
 //
 // # Goroutines
 //
-// Run owns the shards (one goroutine each) and the reshard loop, which every
+// Run owns the shards and the reshard loop. A shard has two goroutines:
+// run, which takes batches, builds requests and sends retries, and wire,
+// which makes each request's first attempt so that run can build the next
+// request meanwhile; only run builds. The reshard loop every
 // 10 s asks DesiredShards for a shard count; a reshard lets the shards send
 // what they hold and starts a new set. Run returns when its context ends or
 // after Flush. The Append methods, StoreSeries, StoreMetadata and

@@ -52,6 +52,15 @@ type receiver struct {
 	requests int
 	fail     func(n int) int // request number → status to answer, 0 to accept
 	delay    time.Duration   // how long each request takes (a slow endpoint)
+
+	// hold, when set, is called with each request's arrival number
+	// before it is answered, outside mu: a test blocks requests in it.
+	hold       func(n int)
+	rw1Only    bool     // answer 415 to RW2 requests, as an RW1-only receiver does
+	arrivals   int      // requests arrived so far
+	versions   []string // each arrived request's X-Prometheus-Remote-Write-Version
+	inFlight   int      // requests arrived and not yet answered
+	mostAtOnce int      // the most requests in flight at once
 }
 
 func newReceiver(t *testing.T) *receiver {
@@ -63,6 +72,21 @@ func newReceiver(t *testing.T) *receiver {
 
 func (r *receiver) handle(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	r.arrivals++
+	arrival := r.arrivals
+	r.versions = append(r.versions, req.Header.Get("X-Prometheus-Remote-Write-Version"))
+	r.inFlight++
+	r.mostAtOnce = max(r.mostAtOnce, r.inFlight)
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.inFlight--
+		r.mu.Unlock()
+	}()
+	if r.hold != nil {
+		r.hold(arrival)
+	}
 	if r.delay > 0 {
 		select { // the endpoint's latency, not synchronisation
 		case <-time.After(r.delay):
@@ -85,6 +109,10 @@ func (r *receiver) handle(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if req.Header.Get("X-Prometheus-Remote-Write-Version") == "2.0.0" {
+		if r.rw1Only {
+			http.Error(w, "only Remote-Write 1.0 here", http.StatusUnsupportedMediaType)
+			return
+		}
 		n, err := r.takeRW2(raw)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -166,11 +194,16 @@ func (r *receiver) count() int {
 }
 
 func newClient(t *testing.T, rawURL string) *remote.Client {
+	return newClientTimeout(t, rawURL, 5*time.Second)
+}
+
+// newClientTimeout is newClient with a remote_timeout of timeout.
+func newClientTimeout(t *testing.T, rawURL string, timeout time.Duration) *remote.Client {
 	u, err := url.Parse(rawURL)
 	require.NoError(t, err)
 	cfg := config.DefaultRemoteWriteConfig
 	cfg.URL = &commoncfg.URL{URL: u}
-	cfg.RemoteTimeout = model.Duration(5 * time.Second)
+	cfg.RemoteTimeout = model.Duration(timeout)
 	c, err := remote.NewClient("test", &cfg, remote.ClientOptions{})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)

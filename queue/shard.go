@@ -88,6 +88,7 @@ func (k itemKind) class() itemClass {
 type requestBuilder interface {
 	build(batch []item, sum *batchSummary, c *snappyStream) []byte
 	counts() (samples, histograms, exemplars int)
+	protocol() Protocol // what the body is
 }
 
 // batchSummary is what accounting for a batch needs besides the counts,
@@ -145,6 +146,8 @@ func (b *rw1Builder) build(batch []item, sum *batchSummary, c *snappyStream) []b
 	}
 	return c.finish(b.Bytes())
 }
+
+func (b *rw1Builder) protocol() Protocol { return RW1 }
 
 func (b *rw1Builder) counts() (samples, histograms, exemplars int) {
 	samples, histograms, exemplars, _ = b.Counts()
@@ -213,6 +216,8 @@ func (b *rw2Builder) build(batch []item, sum *batchSummary, c *snappyStream) []b
 
 func (b *rw2Builder) counts() (samples, histograms, exemplars int) { return b.Counts() }
 
+func (b *rw2Builder) protocol() Protocol { return RW2 }
+
 func (b *rw2Builder) add(it *item) {
 	ex := b.attached(it)
 	switch it.kind {
@@ -246,6 +251,16 @@ func (b *rw2Builder) attached(it *item) []RW2Exemplar {
 	return b.exemplars
 }
 
+// flight is a batch taken from a shard's queue with the request built
+// from it. A shard has two: while the endpoint answers one, the shard
+// builds the next (see shard.run).
+type flight struct {
+	batch []item
+	req   Request      // reused (it escapes to the Sender)
+	sum   batchSummary // what req's items are, for accounting
+	body  snappyStream // req's body
+}
+
 // shard holds a bounded buffer of items and one goroutine that batches them
 // into requests and sends each until the endpoint takes it (or refuses it
 // for good). Items of one series always go to the same shard, so a series'
@@ -257,10 +272,8 @@ type shard struct {
 	mu    sync.Mutex
 	queue itemQueue // guarded by mu
 
-	req  Request        // the request being sent, reused (it escapes to the Sender)
-	sum  batchSummary   // what req's items are, for accounting
-	body snappyStream   // req's body
-	rw1  requestBuilder // set when the queue fell back from RW2 to RW1
+	flights [2]flight      // the request on the wire and the next one (see run)
+	rw1     requestBuilder // set when the queue fell back from RW2 to RW1
 
 	wake chan struct{} // a batch may be ready
 }
@@ -288,23 +301,59 @@ func (s *shard) pending() int {
 // run sends batches until ctx ends: a full batch at once, a partial one
 // when the batch deadline passes without a send. When drain is closed it
 // sends everything left and returns (a reshard or a flush).
+//
+// One request is on the wire at a time, so that a series' samples arrive
+// in order, but the shard does not sit idle while it is: the first
+// attempt of each request goes out from a second goroutine (wire) while
+// run takes and builds the next full batch, if one waits. Retries,
+// halvings and the fall-back to RW1 are sent from run itself. Only run
+// builds requests: the encoders and the series' cached RW2 fields have one
+// writer.
 func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 	b := s.m.newBuilder()
 	deadline := time.NewTimer(s.m.deadline)
 	defer deadline.Stop()
-	send := func(least int) bool {
-		batch := s.take(least)
-		if batch == nil {
-			return false
+
+	launch, landed := make(chan *Request), make(chan attemptResult)
+	var wire sync.WaitGroup
+	wire.Go(func() {
+		for req := range launch {
+			landed <- s.m.attempt(ctx, req, 0)
 		}
+	})
+	var ahead *flight // built while the last request was on the wire
+	defer func() {
+		close(launch)
+		wire.Wait()
+		if ahead != nil { // ctx ended: its items stay pending
+			s.done(ahead.batch)
+		}
+	}()
+
+	builder := func() requestBuilder {
 		if s.rw1 == nil && s.m.opts.Protocol == RW2 && s.m.protocol() == RW1 {
-			s.rw1 = &rw1Builder{interner: s.m.interner} // another shard made the queue fall back
+			s.rw1 = &rw1Builder{interner: s.m.interner} // the queue fell back
 		}
 		if s.rw1 != nil {
-			b = s.rw1
+			return s.rw1
 		}
-		s.sendBatch(ctx, b, batch)
-		s.done(batch)
+		return b
+	}
+	send := func(least int) bool {
+		f := ahead
+		ahead = nil
+		if f == nil {
+			if f = s.prepare(builder(), least, nil); f == nil {
+				return false
+			}
+		} else if f.req.Protocol != s.m.protocol() {
+			s.encode(builder(), f, f.batch) // built before the queue fell back
+		}
+		launch <- &f.req
+		ahead = s.prepare(builder(), s.m.batchSize, f)
+		first := <-landed
+		s.complete(ctx, builder(), f, f.batch, 0, &first)
+		s.done(f.batch)
 		resetTimer(deadline, s.m.deadline)
 		return true
 	}
@@ -325,6 +374,23 @@ func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// prepare takes the oldest batch if at least least items wait and builds
+// its request into the flight that is not busy. It returns nil when fewer
+// wait.
+func (s *shard) prepare(b requestBuilder, least int, busy *flight) *flight {
+	batch := s.take(least)
+	if batch == nil {
+		return nil
+	}
+	f := &s.flights[0]
+	if f == busy {
+		f = &s.flights[1]
+	}
+	f.batch = batch
+	s.encode(b, f, batch)
+	return f
 }
 
 // take removes and returns the oldest batch if at least least items wait.
@@ -355,24 +421,24 @@ func resetTimer(t *time.Timer, d time.Duration) {
 	t.Reset(d)
 }
 
-// sendBatch encodes the batch once and sends the same bytes until the
-// endpoint accepts them, refuses them for good, or ctx ends. Once it
-// ended, the items' extra parts (histogram copies, exemplars) are let go
-// (Manager.finish); their series references stay until the chunk is
-// written again.
-func (s *shard) sendBatch(ctx context.Context, b requestBuilder, batch []item) {
-	s.deliver(ctx, b, batch, 0)
+// deliver builds batch into f's request and sends it as complete does.
+func (s *shard) deliver(ctx context.Context, b requestBuilder, f *flight, batch []item, depth int) {
+	s.encode(b, f, batch)
+	s.complete(ctx, b, f, batch, depth, nil)
 }
 
-// deliver sends batch as one request, or, when the endpoint refuses it as
-// too large (413), as two halves, each delivered the same way, depth
-// counting the halvings so far. Each request is encoded once and retried
-// as the same bytes.
-func (s *shard) deliver(ctx context.Context, b requestBuilder, batch []item, depth int) {
+// complete sends f's request, built by b from batch, until the endpoint
+// accepts it, refuses it for good, or ctx ends, and accounts for the
+// batch (Manager.finish): the request is encoded once and retried as the
+// same bytes. first is how its first attempt went when that was sent
+// already, nil otherwise. When the endpoint refuses the request as too
+// large (413), the batch goes as two halves, each delivered the same way,
+// depth counting the halvings so far. Once a batch ended, its items' extra
+// parts (histogram copies, exemplars) are let go; their series references
+// stay until the chunk is written again.
+func (s *shard) complete(ctx context.Context, b requestBuilder, f *flight, batch []item, depth int, first *attemptResult) {
 	m := s.m
-	req := &s.req
-	*req = Request{Protocol: m.protocol(), BodyInUse: req.BodyInUse} // encode needs to know
-	s.encode(b, batch)
+	req := &f.req
 	// Before each retry, samples that have grown older than
 	// sample_age_limit leave the batch (counted as dropped, too_old),
 	// with the exemplars riding them; the rest is encoded again. Without
@@ -385,36 +451,35 @@ func (s *shard) deliver(ctx context.Context, b requestBuilder, batch []item, dep
 		}
 		if len(batch) == 0 {
 			req.Samples, req.Histograms, req.Exemplars = 0, 0, 0
-			s.sum.reset()
+			f.sum.reset()
 			return false
 		}
-		s.encode(b, batch)
+		s.encode(b, f, batch)
 		return true
 	}
 	splittable := len(batch) > 1 && depth < maxSplitDepth
-	outcome, written := m.send(ctx, req, expire, splittable)
+	outcome, written := m.send(ctx, req, expire, splittable, first)
 	if outcome == unsupported {
 		// The endpoint speaks only RW1: the queue switches for good, and
 		// this batch goes again as RW1.
 		m.fallBackToRW1()
-		req.Protocol = RW1
 		if s.rw1 == nil {
 			s.rw1 = &rw1Builder{interner: m.interner}
 		}
 		b = s.rw1
-		s.encode(b, batch)
-		outcome, written = m.send(ctx, req, expire, splittable)
+		s.encode(b, f, batch)
+		outcome, written = m.send(ctx, req, expire, splittable, nil)
 		if outcome == unsupported {
 			outcome = rejected
 		}
 	}
 	if outcome == tooLarge {
 		half := len(batch) / 2
-		s.deliver(ctx, b, batch[:half], depth+1)
-		s.deliver(ctx, b, batch[half:], depth+1)
+		s.deliver(ctx, b, f, batch[:half], depth+1)
+		s.deliver(ctx, b, f, batch[half:], depth+1)
 		return
 	}
-	m.finish(batch, &s.sum, req, outcome, written)
+	m.finish(batch, &f.sum, req, outcome, written)
 }
 
 // dropExpired removes from batch, in place, the items older than
@@ -446,17 +511,17 @@ func (m *Manager) dropExpired(batch []item) ([]item, int) {
 	return kept, removed
 }
 
-// encode builds and compresses the request body of batch into the shard's
-// request, and sets the request's counts and the shard's summary. A body
-// the Sender said it may still read is left to it: this one gets new
-// memory.
-func (s *shard) encode(b requestBuilder, batch []item) {
-	if s.req.BodyInUse {
-		s.body = snappyStream{}
-		s.req.BodyInUse = false
+// encode builds and compresses the request body of batch into f's
+// request, in the queue's protocol now, and sets the request's counts and
+// f's summary. A body the Sender said it may still read is left to it:
+// this one gets new memory.
+func (s *shard) encode(b requestBuilder, f *flight, batch []item) {
+	if f.req.BodyInUse {
+		f.body = snappyStream{}
 	}
-	s.req.Body = b.build(batch, &s.sum, &s.body)
-	s.req.Samples, s.req.Histograms, s.req.Exemplars = b.counts()
+	f.req = Request{Protocol: b.protocol()}
+	f.req.Body = b.build(batch, &f.sum, &f.body)
+	f.req.Samples, f.req.Histograms, f.req.Exemplars = b.counts()
 }
 
 // sendOutcome is how a batch ended.
@@ -479,22 +544,45 @@ const statusTooLarge = 413
 // large costs at most 127 requests per batch.
 const maxSplitDepth = 6
 
+// attemptResult is how one attempt to send a request ended.
+type attemptResult struct {
+	written Written
+	err     error
+}
+
+// attempt sends req once (attempt n, 0 for the first) and records how
+// long it took and, when it went through, how many bytes it sent.
+func (m *Manager) attempt(ctx context.Context, req *Request, n int) attemptResult {
+	start := time.Now()
+	written, err := m.opts.Sender.Send(ctx, req, n)
+	took := time.Since(start).Seconds()
+	m.metrics.sentBatchDuration.Observe(took)
+	if err == nil {
+		m.sendSeconds.observe(took)
+		m.metrics.bytesSent.Add(float64(len(req.Body)))
+	}
+	return attemptResult{written: written, err: err}
+}
+
 // send sends req until it is accepted, refused for good, or ctx ends, and
 // returns how it ended and what the endpoint said it wrote (RW2's
-// written-count headers) on the last attempt. Before each retry it calls
-// beforeRetry, which may change req; when that returns false nothing is
-// left to send.
+// written-count headers) on the last attempt. first is how the first
+// attempt went when it was made already, nil otherwise. Before each retry
+// it calls beforeRetry, which may change req; when that returns false
+// nothing is left to send.
 //
 // A 413 answer is tooLarge when splittable is true; otherwise, like any
 // other refusal, rejected.
-func (m *Manager) send(ctx context.Context, req *Request, beforeRetry func() bool, splittable bool) (sendOutcome, Written) {
+func (m *Manager) send(ctx context.Context, req *Request, beforeRetry func() bool, splittable bool, first *attemptResult) (sendOutcome, Written) {
 	for attempt := 0; ; attempt++ {
-		start := time.Now()
-		written, err := m.opts.Sender.Send(ctx, req, attempt)
-		m.metrics.sentBatchDuration.Observe(time.Since(start).Seconds())
+		var r attemptResult
+		if attempt == 0 && first != nil {
+			r = *first
+		} else {
+			r = m.attempt(ctx, req, attempt)
+		}
+		written, err := r.written, r.err
 		if err == nil {
-			m.sendSeconds.observe(time.Since(start).Seconds())
-			m.metrics.bytesSent.Add(float64(len(req.Body)))
 			return sent, written
 		}
 		if ctx.Err() != nil {
