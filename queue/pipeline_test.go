@@ -17,24 +17,66 @@ import (
 // max_samples_per_send per scrape.
 const pipelineSeries = 100
 
-// pipelineQueue runs a one-shard queue of protocol proto whose buffer
-// holds two batches, sending to r. Its remote_timeout is longer than any
-// wait in these tests: a request r holds is never given up.
-func pipelineQueue(t *testing.T, r *receiver, proto queue.Protocol) (*queue.Manager, func()) {
+// sendHeld runs a one-shard queue of protocol proto, whose buffer holds two
+// batches, against r, and r holds the shard's first request unanswered
+// until the buffer took a second record of two batches besides the first
+// record's two: that fits only once the shard took both of the first
+// record's batches out of its buffer, the one on the wire and the next,
+// built meanwhile. Then r answers, and sendHeld waits until all four
+// scrapes arrived and were acknowledged, stops the queue and checks that
+// every sample arrived once, in order. The queue's remote_timeout is
+// longer than any wait here: the held request is never given up.
+func sendHeld(t *testing.T, r *receiver, proto queue.Protocol) {
+	arrived, released := make(chan struct{}), make(chan struct{})
+	r.hold = func(n int) {
+		if n == 1 {
+			close(arrived)
+			<-released
+		}
+	}
+	var once sync.Once
+	release := func() { once.Do(func() { close(released) }) }
+	t.Cleanup(release) // before the server closes, which waits for its handlers
+
 	qc := testQueueConfig()
 	qc.MinShards, qc.MaxShards = 1, 1
 	qc.MaxSamplesPerSend, qc.Capacity = pipelineSeries, 2*pipelineSeries
-	m, stop := runManager(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Protocol: proto, Sender: newClientTimeout(t, r.URL, time.Minute)})
+	m, stop := runManager(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Protocol: proto,
+		Sender: newClientTimeout(t, r.URL, time.Minute)})
 	series := make([]record.RefSeries, pipelineSeries)
 	for i := range series {
 		series[i] = record.RefSeries{Ref: record.Ref(i + 1), Labels: labels.FromStrings("__name__", "m", "i", fmt.Sprint(i))}
 	}
 	m.StoreSeries(series, 0)
-	return m, stop
+
+	// The first record goes in whole, once the queue runs: the shard
+	// cannot take a batch of it before both are queued.
+	first := twoScrapes(0)
+	eventually(t, func() bool {
+		n := m.AppendSamples(first, scrapeSpan(0))
+		require.True(t, n == 0 || n == len(first), "%d of %d samples queued", n, len(first))
+		return n == len(first)
+	}, "the queue takes samples")
+	select {
+	case <-arrived:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first request never came")
+	}
+	second := twoScrapes(2)
+	eventually(t, func() bool {
+		second = second[m.AppendSamples(second, scrapeSpan(2)):]
+		return len(second) == 0
+	}, "the next batch left the buffer while a request was on the wire")
+	release()
+
+	eventually(t, func() bool { return r.count() == 4*pipelineSeries }, "everything arrives")
+	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "everything acknowledged")
+	stop()
+	requireAllInOrder(t, r, pipelineSeries, 4)
 }
 
 // twoScrapes is one record holding scrapes sc and sc+1 of every series:
-// two batches, queued at once.
+// two batches.
 func twoScrapes(sc int) []record.RefSample {
 	samples := make([]record.RefSample, 0, 2*pipelineSeries)
 	for _, s := range []int{sc, sc + 1} {
@@ -45,68 +87,13 @@ func twoScrapes(sc int) []record.RefSample {
 	return samples
 }
 
-// holdFirst makes r keep its first request unanswered until release is
-// called (at the latest when the test ends); arrived is closed when it
-// came in.
-func holdFirst(t *testing.T, r *receiver) (arrived chan struct{}, release func()) {
-	arrived, released := make(chan struct{}), make(chan struct{})
-	r.hold = func(n int) {
-		if n == 1 {
-			close(arrived)
-			<-released
-		}
-	}
-	var once sync.Once
-	release = func() { once.Do(func() { close(released) }) }
-	t.Cleanup(release) // before the server closes, which waits for its handlers
-	return arrived, release
-}
-
-// queueAtOnce appends samples as one record once the queue runs, all of
-// them at once: the shard cannot take a batch before all are queued.
-func queueAtOnce(t *testing.T, m *queue.Manager, samples []record.RefSample, at record.Span) {
-	t.Helper()
-	eventually(t, func() bool {
-		n := m.AppendSamples(samples, at)
-		require.True(t, n == 0 || n == len(samples), "%d of %d samples queued", n, len(samples))
-		return n == len(samples)
-	}, "the queue takes samples")
-}
-
-// queueWhileHeld appends samples, waiting until all of them are queued.
-// It is called while the endpoint holds the shard's first request: they
-// fit only once the shard took both batches of the first record out of
-// its buffer, the one on the wire and the next, built meanwhile.
-func queueWhileHeld(t *testing.T, m *queue.Manager, samples []record.RefSample, at record.Span) {
-	t.Helper()
-	eventually(t, func() bool {
-		samples = samples[m.AppendSamples(samples, at):]
-		return len(samples) == 0
-	}, "the next batch left the buffer while a request was on the wire")
-}
-
 // TestShardBuildsNextWhileOneIsOnTheWire: while the endpoint takes its time
 // over a shard's request, the shard takes its next batch and builds the
 // request, so the buffer has room again; still only one request of a shard
 // is on the wire at a time, and every sample arrives once, in order.
 func TestShardBuildsNextWhileOneIsOnTheWire(t *testing.T) {
 	r := newReceiver(t)
-	arrived, release := holdFirst(t, r)
-	m, stop := pipelineQueue(t, r, queue.RW1)
-
-	queueAtOnce(t, m, twoScrapes(0), scrapeSpan(0))
-	select {
-	case <-arrived:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the first request never came")
-	}
-	queueWhileHeld(t, m, twoScrapes(2), scrapeSpan(2))
-	release()
-
-	eventually(t, func() bool { return r.count() == 4*pipelineSeries }, "everything arrives")
-	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "everything acknowledged")
-	stop()
-	requireAllInOrder(t, r, pipelineSeries, 4)
+	sendHeld(t, r, queue.RW1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	require.Equal(t, 1, r.mostAtOnce, "one request of a shard on the wire at a time")
@@ -121,25 +108,10 @@ func TestShardBuildsNextWhileOneIsOnTheWire(t *testing.T) {
 func TestShardRebuildsNextAfterFallBack(t *testing.T) {
 	r := newReceiver(t)
 	r.rw1Only = true
-	arrived, release := holdFirst(t, r)
-	m, stop := pipelineQueue(t, r, queue.RW2)
-
-	queueAtOnce(t, m, twoScrapes(0), scrapeSpan(0))
-	select {
-	case <-arrived:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the first request never came")
-	}
-	queueWhileHeld(t, m, twoScrapes(2), scrapeSpan(2))
-	release()
-
-	eventually(t, func() bool { return r.count() == 4*pipelineSeries }, "everything arrives")
-	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "everything acknowledged")
-	stop()
-	requireAllInOrder(t, r, pipelineSeries, 4)
+	sendHeld(t, r, queue.RW2)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	require.Equal(t, []string{"2.0.0", "0.1.0", "0.1.0", "0.1.0", "0.1.0"}, r.versions,
 		"one RW2 request (refused), then every batch once as RW1")
-	require.Equal(t, 1, r.mostAtOnce)
+	require.Equal(t, 1, r.mostAtOnce, "one request of a shard on the wire at a time")
 }
