@@ -19,7 +19,8 @@
 // request (copying the cached label bytes; no label is marshalled again) and
 // snappy-compressed once; every retry sends the same bytes, with jittered
 // exponential backoff and the endpoint's Retry-After. When sample_age_limit
-// is set, samples that grew too old leave the batch before a retry. A
+// is set, samples that grew too old leave the batch before every attempt
+// (the rest is encoded again). A
 // shard has one request on the wire at a time, and builds its next one
 // while it waits for the answer.
 //

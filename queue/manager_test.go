@@ -716,6 +716,79 @@ func TestManagerAgeLimitOnRetries(t *testing.T) {
 	require.Equal(t, 10.0, counterValue(t, reg, "prometheus_remote_storage_samples_dropped_total", map[string]string{"reason": "too_old"}))
 }
 
+// TestManagerAgeLimitBeforeFirstAttempt: batches that wait while the shard
+// retries another through an outage (one built ahead, one still in the
+// buffer) are held against sample_age_limit before their first attempt:
+// when the endpoint comes back, none of their samples, too old by then,
+// is sent; they count as dropped (too_old). Fresh samples after them are
+// sent.
+func TestManagerAgeLimitBeforeFirstAttempt(t *testing.T) {
+	r := newReceiver(t)
+	var mu sync.Mutex
+	down := true
+	r.fail = func(int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	}
+	var clock atomic.Int64
+	clock.Store(time.Unix(1000, 0).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	qc := testQueueConfig()
+	qc.MinShards, qc.MaxShards = 1, 1
+	qc.MaxSamplesPerSend, qc.Capacity = 10, 30
+	qc.SampleAgeLimit = model.Duration(time.Minute)
+	reg := prometheus.NewRegistry()
+	m, stop := runManager(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL), Metrics: queue.NewMetrics(reg), Now: now})
+	m.StoreSeries([]record.RefSeries{{Ref: 1, Labels: labels.FromStrings("__name__", "a")}}, 0)
+	stamped := func(from int64, n int) []record.RefSample {
+		samples := make([]record.RefSample, n)
+		for i := range samples {
+			samples[i] = record.RefSample{Ref: 1, T: from + int64(i), V: 1}
+		}
+		return samples
+	}
+
+	// One record of three batches, A, B and C, stamped now: the shard
+	// retries A, builds B meanwhile, and C waits in the buffer.
+	base := now().UnixMilli()
+	old := stamped(base, 30)
+	eventually(t, func() bool {
+		n := m.AppendSamples(old, record.Span{End: record.Position{Offset: 1}})
+		require.True(t, n == 0 || n == len(old), "%d of %d samples queued", n, len(old))
+		return n == len(old)
+	}, "the queue takes samples")
+	eventually(t, func() bool { return counterValue(t, reg, "prometheus_remote_storage_samples_retried_total", nil) > 0 }, "retrying")
+
+	clock.Add(int64(2 * time.Minute)) // all 30 are too old now
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "A, B and C finished")
+	fresh := stamped(now().UnixMilli(), 10)
+	appendAll(m, fresh, record.Span{Start: record.Position{Offset: 1}, End: record.Position{Offset: 2}})
+	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "the fresh samples finished")
+	stop()
+
+	// A may have gone through: an attempt on its way when the endpoint came
+	// back was accepted. B and C never were attempted.
+	r.mu.Lock()
+	got := r.samples[`{__name__="a"}`]
+	r.mu.Unlock()
+	sentOld := 0
+	for _, s := range got {
+		require.False(t, s.Timestamp >= base+10 && s.Timestamp < base+30, "sample at %d of batch B or C sent though too old", s.Timestamp)
+		if s.Timestamp < base+10 {
+			sentOld++
+		}
+	}
+	require.Equal(t, sentOld+len(fresh), len(got), "every fresh sample sent")
+	require.Equal(t, float64(len(old)-sentOld), counterValue(t, reg, "prometheus_remote_storage_samples_dropped_total", map[string]string{"reason": "too_old"}))
+}
+
 // TestManagerCountsWhatTheEndpointWrote: over RW2 the endpoint says how
 // many samples it wrote. A 2xx that wrote fewer than were sent counts the
 // rest as failed; a 400 that wrote part of the request (a partial write)

@@ -349,6 +349,10 @@ func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 		} else if f.req.Protocol != s.m.protocol() {
 			s.encode(builder(), f, f.batch) // built before the queue fell back
 		}
+		if !s.dropStale(builder(), f) {
+			s.done(f.batch) // every item grew too old while it waited
+			return true
+		}
 		launch <- &f.req
 		ahead = s.prepare(builder(), s.m.batchSize, f)
 		first := <-landed
@@ -391,6 +395,24 @@ func (s *shard) prepare(b requestBuilder, least int, busy *flight) *flight {
 	f.batch = batch
 	s.encode(b, f, batch)
 	return f
+}
+
+// dropStale removes from f the items that grew older than
+// sample_age_limit while they waited (in the buffer, or built behind a
+// request being retried), as upstream drops them when it builds a batch,
+// and builds f's request again when some are left. It reports whether any
+// item is left to send.
+func (s *shard) dropStale(b requestBuilder, f *flight) bool {
+	kept, removed := s.m.dropExpired(f.batch)
+	if removed == 0 {
+		return true
+	}
+	f.batch = kept
+	if len(kept) == 0 {
+		return false
+	}
+	s.encode(b, f, kept)
+	return true
 }
 
 // take removes and returns the oldest batch if at least least items wait.
