@@ -534,8 +534,8 @@ func (m *Manager) dropExpired(batch []item) ([]item, int) {
 }
 
 // encode builds and compresses the request body of batch into f's
-// request, in the queue's protocol now, and sets the request's counts and
-// f's summary. A body the Sender said it may still read is left to it:
+// request, in b's protocol, and sets the request's counts and f's
+// summary. A body the Sender said it may still read is left to it:
 // this one gets new memory.
 func (s *shard) encode(b requestBuilder, f *flight, batch []item) {
 	if f.req.BodyInUse {
