@@ -660,33 +660,62 @@ func TestManagerFlush(t *testing.T) {
 	})
 }
 
+// ageLimitedQueue is a one-shard queue with a sample_age_limit of one
+// minute and a clock of its own, sending to an endpoint that answers 503
+// until comeBack; its series 1 is {__name__="a"}.
+type ageLimitedQueue struct {
+	m     *queue.Manager
+	stop  func()
+	reg   *prometheus.Registry
+	clock atomic.Int64 // the queue's time, in ns
+	mu    sync.Mutex
+	down  bool // the endpoint answers 503; guarded by mu
+}
+
+func (q *ageLimitedQueue) now() time.Time { return time.Unix(0, q.clock.Load()) }
+
+// comeBack ends the endpoint's outage.
+func (q *ageLimitedQueue) comeBack() {
+	q.mu.Lock()
+	q.down = false
+	q.mu.Unlock()
+}
+
+// runAgeLimited runs an ageLimitedQueue against r with batches of batch
+// samples and a buffer of capacity (the test default when 0).
+func runAgeLimited(t *testing.T, r *receiver, batch, capacity int) *ageLimitedQueue {
+	q := &ageLimitedQueue{reg: prometheus.NewRegistry(), down: true}
+	q.clock.Store(time.Unix(1000, 0).UnixNano())
+	r.fail = func(int) int {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if q.down {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	}
+	qc := testQueueConfig()
+	qc.MinShards, qc.MaxShards = 1, 1
+	qc.MaxSamplesPerSend = batch
+	if capacity > 0 {
+		qc.Capacity = capacity
+	}
+	qc.SampleAgeLimit = model.Duration(time.Minute)
+	q.m, q.stop = runManager(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL),
+		Metrics: queue.NewMetrics(q.reg), Now: q.now})
+	q.m.StoreSeries([]record.RefSeries{{Ref: 1, Labels: labels.FromStrings("__name__", "a")}}, 0)
+	return q
+}
+
 // TestManagerAgeLimitOnRetries: samples that grow older than
 // sample_age_limit while the endpoint is down leave the batch before the
 // next retry, counted as dropped (too_old); younger ones are still sent.
 func TestManagerAgeLimitOnRetries(t *testing.T) {
 	r := newReceiver(t)
-	var mu sync.Mutex
-	down := true
-	r.fail = func(int) int {
-		mu.Lock()
-		defer mu.Unlock()
-		if down {
-			return http.StatusServiceUnavailable
-		}
-		return 0
-	}
-	var clock atomic.Int64
-	clock.Store(time.Unix(1000, 0).UnixNano())
-	now := func() time.Time { return time.Unix(0, clock.Load()) }
-	qc := testQueueConfig()
-	qc.MinShards, qc.MaxShards = 1, 1
-	qc.MaxSamplesPerSend = 20
-	qc.SampleAgeLimit = model.Duration(time.Minute)
-	reg := prometheus.NewRegistry()
-	m, stop := runManager(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL), Metrics: queue.NewMetrics(reg), Now: now})
+	q := runAgeLimited(t, r, 20, 0)
+	m, reg, now := q.m, q.reg, q.now
 
 	// 10 samples stamped now-50s and 10 stamped now: one batch of 20.
-	m.StoreSeries([]record.RefSeries{{Ref: 1, Labels: labels.FromStrings("__name__", "a")}}, 0)
 	samples := make([]record.RefSample, 20)
 	for i := range samples {
 		ts := now().Add(-50 * time.Second).UnixMilli()
@@ -700,18 +729,16 @@ func TestManagerAgeLimitOnRetries(t *testing.T) {
 	}
 	eventually(t, func() bool { return counterValue(t, reg, "prometheus_remote_storage_samples_retried_total", nil) > 0 }, "retrying")
 
-	clock.Add(int64(30 * time.Second)) // the first ten are now 80 s old
+	q.clock.Add(int64(30 * time.Second)) // the first ten are now 80 s old
 	// 30 more samples retried (20 + 10 or 10 + 10 + 10): at least one
 	// retry was prepared after the clock moved, so the batch was filtered.
 	retried := counterValue(t, reg, "prometheus_remote_storage_samples_retried_total", nil)
 	eventually(t, func() bool {
 		return counterValue(t, reg, "prometheus_remote_storage_samples_retried_total", nil) >= retried+30
 	}, "retried after the clock moved")
-	mu.Lock()
-	down = false
-	mu.Unlock()
+	q.comeBack()
 	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "finished")
-	stop()
+	q.stop()
 	require.Equal(t, 10, r.count(), "the young half is sent")
 	require.Equal(t, 10.0, counterValue(t, reg, "prometheus_remote_storage_samples_dropped_total", map[string]string{"reason": "too_old"}))
 }
@@ -724,26 +751,8 @@ func TestManagerAgeLimitOnRetries(t *testing.T) {
 // sent.
 func TestManagerAgeLimitBeforeFirstAttempt(t *testing.T) {
 	r := newReceiver(t)
-	var mu sync.Mutex
-	down := true
-	r.fail = func(int) int {
-		mu.Lock()
-		defer mu.Unlock()
-		if down {
-			return http.StatusServiceUnavailable
-		}
-		return 0
-	}
-	var clock atomic.Int64
-	clock.Store(time.Unix(1000, 0).UnixNano())
-	now := func() time.Time { return time.Unix(0, clock.Load()) }
-	qc := testQueueConfig()
-	qc.MinShards, qc.MaxShards = 1, 1
-	qc.MaxSamplesPerSend, qc.Capacity = 10, 30
-	qc.SampleAgeLimit = model.Duration(time.Minute)
-	reg := prometheus.NewRegistry()
-	m, stop := runManager(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL), Metrics: queue.NewMetrics(reg), Now: now})
-	m.StoreSeries([]record.RefSeries{{Ref: 1, Labels: labels.FromStrings("__name__", "a")}}, 0)
+	q := runAgeLimited(t, r, 10, 30)
+	m, reg, now := q.m, q.reg, q.now
 	stamped := func(from int64, n int) []record.RefSample {
 		samples := make([]record.RefSample, n)
 		for i := range samples {
@@ -763,15 +772,13 @@ func TestManagerAgeLimitBeforeFirstAttempt(t *testing.T) {
 	}, "the queue takes samples")
 	eventually(t, func() bool { return counterValue(t, reg, "prometheus_remote_storage_samples_retried_total", nil) > 0 }, "retrying")
 
-	clock.Add(int64(2 * time.Minute)) // all 30 are too old now
-	mu.Lock()
-	down = false
-	mu.Unlock()
+	q.clock.Add(int64(2 * time.Minute)) // all 30 are too old now
+	q.comeBack()
 	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "A, B and C finished")
 	fresh := stamped(now().UnixMilli(), 10)
 	appendAll(m, fresh, record.Span{Start: record.Position{Offset: 1}, End: record.Position{Offset: 2}})
 	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "the fresh samples finished")
-	stop()
+	q.stop()
 
 	// A may have gone through: an attempt on its way when the endpoint came
 	// back was accepted. B and C never were attempted.
