@@ -340,23 +340,22 @@ func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 		return b
 	}
 	send := func(least int) bool {
+		b := builder()
 		f := ahead
 		ahead = nil
 		if f == nil {
-			if f = s.prepare(builder(), least, nil); f == nil {
+			if f = s.prepare(b, least, nil); f == nil {
 				return false
 			}
-		} else if f.req.Protocol != s.m.protocol() {
-			s.encode(builder(), f, f.batch) // built before the queue fell back
 		}
-		if !s.dropStale(builder(), f) {
+		if !s.ready(b, f) {
 			s.done(f.batch) // every item grew too old while it waited
 			return true
 		}
 		launch <- &f.req
-		ahead = s.prepare(builder(), s.m.batchSize, f)
+		ahead = s.prepare(b, s.m.batchSize, f)
 		first := <-landed
-		s.complete(ctx, builder(), f, f.batch, 0, &first)
+		s.complete(ctx, b, f, f.batch, 0, &first)
 		s.done(f.batch)
 		resetTimer(deadline, s.m.deadline)
 		return true
@@ -397,21 +396,21 @@ func (s *shard) prepare(b requestBuilder, least int, busy *flight) *flight {
 	return f
 }
 
-// dropStale removes from f the items that grew older than
-// sample_age_limit while they waited (in the buffer, or built behind a
-// request being retried), as upstream drops them when it builds a batch,
-// and builds f's request again when some are left. It reports whether any
-// item is left to send.
-func (s *shard) dropStale(b requestBuilder, f *flight) bool {
+// ready makes f's request right to send now, with b the shard's builder
+// now. It removes the items that grew older than sample_age_limit while
+// they waited (in the buffer, or built behind a request being retried), as
+// upstream drops them when it builds a batch, and builds the request again
+// when that removed some or it was built before the queue fell back to
+// RW1. It reports whether any item is left to send.
+func (s *shard) ready(b requestBuilder, f *flight) bool {
 	kept, removed := s.m.dropExpired(f.batch)
-	if removed == 0 {
-		return true
-	}
 	f.batch = kept
 	if len(kept) == 0 {
 		return false
 	}
-	s.encode(b, f, kept)
+	if removed > 0 || f.req.Protocol != b.protocol() {
+		s.encode(b, f, kept)
+	}
 	return true
 }
 
