@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -113,10 +114,20 @@ func TestAgentSurvivesSIGKILL(t *testing.T) {
 		if k == kills {
 			// Last run: wait until every scrape that must arrive did.
 			var missing []int
-			require.Eventually(t, func() bool {
+			if !assert.Eventually(t, func() bool {
 				missing = missingScrapes(tg.servedAt(), killedAt, killWindow, scrapeValues(recv))
 				return len(missing) == 0
-			}, 30*time.Second, 20*time.Millisecond, "scrapes never delivered: %v", func() []int { return missing }())
+			}, 30*time.Second, 20*time.Millisecond) {
+				served := tg.servedAt()
+				for _, n := range missing {
+					t.Logf("scrape %d, served at %s, never delivered", n, served[n-1].Format("15:04:05.000"))
+				}
+				t.Logf("failed scrapes (up 0) delivered: %d", recv.values("up")[0])
+				for i, k := range killedAt {
+					t.Logf("kill %d at %s", i+1, k.Format("15:04:05.000"))
+				}
+				t.Fatalf("scrapes never delivered: %v", missing)
+			}
 			p.signal(syscall.SIGTERM)
 			require.Equal(t, 0, p.wait(20*time.Second))
 			break
