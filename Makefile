@@ -3,6 +3,8 @@
 #   make run     the agent on an embedded default: scrapes itself, ships to a loopback receiver (Ctrl-C stops)
 #   make test    the default suite: vet, unit + integration tests, -race, a short fuzz pass
 #   make bench   benchmarks, walship beside upstream Prometheus
+#   make bench-e2e       whole processes: the walship binary beside upstream's sender (quick mode, a few minutes)
+#   make bench-e2e-full  every shape, protocol and queue setting, 3 runs each (see BENCHMARKS.md for its run time)
 #   make fuzz    longer fuzzing (FUZZTIME per target, default 2m)
 #   make soak    long-running tests at production sizes (a 1.28 GiB WAL backlog)
 #   make lint    gofmt, go vet, staticcheck
@@ -20,7 +22,7 @@ RACE_PKGS     := ./wal/... ./watcher/... ./queue/... ./remote/... ./storage/...
 # Fuzz targets as package:target.
 FUZZ_TARGETS  := ./wal:FuzzReader ./wal:FuzzLiveReader ./wal/record:FuzzDecode
 
-.PHONY: all build test unit race fuzz-short fuzz soak bench lint run clean
+.PHONY: all build test unit race fuzz-short fuzz soak bench bench-build bench-e2e bench-e2e-full lint run clean
 
 all: build test
 
@@ -62,6 +64,17 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=10x ./watcher/...
 	$(GO) test -run='^$$' -bench='QueueSend|ShipWAL' -benchtime=4x -count=3 ./remote/...
 	$(GO) test -run='^$$' -bench=MemoryPerSeries -benchtime=1x ./remote/...
+
+# The whole-process benchmark lives in a Go module of its own (bench/), so
+# that the library never depends on what drives upstream's sender.
+bench-build: build
+	cd bench && $(GO) build -o ../bin/ ./cmd/...
+
+bench-e2e: bench-build
+	bin/e2e run --mode=quick $(E2EFLAGS)
+
+bench-e2e-full: bench-build
+	bin/e2e run --mode=full $(E2EFLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

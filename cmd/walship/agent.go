@@ -103,6 +103,10 @@ func (c *agentCommand) runWith(hooks agentHooks) int {
 		fmt.Fprintf(os.Stderr, "walship: %v\n", err)
 		return exitError
 	}
+	if err := c.common.profiles.start(); err != nil {
+		return fail(err)
+	}
+	defer c.common.profiles.stop(logger)
 
 	conf, err := loadConfig(c.common.configFile, false, logger)
 	if err != nil {
@@ -187,6 +191,7 @@ func (c *agentCommand) runWith(hooks agentHooks) int {
 		return nil
 	}
 	shutdownStorage := func() {
+		c.common.profiles.stop(logger)
 		logger.Info("Flushing remote write queues", "deadline", c.common.deadline())
 		rs.Close()
 		if err := db.Close(); err != nil {

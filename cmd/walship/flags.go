@@ -38,6 +38,7 @@ type commonFlags struct {
 	agentPath       string
 	flushDeadline   model.Duration
 	log             promslog.Config
+	profiles        profileFlags
 }
 
 func addCommonFlags(app *kingpin.Application) *commonFlags {
@@ -54,6 +55,8 @@ func addCommonFlags(app *kingpin.Application) *commonFlags {
 		Default(defaultAgentPath).StringVar(&f.agentPath)
 	app.Flag("storage.remote.flush-deadline", "How long to wait flushing samples on shutdown or config reload.").
 		Default("1m").SetValue(named("storage.remote.flush-deadline", &f.flushDeadline))
+	app.Flag("debug.cpuprofile", "Write a CPU profile of the whole run to this file.").Hidden().StringVar(&f.profiles.cpu)
+	app.Flag("debug.memprofile", "Write the heap profile of the largest live heap of the run to this file.").Hidden().StringVar(&f.profiles.heap)
 	f.log.Level = promslog.NewLevel()
 	f.log.Format = promslog.NewFormat()
 	promslogflag.AddFlags(app, &f.log)

@@ -39,6 +39,10 @@ func (c *replayCommand) run() int {
 		fmt.Fprintf(os.Stderr, "walship: %v\n", err)
 		return exitError
 	}
+	if err := c.common.profiles.start(); err != nil {
+		return fail(err)
+	}
+	defer c.common.profiles.stop(logger)
 	conf, err := loadConfig(c.common.configFile, true, logger)
 	if err != nil {
 		return fail(err)
@@ -103,6 +107,7 @@ loop:
 		}
 	}
 	counts = maxCounts(counts, readCounts(reg))
+	c.common.profiles.stop(logger)
 	rs.Close()
 	counts = maxCounts(counts, readCounts(reg))
 	if bar != nil {

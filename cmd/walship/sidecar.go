@@ -53,6 +53,11 @@ func (c *sidecarCommand) run() int {
 		return exitError
 	}
 
+	if err := c.common.profiles.start(); err != nil {
+		return fail(err)
+	}
+	defer c.common.profiles.stop(logger)
+
 	start, err := watcher.ParseStart(c.start)
 	if err != nil {
 		return fail(fmt.Errorf("--wal.start=%s: %w", c.start, err))
@@ -91,6 +96,7 @@ func (c *sidecarCommand) run() int {
 
 	d := &daemon{flags: c.common, log: logger, web: web, needRemote: true, apply: rs.ApplyConfig}
 	loopErr := d.loop(sig)
+	c.common.profiles.stop(logger)
 
 	logger.Info("Flushing remote write queues", "deadline", c.common.deadline())
 	rs.Close()

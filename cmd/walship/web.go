@@ -75,6 +75,7 @@ func startWeb(flags *commonFlags, reg *prometheus.Registry, logger *slog.Logger,
 		w.WriteHeader(http.StatusOK)
 		fmt.Fprintln(w, "walship is Ready.")
 	})
+	handlePprof(mux)
 	mux.HandleFunc("/-/reload", s.lifecycle(flags.enableLifecycle, s.handleReload))
 	mux.HandleFunc("/-/quit", s.lifecycle(flags.enableLifecycle, s.handleQuit))
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}

@@ -1,0 +1,175 @@
+// Command e2e is walship's whole-process benchmark: upstream Prometheus's
+// sender and the walship binary ship the same generated WALs to a receiver
+// in its own process, alternating, and are measured from outside (see
+// package harness; BENCHMARKS.md says how to read the results).
+//
+//	e2e run --mode=quick           a few minutes: 10k series x 100 scrapes, RW1/RW2, default and max_shards 1
+//	e2e run --mode=full            every shape, protocol and queue setting, 3 times each
+//	e2e run --mode=ci              the smallest run: checks that everything still works
+//	e2e report RESULTS.jsonl       the Markdown tables of a results file
+//	e2e gen --shape=1Mx5 DIR       write a shape's WAL
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/walship/walship/bench/harness"
+	"github.com/walship/walship/bench/shape"
+	"github.com/walship/walship/bench/walgen"
+)
+
+// modes are the preset plans of --mode; flags given explicitly override them.
+var modes = map[string]struct {
+	shapes, protocols, shards string
+	iterations                int
+}{
+	"ci":    {shapes: "2000x20", protocols: "rw1,rw2", shards: "default", iterations: 1},
+	"quick": {shapes: "10kx100", protocols: "rw1,rw2", shards: "default,1", iterations: 1},
+	"full":  {shapes: "10kx1000,100kx100,1Mx5", protocols: "rw1,rw2", shards: "default,1", iterations: 3},
+}
+
+func main() {
+	app := kingpin.New("e2e", "walship's whole-process benchmark beside upstream Prometheus.")
+	run := app.Command("run", "Run the benchmark.")
+	mode := run.Flag("mode", "Preset: ci, quick or full.").Default("quick").Enum("ci", "quick", "full")
+	shapes := run.Flag("shapes", "Comma-separated shapes (10kx100, 100kx100, 1Mx5, 10kx1000 or SERIESxSCRAPES); default: the mode's.").String()
+	protocols := run.Flag("protocols", "Comma-separated: rw1, rw2; default: the mode's.").String()
+	shards := run.Flag("shards", "Comma-separated max_shards settings: default, or a number; default: the mode's.").String()
+	endpoints := run.Flag("endpoints", "Comma-separated numbers of remote_write entries.").Default("1").String()
+	sendersFlag := run.Flag("senders", "Comma-separated: upstream, replay, sidecar.").Default("upstream,replay,sidecar").String()
+	iterations := run.Flag("iterations", "Runs of each sender per cell; default: the mode's.").Int()
+	walship := run.Flag("walship", "The walship binary.").Default("bin/walship").String()
+	work := run.Flag("work", "Work directory: generated WALs (kept) and the runs' data.").Default("bench/work").String()
+	out := run.Flag("out", "Results directory (results.jsonl, summary.md, logs/); default: WORK/results/MODE-TIME.").String()
+	timeout := run.Flag("timeout", "Longest a run may take.").Default("20m").Duration()
+
+	report := app.Command("report", "Print the Markdown tables of a results file.")
+	reportFile := report.Arg("results", "results.jsonl").Required().String()
+
+	gen := app.Command("gen", "Write a shape's WAL.")
+	genShape := gen.Flag("shape", "Shape.").Required().String()
+	genDir := gen.Arg("dir", "Directory (replaced).").Required().String()
+
+	cmd := kingpin.MustParse(app.Parse(os.Args[1:]))
+	var err error
+	switch cmd {
+	case run.FullCommand():
+		m := modes[*mode]
+		var p harness.Plan
+		p, err = plan(or(*shapes, m.shapes), or(*protocols, m.protocols), or(*shards, m.shards), *endpoints, *sendersFlag)
+		if err == nil {
+			p.Iterations = m.iterations
+			if *iterations > 0 {
+				p.Iterations = *iterations
+			}
+			p.WorkDir, p.Timeout, p.Progress = *work, *timeout, os.Stdout
+			dir := *out
+			if dir == "" {
+				dir = filepath.Join(*work, "results", *mode+"-"+time.Now().Format("20060102-150405"))
+			}
+			err = runPlan(p, *walship, dir)
+		}
+	case report.FullCommand():
+		var rs []harness.Result
+		rs, err = harness.ReadResults(*reportFile)
+		if err == nil {
+			harness.WriteMarkdown(os.Stdout, harness.Summarise(rs))
+		}
+	case gen.FullCommand():
+		var s shape.Shape
+		s, err = shape.Parse(*genShape)
+		if err == nil {
+			var m walgen.Manifest
+			m, err = walgen.Ensure(*genDir, s)
+			fmt.Printf("%s: %d samples, %d segments, %d bytes, in %s\n", *genDir, m.Sum.Samples, m.Segments, m.Bytes, m.Took)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+}
+
+func or(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
+}
+
+func plan(shapes, protocols, shards, endpoints, senders string) (harness.Plan, error) {
+	var p harness.Plan
+	for name := range strings.SplitSeq(shapes, ",") {
+		s, err := shape.Parse(name)
+		if err != nil {
+			return p, err
+		}
+		p.Shapes = append(p.Shapes, s)
+	}
+	for _, e := range strings.Split(endpoints, ",") {
+		var n int
+		if _, err := fmt.Sscan(e, &n); err != nil || n < 1 {
+			return p, fmt.Errorf("--endpoints: %q is not a positive number", e)
+		}
+		for proto := range strings.SplitSeq(protocols, ",") {
+			if proto != "rw1" && proto != "rw2" {
+				return p, fmt.Errorf("--protocols: %q is neither rw1 nor rw2", proto)
+			}
+			for sh := range strings.SplitSeq(shards, ",") {
+				c := harness.Cell{Protocol: proto, Endpoints: n}
+				if sh != "default" {
+					if _, err := fmt.Sscan(sh, &c.MaxShards); err != nil || c.MaxShards < 1 {
+						return p, fmt.Errorf("--shards: %q is neither default nor a positive number", sh)
+					}
+				}
+				p.Cells = append(p.Cells, c)
+			}
+		}
+	}
+	var err error
+	p.Senders, err = harness.ParseSenders(senders)
+	return p, err
+}
+
+func runPlan(p harness.Plan, walship, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	p.Results = filepath.Join(dir, "results.jsonl")
+	abs, err := filepath.Abs(walship)
+	if err != nil {
+		return err
+	}
+	b, err := harness.FindBinaries(abs)
+	if err != nil {
+		return err
+	}
+	if p.WorkDir, err = filepath.Abs(p.WorkDir); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	begin := time.Now()
+	results, runErr := harness.Run(ctx, b, p)
+	summary, err := os.Create(filepath.Join(dir, "summary.md"))
+	if err != nil {
+		return err
+	}
+	defer summary.Close()
+	host, _ := os.Hostname()
+	fmt.Fprintf(summary, "Command: `e2e run %s` on %s, %d CPUs; %s.\n\n", strings.Join(os.Args[2:], " "), host, runtime.NumCPU(), time.Since(begin).Round(time.Second))
+	harness.WriteMarkdown(summary, harness.Summarise(results))
+	fmt.Printf("\n%s (%s)\n", dir, time.Since(begin).Round(time.Second))
+	harness.WriteMarkdown(os.Stdout, harness.Summarise(results))
+	return runErr
+}

@@ -1,0 +1,97 @@
+package harness
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Usage is what a process used, as wait4 reports it for the process
+// itself (children would be counted apart; the senders start none).
+type Usage struct {
+	UserSeconds float64 `json:"user_seconds"`
+	SysSeconds  float64 `json:"sys_seconds"`
+	MaxRSSBytes int64   `json:"max_rss_bytes"`
+	WallSeconds float64 `json:"wall_seconds"` // start to exit
+	ExitCode    int     `json:"exit_code"`
+}
+
+// CPUSeconds is user + system time.
+func (u Usage) CPUSeconds() float64 { return u.UserSeconds + u.SysSeconds }
+
+// process is a sender running under the harness.
+type process struct {
+	cmd    *exec.Cmd
+	begin  time.Time
+	exited chan struct{} // closed when Wait returned
+	usage  Usage
+	err    error
+	log    *os.File
+}
+
+// env is the environment every measured process gets: the harness's own,
+// with GOGC=75 (Prometheus's default, which cmd/prometheus sets when GOGC
+// is unset) and no GOMEMLIMIT, for both senders alike.
+func env() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, "GOGC=75")
+}
+
+// start runs argv with its standard error (and output) in logFile.
+func start(argv []string, dir, logFile string) (*process, error) {
+	log, err := os.Create(logFile)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = env()
+	cmd.Stdout, cmd.Stderr = log, log
+	p := &process{cmd: cmd, exited: make(chan struct{}), log: log}
+	p.begin = time.Now()
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return nil, fmt.Errorf("start %s: %w", argv[0], err)
+	}
+	go p.wait()
+	return p, nil
+}
+
+func (p *process) wait() {
+	defer close(p.exited)
+	p.err = p.cmd.Wait()
+	p.usage.WallSeconds = time.Since(p.begin).Seconds()
+	p.log.Close()
+	st := p.cmd.ProcessState
+	if st == nil {
+		return
+	}
+	p.usage.ExitCode = st.ExitCode()
+	if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
+		p.usage.UserSeconds = time.Duration(ru.Utime.Nano()).Seconds()
+		p.usage.SysSeconds = time.Duration(ru.Stime.Nano()).Seconds()
+		p.usage.MaxRSSBytes = ru.Maxrss * 1024 // KiB on Linux
+	}
+}
+
+// stop sends SIGTERM and waits up to grace for the exit, then kills.
+func (p *process) stop(grace time.Duration) error {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		return nil
+	case <-time.After(grace):
+		p.cmd.Process.Kill()
+		<-p.exited
+		return fmt.Errorf("%s did not stop within %s of SIGTERM; killed", p.cmd.Path, grace)
+	}
+}
