@@ -1,4 +1,4 @@
-package queue_test
+package queue
 
 import (
 	"math/rand/v2"
@@ -6,8 +6,6 @@ import (
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
-
-	"github.com/walship/walship/queue"
 )
 
 // The encoders allocate nothing per request once their buffers are warm.
@@ -18,9 +16,9 @@ func TestRW1EncoderNoAllocs(t *testing.T) {
 	series := benchSeries(allocTestSamples)
 	pre := make([][]byte, len(series))
 	for i, ls := range series {
-		pre[i] = queue.AppendRW1Labels(nil, ls)
+		pre[i] = AppendRW1Labels(nil, ls)
 	}
-	var enc queue.RW1Encoder
+	var enc RW1Encoder
 	var sink int
 	request := func() {
 		enc.Reset()
@@ -55,18 +53,18 @@ func TestRW1EncoderNoAllocs(t *testing.T) {
 
 func TestRW2EncoderNoAllocs(t *testing.T) {
 	series := benchSeries(allocTestSamples)
-	in := &queue.Interner{}
-	pre := make([]queue.RW2Series, len(series))
+	tab := newTestTable()
+	pre := make([]*encodedSeries, len(series))
 	for i, ls := range series {
-		pre[i] = queue.NewRW2Series(in, ls)
-		pre[i].SetMetadata(in, "counter", "Seconds the CPUs spent in each mode.", "seconds")
+		pre[i] = internSeries(tab, ls)
+		pre[i] = withMeta(tab, pre[i], "counter", "Seconds the CPUs spent in each mode.", "seconds")
 	}
-	enc := queue.NewRW2Encoder(in)
+	enc := newRW2Encoder(tab)
 	var sink int
 	request := func() {
 		enc.Reset()
 		for i := range pre {
-			enc.AddSample(&pre[i], 1_700_000_000_000+int64(i), float64(i), 0)
+			enc.AddSample(pre[i], 1_700_000_000_000+int64(i), float64(i), 0)
 		}
 		sink += len(enc.Bytes())
 	}
@@ -80,9 +78,9 @@ func TestRW2EncoderNoAllocs(t *testing.T) {
 	other := func() {
 		enc.Reset()
 		for i := range pre[:100] {
-			enc.AddHistogram(&pre[i], int64(i), h, 5)
-			enc.AddFloatHistogram(&pre[i], int64(i), fh, 0)
-			enc.AddExemplar(&pre[i], ex, int64(i), 1)
+			enc.AddHistogram(pre[i], int64(i), h, 5)
+			enc.AddFloatHistogram(pre[i], int64(i), fh, 0)
+			enc.AddExemplar(pre[i], ex, int64(i), 1)
 		}
 		sink += len(enc.Bytes())
 	}

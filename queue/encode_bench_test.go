@@ -1,4 +1,4 @@
-package queue_test
+package queue
 
 import (
 	"fmt"
@@ -12,8 +12,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
-
-	"github.com/walship/walship/queue"
 )
 
 // BenchmarkEncode measures one request of 2000 samples from 2000 distinct
@@ -82,9 +80,9 @@ func BenchmarkEncode(b *testing.B) {
 	b.Run("RW1/ours", func(b *testing.B) {
 		pre := make([][]byte, benchSamples)
 		for i, ls := range batch.series {
-			pre[i] = queue.AppendRW1Labels(nil, ls)
+			pre[i] = AppendRW1Labels(nil, ls)
 		}
-		var enc queue.RW1Encoder
+		var enc RW1Encoder
 		var out []byte
 		b.ReportAllocs()
 		for b.Loop() {
@@ -100,9 +98,9 @@ func BenchmarkEncode(b *testing.B) {
 	b.Run("RW1/ours-nosnappy", func(b *testing.B) {
 		pre := make([][]byte, benchSamples)
 		for i, ls := range batch.series {
-			pre[i] = queue.AppendRW1Labels(nil, ls)
+			pre[i] = AppendRW1Labels(nil, ls)
 		}
-		var enc queue.RW1Encoder
+		var enc RW1Encoder
 		n := 0
 		b.ReportAllocs()
 		for b.Loop() {
@@ -138,19 +136,21 @@ func BenchmarkEncode(b *testing.B) {
 	})
 
 	b.Run("RW2/ours", func(b *testing.B) {
-		in := &queue.Interner{}
-		pre := make([]queue.RW2Series, benchSamples)
+		tab := newTestTable()
+		in := tab.strings
+		_ = in
+		pre := make([]*encodedSeries, benchSamples)
 		for i, ls := range batch.series {
-			pre[i] = queue.NewRW2Series(in, ls)
-			pre[i].SetMetadata(in, "counter", benchHelp, benchUnit)
+			pre[i] = internSeries(tab, ls)
+			pre[i] = withMeta(tab, pre[i], "counter", benchHelp, benchUnit)
 		}
-		enc := queue.NewRW2Encoder(in)
+		enc := newRW2Encoder(tab)
 		var out []byte
 		b.ReportAllocs()
 		for b.Loop() {
 			enc.Reset()
 			for i := range pre {
-				enc.AddSample(&pre[i], batch.ts[i], batch.vs[i], 0)
+				enc.AddSample(pre[i], batch.ts[i], batch.vs[i], 0)
 			}
 			out = snappy.Encode(out[:cap(out)], enc.Bytes())
 		}
@@ -158,19 +158,21 @@ func BenchmarkEncode(b *testing.B) {
 	})
 
 	b.Run("RW2/ours-nosnappy", func(b *testing.B) {
-		in := &queue.Interner{}
-		pre := make([]queue.RW2Series, benchSamples)
+		tab := newTestTable()
+		in := tab.strings
+		_ = in
+		pre := make([]*encodedSeries, benchSamples)
 		for i, ls := range batch.series {
-			pre[i] = queue.NewRW2Series(in, ls)
-			pre[i].SetMetadata(in, "counter", benchHelp, benchUnit)
+			pre[i] = internSeries(tab, ls)
+			pre[i] = withMeta(tab, pre[i], "counter", benchHelp, benchUnit)
 		}
-		enc := queue.NewRW2Encoder(in)
+		enc := newRW2Encoder(tab)
 		n := 0
 		b.ReportAllocs()
 		for b.Loop() {
 			enc.Reset()
 			for i := range pre {
-				enc.AddSample(&pre[i], batch.ts[i], batch.vs[i], 0)
+				enc.AddSample(pre[i], batch.ts[i], batch.vs[i], 0)
 			}
 			n = len(enc.Bytes())
 		}
@@ -209,17 +211,19 @@ func BenchmarkEncode(b *testing.B) {
 	// The same request bodies through both snappy block encoders.
 	bodies := map[string][]byte{}
 	{
-		var enc1 queue.RW1Encoder
+		var enc1 RW1Encoder
 		for i, ls := range batch.series {
-			enc1.AddSample(queue.AppendRW1Labels(nil, ls), batch.ts[i], batch.vs[i])
+			enc1.AddSample(AppendRW1Labels(nil, ls), batch.ts[i], batch.vs[i])
 		}
 		bodies["RW1"] = enc1.Bytes()
-		in := &queue.Interner{}
-		enc2 := queue.NewRW2Encoder(in)
+		tab := newTestTable()
+		in := tab.strings
+		_ = in
+		enc2 := newRW2Encoder(tab)
 		for i, ls := range batch.series {
-			s := queue.NewRW2Series(in, ls)
-			s.SetMetadata(in, "counter", benchHelp, benchUnit)
-			enc2.AddSample(&s, batch.ts[i], batch.vs[i], 0)
+			s := internSeries(tab, ls)
+			s = withMeta(tab, s, "counter", benchHelp, benchUnit)
+			enc2.AddSample(s, batch.ts[i], batch.vs[i], 0)
 		}
 		bodies["RW2"] = enc2.Bytes()
 	}

@@ -167,6 +167,47 @@ func (e *RW1Encoder) AddSample(labels []byte, t int64, v float64) {
 	e.samples++
 }
 
+// addSampleSet adds a TimeSeries with the labels of set, written from
+// their interned RW1 entries, and one sample: AddSample without the
+// pre-encoded labels.
+func (e *RW1Encoder) addSampleSet(dir labelDir, set labelSet, t int64, v float64) {
+	r := set.reader()
+	ss := pbDoubleFieldSize(v) + pbInt64FieldSize(t) // at most 20: one length byte
+	body := r.rw1Size + 2 + ss
+
+	// Grown once and written in place: this runs for every sample.
+	b := slices.Grow(e.series, 1+binary.MaxVarintLen64+body)
+	n := len(b)
+	b = b[:cap(b)]
+	b[n] = rw1TagTimeSeries
+	n++
+	n += binary.PutUvarint(b[n:], uint64(body))
+	for id := range r.ids() {
+		n += copy(b[n:], dir.rw1(id))
+	}
+	b[n], b[n+1] = rw1TagSamples, byte(ss)
+	n += 2
+	if v != 0 {
+		b[n] = rw1TagSampleValue
+		binary.LittleEndian.PutUint64(b[n+1:], math.Float64bits(v))
+		n += 9
+	}
+	if t != 0 {
+		b[n] = rw1TagSampleTimestamp
+		n += 1 + binary.PutUvarint(b[n+1:], uint64(t))
+	}
+	e.series = b[:n]
+	e.samples++
+}
+
+// appendRW1Set appends the RW1 Label entries of set to dst.
+func appendRW1Set(dst []byte, dir labelDir, set labelSet) []byte {
+	for id := range set.reader().ids() {
+		dst = append(dst, dir.rw1(id)...)
+	}
+	return dst
+}
+
 // AddHistogram adds a TimeSeries with the pre-encoded labels and one
 // integer native histogram (prompb.FromIntHistogram's message).
 func (e *RW1Encoder) AddHistogram(labels []byte, t int64, h *histogram.Histogram) {

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
@@ -25,7 +24,7 @@ import (
 // When a request's symbol table is small beside its series (a label-light
 // queue sees the same few hundred strings in every request), the next
 // request starts from the same table instead of an empty one (a carried
-// table, see RW2Encoder.Reset), and each series keeps its encoded
+// table, see rw2Encoder.Reset), and each series keeps its encoded
 // labels_refs for that table: a sample of a series seen before under the
 // table copies its refs instead of mapping every id. The receiver sees a
 // table that may hold strings the request does not use, which RW2 allows.
@@ -152,7 +151,7 @@ func (in *Interner) Release(ids ...uint32) {
 
 // Lookup returns the id of s if s is interned now. It counts no holder:
 // the id may be freed and reused at any time, so the caller must not ask
-// for its String (RW2Encoder only compares it with the ids of series it
+// for its String (rw2Encoder only compares it with the ids of series it
 // holds).
 func (in *Interner) Lookup(s string) (uint32, bool) {
 	if s == "" {
@@ -234,52 +233,7 @@ func (in *Interner) internLocked(s string) uint32 {
 	return id
 }
 
-// RW2Series is a series in the form the RW2Encoder takes: its labels as
-// interned (name id, value id) pairs and its metadata, all computed once.
-// The zero metadata (Type 0, Help and Unit 0, the empty string) is what
-// upstream sends for a series without metadata.
-type RW2Series struct {
-	// Labels holds name id, value id, name id, value id, ... in label order.
-	Labels []uint32
-	// Type is the metric type sent in the series' metadata.
-	Type writev2.Metadata_MetricType
-	// Help and Unit are the interned ids of the help text and unit.
-	Help, Unit uint32
-
-	// refs caches the series' labels_refs under an encoder's carried
-	// symbol table. Only that encoder writes it: a series must not be
-	// added by two encoders at once.
-	refs *rw2Refs
-}
-
-// rw2Refs is a series' encoded labels_refs and metadata fields, with its
-// help and unit symbols, valid in the carried symbol table numbered epoch.
-type rw2Refs struct {
-	epoch      uint64
-	help, unit uint32
-	fields     []byte // the labels_refs field (tag, length, refs), then the metadata field
-	meta       int    // where the metadata field starts
-}
-
-// appendSample appends a TimeSeries entry of one sample of the series
-// whose fields r holds: what AddSample writes, with lengths known ahead.
-func (r *rw2Refs) appendSample(b []byte, t int64, v float64, st int64) []byte {
-	ss := pbDoubleFieldSize(v) + pbInt64FieldSize(t) + pbInt64FieldSize(st) // at most 31
-	b = append(b, rw2TagTimeSeries)
-	b = pbAppendVarint(b, uint64(len(r.fields)+2+ss))
-	b = append(b, r.fields[:r.meta]...)
-	b = append(b, rw2TagSamples, byte(ss))
-	b = pbAppendDouble(b, rw2TagSampleValue, v)
-	b = pbAppendInt64(b, rw2TagSampleTimestamp, t)
-	b = pbAppendInt64(b, rw2TagSampleStart, st)
-	return append(b, r.fields[r.meta:]...)
-}
-
-// rw2Epochs numbers carried symbol tables process-wide, so that a series'
-// cached refs can only match the table they were written for.
-var rw2Epochs atomic.Uint64
-
-// When a symbol table is carried (RW2Encoder.Reset): a request's own table
+// When a symbol table is carried (rw2Encoder.Reset): a request's own table
 // starts one when its encoding is at most a quarter of the request's
 // series entries (label-light series: node-exporter's hundreds of metric
 // names included; not a queue where most series bring unique strings);
@@ -291,50 +245,48 @@ const (
 	rw2CarryGrow  = 3 // … and on while 2 × its size ≤ 3 × the size it began with
 )
 
-// NewRW2Series interns the labels of ls and returns the series without
-// metadata.
-func NewRW2Series(in *Interner, ls labels.Labels) RW2Series {
-	return RW2Series{Labels: in.InternLabels(make([]uint32, 0, 2*ls.Len()), ls)}
-}
-
-// SetMetadata sets the series' metadata: typ is a model.MetricType string
-// ("counter", "gauge", ...) mapped as writev2.FromMetadataType does.
-func (s *RW2Series) SetMetadata(in *Interner, typ, help, unit string) {
-	s.Type = writev2.FromMetadataType(model.MetricType(typ))
-	s.Help = in.Intern(help)
-	s.Unit = in.Intern(unit)
-}
-
 // rw2Slot is where an interned id sits in the current request's symbol
 // table; it is valid only when gen is the request's generation.
 type rw2Slot struct{ gen, sym uint32 }
 
-// RW2Encoder builds the protobuf body of one Remote-Write 2.0 request. Every
+// rw2LabelSlot is where a label's name and value sit in the current
+// request's symbol table; valid only when gen is the request's generation.
+type rw2LabelSlot struct{ gen, name, value uint32 }
+
+// rw2Encoder builds the protobuf body of one Remote-Write 2.0 request. Every
 // Add call becomes its own TimeSeries entry, in call order, with the series'
 // metadata. Symbols are numbered in order of first use; for each call the
 // series' help and unit come first, then its labels, then exemplar labels.
 //
-// A request's symbol table may be carried over to the next (see Reset):
-// then the encoder caches each series' encoded refs in the series.
+// A request's symbol table may be carried over to the next (see Reset).
 //
-// Make one with NewRW2Encoder. Buffers are reused across Reset, so a warm
-// encoder does not allocate. An RW2Encoder is not safe for concurrent use;
-// several encoders may share one Interner, but not add the same series at
-// once.
-type RW2Encoder struct {
-	in *Interner
+// Make one with newRW2Encoder. Buffers are reused across Reset, so a warm
+// encoder does not allocate. An rw2Encoder is not safe for concurrent use;
+// several encoders may share one labelTable.
+type rw2Encoder struct {
+	in  *Interner
+	tab *labelTable
+	dir labelDir // tab's chunks, refreshed when an id is beyond them
 
 	gen   uint32
-	slots []rw2Slot         // by interned id
+	slots []rw2Slot         // by interned string id
 	syms  []string          // the request's symbol table, syms[0] == ""
 	other map[string]uint32 // symbols of exemplar strings, which are not interned
 
-	// A carried table has a process-wide epoch (0 for a table of one
-	// request) and an index of all its strings. Interned ids it mapped may
-	// have been freed and given to other strings since, so its slots are
-	// trusted only when they hold the very string of the id now.
-	epoch uint64
-	index map[string]uint32
+	// lslots map label ids to the symbols of their name and value while
+	// lgen is current: for one request, or for as long as a carried table
+	// lasts and no label was freed (whose id could since name another
+	// label; freed is the table's count of freed labels when lgen began).
+	lgen   uint32
+	lslots []rw2LabelSlot
+	freed  uint64
+
+	// A carried table has an index of all its strings. Interned string
+	// ids it mapped may have been freed and given to other strings since,
+	// so its string slots are trusted only when they hold the very string
+	// of the id now.
+	carried bool
+	index   map[string]uint32
 
 	// series holds the encoded Request.timeseries entries behind head
 	// bytes of symbols: under a carried table, Reset writes the table's
@@ -351,9 +303,10 @@ type RW2Encoder struct {
 	samples, histograms, exemplars int
 }
 
-// NewRW2Encoder returns an empty request encoder for series interned in in.
-func NewRW2Encoder(in *Interner) *RW2Encoder {
-	e := &RW2Encoder{in: in}
+// newRW2Encoder returns an empty request encoder for series whose labels
+// are interned in tab.
+func newRW2Encoder(tab *labelTable) *rw2Encoder {
+	e := &rw2Encoder{in: tab.strings, tab: tab, dir: tab.snapshot()}
 	e.Reset()
 	return e
 }
@@ -362,11 +315,11 @@ func NewRW2Encoder(in *Interner) *RW2Encoder {
 // request it empties is carried over to the next one when Bytes found it
 // small beside the request (see rw2CarryStart): the next request then
 // starts with those strings, and adds its own.
-func (e *RW2Encoder) Reset() {
+func (e *rw2Encoder) Reset() {
 	var carry bool
 	switch {
 	case e.seriesSize == 0: // Bytes not called, or an empty request
-	case e.epoch == 0:
+	case !e.carried:
 		carry = rw2CarryStart*e.symSize <= e.seriesSize
 		e.baseSize = e.symSize
 	default:
@@ -375,8 +328,12 @@ func (e *RW2Encoder) Reset() {
 	e.symSize, e.seriesSize = 0, 0
 	e.samples, e.histograms, e.exemplars = 0, 0, 0
 	if carry {
-		if e.epoch == 0 {
+		if !e.carried {
 			e.carry()
+		}
+		if freed := e.tab.freed.Load(); freed != e.freed {
+			e.freed = freed
+			e.nextLabelGen()
 		}
 		e.series = appendRW2Symbols(e.series[:0], e.syms)
 		e.head, e.headSyms = len(e.series), len(e.syms)
@@ -384,22 +341,33 @@ func (e *RW2Encoder) Reset() {
 	}
 	e.series = e.series[:0]
 	e.head, e.headSyms = 0, 0
-	e.epoch = 0
+	e.carried = false
 	clear(e.index)
 	e.gen++
 	if e.gen == 0 { // wrapped: old stamps could look current
 		clear(e.slots)
 		e.gen = 1
 	}
+	e.freed = e.tab.freed.Load()
+	e.nextLabelGen()
 	e.syms = append(e.syms[:0], "")
 	clear(e.other)
 }
 
+// nextLabelGen makes every label slot stale.
+func (e *rw2Encoder) nextLabelGen() {
+	e.lgen++
+	if e.lgen == 0 { // wrapped: old stamps could look current
+		clear(e.lslots)
+		e.lgen = 1
+	}
+}
+
 // carry makes the current symbol table one that outlives its request: it
-// gets an epoch and an index of its strings (the exemplar strings of
-// e.other among them).
-func (e *RW2Encoder) carry() {
-	e.epoch = rw2Epochs.Add(1)
+// gets an index of its strings (the exemplar strings of e.other among
+// them). The label slots stay: they name symbols of this table.
+func (e *rw2Encoder) carry() {
+	e.carried = true
 	if e.index == nil {
 		e.index = make(map[string]uint32, len(e.syms))
 	}
@@ -411,17 +379,17 @@ func (e *RW2Encoder) carry() {
 
 // Counts returns how many samples, histograms and exemplars the request
 // holds.
-func (e *RW2Encoder) Counts() (samples, histograms, exemplars int) {
+func (e *rw2Encoder) Counts() (samples, histograms, exemplars int) {
 	return e.samples, e.histograms, e.exemplars
 }
 
 // symbol returns the request's symbol index of interned id, adding the
 // string to the symbol table on its first use in this request.
-func (e *RW2Encoder) symbol(id uint32) uint32 {
+func (e *rw2Encoder) symbol(id uint32) uint32 {
 	if id == 0 {
 		return 0
 	}
-	if e.epoch != 0 {
+	if e.carried {
 		return e.carriedSymbol(id)
 	}
 	if int(id) >= len(e.slots) {
@@ -452,7 +420,7 @@ func (e *RW2Encoder) symbol(id uint32) uint32 {
 // string gets its own copy, and the table keeps the old one alive).
 // Otherwise the string is looked up in the table's index, so that a
 // string freed and interned again under another id is not added twice.
-func (e *RW2Encoder) carriedSymbol(id uint32) uint32 {
+func (e *rw2Encoder) carriedSymbol(id uint32) uint32 {
 	s := e.in.String(id)
 	if int(id) >= len(e.slots) {
 		e.growSlots(id)
@@ -468,7 +436,7 @@ func (e *RW2Encoder) carriedSymbol(id uint32) uint32 {
 
 // carriedString returns the symbol of s in the carried table, adding it
 // if the table does not hold it yet.
-func (e *RW2Encoder) carriedString(s string) uint32 {
+func (e *rw2Encoder) carriedString(s string) uint32 {
 	sym, ok := e.index[s]
 	if !ok {
 		sym = uint32(len(e.syms))
@@ -478,7 +446,7 @@ func (e *RW2Encoder) carriedString(s string) uint32 {
 	return sym
 }
 
-func (e *RW2Encoder) growSlots(id uint32) {
+func (e *rw2Encoder) growSlots(id uint32) {
 	n := max(int(id)+1, e.in.Len(), 2*len(e.slots))
 	e.slots = append(e.slots, make([]rw2Slot, n-len(e.slots))...)
 }
@@ -490,11 +458,11 @@ func (e *RW2Encoder) growSlots(id uint32) {
 // symbol). The id from Lookup is held by no one here, so its String is
 // never asked for: it could be freed and reused meanwhile, which is why
 // the slot's symbol is checked against s.
-func (e *RW2Encoder) symbolString(s string) uint32 {
+func (e *rw2Encoder) symbolString(s string) uint32 {
 	if s == "" {
 		return 0
 	}
-	if e.epoch != 0 {
+	if e.carried {
 		return e.carriedString(s)
 	}
 	if o, ok := e.other[s]; ok {
@@ -514,89 +482,75 @@ func (e *RW2Encoder) symbolString(s string) uint32 {
 	return sym
 }
 
-// begin starts a TimeSeries entry for s at the end of the request: it maps
+// label returns the label of id, which the series being added holds.
+func (e *rw2Encoder) label(id uint32) label {
+	if int(id>>labelChunkBits) >= len(e.dir) {
+		e.dir = e.tab.snapshot()
+	}
+	return e.dir.label(id)
+}
+
+// labelSymbols returns the request's symbols of label id's name and value,
+// adding them to the symbol table on their first use.
+func (e *rw2Encoder) labelSymbols(id uint32) (name, value uint32) {
+	if int(id) >= len(e.lslots) {
+		n := max(int(id)+1, 2*len(e.lslots), 1024)
+		e.lslots = append(e.lslots, make([]rw2LabelSlot, n-len(e.lslots))...)
+	}
+	if ls := &e.lslots[id]; ls.gen == e.lgen {
+		return ls.name, ls.value
+	}
+	l := e.label(id)
+	name, value = e.symbol(l.name), e.symbol(l.value)
+	e.lslots[id] = rw2LabelSlot{gen: e.lgen, name: name, value: value}
+	return name, value
+}
+
+// begin starts a TimeSeries entry for d at the end of the request: it maps
 // the series' help, unit and labels to symbols, in upstream's order, and
 // writes the entry's tag and its labels_refs. Lengths are written as one
 // byte and widened by endLen in the rare case they need more. It returns
-// the position of the entry's length byte.
-func (e *RW2Encoder) begin(s *RW2Series) (b []byte, start int, help, unit uint32) {
-	if r := e.cached(s); r != nil {
-		// Seen before under this carried table: copy its refs.
-		b = append(e.series, rw2TagTimeSeries, 0)
-		start = len(b) - 1
-		return append(b, r.fields[:r.meta]...), start, r.help, r.unit
-	}
-	help, unit = e.symbol(s.Help), e.symbol(s.Unit)
+// the position of the entry's length byte, and the series' metadata.
+func (e *rw2Encoder) begin(d *encodedSeries) (b []byte, start int, m rw2Meta) {
+	typ, help, unit, _ := d.set.metadata()
+	m = rw2Meta{typ: writev2.Metadata_MetricType(typ), help: e.symbol(help), unit: e.symbol(unit)}
+	r := d.set.reader()
 	// Room for the entry's header, every ref as a 5-byte varint, and a
 	// sample and metadata, so that the loop below never grows the buffer.
-	b = slices.Grow(e.series, 4+5*len(s.Labels)+64)
+	b = slices.Grow(e.series, 4+10*r.n+64)
 	start = len(b) + 1
 	b = append(b, rw2TagTimeSeries, 0)
-	if len(s.Labels) == 0 {
-		return b, start, help, unit
+	if r.n == 0 {
+		return b, start, m
 	}
 	b = append(b, rw2TagLabelsRefs, 0)
 	refsLen := len(b) - 1
 	i := len(b)
-	b = b[:i+5*len(s.Labels)]
-	slots, gen := e.slots, e.gen
-	if e.epoch != 0 {
-		slots = nil // every id goes through carriedSymbol
-	}
-	for _, id := range s.Labels {
-		var r uint32
-		if int(id) < len(slots) && slots[id].gen == gen { // the common case, inlined
-			r = slots[id].sym
-		} else {
-			r = e.symbol(id)
-			if e.epoch == 0 {
-				slots = e.slots
-			}
+	b = b[:i+10*r.n]
+	for id := range r.ids() {
+		name, value := e.labelSymbols(id)
+		if name|value < 0x80 {
+			b[i], b[i+1] = byte(name), byte(value)
+			i += 2
+			continue
 		}
-		if r < 0x80 {
-			b[i] = byte(r)
-			i++
-		} else {
-			i += binary.PutUvarint(b[i:], uint64(r))
-		}
+		i += binary.PutUvarint(b[i:], uint64(name))
+		i += binary.PutUvarint(b[i:], uint64(value))
 	}
-	b = endLen(b[:i], refsLen)
-	if e.epoch != 0 {
-		e.cacheRefs(s, b[refsLen-1:], help, unit)
-	}
-	return b, start, help, unit
+	return endLen(b[:i], refsLen), start, m
 }
 
-// cached returns the fields s cached under the current carried table, or
-// nil.
-func (e *RW2Encoder) cached(s *RW2Series) *rw2Refs {
-	if r := s.refs; r != nil && r.epoch == e.epoch && e.epoch != 0 {
-		return r
-	}
-	return nil
-}
-
-// cacheRefs keeps the labels_refs field of s, its metadata field and its
-// help and unit symbols, for its next sample under the carried table.
-func (e *RW2Encoder) cacheRefs(s *RW2Series, refs []byte, help, unit uint32) {
-	r := s.refs
-	if r == nil {
-		r = new(rw2Refs)
-		s.refs = r
-	}
-	r.epoch, r.help, r.unit = e.epoch, help, unit
-	if need := len(refs) + rw2MaxMetadata; cap(r.fields) < need {
-		r.fields = make([]byte, 0, need) // once: the metadata must not grow it again
-	}
-	r.fields = append(r.fields[:0], refs...)
-	r.meta = len(r.fields)
-	r.fields = appendRW2Metadata(r.fields, s.Type, help, unit)
+// rw2Meta is a series' metadata as a request sends it: its type and the
+// symbols of its help and unit.
+type rw2Meta struct {
+	typ        writev2.Metadata_MetricType
+	help, unit uint32
 }
 
 // end finishes the TimeSeries entry begun at start with the series'
 // metadata (always written: the field is not nullable).
-func (e *RW2Encoder) end(b []byte, start int, s *RW2Series, help, unit uint32) {
-	e.series = endLen(appendRW2Metadata(b, s.Type, help, unit), start)
+func (e *rw2Encoder) end(b []byte, start int, m rw2Meta) {
+	e.series = endLen(appendRW2Metadata(b, m.typ, m.help, m.unit), start)
 }
 
 // rw2MaxMetadata is the longest metadata field: its tag and length, the
@@ -639,91 +593,86 @@ func endLen(b []byte, pos int) []byte {
 	return b
 }
 
-// AddSample adds a TimeSeries for s with one sample; st is the sample's
+// AddSample adds a TimeSeries for d with one sample; st is the sample's
 // start (created) timestamp, 0 when unknown.
-func (e *RW2Encoder) AddSample(s *RW2Series, t int64, v float64, st int64) {
-	if r := e.cached(s); r != nil {
-		e.series = r.appendSample(e.series, t, v, st)
-		e.samples++
-		return
-	}
-	b, start, help, unit := e.begin(s)
+func (e *rw2Encoder) AddSample(d *encodedSeries, t int64, v float64, st int64) {
+	b, start, m := e.begin(d)
 	ss := pbDoubleFieldSize(v) + pbInt64FieldSize(t) + pbInt64FieldSize(st) // at most 31
 	b = append(b, rw2TagSamples, byte(ss))
 	b = pbAppendDouble(b, rw2TagSampleValue, v)
 	b = pbAppendInt64(b, rw2TagSampleTimestamp, t)
 	b = pbAppendInt64(b, rw2TagSampleStart, st)
-	e.end(b, start, s, help, unit)
+	e.end(b, start, m)
 	e.samples++
 }
 
-// AddHistogram adds a TimeSeries for s with one integer native histogram
+// AddHistogram adds a TimeSeries for d with one integer native histogram
 // (writev2.FromIntHistogram's message); st is its start timestamp or 0.
-func (e *RW2Encoder) AddHistogram(s *RW2Series, t int64, h *histogram.Histogram, st int64) {
+func (e *rw2Encoder) AddHistogram(d *encodedSeries, t int64, h *histogram.Histogram, st int64) {
 	var ph pbHistogram
 	ph.setInt(h, t, st)
-	e.addHistogram(s, &ph)
+	e.addHistogram(d, &ph)
 }
 
-// AddFloatHistogram adds a TimeSeries for s with one float native histogram
+// AddFloatHistogram adds a TimeSeries for d with one float native histogram
 // (writev2.FromFloatHistogram's message); st is its start timestamp or 0.
-func (e *RW2Encoder) AddFloatHistogram(s *RW2Series, t int64, h *histogram.FloatHistogram, st int64) {
+func (e *rw2Encoder) AddFloatHistogram(d *encodedSeries, t int64, h *histogram.FloatHistogram, st int64) {
 	var ph pbHistogram
 	ph.setFloat(h, t, st)
-	e.addHistogram(s, &ph)
+	e.addHistogram(d, &ph)
 }
 
-// addHistogram adds a TimeSeries for s with one histogram and the given
+// addHistogram adds a TimeSeries for d with one histogram and the given
 // exemplars (none for a plain histogram).
-func (e *RW2Encoder) addHistogram(s *RW2Series, ph *pbHistogram, exemplars ...RW2Exemplar) {
-	b, start, help, unit := e.begin(s)
+func (e *rw2Encoder) addHistogram(d *encodedSeries, ph *pbHistogram, exemplars ...rw2Exemplar) {
+	b, start, m := e.begin(d)
 	b = append(b, rw2TagHistograms, 0)
 	hl := len(b) - 1
 	b = endLen(ph.append(b), hl)
 	for _, x := range exemplars {
 		b = e.appendExemplar(b, x.Labels, x.T, x.V)
 	}
-	e.end(b, start, s, help, unit)
+	e.end(b, start, m)
 	e.histograms++
 	e.exemplars += len(exemplars)
 }
 
-// AddHistogramWithExemplars adds a TimeSeries for s with one native
+// AddHistogramWithExemplars adds a TimeSeries for d with one native
 // histogram, integer (h) or float (fh), and exemplars, as
 // AddSampleWithExemplars does for a sample.
-func (e *RW2Encoder) AddHistogramWithExemplars(s *RW2Series, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram, st int64, exemplars []RW2Exemplar) {
+func (e *rw2Encoder) AddHistogramWithExemplars(d *encodedSeries, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram, st int64, exemplars []rw2Exemplar) {
 	var ph pbHistogram
 	if h != nil {
 		ph.setInt(h, t, st)
 	} else {
 		ph.setFloat(fh, t, st)
 	}
-	e.addHistogram(s, &ph, exemplars...)
+	e.addHistogram(d, &ph, exemplars...)
 }
 
-// AddExemplar adds a TimeSeries for s with one exemplar. The exemplar's
+// AddExemplar adds a TimeSeries for d with one exemplar. The exemplar's
 // label strings are not interned; they must stay unchanged until Reset.
 // RW2 forbids a series entry without a sample or histogram, and receivers
 // such as upstream Prometheus refuse it: prefer AddSampleWithExemplars.
-func (e *RW2Encoder) AddExemplar(s *RW2Series, exemplarLabels labels.Labels, t int64, v float64) {
-	b, start, help, unit := e.begin(s)
+func (e *rw2Encoder) AddExemplar(d *encodedSeries, exemplarLabels labels.Labels, t int64, v float64) {
+	b, start, m := e.begin(d)
 	b = e.appendExemplar(b, exemplarLabels, t, v)
-	e.end(b, start, s, help, unit)
+	e.end(b, start, m)
 	e.exemplars++
 }
 
-// RW2Exemplar is an exemplar to send with a sample.
-type RW2Exemplar struct {
+// rw2Exemplar is an exemplar to send with a sample.
+type rw2Exemplar struct {
 	Labels labels.Labels
 	T      int64
 	V      float64
 }
 
-// AddSampleWithExemplars adds a TimeSeries for s with one sample and the
+// AddSampleWithExemplars adds a TimeSeries for d with one sample and the
 // exemplars observed with it, which is how the RW2 specification wants
 // exemplars sent.
-func (e *RW2Encoder) AddSampleWithExemplars(s *RW2Series, t int64, v float64, st int64, exemplars []RW2Exemplar) {
-	b, start, help, unit := e.begin(s)
+func (e *rw2Encoder) AddSampleWithExemplars(d *encodedSeries, t int64, v float64, st int64, exemplars []rw2Exemplar) {
+	b, start, m := e.begin(d)
 	ss := pbDoubleFieldSize(v) + pbInt64FieldSize(t) + pbInt64FieldSize(st) // at most 31
 	b = append(b, rw2TagSamples, byte(ss))
 	b = pbAppendDouble(b, rw2TagSampleValue, v)
@@ -732,13 +681,13 @@ func (e *RW2Encoder) AddSampleWithExemplars(s *RW2Series, t int64, v float64, st
 	for _, x := range exemplars {
 		b = e.appendExemplar(b, x.Labels, x.T, x.V)
 	}
-	e.end(b, start, s, help, unit)
+	e.end(b, start, m)
 	e.samples++
 	e.exemplars += len(exemplars)
 }
 
 // appendExemplar appends one exemplars field of a TimeSeries entry.
-func (e *RW2Encoder) appendExemplar(b []byte, exemplarLabels labels.Labels, t int64, v float64) []byte {
+func (e *rw2Encoder) appendExemplar(b []byte, exemplarLabels labels.Labels, t int64, v float64) []byte {
 	b = append(b, rw2TagExemplars, 0)
 	xl := len(b) - 1
 	if !exemplarLabels.IsEmpty() {
@@ -757,7 +706,7 @@ func (e *RW2Encoder) appendExemplar(b []byte, exemplarLabels labels.Labels, t in
 
 // Bytes returns the marshalled Request: the symbol table, then the time
 // series. The slice is valid until the next Reset or Add call.
-func (e *RW2Encoder) Bytes() []byte {
+func (e *rw2Encoder) Bytes() []byte {
 	entries := e.series[e.head:]
 	if e.headSyms == len(e.syms) { // the carried table, written by Reset, is all
 		e.symSize, e.seriesSize = e.head, len(entries)

@@ -43,13 +43,15 @@ func rw2LabelsOf(t *testing.T, req writev2.Request) []labels.Labels {
 // copy their cached refs under it, and a table grown large beside its
 // request is not carried.
 func TestRW2CarriedTable(t *testing.T) {
-	in := &Interner{}
-	e := NewRW2Encoder(in)
-	a := NewRW2Series(in, labels.FromStrings("__name__", "up", "job", "a"))
-	b := NewRW2Series(in, labels.FromStrings("__name__", "up", "job", "b"))
-	b.SetMetadata(in, "gauge", "Whether the target is up.", "")
+	tab := newTestTable()
+	in := tab.strings
+	_ = in
+	e := newRW2Encoder(tab)
+	a := internSeries(tab, labels.FromStrings("__name__", "up", "job", "a"))
+	b := internSeries(tab, labels.FromStrings("__name__", "up", "job", "b"))
+	b = withMeta(tab, b, "gauge", "Whether the target is up.", "")
 
-	request := func(series ...*RW2Series) writev2.Request {
+	request := func(series ...*encodedSeries) writev2.Request {
 		for i := range 50 {
 			for _, s := range series {
 				e.AddSample(s, int64(i), float64(i), 0)
@@ -57,24 +59,23 @@ func TestRW2CarriedTable(t *testing.T) {
 		}
 		return rw2Decoded(t, e.Bytes())
 	}
-	first := request(&a, &b)
+	first := request(a, b)
 	require.False(t, e.Carried(), "the first request starts empty")
 
 	e.Reset()
 	require.True(t, e.Carried(), "5 strings beside 100 entries")
-	second := request(&a, &b)
+	second := request(a, b)
 	require.Equal(t, first.Symbols, second.Symbols, "nothing new to add")
 	require.Equal(t, rw2LabelsOf(t, first), rw2LabelsOf(t, second))
 	require.Equal(t, first.Timeseries[1].Metadata, second.Timeseries[1].Metadata)
-	require.NotNil(t, a.refs, "refs cached under the carried table")
 
 	// A request of many new strings and one sample each: its table is
 	// not carried to the next.
 	e.Reset()
-	wide := make([]RW2Series, 20)
+	wide := make([]*encodedSeries, 20)
 	for i := range wide {
-		wide[i] = NewRW2Series(in, labels.FromStrings("__name__", fmt.Sprintf("a_rather_long_metric_name_%d", i), "pod", fmt.Sprintf("pod-%d-with-a-long-suffix", i)))
-		e.AddSample(&wide[i], 1, 1, 0)
+		wide[i] = internSeries(tab, labels.FromStrings("__name__", fmt.Sprintf("a_rather_long_metric_name_%d", i), "pod", fmt.Sprintf("pod-%d-with-a-long-suffix", i)))
+		e.AddSample(wide[i], 1, 1, 0)
 	}
 	got := rw2LabelsOf(t, rw2Decoded(t, e.Bytes()))
 	for i := range wide {
@@ -82,7 +83,7 @@ func TestRW2CarriedTable(t *testing.T) {
 	}
 	e.Reset()
 	require.False(t, e.Carried())
-	third := request(&a, &b)
+	third := request(a, b)
 	require.Equal(t, rw2LabelsOf(t, first), rw2LabelsOf(t, third))
 	require.Len(t, third.Symbols, len(first.Symbols), "the new table holds only what it uses")
 }
@@ -90,21 +91,23 @@ func TestRW2CarriedTable(t *testing.T) {
 // TestRW2CarriedLongRefs: a series whose labels_refs and entry need
 // lengths of more than one byte is copied right from its cache.
 func TestRW2CarriedLongRefs(t *testing.T) {
-	in := &Interner{}
-	e := NewRW2Encoder(in)
+	tab := newTestTable()
+	in := tab.strings
+	_ = in
+	e := newRW2Encoder(tab)
 	var sb labels.ScratchBuilder
 	for i := range 100 { // 200 refs, most above 127: far more than 127 bytes
 		sb.Add(fmt.Sprintf("label_%03d", i), fmt.Sprintf("value_%03d", i))
 	}
 	sb.Sort()
 	ls := sb.Labels()
-	s := NewRW2Series(in, ls)
-	s.SetMetadata(in, "gauge", "A series of many labels.", "bytes")
+	s := internSeries(tab, ls)
+	s = withMeta(tab, s, "gauge", "A series of many labels.", "bytes")
 	for round := range 3 {
 		e.Reset()
 		require.Equal(t, round > 0, e.Carried())
 		for i := range 50 {
-			e.AddSample(&s, int64(i), float64(i), 0)
+			e.AddSample(s, int64(i), float64(i), 0)
 		}
 		req := rw2Decoded(t, e.Bytes())
 		for _, got := range rw2LabelsOf(t, req) {
@@ -122,13 +125,15 @@ func TestRW2CarriedLongRefs(t *testing.T) {
 // ids. Every request still decodes to the series' own labels, with no
 // symbol twice.
 func TestRW2CarriedTableAfterFreedIds(t *testing.T) {
-	in := &Interner{}
-	e := NewRW2Encoder(in)
-	request := func(series ...*RW2Series) []labels.Labels {
+	tab := newTestTable()
+	in := tab.strings
+	_ = in
+	e := newRW2Encoder(tab)
+	request := func(series ...*encodedSeries) []labels.Labels {
 		e.Reset()
 		for i := range 50 {
 			for _, s := range series {
-				e.AddSampleWithExemplars(s, int64(i), 1, 0, []RW2Exemplar{{Labels: labels.FromStrings("trace_id", "a"), T: int64(i), V: 1}})
+				e.AddSampleWithExemplars(s, int64(i), 1, 0, []rw2Exemplar{{Labels: labels.FromStrings("trace_id", "a"), T: int64(i), V: 1}})
 			}
 		}
 		req := rw2Decoded(t, e.Bytes())
@@ -141,24 +146,24 @@ func TestRW2CarriedTableAfterFreedIds(t *testing.T) {
 		return rw2LabelsOf(t, req)[:len(series)]
 	}
 	lsA := labels.FromStrings("__name__", "up", "job", "a")
-	a := NewRW2Series(in, lsA)
-	request(&a)
-	require.Equal(t, []labels.Labels{lsA}, request(&a))
+	a := internSeries(tab, lsA)
+	request(a)
+	require.Equal(t, []labels.Labels{lsA}, request(a))
 	require.True(t, e.Carried())
 
 	// Every id of a is freed; b's strings take the same ids (the interner
 	// reuses freed ids first), so the table's slots for them are stale.
-	in.Release(a.Labels...)
+	tab.release(a.set)
 	lsB := labels.FromStrings("__name__", "down", "job", "b")
-	b := NewRW2Series(in, lsB)
-	require.ElementsMatch(t, a.Labels, b.Labels, "b reuses a's ids")
-	require.Equal(t, []labels.Labels{lsB}, request(&b))
+	b := internSeries(tab, lsB)
+	require.ElementsMatch(t, setIDs(a.set), setIDs(b.set), "b reuses a's ids")
+	require.Equal(t, []labels.Labels{lsB}, request(b))
 	require.True(t, e.Carried())
 
 	// a's strings come back under new ids: the table already holds them
 	// (one of them as an exemplar's value).
-	c := NewRW2Series(in, lsA)
-	require.Equal(t, []labels.Labels{lsB, lsA}, request(&b, &c))
+	c := internSeries(tab, lsA)
+	require.Equal(t, []labels.Labels{lsB, lsA}, request(b, c))
 	require.True(t, e.Carried())
 }
 
@@ -167,28 +172,29 @@ func TestRW2CarriedTableAfterFreedIds(t *testing.T) {
 // carried; every request decodes to its series' labels.
 func TestRW2CarriedTableChurn(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
-	in := &Interner{}
-	e := NewRW2Encoder(in)
+	tab := newTestTable()
+	in := tab.strings
+	_ = in
+	e := newRW2Encoder(tab)
 	pool := []string{"a", "b", "c", "d", "e", "f", "g", "h", "up", "job", "node", "x", "y"}
 	type live struct {
 		ls labels.Labels
-		s  RW2Series
+		s  *encodedSeries
 	}
 	var series []*live
 	carried := 0
 	for round := range 400 {
 		for range r.IntN(4) { // new series
 			ls := labels.FromStrings("__name__", pool[r.IntN(len(pool))], "k", pool[r.IntN(len(pool))], pool[r.IntN(len(pool))], fmt.Sprint(r.IntN(3)))
-			l := &live{ls: ls, s: NewRW2Series(in, ls)}
+			l := &live{ls: ls, s: internSeries(tab, ls)}
 			if r.IntN(3) == 0 {
-				l.s.SetMetadata(in, "counter", pool[r.IntN(len(pool))], "")
+				l.s = withMeta(tab, l.s, "counter", pool[r.IntN(len(pool))], "")
 			}
 			series = append(series, l)
 		}
 		for len(series) > 6 || (len(series) > 0 && r.IntN(4) == 0) { // gone
 			i := r.IntN(len(series))
-			in.Release(series[i].s.Labels...)
-			in.Release(series[i].s.Help, series[i].s.Unit)
+			tab.release(series[i].s.set)
 			series = append(series[:i], series[i+1:]...)
 		}
 		e.Reset()
@@ -198,7 +204,7 @@ func TestRW2CarriedTableChurn(t *testing.T) {
 		var want []labels.Labels
 		for range 1 + r.IntN(40) {
 			for _, l := range series {
-				e.AddSample(&l.s, int64(round), 1, 0)
+				e.AddSample(l.s, int64(round), 1, 0)
 				want = append(want, l.ls)
 			}
 		}
@@ -221,24 +227,26 @@ func TestRW2CarriedTableChurn(t *testing.T) {
 // TestRW2CarryRule: when a table is carried to the next request and when
 // it starts afresh.
 func TestRW2CarryRule(t *testing.T) {
-	in := &Interner{}
-	series := func(n int, labelsOf func(i int) labels.Labels) []RW2Series {
-		out := make([]RW2Series, n)
+	tab := newTestTable()
+	in := tab.strings
+	_ = in
+	series := func(n int, labelsOf func(i int) labels.Labels) []*encodedSeries {
+		out := make([]*encodedSeries, n)
 		for i := range out {
-			out[i] = NewRW2Series(in, labelsOf(i))
+			out[i] = internSeries(tab, labelsOf(i))
 		}
 		return out
 	}
-	request := func(e *RW2Encoder, ss []RW2Series) {
+	request := func(e *rw2Encoder, ss []*encodedSeries) {
 		e.Reset()
 		for i := range ss {
-			e.AddSample(&ss[i], 1, 1, 0)
+			e.AddSample(ss[i], 1, 1, 0)
 		}
 		rw2Decoded(t, e.Bytes())
 	}
 
 	t.Run("unique strings in every series are never carried", func(t *testing.T) {
-		e := NewRW2Encoder(in)
+		e := newRW2Encoder(tab)
 		for round := range 5 {
 			pods := series(200, func(i int) labels.Labels {
 				return labels.FromStrings("__name__", "kube_pod_info", "namespace", "default",
@@ -251,8 +259,8 @@ func TestRW2CarryRule(t *testing.T) {
 	})
 
 	t.Run("a table that keeps growing starts afresh", func(t *testing.T) {
-		e := NewRW2Encoder(in)
-		host := func(h int) []RW2Series {
+		e := newRW2Encoder(tab)
+		host := func(h int) []*encodedSeries {
 			return series(1000, func(i int) labels.Labels {
 				return labels.FromStrings("__name__", fmt.Sprintf("node_metric_%d", i%100), "instance", fmt.Sprintf("host-%d:9100", h), "cpu", fmt.Sprint(i/100))
 			})
@@ -269,7 +277,7 @@ func TestRW2CarryRule(t *testing.T) {
 			// metric names, growing by half takes about 50 hosts.
 			ss := host(h)
 			for i := range ss {
-				e.AddSample(&ss[i], 1, 1, 0)
+				e.AddSample(ss[i], 1, 1, 0)
 			}
 			rw2Decoded(t, e.Bytes())
 		}
@@ -279,7 +287,7 @@ func TestRW2CarryRule(t *testing.T) {
 	})
 
 	t.Run("a small request after a carried table ends it", func(t *testing.T) {
-		e := NewRW2Encoder(in)
+		e := newRW2Encoder(tab)
 		ss := series(100, func(i int) labels.Labels {
 			return labels.FromStrings("__name__", "up", "instance", fmt.Sprintf("host-%d", i%10), "job", "node")
 		})

@@ -11,14 +11,16 @@ import (
 // TestRW2SampleWithExemplars: the sample and its exemplars share one series
 // entry, and the bytes are what gogo's marshalling of that message gives.
 func TestRW2SampleWithExemplars(t *testing.T) {
-	in := &Interner{}
-	s := NewRW2Series(in, labels.FromStrings("__name__", "requests_total", "job", "api"))
-	e := NewRW2Encoder(in)
-	e.AddSampleWithExemplars(&s, 1000, 7, 0, []RW2Exemplar{
+	tab := newTestTable()
+	in := tab.strings
+	_ = in
+	s := internSeries(tab, labels.FromStrings("__name__", "requests_total", "job", "api"))
+	e := newRW2Encoder(tab)
+	e.AddSampleWithExemplars(s, 1000, 7, 0, []rw2Exemplar{
 		{Labels: labels.FromStrings("trace_id", "a"), T: 999, V: 1},
 		{Labels: labels.FromStrings("trace_id", "b"), T: 1000, V: 2},
 	})
-	e.AddSample(&s, 2000, 8, 0)
+	e.AddSample(s, 2000, 8, 0)
 	got := e.Bytes()
 
 	var req writev2.Request

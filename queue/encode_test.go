@@ -1,4 +1,4 @@
-package queue_test
+package queue
 
 import (
 	"bytes"
@@ -16,8 +16,6 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
-
-	"github.com/walship/walship/queue"
 )
 
 // The oracle for the encoders is upstream's gogo-generated Marshal of the
@@ -268,7 +266,7 @@ func TestAppendRW1LabelsMatchesGogo(t *testing.T) {
 		ls := randLabels(r, 15)
 		want, err := (&prompb.TimeSeries{Labels: prompb.FromLabels(ls, nil)}).Marshal()
 		require.NoError(t, err)
-		got := queue.AppendRW1Labels(nil, ls)
+		got := AppendRW1Labels(nil, ls)
 		require.True(t, bytes.Equal(want, got), "labels %v", ls)
 	}
 	// Empty strings are left out as gogo leaves them out, though no valid
@@ -276,18 +274,18 @@ func TestAppendRW1LabelsMatchesGogo(t *testing.T) {
 	ls := labels.FromStrings("", "v", "n", "")
 	want, err := (&prompb.TimeSeries{Labels: prompb.FromLabels(ls, nil)}).Marshal()
 	require.NoError(t, err)
-	require.Equal(t, want, queue.AppendRW1Labels([]byte{}, ls))
-	require.Empty(t, queue.AppendRW1Labels(nil, labels.EmptyLabels()))
+	require.Equal(t, want, AppendRW1Labels([]byte{}, ls))
+	require.Empty(t, AppendRW1Labels(nil, labels.EmptyLabels()))
 }
 
 func TestRW1EncoderMatchesGogo(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	var enc queue.RW1Encoder // reused: each round checks Reset too
+	var enc RW1Encoder // reused: each round checks Reset too
 	for round := range 300 {
 		series, ops := randRequest(r, 1+r.IntN(20), r.IntN(60))
 		pre := make([][]byte, len(series))
 		for i, s := range series {
-			pre[i] = queue.AppendRW1Labels(nil, s.ls)
+			pre[i] = AppendRW1Labels(nil, s.ls)
 		}
 		enc.Reset()
 		var want prompb.WriteRequest
@@ -376,9 +374,9 @@ func TestRW1EncoderMatchesGogo(t *testing.T) {
 }
 
 func TestRW1EncoderZeroValueAndEdges(t *testing.T) {
-	var enc queue.RW1Encoder
+	var enc RW1Encoder
 	require.Empty(t, enc.Bytes())
-	lb := queue.AppendRW1Labels(nil, labels.FromStrings("__name__", "up"))
+	lb := AppendRW1Labels(nil, labels.FromStrings("__name__", "up"))
 	enc.AddSample(lb, 0, 0)
 	want, err := proto.Marshal(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
 		Labels: []prompb.Label{{Name: "__name__", Value: "up"}}, Samples: []prompb.Sample{{}},
@@ -458,16 +456,18 @@ func (o *rw2Oracle) series(s testSeries) writev2.TimeSeries {
 
 func TestRW2EncoderMatchesGogo(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	in := &queue.Interner{}
-	enc := queue.NewRW2Encoder(in)
+	tab := newTestTable()
+	in := tab.strings
+	_ = in
+	enc := newRW2Encoder(tab)
 	carried := 0
 	for round := range 300 {
 		series, ops := randRequest(r, 1+r.IntN(20), r.IntN(60))
-		pre := make([]queue.RW2Series, len(series))
+		pre := make([]*encodedSeries, len(series))
 		for i, s := range series {
-			pre[i] = queue.NewRW2Series(in, s.ls)
+			pre[i] = internSeries(tab, s.ls)
 			if s.hasMeta {
-				pre[i].SetMetadata(in, s.typ, s.help, s.unit)
+				pre[i] = withMeta(tab, pre[i], s.typ, s.help, s.unit)
 			}
 		}
 		if round%7 == 3 { // some exemplar strings become interned later
@@ -480,7 +480,7 @@ func TestRW2EncoderMatchesGogo(t *testing.T) {
 		var nS, nH, nE int
 		var kept []op
 		for _, op := range ops {
-			s := &pre[op.series]
+			s := pre[op.series]
 			switch op.kind {
 			case 0:
 				enc.AddSample(s, op.t, op.v, op.st)
@@ -580,30 +580,30 @@ func TestRW2EncoderMatchesGogo(t *testing.T) {
 }
 
 func TestRW2EncoderEmptyAndGenerations(t *testing.T) {
-	in := &queue.Interner{}
-	enc := queue.NewRW2Encoder(in)
+	tab := newTestTable()
+	in := tab.strings
+	_ = in
+	enc := newRW2Encoder(tab)
 	want, err := (&writev2.Request{Symbols: []string{""}}).Marshal()
 	require.NoError(t, err)
 	require.Equal(t, want, enc.Bytes())
 
-	a := queue.NewRW2Series(in, labels.FromStrings("__name__", "a", "job", "x"))
-	b := queue.NewRW2Series(in, labels.FromStrings("__name__", "b", "job", "x"))
+	la, lb := labels.FromStrings("__name__", "a", "job", "x"), labels.FromStrings("__name__", "b", "job", "x")
+	a, b := internSeries(tab, la), internSeries(tab, lb)
 	// Many requests: every one has its own symbol table, in its own order.
 	for i := range 1000 {
 		enc.Reset()
-		first, second := &a, &b
+		first, second := a, b
+		lfirst, lsecond := la, lb
 		if i%2 == 1 {
 			first, second = second, first
+			lfirst, lsecond = lsecond, lfirst
 		}
 		enc.AddSample(first, 1, 1, 0)
 		enc.AddSample(second, 2, 2, 0)
 		st := writev2.NewSymbolTable()
 		req := writev2.Request{}
-		for j, s := range []*queue.RW2Series{first, second} {
-			ls := labels.EmptyLabels()
-			for k := 0; k < len(s.Labels); k += 2 {
-				ls = labels.NewBuilder(ls).Set(in.String(s.Labels[k]), in.String(s.Labels[k+1])).Labels()
-			}
+		for j, ls := range []labels.Labels{lfirst, lsecond} {
 			req.Timeseries = append(req.Timeseries, writev2.TimeSeries{
 				LabelsRefs: st.SymbolizeLabels(ls, nil),
 				Samples:    []writev2.Sample{{Value: float64(j + 1), Timestamp: int64(j + 1)}},
@@ -617,7 +617,7 @@ func TestRW2EncoderEmptyAndGenerations(t *testing.T) {
 }
 
 func TestInterner(t *testing.T) {
-	var in queue.Interner
+	var in Interner
 	require.Equal(t, uint32(0), in.Intern(""))
 	require.Equal(t, 1, in.Len())
 	ids := map[string]uint32{}
@@ -643,17 +643,19 @@ func TestInterner(t *testing.T) {
 // TestRW2ConcurrentInterning runs encoders while series are interned, for
 // the race detector.
 func TestRW2ConcurrentInterning(t *testing.T) {
-	in := &queue.Interner{}
-	ch := make(chan queue.RW2Series, 16)
+	tab := newTestTable()
+	in := tab.strings
+	_ = in
+	ch := make(chan *encodedSeries, 16)
 	done := make(chan struct{})
 	for w := range 3 {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			enc := queue.NewRW2Encoder(in)
+			enc := newRW2Encoder(tab)
 			for s := range ch {
 				enc.Reset()
-				enc.AddSample(&s, 1, 1, 0)
-				enc.AddExemplar(&s, labels.FromStrings("trace_id", "t"+string(rune('0'+w))), 1, 1)
+				enc.AddSample(s, 1, 1, 0)
+				enc.AddExemplar(s, labels.FromStrings("trace_id", "t"+string(rune('0'+w))), 1, 1)
 				var dec writev2.Request
 				if err := proto.Unmarshal(enc.Bytes(), &dec); err != nil {
 					t.Error(err)
@@ -663,7 +665,7 @@ func TestRW2ConcurrentInterning(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(7, 8))
 	for range 3000 {
-		ch <- queue.NewRW2Series(in, randLabels(r, 6))
+		ch <- internSeries(tab, randLabels(r, 6))
 	}
 	close(ch)
 	for range 3 {
@@ -675,8 +677,10 @@ func TestRW2ConcurrentInterning(t *testing.T) {
 // byte the encoder reserves: many labels, symbol indexes of 3 bytes, large
 // bodies, many exemplar labels.
 func TestRW2EncoderWideLengths(t *testing.T) {
-	in := &queue.Interner{}
-	enc := queue.NewRW2Encoder(in)
+	tab := newTestTable()
+	in := tab.strings
+	_ = in
+	enc := newRW2Encoder(tab)
 	mk := func(prefix string, n int) labels.Labels {
 		b := labels.NewScratchBuilder(n)
 		for i := range n {
@@ -686,14 +690,14 @@ func TestRW2EncoderWideLengths(t *testing.T) {
 		return b.Labels()
 	}
 	big, wide, ex := mk("big", 9000), mk("wide", 70), mk("ex", 60)
-	sBig, sWide := queue.NewRW2Series(in, big), queue.NewRW2Series(in, wide)
-	sWide.SetMetadata(in, "gauge", strings.Repeat("h", 300), "bytes")
+	sBig, sWide := internSeries(tab, big), internSeries(tab, wide)
+	sWide = withMeta(tab, sWide, "gauge", strings.Repeat("h", 300), "bytes")
 
 	h := &histogram.Histogram{Count: 1, PositiveSpans: []histogram.Span{{Offset: 0, Length: 40}}, PositiveBuckets: make([]int64, 40)}
-	enc.AddSample(&sBig, 1, 1, 1)
-	enc.AddSample(&sWide, 2, 2, 0)
-	enc.AddHistogram(&sWide, 3, h, 0)
-	enc.AddExemplar(&sWide, ex, 4, 4)
+	enc.AddSample(sBig, 1, 1, 1)
+	enc.AddSample(sWide, 2, 2, 0)
+	enc.AddHistogram(sWide, 3, h, 0)
+	enc.AddExemplar(sWide, ex, 4, 4)
 
 	st := writev2.NewSymbolTable()
 	var req writev2.Request
@@ -722,9 +726,9 @@ func TestRW2EncoderWideLengths(t *testing.T) {
 	require.True(t, bytes.Equal(want, enc.Bytes()))
 
 	// The same through RW1.
-	var enc1 queue.RW1Encoder
-	enc1.AddSample(queue.AppendRW1Labels(nil, big), 1, 1)
-	enc1.AddExemplar(queue.AppendRW1Labels(nil, wide), ex, 4, 4)
+	var enc1 RW1Encoder
+	enc1.AddSample(AppendRW1Labels(nil, big), 1, 1)
+	enc1.AddExemplar(AppendRW1Labels(nil, wide), ex, 4, 4)
 	want, err = (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		{Labels: prompb.FromLabels(big, nil), Samples: []prompb.Sample{{Value: 1, Timestamp: 1}}},
 		{Labels: prompb.FromLabels(wide, nil), Exemplars: []prompb.Exemplar{{Labels: prompb.FromLabels(ex, nil), Value: 4, Timestamp: 4}}},
@@ -737,14 +741,16 @@ func TestRW2EncoderWideLengths(t *testing.T) {
 // label (not interned) and interned afterwards by a new series must not
 // appear twice in the symbol table.
 func TestRW2ExemplarStringInternedLater(t *testing.T) {
-	in := &queue.Interner{}
-	enc := queue.NewRW2Encoder(in)
-	a := queue.NewRW2Series(in, labels.FromStrings("__name__", "a"))
+	tab := newTestTable()
+	in := tab.strings
+	_ = in
+	enc := newRW2Encoder(tab)
+	a := internSeries(tab, labels.FromStrings("__name__", "a"))
 	ex := labels.FromStrings("trace_id", "abc")
-	enc.AddExemplar(&a, ex, 1, 1)
-	b := queue.NewRW2Series(in, labels.FromStrings("__name__", "abc", "trace_id", "x"))
-	enc.AddSample(&b, 2, 2, 0)
-	enc.AddExemplar(&b, ex, 3, 3)
+	enc.AddExemplar(a, ex, 1, 1)
+	b := internSeries(tab, labels.FromStrings("__name__", "abc", "trace_id", "x"))
+	enc.AddSample(b, 2, 2, 0)
+	enc.AddExemplar(b, ex, 3, 3)
 
 	// The oracle, symbolized in call order.
 	st := writev2.NewSymbolTable()
@@ -767,7 +773,7 @@ func TestRW2ExemplarStringInternedLater(t *testing.T) {
 // TestInternerRelease: an id is freed when its last holder releases it,
 // and then given to another string; ids still held keep their strings.
 func TestInternerRelease(t *testing.T) {
-	var in queue.Interner
+	var in Interner
 	a := in.Intern("a")
 	require.Equal(t, a, in.Intern("a"), "a second holder")
 	b := in.Intern("b")
@@ -801,12 +807,14 @@ func TestInternerRelease(t *testing.T) {
 // but is no longer is sent by value, and a reused id does not lend its old
 // string's symbol to the new string.
 func TestRW2ExemplarAfterReuse(t *testing.T) {
-	in := &queue.Interner{}
-	enc := queue.NewRW2Encoder(in)
-	old := queue.NewRW2Series(in, labels.FromStrings("trace_id", "x1"))
-	in.Release(old.Labels...)
-	s := queue.NewRW2Series(in, labels.FromStrings("__name__", "m", "job", "j"))
-	enc.AddSampleWithExemplars(&s, 1, 1, 0, []queue.RW2Exemplar{{Labels: labels.FromStrings("trace_id", "x1"), T: 1, V: 1}})
+	tab := newTestTable()
+	in := tab.strings
+	_ = in
+	enc := newRW2Encoder(tab)
+	old := internSeries(tab, labels.FromStrings("trace_id", "x1"))
+	tab.release(old.set)
+	s := internSeries(tab, labels.FromStrings("__name__", "m", "job", "j"))
+	enc.AddSampleWithExemplars(s, 1, 1, 0, []rw2Exemplar{{Labels: labels.FromStrings("trace_id", "x1"), T: 1, V: 1}})
 	var dec writev2.Request
 	require.NoError(t, proto.Unmarshal(enc.Bytes(), &dec))
 	require.Len(t, dec.Timeseries, 1)

@@ -10,4 +10,4 @@ func (m *Manager) SetShardUpdateInterval(d time.Duration) {
 
 // Carried reports whether the request being built started from the
 // previous request's symbol table.
-func (e *RW2Encoder) Carried() bool { return e.epoch != 0 }
+func (e *rw2Encoder) Carried() bool { return e.carried }

@@ -52,11 +52,11 @@ type Options struct {
 // Append*, StoreSeries, StoreMetadata and SeriesReset must be called from
 // one goroutine (the watcher's). Run owns the shards.
 type Manager struct {
-	opts     Options
-	proto    atomic.Int32 // the Protocol in use: RW2 may fall back to RW1
-	interner *Interner    // RW2 label ids, nil for RW1 queues
-	log      *slog.Logger
-	metrics  *queueMetrics
+	opts    Options
+	proto   atomic.Int32 // the Protocol in use: RW2 may fall back to RW1
+	labels  *labelTable  // the series' labels
+	log     *slog.Logger
+	metrics *queueMetrics
 
 	batchSize int
 	deadline  time.Duration
@@ -117,20 +117,17 @@ func New(opts Options) (*Manager, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	var interner *Interner
-	if opts.Protocol == RW2 {
-		interner = &Interner{}
-	}
+	labels := newLabelTable(&Interner{})
 	m := &Manager{
 		opts:        opts,
-		interner:    interner,
+		labels:      labels,
 		log:         opts.Logger.With("component", "remote-queue", "remote_name", opts.Name, "url", opts.URL),
 		metrics:     opts.Metrics.forQueue(opts.Name, opts.URL),
 		batchSize:   qc.MaxSamplesPerSend,
 		deadline:    time.Duration(qc.BatchSendDeadline),
 		capacity:    max(qc.Capacity, qc.MaxSamplesPerSend),
 		backoffs:    NewBackoff(qc, rand.Float64),
-		series:      newSeriesCache(opts.ExternalLabels, opts.RelabelConfigs, interner),
+		series:      newSeriesCache(opts.ExternalLabels, opts.RelabelConfigs, labels, opts.Protocol == RW2),
 		ready:       make(chan struct{}, 1),
 		flushes:     make(chan flushRequest),
 		inRate:      newEWMARate(0.2, shardUpdateInterval),
@@ -161,9 +158,9 @@ func (m *Manager) fallBackToRW1() {
 
 func (m *Manager) newBuilder() requestBuilder {
 	if m.protocol() == RW2 {
-		return newRW2Builder(m.interner)
+		return newRW2Builder(m.labels)
 	}
-	return &rw1Builder{}
+	return &rw1Builder{tab: m.labels}
 }
 
 func (m *Manager) backoff(attempt int, retryAfter time.Duration) time.Duration {

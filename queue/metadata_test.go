@@ -13,17 +13,18 @@ import (
 // TestRW2Metadata: metadata from the WAL reaches RW2 requests with the
 // series' samples, and samples queued before it keep what they had.
 func TestRW2Metadata(t *testing.T) {
-	in := &Interner{}
-	c := newSeriesCache(labels.EmptyLabels(), nil, in)
+	tab := newTestTable()
+	c := newSeriesCache(labels.EmptyLabels(), nil, tab, true)
 	c.store([]record.RefSeries{{Ref: 1, Labels: labels.FromStrings("__name__", "http_requests_total")}}, 0)
 	before := c.get(1).data
 	c.setMetadata([]record.RefMetadata{{Ref: 1, Type: record.Counter, Help: "Requests served.", Unit: "requests"}})
 	after := c.get(1).data
 	require.NotSame(t, before, after, "the encoding is replaced, not changed")
-	require.Zero(t, before.rw2.Type)
+	_, _, _, ok := before.set.metadata()
+	require.False(t, ok)
 
-	e := NewRW2Encoder(in)
-	e.AddSample(&after.rw2, 1000, 1, 0)
+	e := newRW2Encoder(tab)
+	e.AddSample(after, 1000, 1, 0)
 	var req writev2.Request
 	require.NoError(t, req.Unmarshal(e.Bytes()))
 	require.Len(t, req.Timeseries, 1)
@@ -34,7 +35,7 @@ func TestRW2Metadata(t *testing.T) {
 
 	// Unknown refs and RW1 caches ignore metadata.
 	c.setMetadata([]record.RefMetadata{{Ref: 99, Type: record.Gauge}})
-	rw1 := newSeriesCache(labels.EmptyLabels(), nil, nil)
+	rw1 := newSeriesCache(labels.EmptyLabels(), nil, newTestTable(), false)
 	rw1.store([]record.RefSeries{{Ref: 1, Labels: labels.FromStrings("__name__", "x")}}, 0)
 	d := rw1.get(1).data
 	rw1.setMetadata([]record.RefMetadata{{Ref: 1, Type: record.Gauge}})

@@ -2,12 +2,12 @@ package queue
 
 import (
 	"strings"
-	"unsafe"
 	"weak"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/walship/walship/wal/record"
 )
@@ -31,21 +31,11 @@ type series struct {
 }
 
 // encodedSeries is a series' labels after external labels and relabelling,
-// encoded once for requests. It is never changed after it is made (but for
-// the RW2 refs the shard owning the series caches in rw2.refs): queued
-// samples point to it while the cache may already have replaced it.
+// interned once for requests of either protocol (see labelTable), with its
+// RW2 metadata. It is never changed after it is made: queued samples point
+// to it while the cache may already have replaced it.
 type encodedSeries struct {
-	// rw1 holds the RW1 Label entries (RW1 queues only) as a string, whose
-	// 16 bytes (a slice takes 24) keep encodedSeries in a 64-byte
-	// allocation; encoders read it through rw1Bytes.
-	rw1 string
-	rw2 RW2Series // RW2 interned label ids (RW2 queues only)
-}
-
-// rw1Bytes returns d's RW1 label entries for encoders, which only read
-// them (and copy them into requests).
-func (d *encodedSeries) rw1Bytes() []byte {
-	return unsafe.Slice(unsafe.StringData(d.rw1), len(d.rw1))
+	set labelSet
 }
 
 // seriesCache maps series refs to their series. Prometheus hands out refs
@@ -57,10 +47,10 @@ func (d *encodedSeries) rw1Bytes() []byte {
 type seriesCache struct {
 	external []labels.Label
 	relabel  []*relabel.Config
-	interner *Interner // non-nil for RW2 queues
+	table    *labelTable
+	metadata bool // series carry their metadata (RW2 queues)
 
 	builder labels.Builder
-	scratch []byte // RW1 labels are encoded here, then copied at their size
 	retired []retiredSeries
 	dense   []series
 	sparse  map[record.Ref]*series
@@ -74,41 +64,39 @@ type seriesCache struct {
 	gone  []string
 }
 
-// retiredSeries is an RW2 series encoding the cache no longer refers to,
-// whose interned ids are released once nothing else does either.
+// retiredSeries is a series encoding the cache no longer refers to,
+// whose labels are released once nothing else does either.
 //
-// Why this is safe: an encodedSeries holds one count of each id it uses
-// (its labels', help's and unit's). Queued items point to the
-// encodedSeries they were queued with, and a shard reads the ids (and
+// Why this is safe: an encodedSeries holds one count of each label of its
+// set (and of its help and unit strings). Queued items point to the
+// encodedSeries they were queued with, and a shard reads the labels (and
 // their strings) only through the items of the batch it encodes, which it
 // holds while it does. So once the garbage collector has found the
 // encodedSeries unreachable (its weak pointer reads nil), no item, batch
-// or builder can reach it, nor read its ids through it again, and they
-// can be released: an id whose count drops to zero is freed and may be
-// given to another string. Ids the cache still uses (other series share
-// names and values) keep their other counts. Exemplar strings are only
-// looked up by value, never read through an id the encoder does not hold
-// (see RW2Encoder.symbolString).
+// or builder can reach it, nor read its labels through it again, and they
+// can be released: a label whose count drops to zero is freed and its id
+// may be given to another label. Labels the cache still uses (other series
+// share them) keep their other counts. Exemplar strings are only looked up
+// by value, never read through an id the encoder does not hold (see
+// rw2Encoder.symbolString).
 //
 // The weak pointer costs one small allocation per retired series, made
 // when it is forgotten, none while it is in use. sweep runs at each reset,
-// so a churned series' strings are freed at the first reset after the
+// so a churned series' labels are freed at the first reset after the
 // garbage collector found its last queued item gone.
 type retiredSeries struct {
-	data       weak.Pointer[encodedSeries]
-	labels     []uint32 // shared with the encoding, which never changes it
-	help, unit uint32
+	data weak.Pointer[encodedSeries]
+	set  labelSet // shared with the encoding, which never changes it
 }
 
 // maxDenseGap bounds how far beyond the slice a ref may be and still grow
 // it, so that one huge ref does not allocate a huge slice.
 const maxDenseGap = 1 << 16
 
-// newSeriesCache returns a cache whose series are encoded for RW1, and for
-// RW2 too when interner is not nil (so that an RW2 queue can fall back to
-// RW1 without re-encoding).
-func newSeriesCache(external labels.Labels, relabelConfigs []*relabel.Config, interner *Interner) *seriesCache {
-	c := &seriesCache{relabel: relabelConfigs, interner: interner, sparse: map[record.Ref]*series{}}
+// newSeriesCache returns a cache whose series' labels are interned in
+// table; with metadata, series carry the WAL's metadata (RW2).
+func newSeriesCache(external labels.Labels, relabelConfigs []*relabel.Config, table *labelTable, metadata bool) *seriesCache {
+	c := &seriesCache{relabel: relabelConfigs, table: table, metadata: metadata, sparse: map[record.Ref]*series{}}
 	external.Range(func(l labels.Label) { c.external = append(c.external, l) })
 	return c
 }
@@ -149,8 +137,9 @@ func (c *seriesCache) get(ref record.Ref) *series {
 
 // store adds or refreshes series found in the given segment: external
 // labels are added where the series lacks them, write_relabel_configs
-// applied, and the result encoded. A series stored again with the same
-// labels (a checkpoint repeats them) only has its segment updated.
+// applied, and the result interned. A series stored again with the same
+// labels (a checkpoint repeats them) only has its segment updated. The
+// label sets in are not kept: the WAL reader may reuse their memory.
 func (c *seriesCache) store(in []record.RefSeries, segment int) {
 	for _, rs := range in {
 		s := c.slot(rs.Ref)
@@ -161,38 +150,28 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 		}
 		c.forget(s)
 		s.segment, s.source = int32(segment), hash
-		c.builder.Reset(rs.Labels)
-		for _, l := range c.external {
-			if c.builder.Get(l.Name) == "" {
-				c.builder.Set(l.Name, l.Value)
+		ls := rs.Labels
+		if len(c.external) > 0 || len(c.relabel) > 0 {
+			c.builder.Reset(rs.Labels)
+			for _, l := range c.external {
+				if c.builder.Get(l.Name) == "" {
+					c.builder.Set(l.Name, l.Value)
+				}
 			}
+			if !relabel.ProcessBuilder(&c.builder, c.relabel...) {
+				s.state = seriesDropped
+				c.dropped++
+				continue
+			}
+			ls = c.builder.Labels()
 		}
-		if !relabel.ProcessBuilder(&c.builder, c.relabel...) {
-			s.state = seriesDropped
-			c.dropped++
-			continue
-		}
-		// The labels themselves are not kept: their encodings are all
-		// requests need (metadata finds the metric name in them).
-		ls := c.builder.Labels()
-		d := &encodedSeries{}
-		if c.interner != nil {
-			// RW2 queues keep the ids only; should the endpoint make the
-			// queue fall back to RW1, labels are encoded from them per
-			// request (see rw1Builder.labels).
-			d.rw2 = NewRW2Series(c.interner, ls)
-		} else {
-			// Encoded in scratch and copied, the bytes take their size
-			// (and not the capacity append grew them to).
-			c.scratch = AppendRW1Labels(c.scratch[:0], ls)
-			d.rw1 = string(c.scratch)
-		}
+		d := &encodedSeries{set: c.table.add(ls)}
 		s.state, s.data = seriesKept, d
 		c.kept++
 		if c.names != nil {
 			name := ls.Get(model.MetricNameLabel)
 			if _, ok := c.names[name]; !ok {
-				name = strings.Clone(name) // not the whole label set's string
+				name = strings.Clone(name) // not the label set's memory
 			}
 			c.names[name]++
 		}
@@ -202,13 +181,11 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 // metricName returns the metric name of an encoded series, for RW1
 // metadata, or "" when it has none.
 func (c *seriesCache) metricName(d *encodedSeries) string {
-	if c.interner == nil {
-		return rw1LabelValue(d.rw1Bytes(), model.MetricNameLabel)
-	}
-	ids := d.rw2.Labels
-	for i := 0; i+1 < len(ids); i += 2 {
-		if c.interner.String(ids[i]) == model.MetricNameLabel {
-			return c.interner.String(ids[i+1])
+	dir := c.table.snapshot()
+	for id := range d.set.reader().ids() {
+		l := dir.label(id)
+		if c.table.strings.String(l.name) == model.MetricNameLabel {
+			return c.table.strings.String(l.value)
 		}
 	}
 	return ""
@@ -236,14 +213,11 @@ func (c *seriesCache) forget(s *series) {
 
 // retire hands an encoding the cache no longer refers to over to sweep.
 func (c *seriesCache) retire(d *encodedSeries) {
-	if c.interner == nil {
-		return
-	}
-	c.retired = append(c.retired, retiredSeries{data: weak.Make(d), labels: d.rw2.Labels, help: d.rw2.Help, unit: d.rw2.Unit})
+	c.retired = append(c.retired, retiredSeries{data: weak.Make(d), set: d.set})
 }
 
-// sweep releases the interned ids of the retired encodings that nothing
-// refers to any more (see retiredSeries).
+// sweep releases the labels of the retired encodings that nothing refers
+// to any more (see retiredSeries).
 func (c *seriesCache) sweep() {
 	kept := c.retired[:0]
 	for _, r := range c.retired {
@@ -251,20 +225,17 @@ func (c *seriesCache) sweep() {
 			kept = append(kept, r)
 			continue
 		}
-		c.interner.Release(r.labels...)
-		c.interner.Release(r.help, r.unit)
+		c.table.release(r.set)
 	}
 	clear(c.retired[len(kept):])
 	c.retired = kept
 }
 
 // reset forgets the series last stored from a segment below the given one:
-// the log no longer holds them. It also releases the interned strings of
-// series forgotten before whose encodings are now unreachable.
+// the log no longer holds them. It also releases the labels of series
+// forgotten before whose encodings are now unreachable.
 func (c *seriesCache) reset(segment int) {
-	if c.interner != nil {
-		c.sweep()
-	}
+	c.sweep()
 	for i := range c.dense {
 		if s := &c.dense[i]; s.state != seriesUnknown && int(s.segment) < segment {
 			c.forget(s)
@@ -282,7 +253,7 @@ func (c *seriesCache) reset(segment int) {
 // series carries its type, help and unit). The series' encoding is
 // replaced, not changed: queued samples keep the one they were queued with.
 func (c *seriesCache) setMetadata(meta []record.RefMetadata) {
-	if c.interner == nil {
+	if !c.metadata {
 		return
 	}
 	for _, md := range meta {
@@ -290,19 +261,13 @@ func (c *seriesCache) setMetadata(meta []record.RefMetadata) {
 		if s == nil || s.state != seriesKept {
 			continue
 		}
-		old := &s.data.rw2
-		// A new series, not a copy: a shard may be writing old's cached
-		// refs (RW2Series.refs) now.
-		rw2 := RW2Series{Labels: old.Labels}
-		rw2.SetMetadata(c.interner, md.Type.String(), md.Help, md.Unit) // holds help and unit
-		if rw2.Type == old.Type && rw2.Help == old.Help && rw2.Unit == old.Unit {
-			c.interner.Release(rw2.Help, rw2.Unit)
+		typ := uint8(writev2.FromMetadataType(model.MetricType(md.Type.String())))
+		if t, help, unit, _ := s.data.set.metadata(); t == typ && c.table.strings.String(help) == md.Help && c.table.strings.String(unit) == md.Unit {
 			continue
 		}
-		// The new encoding holds its own count of the label ids; the old
-		// one keeps its counts until sweep finds it unreachable.
-		c.interner.Acquire(rw2.Labels...)
-		d := &encodedSeries{rw1: s.data.rw1, rw2: rw2}
+		// The new encoding holds its own count of the labels; the old one
+		// keeps its counts until sweep finds it unreachable.
+		d := &encodedSeries{set: c.table.withMetadata(s.data.set, typ, md.Help, md.Unit)}
 		c.retire(s.data)
 		s.data = d
 	}

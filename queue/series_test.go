@@ -25,7 +25,8 @@ func TestSeriesCache(t *testing.T) {
 		Action:               relabel.Drop,
 		NameValidationScheme: model.UTF8Validation,
 	}
-	c := newSeriesCache(labels.FromStrings("cluster", "eu", "job", "ignored"), []*relabel.Config{drop}, &Interner{})
+	tab := newTestTable()
+	c := newSeriesCache(labels.FromStrings("cluster", "eu", "job", "ignored"), []*relabel.Config{drop}, tab, true)
 
 	c.store([]record.RefSeries{
 		{Ref: 1, Labels: labels.FromStrings("__name__", "up", "job", "node")},
@@ -38,11 +39,10 @@ func TestSeriesCache(t *testing.T) {
 	require.Equal(t, seriesKept, s.state)
 	// External labels are added where missing; the series' own job wins.
 	want := labels.FromStrings("__name__", "up", "cluster", "eu", "job", "node")
-	b := rw1Builder{interner: c.interner}
-	require.Equal(t, want, rw1Labels(t, b.labels(s.data)), "RW1 labels from the ids, for a fallback")
+	b := rw1Builder{tab: tab, dir: tab.snapshot()}
+	require.Equal(t, want, rw1Labels(t, b.labels(s.data)))
 	require.Equal(t, AppendRW1Labels(nil, want), b.labels(s.data))
-	require.Empty(t, s.data.rw1, "an RW2 queue keeps no RW1 bytes")
-	require.Len(t, s.data.rw2.Labels, 6)
+	require.Len(t, setIDs(s.data.set), 3)
 	require.Equal(t, seriesDropped, c.get(2).state)
 	require.NotNil(t, c.get(1<<40), "a far ref goes to the map")
 	require.Less(t, len(c.dense), 1<<20, "and does not grow the slice")
@@ -71,15 +71,14 @@ func TestSeriesCache(t *testing.T) {
 	require.Equal(t, 2, c.kept)
 }
 
-// TestEncodedSeriesSize: what every kept series costs, its encoding, stays
-// in the 64-byte size class (the RW2 refs pointer took it to 80 before
-// RW1 bytes became a string).
+// TestEncodedSeriesSize: what every kept series costs besides its label
+// set, its encoding, stays in the 16-byte size class.
 func TestEncodedSeriesSize(t *testing.T) {
-	require.LessOrEqual(t, unsafe.Sizeof(encodedSeries{}), uintptr(64))
+	require.LessOrEqual(t, unsafe.Sizeof(encodedSeries{}), uintptr(16))
 }
 
 func TestSeriesCacheLookupAllocatesNothing(t *testing.T) {
-	c := newSeriesCache(labels.EmptyLabels(), nil, nil)
+	c := newSeriesCache(labels.EmptyLabels(), nil, newTestTable(), false)
 	in := make([]record.RefSeries, 10000)
 	for i := range in {
 		in[i] = record.RefSeries{Ref: record.Ref(i + 1), Labels: labels.FromStrings("i", string(rune('a'+i%26)))}
@@ -144,14 +143,15 @@ func churnLabels(round, i int) labels.Labels {
 		"namespace", fmt.Sprintf("team-%d", i%5), "pod", fmt.Sprintf("pod-%d-%d", round, i/10), "uid", fmt.Sprintf("%d-%d", round, i))
 }
 
-// TestSeriesCacheChurnBoundsInterner: an RW2 cache through many rounds of
-// k series in, k series out keeps a bounded number of interned strings,
-// an encoding still referred to (as a queued item refers to it) keeps its
-// strings until it is dropped, and once everything is forgotten and
-// unreachable only the empty string is left.
+// TestSeriesCacheChurnBoundsInterner: a cache through many rounds of k
+// series in, k series out keeps a bounded number of interned labels and
+// strings, an encoding still referred to (as a queued item refers to it)
+// keeps its labels until it is dropped, and once everything is forgotten
+// and unreachable only the empty string is left.
 func TestSeriesCacheChurnBoundsInterner(t *testing.T) {
-	in := &Interner{}
-	c := newSeriesCache(labels.FromStrings("cluster", "eu"), nil, in)
+	tab := newTestTable()
+	in := tab.strings
+	c := newSeriesCache(labels.FromStrings("cluster", "eu"), nil, tab, true)
 	const k, rounds = 1000, 60
 	var (
 		held      *encodedSeries // as a queued item would
@@ -177,7 +177,7 @@ func TestSeriesCacheChurnBoundsInterner(t *testing.T) {
 			heldWant = b.Set("cluster", "eu").Labels()
 		}
 		if held != nil {
-			checkEncoding(t, in, held, heldWant)
+			checkEncoding(t, tab, held, heldWant)
 			if round == heldUntil {
 				held = nil
 			}
@@ -199,15 +199,19 @@ func TestSeriesCacheChurnBoundsInterner(t *testing.T) {
 	runtime.GC()
 	c.reset(rounds) // releases it
 	require.Equal(t, 1, in.Live(), "only the empty string is left")
+	require.Zero(t, tab.live(), "and no label")
 	require.Empty(t, c.retired)
 }
 
-// checkEncoding checks that the interned ids of d still name want.
-func checkEncoding(t *testing.T, in *Interner, d *encodedSeries, want labels.Labels) {
+// checkEncoding checks that the labels of d still are want.
+func checkEncoding(t *testing.T, tab *labelTable, d *encodedSeries, want labels.Labels) {
 	t.Helper()
+	require.Equal(t, want, rw1Labels(t, appendRW1Set(nil, tab.snapshot(), d.set)))
 	var b labels.ScratchBuilder
-	for i := 0; i < len(d.rw2.Labels); i += 2 {
-		b.Add(in.String(d.rw2.Labels[i]), in.String(d.rw2.Labels[i+1]))
+	dir := tab.snapshot()
+	for id := range d.set.reader().ids() {
+		l := dir.label(id)
+		b.Add(tab.strings.String(l.name), tab.strings.String(l.value))
 	}
 	require.Equal(t, want, b.Labels())
 }
@@ -217,8 +221,9 @@ func checkEncoding(t *testing.T, in *Interner, d *encodedSeries, want labels.Lab
 // feeding goroutine churns series, freeing and reusing ids; every request
 // decodes to the labels of its series. Run with -race.
 func TestSeriesCacheChurnConcurrentEncoders(t *testing.T) {
-	in := &Interner{}
-	c := newSeriesCache(labels.EmptyLabels(), nil, in)
+	tab := newTestTable()
+	in := tab.strings
+	c := newSeriesCache(labels.EmptyLabels(), nil, tab, true)
 	type queued struct {
 		d    *encodedSeries
 		want labels.Labels
@@ -227,12 +232,12 @@ func TestSeriesCacheChurnConcurrentEncoders(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {
-			enc := NewRW2Encoder(in)
+			enc := newRW2Encoder(tab)
 			var sb labels.ScratchBuilder
 			for batch := range items {
 				enc.Reset()
 				for _, q := range batch {
-					enc.AddSampleWithExemplars(&q.d.rw2, 1, 1, 0, []RW2Exemplar{{Labels: labels.FromStrings("pod", q.want.Get("pod")), T: 1, V: 1}})
+					enc.AddSampleWithExemplars(q.d, 1, 1, 0, []rw2Exemplar{{Labels: labels.FromStrings("pod", q.want.Get("pod")), T: 1, V: 1}})
 				}
 				var dec writev2.Request
 				if err := dec.Unmarshal(enc.Bytes()); err != nil {
@@ -270,6 +275,7 @@ func TestSeriesCacheChurnConcurrentEncoders(t *testing.T) {
 	close(items)
 	wg.Wait()
 	require.Less(t, in.Len(), 100*k, "ids were reused")
+	require.Less(t, len(tab.refs), 100*k, "label ids were reused")
 }
 
 // rw1Labels decodes a series' RW1 label bytes (TimeSeries.labels entries).
@@ -286,10 +292,10 @@ func rw1Labels(t testing.TB, rw1 []byte) labels.Labels {
 }
 
 // TestSeriesCacheMetricName: RW1 metadata finds a series' metric name in
-// its encoding, RW1 bytes or RW2 ids, wherever the name sorts.
+// its label set, wherever the name sorts.
 func TestSeriesCacheMetricName(t *testing.T) {
-	for _, in := range []*Interner{nil, {}} {
-		c := newSeriesCache(labels.EmptyLabels(), nil, in)
+	for _, rw2 := range []bool{false, true} {
+		c := newSeriesCache(labels.EmptyLabels(), nil, newTestTable(), rw2)
 		c.store([]record.RefSeries{
 			{Ref: 1, Labels: labels.FromStrings("__name__", "up", "job", "node")},
 			{Ref: 2, Labels: labels.FromStrings("A", "first", "__name__", "after_A", "z", strings.Repeat("v", 200))},

@@ -121,13 +121,13 @@ func (s *batchSummary) add(it *item) {
 	s.extras = s.extras || it.extra != nil
 }
 
-// rw1Builder builds RW1 requests from items. Items of an RW2 queue that
-// fell back to RW1 carry interned label ids instead of RW1 bytes: interner
-// is then set and their labels are encoded per item.
+// rw1Builder builds RW1 requests from items, writing each series' labels
+// from the label table.
 type rw1Builder struct {
 	RW1Encoder
-	interner *Interner
-	scratch  []byte
+	tab     *labelTable
+	dir     labelDir // tab's chunks as of the build: every queued item's labels
+	scratch []byte
 }
 
 // build compresses each 64 KiB of the body as soon as it is written.
@@ -135,6 +135,7 @@ func (b *rw1Builder) build(batch []item, sum *batchSummary, c *snappyStream) []b
 	b.Reset()
 	sum.reset()
 	c.reset()
+	b.dir = b.tab.snapshot()
 	for i := range batch {
 		it := &batch[i]
 		sum.add(it)
@@ -154,20 +155,17 @@ func (b *rw1Builder) counts() (samples, histograms, exemplars int) {
 	return samples, histograms, exemplars
 }
 
-// labels returns the RW1 label bytes of s, valid until the next call.
-func (b *rw1Builder) labels(s *encodedSeries) []byte {
-	if s.rw1 != "" || b.interner == nil {
-		return s.rw1Bytes()
-	}
-	b.scratch = b.scratch[:0]
-	ids := s.rw2.Labels
-	for i := 0; i+1 < len(ids); i += 2 {
-		b.scratch = pbAppendRW1Label(b.scratch, rw1TagLabels, b.interner.String(ids[i]), b.interner.String(ids[i+1]))
-	}
+// labels returns the RW1 label entries of d, valid until the next call.
+func (b *rw1Builder) labels(d *encodedSeries) []byte {
+	b.scratch = appendRW1Set(b.scratch[:0], b.dir, d.set)
 	return b.scratch
 }
 
 func (b *rw1Builder) add(it *item) {
+	if it.kind == kindSample && it.extra == nil {
+		b.addSampleSet(b.dir, it.series.set, it.t, it.v)
+		return
+	}
 	ls := b.labels(it.series)
 	switch it.kind {
 	case kindSample:
@@ -180,10 +178,8 @@ func (b *rw1Builder) add(it *item) {
 		b.AddExemplar(ls, it.extra.exl, it.t, it.v)
 		return
 	}
-	if it.extra != nil {
-		for _, a := range it.extra.attached { // RW1 sends exemplars in entries of their own
-			b.AddExemplar(ls, a.labels, a.t, a.v)
-		}
+	for _, a := range it.extra.attached { // RW1 sends exemplars in entries of their own
+		b.AddExemplar(ls, a.labels, a.t, a.v)
 	}
 }
 
@@ -193,12 +189,12 @@ func (b *rw1Builder) add(it *item) {
 // (itemExtra.attached, see feed.attach and heldExemplars), and are built
 // into its entry.
 type rw2Builder struct {
-	*RW2Encoder
-	exemplars []RW2Exemplar // the item's attached exemplars, reused
+	*rw2Encoder
+	exemplars []rw2Exemplar // the item's attached exemplars, reused
 }
 
-func newRW2Builder(in *Interner) *rw2Builder {
-	return &rw2Builder{RW2Encoder: NewRW2Encoder(in)}
+func newRW2Builder(tab *labelTable) *rw2Builder {
+	return &rw2Builder{rw2Encoder: newRW2Encoder(tab)}
 }
 
 // build compresses the body once it is whole: the symbol table, which
@@ -223,30 +219,30 @@ func (b *rw2Builder) add(it *item) {
 	switch it.kind {
 	case kindSample:
 		if ex == nil {
-			b.AddSample(&it.series.rw2, it.t, it.v, it.st)
+			b.AddSample(it.series, it.t, it.v, it.st)
 		} else {
-			b.AddSampleWithExemplars(&it.series.rw2, it.t, it.v, it.st, ex)
+			b.AddSampleWithExemplars(it.series, it.t, it.v, it.st, ex)
 		}
 	case kindHistogram:
-		b.AddHistogramWithExemplars(&it.series.rw2, it.t, it.extra.h, nil, it.st, ex)
+		b.AddHistogramWithExemplars(it.series, it.t, it.extra.h, nil, it.st, ex)
 	case kindFloatHistogram:
-		b.AddHistogramWithExemplars(&it.series.rw2, it.t, nil, it.extra.fh, it.st, ex)
+		b.AddHistogramWithExemplars(it.series, it.t, nil, it.extra.fh, it.st, ex)
 	case kindExemplar:
 		// RW2 queues queue no exemplar items; one would go alone, and
 		// the endpoint would refuse the request (counted as failed).
-		b.AddExemplar(&it.series.rw2, it.extra.exl, it.t, it.v)
+		b.AddExemplar(it.series, it.extra.exl, it.t, it.v)
 	}
 }
 
 // attached returns the exemplars riding it, valid until the next call;
 // nil when it has none.
-func (b *rw2Builder) attached(it *item) []RW2Exemplar {
+func (b *rw2Builder) attached(it *item) []rw2Exemplar {
 	if it.extra == nil || len(it.extra.attached) == 0 {
 		return nil
 	}
 	b.exemplars = b.exemplars[:0]
 	for _, a := range it.extra.attached {
-		b.exemplars = append(b.exemplars, RW2Exemplar{Labels: a.labels, T: a.t, V: a.v})
+		b.exemplars = append(b.exemplars, rw2Exemplar{Labels: a.labels, T: a.t, V: a.v})
 	}
 	return b.exemplars
 }
@@ -332,7 +328,7 @@ func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 
 	builder := func() requestBuilder {
 		if s.rw1 == nil && s.m.opts.Protocol == RW2 && s.m.protocol() == RW1 {
-			s.rw1 = &rw1Builder{interner: s.m.interner} // the queue fell back
+			s.rw1 = &rw1Builder{tab: s.m.labels} // the queue fell back
 		}
 		if s.rw1 != nil {
 			return s.rw1
@@ -485,7 +481,7 @@ func (s *shard) complete(ctx context.Context, b requestBuilder, f *flight, batch
 		// this batch goes again as RW1.
 		m.fallBackToRW1()
 		if s.rw1 == nil {
-			s.rw1 = &rw1Builder{interner: m.interner}
+			s.rw1 = &rw1Builder{tab: m.labels}
 		}
 		b = s.rw1
 		s.encode(b, f, batch)

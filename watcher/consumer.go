@@ -4,7 +4,9 @@ import "github.com/walship/walship/wal/record"
 
 // Consumer receives what the watcher reads. All calls come from the
 // watcher's one goroutine, in log order; the slices passed are reused after
-// the call returns, so a consumer copies what it keeps.
+// the call returns, so a consumer copies what it keeps. The label sets of
+// series are reused too (one buffer for them all), and so are the strings
+// taken from them.
 //
 // The Append methods take the samples of one record and return how many of
 // the leading ones they accepted. Fewer than all means "full": the watcher
@@ -12,7 +14,8 @@ import "github.com/walship/walship/wal/record"
 // the rest again. Nothing is dropped and nothing more is read meanwhile.
 type Consumer interface {
 	// StoreSeries records series from a series record found in the given
-	// segment (or checkpoint index). It is called during replay too.
+	// segment (or checkpoint index). It is called during replay too, with
+	// one series at a time: the labels are valid only during the call.
 	StoreSeries(series []record.RefSeries, segment int)
 	// StoreMetadata records the metadata of series.
 	StoreMetadata(meta []record.RefMetadata)

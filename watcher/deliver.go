@@ -84,9 +84,12 @@ func (w *Watcher) storeSeriesOnly(rec []byte, segment int) {
 	var err error
 	switch w.dec.TypeOf(rec) {
 	case record.Series:
-		if w.series, err = w.dec.Series(rec, w.series[:0]); err == nil {
+		// One series at a time, its labels in the decoder's one buffer:
+		// reading a million series makes no garbage.
+		err = w.dec.EachSeries(rec, func(s record.RefSeries) {
+			w.series = append(w.series[:0], s)
 			w.c.StoreSeries(w.series, segment)
-		}
+		})
 	case record.Metadata:
 		if w.metadata, err = w.dec.Metadata(rec, w.metadata[:0]); err == nil {
 			w.c.StoreMetadata(w.metadata)

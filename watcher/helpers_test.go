@@ -45,7 +45,7 @@ func (r *recorder) StoreSeries(series []record.RefSeries, _ int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, s := range series {
-		r.series[s.Ref] = s.Labels
+		r.series[s.Ref] = s.Labels.Copy() // the watcher reuses their memory
 	}
 }
 

@@ -53,6 +53,15 @@ func aliasString(b []byte) string {
 // builder copies the strings into the returned set (one allocation with the
 // default stringlabels build), so nothing returned aliases the record.
 func (d *Decoder) labels(b *decbuf) labels.Labels {
+	if !d.readLabels(b) {
+		return labels.EmptyLabels()
+	}
+	return d.lb.Labels()
+}
+
+// readLabels reads one label set into the builder; false when it does not
+// decode.
+func (d *Decoder) readLabels(b *decbuf) bool {
 	if !d.lbReady {
 		// Created lazily to keep the zero Decoder usable: with the
 		// dedupelabels build tag a zero ScratchBuilder has no symbol table.
@@ -66,14 +75,11 @@ func (d *Decoder) labels(b *decbuf) labels.Labels {
 		name := b.bytes()
 		value := b.bytes()
 		if b.err != nil {
-			return labels.EmptyLabels()
+			return false
 		}
 		d.lb.Add(aliasString(name), aliasString(value))
 	}
-	if b.err != nil {
-		return labels.EmptyLabels()
-	}
-	return d.lb.Labels()
+	return b.err == nil
 }
 
 // Series appends the series of a Series record to dst. Each label set costs
@@ -97,6 +103,28 @@ func (d *Decoder) Series(rec []byte, dst []RefSeries) ([]RefSeries, error) {
 		return dst[:n0], err
 	}
 	return dst, nil
+}
+
+// EachSeries calls f with each series of a Series record, in order. Unlike
+// Series it allocates nothing once warm: every label set is written into
+// one buffer the Decoder reuses, so a set, and every string taken from it,
+// is valid only during its call of f. A record that does not decode
+// returns an error; the series before the damage were handed to f.
+func (d *Decoder) EachSeries(rec []byte, f func(RefSeries)) error {
+	if _, err := checkType(rec, Series); err != nil {
+		return err
+	}
+	b := newDecbuf(rec)
+	for len(b.b) > 0 {
+		ref := b.be64()
+		if !d.readLabels(&b) {
+			break
+		}
+		var ls labels.Labels
+		d.lb.Overwrite(&ls)
+		f(RefSeries{Ref: Ref(ref), Labels: ls})
+	}
+	return b.done(Series)
 }
 
 // Samples appends the samples of a Samples or SamplesV2 record to dst.

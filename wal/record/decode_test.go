@@ -413,3 +413,44 @@ func TestHistogramSchemaRules(t *testing.T) {
 		}
 	}
 }
+
+// EachSeries hands over the series Series decodes, reusing one buffer for
+// their labels: nothing is allocated once warm, and a damaged record hands
+// over the series before the damage.
+func TestEachSeries(t *testing.T) {
+	g := newGen(41)
+	var enc record.Encoder
+	var d record.Decoder
+	for range 200 {
+		in := g.series(40)
+		rec := enc.Series(nil, in)
+		want, err := d.Series(rec, nil)
+		require.NoError(t, err)
+		var got []string
+		require.NoError(t, d.EachSeries(rec, func(s record.RefSeries) {
+			got = append(got, fmt.Sprint(s.Ref, s.Labels.String()))
+		}))
+		require.Len(t, got, len(want))
+		for i := range want {
+			require.Equal(t, fmt.Sprint(want[i].Ref, want[i].Labels.String()), got[i])
+		}
+	}
+
+	in := []record.RefSeries{
+		{Ref: 1, Labels: labels.FromStrings("__name__", "up", "job", "a")},
+		{Ref: 2, Labels: labels.FromStrings("__name__", "up", "job", "b")},
+	}
+	rec := enc.Series(nil, in)
+	var refs []record.Ref
+	sum := 0
+	each := func(s record.RefSeries) { refs = append(refs, s.Ref); sum += s.Labels.Len() }
+	require.NoError(t, d.EachSeries(rec, each))
+	refs = refs[:0]
+	if n := testing.AllocsPerRun(100, func() { refs = refs[:0]; _ = d.EachSeries(rec, each) }); n != 0 {
+		t.Fatalf("%v allocations per record, want 0", n)
+	}
+	refs = refs[:0]
+	require.Error(t, d.EachSeries(rec[:len(rec)-3], each))
+	require.Equal(t, []record.Ref{1}, refs, "the series before the damage")
+	require.Error(t, d.EachSeries([]byte{byte(record.Samples)}, each))
+}
