@@ -182,7 +182,13 @@ func (e *RW1Encoder) addSampleSet(dir labelDir, set labelSet, t int64, v float64
 	b[n] = rw1TagTimeSeries
 	n++
 	n += binary.PutUvarint(b[n:], uint64(body))
-	for id := range r.ids() {
+	for k, i := r.from, 0; i < r.n; i++ {
+		id := uint32(r.s[k])
+		if id < 0x80 {
+			k++
+		} else {
+			id, k = readLongID(r.s, k)
+		}
 		n += copy(b[n:], dir.rw1(id))
 	}
 	b[n], b[n+1] = rw1TagSamples, byte(ss)

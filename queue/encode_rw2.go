@@ -86,6 +86,9 @@ type Interner struct {
 	refs []uint32          // holders by id; guarded by mu
 	free []uint32          // freed ids, reused first; guarded by mu
 	n    atomic.Uint32     // ids handed out, including 0: the highest id + 1
+	// freed counts the ids freed so far: an encoder that mapped ids to
+	// symbols trusts its map only while none was freed since.
+	freed atomic.Uint64
 
 	dir atomic.Pointer[[]*internChunk] // chunks of strings by id
 }
@@ -138,6 +141,7 @@ func (in *Interner) Release(ids ...uint32) {
 			panic("queue: Interner.Release of an id that is not held")
 		}
 		if in.refs[id]--; in.refs[id] == 0 {
+			in.freed.Add(1)
 			c := (*in.dir.Load())[id>>internChunkBits]
 			i := id & (1<<internChunkBits - 1)
 			delete(in.ids, unsafe.String(c.data[i].Load(), c.size[i].Load()))
@@ -233,6 +237,35 @@ func (in *Interner) internLocked(s string) uint32 {
 	return id
 }
 
+// rw2Refs is a series' encoded labels_refs and metadata fields, with its
+// metadata, valid in the carried symbol table numbered epoch. Only the
+// encoder of the shard owning the series writes it.
+type rw2Refs struct {
+	epoch      uint64
+	typ        writev2.Metadata_MetricType
+	help, unit uint32
+	meta       int32  // where the metadata field starts
+	fields     []byte // the labels_refs field (tag, length, refs), then the metadata field
+}
+
+// appendSample appends a TimeSeries entry of one sample of the series
+// whose fields r holds: what AddSample writes, with lengths known ahead.
+func (r *rw2Refs) appendSample(b []byte, t int64, v float64, st int64) []byte {
+	ss := pbDoubleFieldSize(v) + pbInt64FieldSize(t) + pbInt64FieldSize(st) // at most 31
+	b = append(b, rw2TagTimeSeries)
+	b = pbAppendVarint(b, uint64(len(r.fields)+2+ss))
+	b = append(b, r.fields[:r.meta]...)
+	b = append(b, rw2TagSamples, byte(ss))
+	b = pbAppendDouble(b, rw2TagSampleValue, v)
+	b = pbAppendInt64(b, rw2TagSampleTimestamp, t)
+	b = pbAppendInt64(b, rw2TagSampleStart, st)
+	return append(b, r.fields[r.meta:]...)
+}
+
+// rw2Epochs numbers carried symbol tables process-wide, so that a series'
+// cached refs can only match the table they were written for.
+var rw2Epochs atomic.Uint64
+
 // When a symbol table is carried (rw2Encoder.Reset): a request's own table
 // starts one when its encoding is at most a quarter of the request's
 // series entries (label-light series: node-exporter's hundreds of metric
@@ -282,11 +315,19 @@ type rw2Encoder struct {
 	freed  uint64
 
 	// A carried table has an index of all its strings. Interned string
-	// ids it mapped may have been freed and given to other strings since,
-	// so its string slots are trusted only when they hold the very string
-	// of the id now.
+	// ids it mapped may have been freed and given to other strings since:
+	// its string slots are trusted while no string was freed (sfreed is
+	// the Interner's count of freed strings when gen began), and looked
+	// up again in the index after.
 	carried bool
 	index   map[string]uint32
+	sfreed  uint64
+	// epoch numbers the carried table process-wide: a series sent under
+	// it keeps its encoded refs for its next samples (encodedSeries.refs),
+	// valid while the series' epoch is the table's. A series' labels and
+	// strings are held while it is sent, so its refs stay right for as
+	// long as the table lasts.
+	epoch uint64
 
 	// series holds the encoded Request.timeseries entries behind head
 	// bytes of symbols: under a carried table, Reset writes the table's
@@ -335,6 +376,10 @@ func (e *rw2Encoder) Reset() {
 			e.freed = freed
 			e.nextLabelGen()
 		}
+		if freed := e.in.freed.Load(); freed != e.sfreed {
+			e.sfreed = freed
+			e.nextGen()
+		}
 		e.series = appendRW2Symbols(e.series[:0], e.syms)
 		e.head, e.headSyms = len(e.series), len(e.syms)
 		return
@@ -343,15 +388,21 @@ func (e *rw2Encoder) Reset() {
 	e.head, e.headSyms = 0, 0
 	e.carried = false
 	clear(e.index)
+	e.nextGen()
+	e.sfreed = e.in.freed.Load()
+	e.freed = e.tab.freed.Load()
+	e.nextLabelGen()
+	e.syms = append(e.syms[:0], "")
+	clear(e.other)
+}
+
+// nextGen makes every string slot stale.
+func (e *rw2Encoder) nextGen() {
 	e.gen++
 	if e.gen == 0 { // wrapped: old stamps could look current
 		clear(e.slots)
 		e.gen = 1
 	}
-	e.freed = e.tab.freed.Load()
-	e.nextLabelGen()
-	e.syms = append(e.syms[:0], "")
-	clear(e.other)
 }
 
 // nextLabelGen makes every label slot stale.
@@ -368,6 +419,7 @@ func (e *rw2Encoder) nextLabelGen() {
 // them). The label slots stay: they name symbols of this table.
 func (e *rw2Encoder) carry() {
 	e.carried = true
+	e.epoch = rw2Epochs.Add(1)
 	if e.index == nil {
 		e.index = make(map[string]uint32, len(e.syms))
 	}
@@ -389,9 +441,6 @@ func (e *rw2Encoder) symbol(id uint32) uint32 {
 	if id == 0 {
 		return 0
 	}
-	if e.carried {
-		return e.carriedSymbol(id)
-	}
 	if int(id) >= len(e.slots) {
 		e.growSlots(id)
 	}
@@ -400,6 +449,11 @@ func (e *rw2Encoder) symbol(id uint32) uint32 {
 		return slot.sym
 	}
 	s := e.in.String(id)
+	if e.carried {
+		sym := e.carriedString(s)
+		*slot = rw2Slot{gen: e.gen, sym: sym}
+		return sym
+	}
 	sym := uint32(len(e.syms))
 	if len(e.other) > 0 { // an exemplar may have added the string already
 		if o, ok := e.other[s]; ok {
@@ -410,26 +464,6 @@ func (e *rw2Encoder) symbol(id uint32) uint32 {
 	} else {
 		e.syms = append(e.syms, s)
 	}
-	*slot = rw2Slot{gen: e.gen, sym: sym}
-	return sym
-}
-
-// carriedSymbol is symbol under a carried table. The id's slot may be
-// from an earlier holder of the id, so it counts only when its symbol is
-// the id's string itself (the same bytes in memory: each interning of a
-// string gets its own copy, and the table keeps the old one alive).
-// Otherwise the string is looked up in the table's index, so that a
-// string freed and interned again under another id is not added twice.
-func (e *rw2Encoder) carriedSymbol(id uint32) uint32 {
-	s := e.in.String(id)
-	if int(id) >= len(e.slots) {
-		e.growSlots(id)
-	}
-	slot := &e.slots[id]
-	if slot.gen == e.gen && unsafe.StringData(e.syms[slot.sym]) == unsafe.StringData(s) {
-		return slot.sym
-	}
-	sym := e.carriedString(s)
 	*slot = rw2Slot{gen: e.gen, sym: sym}
 	return sym
 }
@@ -512,9 +546,14 @@ func (e *rw2Encoder) labelSymbols(id uint32) (name, value uint32) {
 // byte and widened by endLen in the rare case they need more. It returns
 // the position of the entry's length byte, and the series' metadata.
 func (e *rw2Encoder) begin(d *encodedSeries) (b []byte, start int, m rw2Meta) {
-	typ, help, unit, _ := d.set.metadata()
-	m = rw2Meta{typ: writev2.Metadata_MetricType(typ), help: e.symbol(help), unit: e.symbol(unit)}
+	if r := e.cached(d); r != nil {
+		// Seen before under this carried table: copy its refs.
+		b = append(e.series, rw2TagTimeSeries, 0)
+		start = len(b) - 1
+		return append(b, r.fields[:r.meta]...), start, rw2Meta{typ: r.typ, help: r.help, unit: r.unit}
+	}
 	r := d.set.reader()
+	m = rw2Meta{typ: writev2.Metadata_MetricType(r.typ), help: e.symbol(r.help), unit: e.symbol(r.unit)}
 	// Room for the entry's header, every ref as a 5-byte varint, and a
 	// sample and metadata, so that the loop below never grows the buffer.
 	b = slices.Grow(e.series, 4+10*r.n+64)
@@ -527,8 +566,21 @@ func (e *rw2Encoder) begin(d *encodedSeries) (b []byte, start int, m rw2Meta) {
 	refsLen := len(b) - 1
 	i := len(b)
 	b = b[:i+10*r.n]
-	for id := range r.ids() {
-		name, value := e.labelSymbols(id)
+	lslots, lgen := e.lslots, e.lgen
+	for k, j := r.from, 0; j < r.n; j++ {
+		id := uint32(r.s[k])
+		if id < 0x80 {
+			k++
+		} else {
+			id, k = readLongID(r.s, k)
+		}
+		var name, value uint32
+		if int(id) < len(lslots) && lslots[id].gen == lgen { // the common case, inlined
+			name, value = lslots[id].name, lslots[id].value
+		} else {
+			name, value = e.labelSymbols(id)
+			lslots = e.lslots
+		}
 		if name|value < 0x80 {
 			b[i], b[i+1] = byte(name), byte(value)
 			i += 2
@@ -537,7 +589,37 @@ func (e *rw2Encoder) begin(d *encodedSeries) (b []byte, start int, m rw2Meta) {
 		i += binary.PutUvarint(b[i:], uint64(name))
 		i += binary.PutUvarint(b[i:], uint64(value))
 	}
-	return endLen(b[:i], refsLen), start, m
+	b = endLen(b[:i], refsLen)
+	if e.carried {
+		e.cacheRefs(d, b[refsLen-1:], m)
+	}
+	return b, start, m
+}
+
+// cached returns the fields d cached under the current carried table, or
+// nil.
+func (e *rw2Encoder) cached(d *encodedSeries) *rw2Refs {
+	if r := d.refs; r != nil && e.carried && r.epoch == e.epoch {
+		return r
+	}
+	return nil
+}
+
+// cacheRefs keeps the labels_refs field of d, its metadata field and its
+// metadata, for its next sample under the carried table.
+func (e *rw2Encoder) cacheRefs(d *encodedSeries, refs []byte, m rw2Meta) {
+	r := d.refs
+	if r == nil {
+		r = new(rw2Refs)
+		d.refs = r
+	}
+	r.epoch, r.typ, r.help, r.unit = e.epoch, m.typ, m.help, m.unit
+	if need := len(refs) + rw2MaxMetadata; cap(r.fields) < need {
+		r.fields = make([]byte, 0, need) // once: the metadata must not grow it again
+	}
+	r.fields = append(r.fields[:0], refs...)
+	r.meta = int32(len(r.fields))
+	r.fields = appendRW2Metadata(r.fields, m.typ, m.help, m.unit)
 }
 
 // rw2Meta is a series' metadata as a request sends it: its type and the
@@ -596,6 +678,11 @@ func endLen(b []byte, pos int) []byte {
 // AddSample adds a TimeSeries for d with one sample; st is the sample's
 // start (created) timestamp, 0 when unknown.
 func (e *rw2Encoder) AddSample(d *encodedSeries, t int64, v float64, st int64) {
+	if r := e.cached(d); r != nil {
+		e.series = r.appendSample(e.series, t, v, st)
+		e.samples++
+		return
+	}
 	b, start, m := e.begin(d)
 	ss := pbDoubleFieldSize(v) + pbInt64FieldSize(t) + pbInt64FieldSize(st) // at most 31
 	b = append(b, rw2TagSamples, byte(ss))

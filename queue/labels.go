@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"encoding/binary"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -21,13 +20,18 @@ import (
 // labelChunkBits sets the size of the labelTable's chunks.
 const labelChunkBits = 12
 
-// labelChunk holds the labels of 1<<labelChunkBits ids. Its fields are
-// atomics for the reason the Interner's are: a freed id is given to
-// another label while encoders read other ids of the chunk.
-type labelChunk struct {
-	rw1Data     [1 << labelChunkBits]atomic.Pointer[byte]
-	rw1Len      [1 << labelChunkBits]atomic.Uint32
-	name, value [1 << labelChunkBits]atomic.Uint32
+// labelChunk holds the labels of 1<<labelChunkBits ids.
+type labelChunk [1 << labelChunkBits]labelEntry
+
+// labelEntry is one label of the table: its RW1 encoding and the string
+// ids of its name and value, side by side so that an encoder reads one
+// cache line per label. The fields are atomics for the reason the
+// Interner's are: a freed id is given to another label while encoders
+// read other ids of the chunk.
+type labelEntry struct {
+	rw1         atomic.Pointer[byte]
+	size        atomic.Uint32 // of rw1
+	name, value atomic.Uint32
 }
 
 // labelTable interns labels. Ids are counted as the Interner counts
@@ -66,12 +70,14 @@ func newLabelTable(strings *Interner) *labelTable {
 	return t
 }
 
-// labelSet is a series' labels as label ids, and its RW2 metadata:
+// labelSet is a series' labels as label ids, and its RW2 metadata, each
+// number written as appendID writes it:
 //
-//	uvarint(size of the RW1 Label entries) uvarint(count) uvarint(id)...
-//	[uvarint(type) uvarint(help string id) uvarint(unit string id)]
+//	size of the RW1 Label entries, count<<1 | has metadata,
+//	[type, help string id, unit string id,] label id...
 //
-// The metadata part is there only when the series has metadata.
+// The metadata part is there only when the series has metadata. What an
+// encoder needs first comes first: nothing is walked twice.
 type labelSet string
 
 // label is one interned label, as encoders read it.
@@ -87,18 +93,21 @@ type labelDir []*labelChunk
 // snapshot returns the table's chunks as of now.
 func (t *labelTable) snapshot() labelDir { return *t.dir.Load() }
 
+// entry returns the table's entry of id.
+func (d labelDir) entry(id uint32) *labelEntry {
+	return &d[id>>labelChunkBits][id&(1<<labelChunkBits-1)]
+}
+
 // label returns the label of id, which must be held.
 func (d labelDir) label(id uint32) label {
-	c := d[id>>labelChunkBits]
-	i := id & (1<<labelChunkBits - 1)
-	return label{rw1: unsafe.Slice(c.rw1Data[i].Load(), c.rw1Len[i].Load()), name: c.name[i].Load(), value: c.value[i].Load()}
+	e := d.entry(id)
+	return label{rw1: unsafe.Slice(e.rw1.Load(), e.size.Load()), name: e.name.Load(), value: e.value.Load()}
 }
 
 // rw1 returns the RW1 encoding of label id, which must be held.
 func (d labelDir) rw1(id uint32) []byte {
-	c := d[id>>labelChunkBits]
-	i := id & (1<<labelChunkBits - 1)
-	return unsafe.Slice(c.rw1Data[i].Load(), c.rw1Len[i].Load())
+	e := d.entry(id)
+	return unsafe.Slice(e.rw1.Load(), e.size.Load())
 }
 
 // add interns the labels of ls and returns their set, counting one holder
@@ -128,10 +137,10 @@ func (t *labelTable) add(ls labels.Labels) labelSet {
 		k++
 	})
 	t.prev = append(t.prev[:0], idl...)
-	b := binary.AppendUvarint(t.set[:0], uint64(size))
-	b = binary.AppendUvarint(b, uint64(len(idl)))
+	b := appendID(t.set[:0], uint32(size))
+	b = appendID(b, uint32(len(idl))<<1)
 	for _, id := range idl {
-		b = binary.AppendUvarint(b, uint64(id))
+		b = appendID(b, id)
 	}
 	t.set = b
 	return labelSet(b)
@@ -159,12 +168,11 @@ func (t *labelTable) internLocked(name, value string) uint32 {
 		}
 	}
 	enc := string(t.enc) // a copy: t.enc is reused
-	c := t.snapshot()[id>>labelChunkBits]
-	i := id & (1<<labelChunkBits - 1)
-	c.rw1Data[i].Store(unsafe.StringData(enc))
-	c.rw1Len[i].Store(uint32(len(enc)))
-	c.name[i].Store(t.strings.Intern(name))
-	c.value[i].Store(t.strings.Intern(value))
+	e := t.snapshot().entry(id)
+	e.rw1.Store(unsafe.StringData(enc))
+	e.size.Store(uint32(len(enc)))
+	e.name.Store(t.strings.Intern(name))
+	e.value.Store(t.strings.Intern(value))
 	t.ids[enc] = id
 	t.refs[id] = 1
 	return id
@@ -180,13 +188,16 @@ func (t *labelTable) withMetadata(set labelSet, typ uint8, help, unit string) la
 		t.refs[id]++
 	}
 	t.mu.Unlock()
-	b := []byte(set[:r.end])
-	if typ != 0 || help != "" || unit != "" {
-		b = binary.AppendUvarint(b, uint64(typ))
-		b = binary.AppendUvarint(b, uint64(t.strings.Intern(help)))
-		b = binary.AppendUvarint(b, uint64(t.strings.Intern(unit)))
+	b := appendID(nil, uint32(r.rw1Size))
+	if typ == 0 && help == "" && unit == "" {
+		b = appendID(b, uint32(r.n)<<1)
+	} else {
+		b = appendID(b, uint32(r.n)<<1|1)
+		b = appendID(b, uint32(typ))
+		b = appendID(b, t.strings.Intern(help))
+		b = appendID(b, t.strings.Intern(unit))
 	}
-	return labelSet(b)
+	return labelSet(append(b, set[r.from:]...))
 }
 
 // release removes one holder of each label of set and of its metadata
@@ -203,14 +214,13 @@ func (t *labelTable) release(set labelSet) {
 		if t.refs[id]--; t.refs[id] > 0 {
 			continue
 		}
-		c := dir[id>>labelChunkBits]
-		i := id & (1<<labelChunkBits - 1)
-		delete(t.ids, unsafe.String(c.rw1Data[i].Load(), c.rw1Len[i].Load()))
-		t.strings.Release(c.name[i].Load(), c.value[i].Load())
-		c.rw1Data[i].Store(nil)
-		c.rw1Len[i].Store(0)
-		c.name[i].Store(0)
-		c.value[i].Store(0)
+		e := dir.entry(id)
+		delete(t.ids, unsafe.String(e.rw1.Load(), e.size.Load()))
+		t.strings.Release(e.name.Load(), e.value.Load())
+		e.rw1.Store(nil)
+		e.size.Store(0)
+		e.name.Store(0)
+		e.value.Store(0)
 		t.free = append(t.free, id)
 		t.freed.Add(1)
 	}
@@ -229,34 +239,55 @@ func (t *labelTable) live() int {
 
 // setReader walks a labelSet.
 type setReader struct {
-	s       labelSet
-	rw1Size int
-	n       int // labels
-	from    int // where the ids start
-	end     int // where they end
+	s          labelSet
+	rw1Size    int
+	n          int // labels
+	typ        uint8
+	help, unit uint32
+	hasMeta    bool
+	from       int // where the ids start
 }
 
-// reader returns a reader of s.
+// reader reads the header of s: what the ids are preceded by. (Encoders
+// call it for every sample: the common one-byte numbers take no call.)
 func (s labelSet) reader() setReader {
-	size, k := uvarintString(s, 0)
-	n, k := uvarintString(s, k)
-	r := setReader{s: s, rw1Size: int(size), n: int(n), from: k}
-	end := k
-	for range n {
-		_, end = uvarintString(s, end)
+	var r setReader
+	r.s = s
+	k := 0
+	if b := s[0]; b < 0x80 {
+		r.rw1Size, k = int(b), 1
+	} else {
+		var size uint32
+		size, k = readLongID(s, 0)
+		r.rw1Size = int(size)
 	}
-	r.end = end
+	n := uint32(s[k])
+	if n < 0x80 {
+		k++
+	} else {
+		n, k = readLongID(s, k)
+	}
+	r.n, r.hasMeta = int(n>>1), n&1 == 1
+	if r.hasMeta {
+		var typ uint32
+		typ, k = readID(s, k)
+		r.help, k = readID(s, k)
+		r.unit, k = readID(s, k)
+		r.typ = uint8(typ)
+	}
+	r.from = k
 	return r
 }
 
-// ids yields the set's label ids in label order.
+// ids yields the set's label ids in label order. (The encoders' loops
+// read them with readID themselves.)
 func (r setReader) ids() func(func(uint32) bool) {
 	return func(yield func(uint32) bool) {
 		k := r.from
 		for range r.n {
-			var id uint64
-			id, k = uvarintString(r.s, k)
-			if !yield(uint32(id)) {
+			var id uint32
+			id, k = readID(r.s, k)
+			if !yield(id) {
 				return
 			}
 		}
@@ -265,37 +296,54 @@ func (r setReader) ids() func(func(uint32) bool) {
 
 // rw1Size returns the size of the set's RW1 Label entries.
 func (s labelSet) rw1Size() int {
-	size, _ := uvarintString(s, 0)
+	size, _ := readID(s, 0)
 	return int(size)
 }
 
 // metadata returns the set's RW2 metadata, ok false when it has none.
 func (s labelSet) metadata() (typ uint8, help, unit uint32, ok bool) {
 	r := s.reader()
-	if r.end == len(s) {
-		return 0, 0, 0, false
-	}
-	t, k := uvarintString(s, r.end)
-	h, k := uvarintString(s, k)
-	u, _ := uvarintString(s, k)
-	return uint8(t), uint32(h), uint32(u), true
+	return r.typ, r.help, r.unit, r.hasMeta
 }
 
-// uvarintString decodes the uvarint at s[k:], returning it and the index
-// after it. The sets are written by this file: no bounds are checked
-// beyond Go's own.
-func uvarintString(s labelSet, k int) (uint64, int) {
+// appendID appends x to b in a prefix-length encoding: the leading one
+// bits of the first byte say how many bytes follow (none for x < 128, one
+// below 2^14, two below 2^21, three below 2^28, else four). Unlike a
+// varint, its length is known from the first byte, so reading an id takes
+// one branch.
+func appendID(b []byte, x uint32) []byte {
+	switch {
+	case x < 1<<7:
+		return append(b, byte(x))
+	case x < 1<<14:
+		return append(b, 0x80|byte(x>>8), byte(x))
+	case x < 1<<21:
+		return append(b, 0xC0|byte(x>>16), byte(x>>8), byte(x))
+	case x < 1<<28:
+		return append(b, 0xE0|byte(x>>24), byte(x>>16), byte(x>>8), byte(x))
+	}
+	return append(b, 0xF0, byte(x>>24), byte(x>>16), byte(x>>8), byte(x))
+}
+
+// readID reads the number appendID wrote at s[k:], returning it and the
+// index after it. The sets are written by this file: no bounds are
+// checked beyond Go's own.
+func readID(s labelSet, k int) (uint32, int) {
 	if b := s[k]; b < 0x80 {
-		return uint64(b), k + 1
+		return uint32(b), k + 1
 	}
-	var x uint64
-	var shift uint
-	for ; ; k++ {
-		b := s[k]
-		x |= uint64(b&0x7f) << shift
-		if b < 0x80 {
-			return x, k + 1
-		}
-		shift += 7
+	return readLongID(s, k)
+}
+
+func readLongID(s labelSet, k int) (uint32, int) {
+	b := uint32(s[k])
+	switch {
+	case b < 0xC0:
+		return (b&0x3F)<<8 | uint32(s[k+1]), k + 2
+	case b < 0xE0:
+		return (b&0x1F)<<16 | uint32(s[k+1])<<8 | uint32(s[k+2]), k + 3
+	case b < 0xF0:
+		return (b&0x0F)<<24 | uint32(s[k+1])<<16 | uint32(s[k+2])<<8 | uint32(s[k+3]), k + 4
 	}
+	return uint32(s[k+1])<<24 | uint32(s[k+2])<<16 | uint32(s[k+3])<<8 | uint32(s[k+4]), k + 5
 }

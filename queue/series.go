@@ -32,10 +32,16 @@ type series struct {
 
 // encodedSeries is a series' labels after external labels and relabelling,
 // interned once for requests of either protocol (see labelTable), with its
-// RW2 metadata. It is never changed after it is made: queued samples point
-// to it while the cache may already have replaced it.
+// RW2 metadata. It is never changed after it is made (but for the RW2 refs
+// the shard owning the series caches in refs): queued samples point to it
+// while the cache may already have replaced it.
 type encodedSeries struct {
 	set labelSet
+
+	// refs caches the series' RW2 labels_refs under an encoder's carried
+	// symbol table. Only that encoder writes it: a series must not be
+	// added by two encoders at once.
+	refs *rw2Refs
 }
 
 // seriesCache maps series refs to their series. Prometheus hands out refs
