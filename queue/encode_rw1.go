@@ -182,12 +182,12 @@ func (e *RW1Encoder) addSampleSet(dir labelDir, set labelSet, t int64, v float64
 	b[n] = rw1TagTimeSeries
 	n++
 	n += binary.PutUvarint(b[n:], uint64(body))
-	for k, i := r.from, 0; i < r.n; i++ {
-		id := uint32(r.s[k])
+	for k := r.from; k < len(set); { // labels and runs alike
+		id := uint32(set[k])
 		if id < 0x80 {
 			k++
 		} else {
-			id, k = readLongID(r.s, k)
+			id, k = readLongID(set, k)
 		}
 		n += copy(b[n:], dir.rw1(id))
 	}
@@ -208,7 +208,9 @@ func (e *RW1Encoder) addSampleSet(dir labelDir, set labelSet, t int64, v float64
 
 // appendRW1Set appends the RW1 Label entries of set to dst.
 func appendRW1Set(dst []byte, dir labelDir, set labelSet) []byte {
-	for id := range set.reader().ids() {
+	for k := set.reader().from; k < len(set); {
+		var id uint32
+		id, k = readID(set, k)
 		dst = append(dst, dir.rw1(id)...)
 	}
 	return dst

@@ -566,28 +566,19 @@ func (e *rw2Encoder) begin(d *encodedSeries) (b []byte, start int, m rw2Meta) {
 	refsLen := len(b) - 1
 	i := len(b)
 	b = b[:i+10*r.n]
-	lslots, lgen := e.lslots, e.lgen
-	for k, j := r.from, 0; j < r.n; j++ {
+	for k := r.from; k < len(r.s); {
 		id := uint32(r.s[k])
 		if id < 0x80 {
 			k++
 		} else {
 			id, k = readLongID(r.s, k)
 		}
-		var name, value uint32
-		if int(id) < len(lslots) && lslots[id].gen == lgen { // the common case, inlined
-			name, value = lslots[id].name, lslots[id].value
-		} else {
-			name, value = e.labelSymbols(id)
-			lslots = e.lslots
-		}
-		if name|value < 0x80 {
-			b[i], b[i+1] = byte(name), byte(value)
-			i += 2
+		le := e.entry(id)
+		if p := le.run.Load(); p != nil {
+			i = e.appendRefs(b, i, labelSet(unsafe.String(p, le.value.Load())))
 			continue
 		}
-		i += binary.PutUvarint(b[i:], uint64(name))
-		i += binary.PutUvarint(b[i:], uint64(value))
+		i = e.appendRef(b, i, id)
 	}
 	b = endLen(b[:i], refsLen)
 	if e.carried {
@@ -620,6 +611,47 @@ func (e *rw2Encoder) cacheRefs(d *encodedSeries, refs []byte, m rw2Meta) {
 	r.fields = append(r.fields[:0], refs...)
 	r.meta = int32(len(r.fields))
 	r.fields = appendRW2Metadata(r.fields, m.typ, m.help, m.unit)
+}
+
+// appendRefs writes at b[i:] the name and value refs of the labels whose
+// ids run holds, and returns where it ended.
+func (e *rw2Encoder) appendRefs(b []byte, i int, run labelSet) int {
+	for k := 0; k < len(run); {
+		id := uint32(run[k])
+		if id < 0x80 {
+			k++
+		} else {
+			id, k = readLongID(run, k)
+		}
+		i = e.appendRef(b, i, id)
+	}
+	return i
+}
+
+// appendRef writes at b[i:] the name and value refs of label id, and
+// returns where it ended.
+func (e *rw2Encoder) appendRef(b []byte, i int, id uint32) int {
+	var name, value uint32
+	if int(id) < len(e.lslots) && e.lslots[id].gen == e.lgen { // the common case, inlined
+		name, value = e.lslots[id].name, e.lslots[id].value
+	} else {
+		name, value = e.labelSymbols(id)
+	}
+	if name|value < 0x80 {
+		b[i], b[i+1] = byte(name), byte(value)
+		return i + 2
+	}
+	i += binary.PutUvarint(b[i:], uint64(name))
+	return i + binary.PutUvarint(b[i:], uint64(value))
+}
+
+// entry returns the table entry of id, which the series being added
+// holds.
+func (e *rw2Encoder) entry(id uint32) *labelEntry {
+	if int(id>>labelChunkBits) >= len(e.dir) {
+		e.dir = e.tab.snapshot()
+	}
+	return e.dir.entry(id)
 }
 
 // rw2Meta is a series' metadata as a request sends it: its type and the

@@ -156,7 +156,7 @@ func TestRW2CarriedTableAfterFreedIds(t *testing.T) {
 	tab.release(a.set)
 	lsB := labels.FromStrings("__name__", "down", "job", "b")
 	b := internSeries(tab, lsB)
-	require.ElementsMatch(t, setIDs(a.set), setIDs(b.set), "b reuses a's ids")
+	require.ElementsMatch(t, setIDs(tab, a.set), setIDs(tab, b.set), "b reuses a's ids")
 	require.Equal(t, []labels.Labels{lsB}, request(b))
 	require.True(t, e.Carried())
 

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -14,8 +15,14 @@ import (
 // value, is interned once in a labelTable with what both protocols need of
 // it: its RW1 encoding (a TimeSeries' Label entry) and the interned ids of
 // its name and value (RW2 symbols). A series' labels are then a labelSet,
-// a short string of label ids: about 20 to 40 bytes for a series whose
-// labels take 250, where the RW1 encoding alone took 300.
+// a short string of ids: about 20 to 40 bytes for a series whose labels
+// take 250, where the RW1 encoding alone took 300.
+//
+// Consecutive labels a series shares with the series stored before it
+// (its target's: job, instance, namespace, pod, ...) are interned together
+// as a run, with their RW1 entries concatenated: an RW1 request copies a
+// series' labels in two or three pieces instead of one per label. Runs and
+// labels share one id space.
 
 // labelChunkBits sets the size of the labelTable's chunks.
 const labelChunkBits = 12
@@ -23,15 +30,17 @@ const labelChunkBits = 12
 // labelChunk holds the labels of 1<<labelChunkBits ids.
 type labelChunk [1 << labelChunkBits]labelEntry
 
-// labelEntry is one label of the table: its RW1 encoding and the string
-// ids of its name and value, side by side so that an encoder reads one
-// cache line per label. The fields are atomics for the reason the
-// Interner's are: a freed id is given to another label while encoders
-// read other ids of the chunk.
+// labelEntry is one label or run of the table: its RW1 encoding and,
+// for a label, the string ids of its name and value, for a run the ids of
+// its labels; side by side, so that an encoder reads one cache line per
+// label. The fields are atomics for the reason the Interner's are: a
+// freed id is given to another label while encoders read other ids of the
+// chunk.
 type labelEntry struct {
 	rw1         atomic.Pointer[byte]
-	size        atomic.Uint32 // of rw1
-	name, value atomic.Uint32
+	size        atomic.Uint32        // of rw1
+	name, value atomic.Uint32        // a label's; for a run, value is the size of run
+	run         atomic.Pointer[byte] // a run's label ids (appendID), nil for a label
 }
 
 // labelTable interns labels. Ids are counted as the Interner counts
@@ -48,7 +57,7 @@ type labelTable struct {
 	strings *Interner // names, values, help and unit texts
 
 	mu   sync.Mutex
-	ids  map[string]uint32 // live labels by RW1 encoding
+	ids  map[string]uint32 // live labels and runs by RW1 encoding
 	refs []uint32          // holders by id; id 0 is never used
 	free []uint32          // freed ids, reused first
 	dir  atomic.Pointer[[]*labelChunk]
@@ -57,10 +66,11 @@ type labelTable struct {
 	freed atomic.Uint64
 
 	// add's scratch: the set being built, the label being encoded, and
-	// the previous series' labels by position (consecutive series of a
-	// record mostly share their target's labels).
+	// the previous series' label ids (consecutive series of a record
+	// mostly share their target's labels).
 	set, enc []byte
 	prev     []uint32
+	shared   []bool
 }
 
 func newLabelTable(strings *Interner) *labelTable {
@@ -70,14 +80,15 @@ func newLabelTable(strings *Interner) *labelTable {
 	return t
 }
 
-// labelSet is a series' labels as label ids, and its RW2 metadata, each
-// number written as appendID writes it:
+// labelSet is a series' labels as ids of labels and runs, in label
+// order, and its RW2 metadata, each number written as appendID writes it:
 //
-//	size of the RW1 Label entries, count<<1 | has metadata,
-//	[type, help string id, unit string id,] label id...
+//	size of the RW1 Label entries, label count<<1 | has metadata,
+//	[type, help string id, unit string id,] label or run id...
 //
-// The metadata part is there only when the series has metadata. What an
-// encoder needs first comes first: nothing is walked twice.
+// The ids run to the end. The metadata part is there only when the series
+// has metadata. What an encoder needs first comes first: nothing is walked
+// twice.
 type labelSet string
 
 // label is one interned label, as encoders read it.
@@ -111,7 +122,7 @@ func (d labelDir) rw1(id uint32) []byte {
 }
 
 // add interns the labels of ls and returns their set, counting one holder
-// of each label.
+// of each label and run it names.
 func (t *labelTable) add(ls labels.Labels) labelSet {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -136,14 +147,78 @@ func (t *labelTable) add(ls labels.Labels) labelSet {
 		idl = append(idl, id)
 		k++
 	})
+	// Labels the previous series had too go into runs.
+	t.shared = t.shared[:0]
+	for _, id := range idl {
+		t.shared = append(t.shared, slices.Contains(t.prev, id))
+	}
 	t.prev = append(t.prev[:0], idl...)
 	b := appendID(t.set[:0], uint32(size))
 	b = appendID(b, uint32(len(idl))<<1)
-	for _, id := range idl {
-		b = appendID(b, id)
+	for i := 0; i < len(idl); {
+		j := i + 1
+		for t.shared[i] && j < len(idl) && t.shared[j] {
+			j++
+		}
+		if j-i >= 2 {
+			b = appendID(b, t.runLocked(idl[i:j]))
+		} else {
+			b = appendID(b, idl[i])
+		}
+		i = j
 	}
 	t.set = b
 	return labelSet(b)
+}
+
+// runLocked returns the id of the run of the given labels, of which the
+// caller holds one count each: the run takes them over when it is new, and
+// they are released when it exists already (it holds its own).
+func (t *labelTable) runLocked(labelIDs []uint32) uint32 {
+	dir := t.snapshot()
+	t.enc = t.enc[:0]
+	for _, id := range labelIDs {
+		t.enc = append(t.enc, dir.rw1(id)...)
+	}
+	if id, ok := t.ids[string(t.enc)]; ok {
+		t.refs[id]++
+		for _, l := range labelIDs {
+			t.refs[l]-- // the run holds them
+		}
+		return id
+	}
+	id := t.newIDLocked()
+	var run []byte
+	for _, l := range labelIDs {
+		run = appendID(run, l)
+	}
+	enc := string(t.enc)
+	e := t.snapshot().entry(id)
+	e.rw1.Store(unsafe.StringData(enc))
+	e.size.Store(uint32(len(enc)))
+	e.value.Store(uint32(len(run)))
+	e.run.Store(&run[0])
+	t.ids[enc] = id
+	t.refs[id] = 1
+	return id
+}
+
+// newIDLocked returns a free id, reusing freed ones first.
+func (t *labelTable) newIDLocked() uint32 {
+	if k := len(t.free); k > 0 {
+		id := t.free[k-1]
+		t.free = t.free[:k-1]
+		return id
+	}
+	id := uint32(len(t.refs))
+	t.refs = append(t.refs, 0)
+	if dir := t.snapshot(); int(id>>labelChunkBits) == len(dir) {
+		grown := make([]*labelChunk, len(dir)+1, 2*len(dir)+1)
+		copy(grown, dir)
+		grown[len(dir)] = new(labelChunk)
+		t.dir.Store(&grown)
+	}
+	return id
 }
 
 // internLocked returns the id of the label encoded in t.enc, giving it
@@ -153,20 +228,7 @@ func (t *labelTable) internLocked(name, value string) uint32 {
 		t.refs[id]++
 		return id
 	}
-	var id uint32
-	if k := len(t.free); k > 0 {
-		id = t.free[k-1]
-		t.free = t.free[:k-1]
-	} else {
-		id = uint32(len(t.refs))
-		t.refs = append(t.refs, 0)
-		if dir := t.snapshot(); int(id>>labelChunkBits) == len(dir) {
-			grown := make([]*labelChunk, len(dir)+1, 2*len(dir)+1)
-			copy(grown, dir)
-			grown[len(dir)] = new(labelChunk)
-			t.dir.Store(&grown)
-		}
-	}
+	id := t.newIDLocked()
 	enc := string(t.enc) // a copy: t.enc is reused
 	e := t.snapshot().entry(id)
 	e.rw1.Store(unsafe.StringData(enc))
@@ -179,12 +241,14 @@ func (t *labelTable) internLocked(name, value string) uint32 {
 }
 
 // withMetadata returns set with the given RW2 metadata instead of its
-// own, counting one more holder of each of its labels; help and unit are
-// interned (and held by the new set).
+// own, counting one more holder of each of its labels and runs; help and
+// unit are interned (and held by the new set).
 func (t *labelTable) withMetadata(set labelSet, typ uint8, help, unit string) labelSet {
 	r := set.reader()
 	t.mu.Lock()
-	for id := range r.ids() {
+	for k := r.from; k < len(set); {
+		var id uint32
+		id, k = readID(set, k)
 		t.refs[id]++
 	}
 	t.mu.Unlock()
@@ -200,29 +264,21 @@ func (t *labelTable) withMetadata(set labelSet, typ uint8, help, unit string) la
 	return labelSet(append(b, set[r.from:]...))
 }
 
-// release removes one holder of each label of set and of its metadata
-// strings, freeing those left with none (see labelTable).
+// release removes one holder of each label and run of set and of its
+// metadata strings, freeing those left with none (see labelTable).
 func (t *labelTable) release(set labelSet) {
 	r := set.reader()
 	t.mu.Lock()
-	dir := t.snapshot()
-	for id := range r.ids() {
-		if t.refs[id] == 0 {
-			t.mu.Unlock()
-			panic("queue: labelTable.release of a label that is not held")
+	for k := r.from; k < len(set); {
+		var id uint32
+		id, k = readID(set, k)
+		if run := t.releaseLocked(id); run != "" {
+			for j := 0; j < len(run); {
+				var l uint32
+				l, j = readID(run, j)
+				t.releaseLocked(l)
+			}
 		}
-		if t.refs[id]--; t.refs[id] > 0 {
-			continue
-		}
-		e := dir.entry(id)
-		delete(t.ids, unsafe.String(e.rw1.Load(), e.size.Load()))
-		t.strings.Release(e.name.Load(), e.value.Load())
-		e.rw1.Store(nil)
-		e.size.Store(0)
-		e.name.Store(0)
-		e.value.Store(0)
-		t.free = append(t.free, id)
-		t.freed.Add(1)
 	}
 	t.mu.Unlock()
 	if _, help, unit, ok := set.metadata(); ok {
@@ -230,14 +286,43 @@ func (t *labelTable) release(set labelSet) {
 	}
 }
 
-// live returns how many labels are interned now.
+// releaseLocked removes one holder of id and frees it when none is left;
+// it returns the label ids of a freed run, whose holds the caller
+// releases.
+func (t *labelTable) releaseLocked(id uint32) (run labelSet) {
+	if t.refs[id] == 0 {
+		t.mu.Unlock()
+		panic("queue: labelTable.release of a label that is not held")
+	}
+	if t.refs[id]--; t.refs[id] > 0 {
+		return ""
+	}
+	e := t.snapshot().entry(id)
+	delete(t.ids, unsafe.String(e.rw1.Load(), e.size.Load()))
+	if p := e.run.Load(); p != nil {
+		run = labelSet(unsafe.String(p, e.value.Load()))
+	} else {
+		t.strings.Release(e.name.Load(), e.value.Load())
+	}
+	e.rw1.Store(nil)
+	e.size.Store(0)
+	e.name.Store(0)
+	e.value.Store(0)
+	e.run.Store(nil)
+	t.free = append(t.free, id)
+	t.freed.Add(1)
+	return run
+}
+
+// live returns how many labels and runs are interned now.
 func (t *labelTable) live() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.ids)
 }
 
-// setReader walks a labelSet.
+// setReader walks a labelSet: n is the number of labels, and the ids of
+// labels and runs run from from to the end.
 type setReader struct {
 	s          labelSet
 	rw1Size    int
@@ -279,16 +364,28 @@ func (s labelSet) reader() setReader {
 	return r
 }
 
-// ids yields the set's label ids in label order. (The encoders' loops
-// read them with readID themselves.)
-func (r setReader) ids() func(func(uint32) bool) {
+// ids yields the set's label ids in label order, those of runs included.
+// (The encoders' loops read them themselves.)
+func (r setReader) ids(dir labelDir) func(func(uint32) bool) {
 	return func(yield func(uint32) bool) {
-		k := r.from
-		for range r.n {
+		for k := r.from; k < len(r.s); {
 			var id uint32
 			id, k = readID(r.s, k)
-			if !yield(id) {
-				return
+			e := dir.entry(id)
+			p := e.run.Load()
+			if p == nil {
+				if !yield(id) {
+					return
+				}
+				continue
+			}
+			run := labelSet(unsafe.String(p, e.value.Load()))
+			for j := 0; j < len(run); {
+				var l uint32
+				l, j = readID(run, j)
+				if !yield(l) {
+					return
+				}
 			}
 		}
 	}

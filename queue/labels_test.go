@@ -29,9 +29,9 @@ func withMeta(tab *labelTable, d *encodedSeries, typ, help, unit string) *encode
 }
 
 // setIDs returns the label ids of s.
-func setIDs(s labelSet) []uint32 {
+func setIDs(tab *labelTable, s labelSet) []uint32 {
 	var ids []uint32
-	for id := range s.reader().ids() {
+	for id := range s.reader().ids(tab.snapshot()) {
 		ids = append(ids, id)
 	}
 	return ids
@@ -55,7 +55,7 @@ func TestLabelTable(t *testing.T) {
 		require.Equal(t, w, appendRW1Set(nil, dir, s))
 		require.Equal(t, len(w), s.rw1Size())
 		var names []string
-		for id := range s.reader().ids() {
+		for id := range s.reader().ids(dir) {
 			l := dir.label(id)
 			names = append(names, tab.strings.String(l.name)+"="+tab.strings.String(l.value))
 		}
@@ -87,4 +87,70 @@ func TestLabelTable(t *testing.T) {
 	n := len(tab.refs)
 	tab.add(labels.FromStrings("a", "b"))
 	require.Equal(t, n, len(tab.refs))
+}
+
+// Labels a series shares with the series stored before it form runs: a
+// set names fewer ids than labels, its RW1 entries and label ids are still
+// the labels', runs are shared by the series that share them, and
+// releasing everything frees labels and runs alike.
+func TestLabelTableRuns(t *testing.T) {
+	tab := newTestTable()
+	lsOf := func(i int) labels.Labels {
+		return labels.FromStrings("__name__", fmt.Sprint("metric_", i%25), "container", "app", "instance", fmt.Sprint("10.0.0.", i/50),
+			"job", "kubelet", "namespace", "team", "pod", fmt.Sprint("pod-", i/50), "uid", fmt.Sprint(i))
+	}
+	var sets []labelSet
+	for i := range 500 {
+		sets = append(sets, tab.add(lsOf(i)))
+	}
+	dir := tab.snapshot()
+	elements := func(s labelSet) int {
+		n := 0
+		for k := s.reader().from; k < len(s); n++ {
+			_, k = readID(s, k)
+		}
+		return n
+	}
+	for i, s := range sets {
+		ls := lsOf(i)
+		w, err := (&prompb.TimeSeries{Labels: prompb.FromLabels(ls, nil)}).Marshal()
+		require.NoError(t, err)
+		require.Equal(t, w, appendRW1Set(nil, dir, s), "series %d", i)
+		require.Equal(t, len(w), s.rw1Size())
+		var got labels.ScratchBuilder
+		for id := range s.reader().ids(dir) {
+			l := dir.label(id)
+			got.Add(tab.strings.String(l.name), tab.strings.String(l.value))
+		}
+		require.Equal(t, ls, got.Labels())
+		require.Equal(t, ls.Len(), s.reader().n)
+		if i%50 != 0 {
+			// container..pod come with the previous series: one run.
+			require.Equal(t, 3, elements(s), "series %d: name, run, uid", i)
+		}
+	}
+	runs := tab.live() - (25 + 1 + 10 + 1 + 1 + 10 + 500) // labels: names, container, instances, job, namespace, pods, uids
+	// One run per pod, and job..namespace, which the first series of a
+	// pod shares with the last of the pod before.
+	require.Equal(t, 10+1, runs)
+
+	// The RW2 encoder expands runs into their labels.
+	e := newRW2Encoder(tab)
+	for _, s := range sets {
+		e.AddSample(&encodedSeries{set: s}, 1, 1, 0)
+	}
+	var req writev2.Request
+	require.NoError(t, req.Unmarshal(e.Bytes()))
+	var sb labels.ScratchBuilder
+	for i, ts := range req.Timeseries {
+		got, err := ts.ToLabels(&sb, req.Symbols)
+		require.NoError(t, err)
+		require.Equal(t, lsOf(i), got)
+	}
+
+	for _, s := range sets {
+		tab.release(s)
+	}
+	require.Zero(t, tab.live())
+	require.Equal(t, 1, tab.strings.Live())
 }

@@ -188,7 +188,7 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 // metadata, or "" when it has none.
 func (c *seriesCache) metricName(d *encodedSeries) string {
 	dir := c.table.snapshot()
-	for id := range d.set.reader().ids() {
+	for id := range d.set.reader().ids(dir) {
 		l := dir.label(id)
 		if c.table.strings.String(l.name) == model.MetricNameLabel {
 			return c.table.strings.String(l.value)

@@ -42,7 +42,7 @@ func TestSeriesCache(t *testing.T) {
 	b := rw1Builder{tab: tab, dir: tab.snapshot()}
 	require.Equal(t, want, rw1Labels(t, b.labels(s.data)))
 	require.Equal(t, AppendRW1Labels(nil, want), b.labels(s.data))
-	require.Len(t, setIDs(s.data.set), 3)
+	require.Len(t, setIDs(tab, s.data.set), 3)
 	require.Equal(t, seriesDropped, c.get(2).state)
 	require.NotNil(t, c.get(1<<40), "a far ref goes to the map")
 	require.Less(t, len(c.dense), 1<<20, "and does not grow the slice")
@@ -209,7 +209,7 @@ func checkEncoding(t *testing.T, tab *labelTable, d *encodedSeries, want labels.
 	require.Equal(t, want, rw1Labels(t, appendRW1Set(nil, tab.snapshot(), d.set)))
 	var b labels.ScratchBuilder
 	dir := tab.snapshot()
-	for id := range d.set.reader().ids() {
+	for id := range d.set.reader().ids(dir) {
 		l := dir.label(id)
 		b.Add(tab.strings.String(l.name), tab.strings.String(l.value))
 	}
