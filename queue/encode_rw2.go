@@ -286,6 +286,13 @@ type rw2Slot struct{ gen, sym uint32 }
 // request's symbol table; valid only when gen is the request's generation.
 type rw2LabelSlot struct{ gen, name, value uint32 }
 
+// rw2RunSlot is where a run's encoded refs sit in rw2Encoder.runRefs;
+// valid only when gen is the encoder's label generation.
+type rw2RunSlot struct{ gen, off, size uint32 }
+
+// maxRunRefs bounds rw2Encoder.runRefs: past it, runs are encoded again.
+const maxRunRefs = 1 << 20
+
 // rw2Encoder builds the protobuf body of one Remote-Write 2.0 request. Every
 // Add call becomes its own TimeSeries entry, in call order, with the series'
 // metadata. Symbols are numbered in order of first use; for each call the
@@ -313,6 +320,10 @@ type rw2Encoder struct {
 	lgen   uint32
 	lslots []rw2LabelSlot
 	freed  uint64
+	// rslots and runRefs keep, for runs (by id) under lgen, their labels'
+	// refs as written: a run's later series copy them.
+	rslots  []rw2RunSlot
+	runRefs []byte
 
 	// A carried table has an index of all its strings. Interned string
 	// ids it mapped may have been freed and given to other strings since:
@@ -405,13 +416,15 @@ func (e *rw2Encoder) nextGen() {
 	}
 }
 
-// nextLabelGen makes every label slot stale.
+// nextLabelGen makes every label and run slot stale.
 func (e *rw2Encoder) nextLabelGen() {
 	e.lgen++
 	if e.lgen == 0 { // wrapped: old stamps could look current
 		clear(e.lslots)
+		clear(e.rslots)
 		e.lgen = 1
 	}
+	e.runRefs = e.runRefs[:0]
 }
 
 // carry makes the current symbol table one that outlives its request: it
@@ -575,7 +588,7 @@ func (e *rw2Encoder) begin(d *encodedSeries) (b []byte, start int, m rw2Meta) {
 		}
 		le := e.entry(id)
 		if p := le.run.Load(); p != nil {
-			i = e.appendRefs(b, i, labelSet(unsafe.String(p, le.value.Load())))
+			i = e.appendRunRefs(b, i, id, labelSet(unsafe.String(p, le.value.Load())))
 			continue
 		}
 		i = e.appendRef(b, i, id)
@@ -611,6 +624,28 @@ func (e *rw2Encoder) cacheRefs(d *encodedSeries, refs []byte, m rw2Meta) {
 	r.fields = append(r.fields[:0], refs...)
 	r.meta = int32(len(r.fields))
 	r.fields = appendRW2Metadata(r.fields, m.typ, m.help, m.unit)
+}
+
+// appendRunRefs writes at b[i:] the name and value refs of the labels of
+// run id, whose label ids are labels, and returns where it ended. The
+// first series of a run under the label generation encodes them; the
+// others copy what it wrote.
+func (e *rw2Encoder) appendRunRefs(b []byte, i int, id uint32, labels labelSet) int {
+	if int(id) < len(e.rslots) {
+		if r := e.rslots[id]; r.gen == e.lgen {
+			return i + copy(b[i:], e.runRefs[r.off:r.off+r.size])
+		}
+	} else {
+		n := max(int(id)+1, 2*len(e.rslots), 1024)
+		e.rslots = append(e.rslots, make([]rw2RunSlot, n-len(e.rslots))...)
+	}
+	end := e.appendRefs(b, i, labels)
+	if len(e.runRefs) > maxRunRefs {
+		e.nextLabelGen()
+	}
+	e.rslots[id] = rw2RunSlot{gen: e.lgen, off: uint32(len(e.runRefs)), size: uint32(end - i)}
+	e.runRefs = append(e.runRefs, b[i:end]...)
+	return end
 }
 
 // appendRefs writes at b[i:] the name and value refs of the labels whose
