@@ -36,7 +36,11 @@ func (w *Watcher) preloadSeries(ctx context.Context) error {
 			}
 			rec := r.Record()
 			if typ := w.dec.TypeOf(rec); typ == record.Series || typ == record.Metadata {
-				w.storeSeriesOnly(rec, r.RecordStart().Segment)
+				start := r.RecordStart()
+				w.storeSeriesOnly(rec, start.Segment)
+				if typ == record.Series {
+					w.preloaded, w.hasPreloaded = start, true
+				}
 			}
 		}
 		// Damage is reported when the segments are followed; here the

@@ -19,7 +19,11 @@ func (w *Watcher) handle(ctx context.Context, rec []byte, at record.Span) error 
 	typ := w.dec.TypeOf(rec)
 	w.m.recordsRead[typ].Inc()
 	if typ == record.Series || typ == record.Metadata {
-		w.storeSeriesOnly(rec, at.Start.Segment)
+		// A series record the backfill stored already is not decoded
+		// again (metadata records are: they may change along the log).
+		if typ == record.Metadata || !w.hasPreloaded || w.preloaded.Less(at.Start) {
+			w.storeSeriesOnly(rec, at.Start.Segment)
+		}
 		w.advance(at)
 		return nil
 	}

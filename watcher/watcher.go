@@ -39,6 +39,10 @@ type Watcher struct {
 	saved          bool
 	lastSave       time.Time
 	lastGC         time.Time
+	// preloaded is the start of the last series record preloadSeries
+	// stored (Backfill): series records up to it are not decoded again.
+	preloaded    record.Position
+	hasPreloaded bool
 
 	// Gap accounting: segments skipped whose samples are estimated from the
 	// next segment read whole.
