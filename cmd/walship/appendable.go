@@ -1,3 +1,5 @@
+//go:build !nosd
+
 package main
 
 import (

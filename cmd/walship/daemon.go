@@ -23,12 +23,12 @@ func signals() (<-chan os.Signal, func()) {
 // configuration on SIGHUP and /-/reload and returns on SIGINT, SIGTERM,
 // /-/quit or a fatal error of a component.
 type daemon struct {
-	flags      *commonFlags
-	log        *slog.Logger
-	web        *webServer
-	needRemote bool                       // refuse a configuration without remote_write
-	apply      func(*config.Config) error // applies a loaded configuration
-	fatal      <-chan error               // a component stopped for good; nil when none
+	flags *commonFlags
+	log   *slog.Logger
+	web   *webServer
+	scope configScope                // what the command reads of the file
+	apply func(*config.Config) error // applies a loaded configuration
+	fatal <-chan error               // a component stopped for good; nil when none
 }
 
 // loop runs until the process is asked to stop; it returns the error of a
@@ -67,7 +67,7 @@ func (d *daemon) loop(sig <-chan os.Signal) error {
 // running configuration stays.
 func (d *daemon) reload() error {
 	d.log.Info("Loading configuration file", "filename", d.flags.configFile)
-	conf, err := loadConfig(d.flags.configFile, d.needRemote, d.log)
+	conf, err := loadConfig(d.flags.configFile, d.scope, d.log)
 	if err == nil {
 		err = d.apply(conf)
 	}

@@ -1,3 +1,5 @@
+//go:build !nosd
+
 package main
 
 // Every service discovery mechanism Prometheus offers in scrape_configs

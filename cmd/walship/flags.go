@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/prometheus/config"
+	"go.yaml.in/yaml/v2"
 
 	"github.com/walship/walship/wal"
 )
@@ -70,18 +72,63 @@ func (f *commonFlags) logger() *slog.Logger {
 
 func (f *commonFlags) deadline() time.Duration { return time.Duration(f.flushDeadline) }
 
-// loadConfig reads the configuration file as Prometheus's agent mode does.
-// needRemote refuses a configuration without remote_write (sidecar and
-// replay have nothing else to do).
-func loadConfig(filename string, needRemote bool, logger *slog.Logger) (*config.Config, error) {
-	conf, err := config.LoadFile(filename, true, logger)
-	if err != nil {
+// configScope says what a command reads of the configuration file.
+type configScope int
+
+const (
+	// agentScope reads it as Prometheus's agent mode does: every section,
+	// scrape_configs with their service discovery included.
+	agentScope configScope = iota
+	// shipScope reads global and remote_write, and ignores the other
+	// sections (sidecar and replay ship a WAL; the file is often the
+	// Prometheus server's own, with its scrape_configs, rule_files and
+	// alerting). It refuses a file without remote_write: nothing to do.
+	shipScope
+)
+
+// shipSections are the top-level sections shipScope reads.
+var shipSections = []string{"global", "remote_write"}
+
+// loadConfig reads the configuration file for a command of the given
+// scope.
+func loadConfig(filename string, scope configScope, logger *slog.Logger) (*config.Config, error) {
+	fail := func(err error) (*config.Config, error) {
 		return nil, fmt.Errorf("couldn't load configuration (--config.file=%q): %w", filename, err)
 	}
-	if _, err := conf.GetScrapeConfigs(); err != nil {
-		return nil, fmt.Errorf("couldn't load scrape configs (--config.file=%q): %w", filename, err)
+	if scope == agentScope {
+		conf, err := config.LoadFile(filename, true, logger)
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := conf.GetScrapeConfigs(); err != nil {
+			return nil, fmt.Errorf("couldn't load scrape configs (--config.file=%q): %w", filename, err)
+		}
+		return conf, nil
 	}
-	if needRemote && len(conf.RemoteWriteConfigs) == 0 {
+	content, err := os.ReadFile(filename)
+	if err != nil {
+		return fail(err)
+	}
+	var doc yaml.MapSlice
+	if err := yaml.Unmarshal(content, &doc); err != nil {
+		return fail(fmt.Errorf("parsing YAML file %s: %w", filename, err))
+	}
+	kept := doc[:0]
+	for _, item := range doc {
+		if name, ok := item.Key.(string); ok && slices.Contains(shipSections, name) {
+			kept = append(kept, item)
+		}
+	}
+	out, err := yaml.Marshal(kept)
+	if err != nil {
+		return fail(err)
+	}
+	conf, err := config.Load(string(out), logger)
+	if err != nil {
+		return fail(fmt.Errorf("parsing YAML file %s: %w", filename, err))
+	}
+	conf.SetDirectory(filepath.Dir(filename))
+	if len(conf.RemoteWriteConfigs) == 0 {
 		return nil, fmt.Errorf("configuration %q has no remote_write section: nothing to ship to", filename)
 	}
 	return conf, nil

@@ -150,7 +150,13 @@ var listenRE = regexp.MustCompile(`msg="Web server listening" address=(\S+)`)
 // listens (when wantWeb).
 func start(t *testing.T, dir string, wantWeb bool, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return startBinary(t, binary, dir, wantWeb, args...)
+}
+
+// startBinary is start with another build of walship.
+func startBinary(t *testing.T, bin, dir string, wantWeb bool, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	p := &process{t: t, cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = p.stderr

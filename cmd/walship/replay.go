@@ -43,7 +43,7 @@ func (c *replayCommand) run() int {
 		return fail(err)
 	}
 	defer c.common.profiles.stop(logger)
-	conf, err := loadConfig(c.common.configFile, true, logger)
+	conf, err := loadConfig(c.common.configFile, shipScope, logger)
 	if err != nil {
 		return fail(err)
 	}

@@ -62,7 +62,7 @@ func (c *sidecarCommand) run() int {
 	if err != nil {
 		return fail(fmt.Errorf("--wal.start=%s: %w", c.start, err))
 	}
-	conf, err := loadConfig(c.common.configFile, true, logger)
+	conf, err := loadConfig(c.common.configFile, shipScope, logger)
 	if err != nil {
 		return fail(err)
 	}
@@ -94,7 +94,7 @@ func (c *sidecarCommand) run() int {
 	}
 	logger.Info("Sidecar shipping", "wal_dir", c.walDir, "positions", positions, "start", start.String(), "endpoints", len(conf.RemoteWriteConfigs))
 
-	d := &daemon{flags: c.common, log: logger, web: web, needRemote: true, apply: rs.ApplyConfig}
+	d := &daemon{flags: c.common, log: logger, web: web, scope: shipScope, apply: rs.ApplyConfig}
 	loopErr := d.loop(sig)
 	c.common.profiles.stop(logger)
 
