@@ -1,7 +1,7 @@
 # walship: ship a Prometheus write-ahead log to remote_write endpoints.
 #
 #   make run     the agent on an embedded default: scrapes itself, ships to a loopback receiver (Ctrl-C stops)
-#   make test    the default suite: vet, unit + integration tests, -race, a short fuzz pass
+#   make test    the default suite: vet, unit + integration tests, -race, a short fuzz pass, every benchmark once
 #   make bench   benchmarks, walship beside upstream Prometheus
 #   make bench-e2e       whole processes: the walship binary beside upstream's sender (quick mode, a few minutes)
 #   make bench-e2e-full  every shape, protocol and queue setting, 3 runs each (see BENCHMARKS.md for its run time)
@@ -22,7 +22,7 @@ RACE_PKGS     := ./wal/... ./watcher/... ./queue/... ./remote/... ./storage/...
 # Fuzz targets as package:target.
 FUZZ_TARGETS  := ./wal:FuzzReader ./wal:FuzzLiveReader ./wal/record:FuzzDecode
 
-.PHONY: all build test unit race fuzz-short fuzz soak bench bench-build bench-e2e bench-e2e-full lint run clean
+.PHONY: all build test unit race fuzz-short fuzz soak bench bench-build bench-ci bench-e2e bench-e2e-full lint run clean
 
 all: build test
 
@@ -34,7 +34,7 @@ build:
 	$(GO) build -tags nosd -o bin/walship ./cmd/walship
 	$(GO) build -o bin/walship-agent ./cmd/walship
 
-test: unit race fuzz-short
+test: unit race fuzz-short bench-ci
 
 unit:
 	$(GO) vet ./...
@@ -73,6 +73,14 @@ bench:
 # that the library never depends on what drives upstream's sender.
 bench-build: build
 	cd bench && $(GO) build -o ../bin/ ./cmd/...
+
+# CI runs every benchmark once and the whole-process benchmark in its
+# smallest mode, so that none of them rots (their figures mean nothing).
+bench-ci: bench-build
+	$(GO) test -run='^$$' -bench=. -benchtime=1x ./...
+	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
+	rm -rf bench/work/results/ci
+	bin/e2e run --mode=ci --out=bench/work/results/ci
 
 bench-e2e: bench-build
 	bin/e2e run --mode=quick $(E2EFLAGS)

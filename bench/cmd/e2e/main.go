@@ -4,14 +4,16 @@
 // package harness; BENCHMARKS.md says how to read the results).
 //
 //	e2e run --mode=quick           a few minutes: 10k series x 100 scrapes, RW1/RW2, default and max_shards 1
-//	e2e run --mode=full            every shape, protocol and queue setting, 3 times each
+//	e2e run --mode=full            every shape (and 100k x 10, beside 100k x 100 for the backlog), protocol and queue setting, 3 times each
 //	e2e run --mode=ci              the smallest run: checks that everything still works
 //	e2e report RESULTS.jsonl       the Markdown tables of a results file
+//	e2e plot RESULTS.jsonl         its plots (SVG)
 //	e2e gen --shape=1Mx5 DIR       write a shape's WAL
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -24,6 +26,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/walship/walship/bench/harness"
+	"github.com/walship/walship/bench/plots"
 	"github.com/walship/walship/bench/shape"
 	"github.com/walship/walship/bench/walgen"
 )
@@ -35,7 +38,7 @@ var modes = map[string]struct {
 }{
 	"ci":    {shapes: "2000x20", protocols: "rw1,rw2", shards: "default", iterations: 1},
 	"quick": {shapes: "10kx100", protocols: "rw1,rw2", shards: "default,1", iterations: 1},
-	"full":  {shapes: "10kx1000,100kx100,1Mx5", protocols: "rw1,rw2", shards: "default,1", iterations: 3},
+	"full":  {shapes: "10kx1000,100kx10,100kx100,1Mx5", protocols: "rw1,rw2", shards: "default,1", iterations: 3},
 }
 
 func main() {
@@ -55,6 +58,11 @@ func main() {
 
 	report := app.Command("report", "Print the Markdown tables of a results file.")
 	reportFile := report.Arg("results", "results.jsonl").Required().String()
+
+	plot := app.Command("plot", "Draw the plots of a results file (SVG).")
+	plotFile := plot.Arg("results", "results.jsonl").Required().String()
+	plotDir := plot.Flag("out", "Directory for the files.").Default(".").String()
+	plotFormat := plot.Flag("format", "svg or png.").Default("svg").Enum("svg", "png")
 
 	gen := app.Command("gen", "Write a shape's WAL.")
 	genShape := gen.Flag("shape", "Shape.").Required().String()
@@ -84,6 +92,16 @@ func main() {
 		rs, err = harness.ReadResults(*reportFile)
 		if err == nil {
 			harness.WriteMarkdown(os.Stdout, harness.Summarise(rs))
+		}
+	case plot.FullCommand():
+		var rs []harness.Result
+		rs, err = harness.ReadResults(*plotFile)
+		if err == nil {
+			var files []string
+			files, err = plots.Write(harness.Summarise(rs), *plotDir, *plotFormat)
+			for _, f := range files {
+				fmt.Println(f)
+			}
 		}
 	case gen.FullCommand():
 		var s shape.Shape
@@ -169,6 +187,9 @@ func runPlan(p harness.Plan, walship, dir string) error {
 	host, _ := os.Hostname()
 	fmt.Fprintf(summary, "Command: `e2e run %s` on %s, %d CPUs; %s.\n\n", strings.Join(os.Args[2:], " "), host, runtime.NumCPU(), time.Since(begin).Round(time.Second))
 	harness.WriteMarkdown(summary, harness.Summarise(results))
+	if _, err := plots.Write(harness.Summarise(results), dir, "svg"); err != nil {
+		return errors.Join(runErr, err)
+	}
 	fmt.Printf("\n%s (%s)\n", dir, time.Since(begin).Round(time.Second))
 	harness.WriteMarkdown(os.Stdout, harness.Summarise(results))
 	return runErr
