@@ -65,13 +65,17 @@ type labelTable struct {
 	// to symbols trusts its map only while no label was freed since.
 	freed atomic.Uint64
 
-	// add's scratch: the set being built, the label being encoded, and
-	// the previous series' label ids (consecutive series of a record
-	// mostly share their target's labels).
+	// add's scratch: the set being built and the label being encoded.
 	set, enc []byte
-	prev     []uint32
-	shared   []bool
 }
+
+// Labels is the label table the queues of one WAL share (Options.Labels):
+// a label the WAL's series carry is then interned once, whatever the
+// number of endpoints. Safe for concurrent use.
+type Labels struct{ t *labelTable }
+
+// NewLabels returns an empty table for queues to share.
+func NewLabels() *Labels { return &Labels{t: newLabelTable(&Interner{})} }
 
 func newLabelTable(strings *Interner) *labelTable {
 	t := &labelTable{strings: strings, ids: map[string]uint32{}, refs: []uint32{0}}
@@ -121,9 +125,18 @@ func (d labelDir) rw1(id uint32) []byte {
 	return unsafe.Slice(e.rw1.Load(), e.size.Load())
 }
 
+// addContext is what one caller of labelTable.add remembers between its
+// calls: the label ids of the series it added last (consecutive series of
+// a record mostly share their target's labels). Queues sharing a table
+// have one each.
+type addContext struct {
+	prev   []uint32
+	shared []bool
+}
+
 // add interns the labels of ls and returns their set, counting one holder
-// of each label and run it names.
-func (t *labelTable) add(ls labels.Labels) labelSet {
+// of each label and run it names. ctx is the caller's.
+func (t *labelTable) add(ls labels.Labels, ctx *addContext) labelSet {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	dir := t.snapshot()
@@ -134,8 +147,8 @@ func (t *labelTable) add(ls labels.Labels) labelSet {
 		t.enc = pbAppendRW1Label(t.enc[:0], rw1TagLabels, l.Name, l.Value)
 		size += len(t.enc)
 		var id uint32
-		if k < len(t.prev) {
-			if p := t.prev[k]; int(p) < len(t.refs) && t.refs[p] > 0 && string(dir.rw1(p)) == string(t.enc) {
+		if k < len(ctx.prev) {
+			if p := ctx.prev[k]; int(p) < len(t.refs) && t.refs[p] > 0 && string(dir.rw1(p)) == string(t.enc) {
 				id = p
 				t.refs[p]++
 			}
@@ -148,16 +161,16 @@ func (t *labelTable) add(ls labels.Labels) labelSet {
 		k++
 	})
 	// Labels the previous series had too go into runs.
-	t.shared = t.shared[:0]
+	ctx.shared = ctx.shared[:0]
 	for _, id := range idl {
-		t.shared = append(t.shared, slices.Contains(t.prev, id))
+		ctx.shared = append(ctx.shared, slices.Contains(ctx.prev, id))
 	}
-	t.prev = append(t.prev[:0], idl...)
+	ctx.prev = append(ctx.prev[:0], idl...)
 	b := appendID(t.set[:0], uint32(size))
 	b = appendID(b, uint32(len(idl))<<1)
 	for i := 0; i < len(idl); {
 		j := i + 1
-		for t.shared[i] && j < len(idl) && t.shared[j] {
+		for ctx.shared[i] && j < len(idl) && ctx.shared[j] {
 			j++
 		}
 		if j-i >= 2 {

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/common/model"
@@ -9,14 +10,25 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
+
+	"github.com/walship/walship/wal/record"
 )
 
 // newTestTable returns a label table with strings of its own.
 func newTestTable() *labelTable { return newLabelTable(&Interner{}) }
 
+// testContexts are the tests' add contexts, one per table as a queue has.
+var testContexts sync.Map // *labelTable → *addContext
+
+// add is tab.add with the table's test context.
+func add(tab *labelTable, ls labels.Labels) labelSet {
+	ctx, _ := testContexts.LoadOrStore(tab, &addContext{})
+	return tab.add(ls, ctx.(*addContext))
+}
+
 // internSeries interns ls in tab as a queue's series, without metadata.
 func internSeries(tab *labelTable, ls labels.Labels) *encodedSeries {
-	return &encodedSeries{set: tab.add(ls)}
+	return &encodedSeries{set: add(tab, ls)}
 }
 
 // withMeta returns d with RW2 metadata instead of its own, for d's
@@ -45,7 +57,7 @@ func TestLabelTable(t *testing.T) {
 	var want []labels.Labels
 	for i := range 3000 {
 		ls := labels.FromStrings("__name__", fmt.Sprint("m", i%7), "instance", fmt.Sprint("host-", i/100), "pod", fmt.Sprint("p", i), "z", "")
-		sets = append(sets, tab.add(ls))
+		sets = append(sets, add(tab, ls))
 		want = append(want, ls)
 	}
 	dir := tab.snapshot()
@@ -85,7 +97,7 @@ func TestLabelTable(t *testing.T) {
 
 	// Freed ids are reused.
 	n := len(tab.refs)
-	tab.add(labels.FromStrings("a", "b"))
+	add(tab, labels.FromStrings("a", "b"))
 	require.Equal(t, n, len(tab.refs))
 }
 
@@ -101,7 +113,7 @@ func TestLabelTableRuns(t *testing.T) {
 	}
 	var sets []labelSet
 	for i := range 500 {
-		sets = append(sets, tab.add(lsOf(i)))
+		sets = append(sets, add(tab, lsOf(i)))
 	}
 	dir := tab.snapshot()
 	elements := func(s labelSet) int {
@@ -153,4 +165,39 @@ func TestLabelTableRuns(t *testing.T) {
 	}
 	require.Zero(t, tab.live())
 	require.Equal(t, 1, tab.strings.Live())
+}
+
+// Queues of one WAL share a label table (Options.Labels): each stores the
+// same series from its own goroutine, every encoding is right, the labels
+// are interned once, and each queue's runs come from its own last series
+// (not from another queue's copy of the same series, which would make a
+// run of every label of every series).
+func TestSharedLabelTable(t *testing.T) {
+	shared := NewLabels()
+	lsOf := func(i int) labels.Labels {
+		return labels.FromStrings("__name__", fmt.Sprint("metric_", i%25), "instance", fmt.Sprint("10.0.0.", i/50), "job", "kubelet",
+			"namespace", "team", "pod", fmt.Sprint("pod-", i/50), "uid", fmt.Sprint(i))
+	}
+	const n = 2000
+	caches := make([]*seriesCache, 3)
+	var wg sync.WaitGroup
+	for q := range caches {
+		caches[q] = newSeriesCache(labels.EmptyLabels(), nil, shared.t, q == 0)
+		wg.Go(func() {
+			for i := range n {
+				caches[q].store([]record.RefSeries{{Ref: record.Ref(i + 1), Labels: lsOf(i)}}, 0)
+			}
+		})
+	}
+	wg.Wait()
+	dir := shared.t.snapshot()
+	for _, c := range caches {
+		for i := range n {
+			w, err := (&prompb.TimeSeries{Labels: prompb.FromLabels(lsOf(i), nil)}).Marshal()
+			require.NoError(t, err)
+			require.Equal(t, w, appendRW1Set(nil, dir, c.get(record.Ref(i+1)).data.set))
+		}
+	}
+	labelsOnce := 25 + 40 + 1 + 1 + 40 + n
+	require.Less(t, shared.t.live(), labelsOnce+200, "labels once, and a few runs")
 }

@@ -42,6 +42,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock, for sample_age_limit; nil means time.Now.
 	Now func() time.Time
+	// Labels is shared with the other queues of the WAL, so that its
+	// labels are interned once; nil gives the queue a table of its own.
+	Labels *Labels
 }
 
 // Manager is the remote-write queue of one endpoint. The watcher feeds it
@@ -117,7 +120,10 @@ func New(opts Options) (*Manager, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	labels := newLabelTable(&Interner{})
+	if opts.Labels == nil {
+		opts.Labels = NewLabels()
+	}
+	labels := opts.Labels.t
 	m := &Manager{
 		opts:        opts,
 		labels:      labels,

@@ -54,7 +54,8 @@ type seriesCache struct {
 	external []labels.Label
 	relabel  []*relabel.Config
 	table    *labelTable
-	metadata bool // series carry their metadata (RW2 queues)
+	adding   addContext // the table's memory of this cache's last series
+	metadata bool       // series carry their metadata (RW2 queues)
 
 	builder labels.Builder
 	retired []retiredSeries
@@ -171,7 +172,7 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 			}
 			ls = c.builder.Labels()
 		}
-		d := &encodedSeries{set: c.table.add(ls)}
+		d := &encodedSeries{set: c.table.add(ls, &c.adding)}
 		s.state, s.data = seriesKept, d
 		c.kept++
 		if c.names != nil {

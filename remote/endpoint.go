@@ -97,6 +97,7 @@ func (ep *endpoint) newQueue() (*queue.Manager, error) {
 		Sender:         ep.sender,
 		Metrics:        ep.storage.queueM,
 		Logger:         ep.log,
+		Labels:         ep.storage.labels,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("remote %q: %w", ep.name, err)

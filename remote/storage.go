@@ -70,6 +70,9 @@ type Storage struct {
 	queueM   *queue.Metrics
 	watcherM *watcher.Metrics
 	appendM  *appendMetrics
+	// labels are the endpoints' interned labels: the WAL's labels once,
+	// whatever the number of endpoints.
+	labels *queue.Labels
 
 	// applyMu serialises ApplyConfig and Close, which may wait for a
 	// flush; mu guards the fields below only for short moments, so that
@@ -105,6 +108,7 @@ func New(opts Options) *Storage {
 		queueM:    queue.NewMetrics(opts.Registerer),
 		watcherM:  watcher.NewMetrics(opts.Registerer),
 		appendM:   newAppendMetrics(opts.Registerer),
+		labels:    queue.NewLabels(),
 		endpoints: map[string]*endpoint{},
 		done:      make(chan struct{}),
 	}
