@@ -8,6 +8,7 @@ package shape
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -37,17 +38,36 @@ func init() {
 	}
 }
 
-// Parse returns the shape called name, or one written SERIESxSCRAPES
-// ("50000x20").
+// Parse returns the shape called name, or one written SERIESxSCRAPES,
+// each a number with an optional k or M ("50kx20").
 func Parse(name string) (Shape, error) {
 	if s, ok := ByName[name]; ok {
 		return s, nil
 	}
-	var series, scrapes int
-	if _, err := fmt.Sscanf(name, "%dx%d", &series, &scrapes); err != nil || series <= 0 || scrapes <= 0 {
-		return Shape{}, fmt.Errorf("unknown shape %q (known: 10kx100, 100kx100, 1Mx5, 10kx1000, or SERIESxSCRAPES)", name)
+	bad := fmt.Errorf("unknown shape %q (known: 10kx100, 100kx100, 1Mx5, 10kx1000, or SERIESxSCRAPES such as 50kx20)", name)
+	a, b, ok := strings.Cut(name, "x")
+	if !ok {
+		return Shape{}, bad
+	}
+	series, err1 := count(a)
+	scrapes, err2 := count(b)
+	if err1 != nil || err2 != nil || series <= 0 || scrapes <= 0 {
+		return Shape{}, bad
 	}
 	return Shape{Name: name, Series: series, Scrapes: scrapes}, nil
+}
+
+// count parses a number with an optional k (thousand) or M (million).
+func count(s string) (int, error) {
+	mult := 1
+	switch {
+	case strings.HasSuffix(s, "k"):
+		s, mult = s[:len(s)-1], 1_000
+	case strings.HasSuffix(s, "M"):
+		s, mult = s[:len(s)-1], 1_000_000
+	}
+	n, err := strconv.Atoi(s)
+	return n * mult, err
 }
 
 // Samples is how many samples the shape's WAL holds.
