@@ -5,6 +5,7 @@
 #   make bench   benchmarks, walship beside upstream Prometheus
 #   make bench-e2e       whole processes: the walship binary beside upstream's sender (quick mode, a few minutes)
 #   make bench-e2e-full  every shape, protocol and queue setting, 3 runs each (see BENCHMARKS.md for its run time)
+#   make profile-e2e     one walship replay of 1M series with CPU and heap profiles (bench/work/profile)
 #   make fuzz    longer fuzzing (FUZZTIME per target, default 2m)
 #   make soak    long-running tests at production sizes (a 1.28 GiB WAL backlog)
 #   make lint    gofmt, go vet, staticcheck
@@ -22,7 +23,7 @@ RACE_PKGS     := ./wal/... ./watcher/... ./queue/... ./remote/... ./storage/...
 # Fuzz targets as package:target.
 FUZZ_TARGETS  := ./wal:FuzzReader ./wal:FuzzLiveReader ./wal/record:FuzzDecode
 
-.PHONY: all build test unit race fuzz-short fuzz soak bench bench-build bench-ci bench-e2e bench-e2e-full lint run clean
+.PHONY: all build test unit race fuzz-short fuzz soak bench bench-build bench-ci bench-e2e bench-e2e-full profile-e2e lint run clean
 
 all: build test
 
@@ -87,6 +88,9 @@ bench-e2e: bench-build
 
 bench-e2e-full: bench-build
 	bin/e2e run --mode=full $(E2EFLAGS)
+
+profile-e2e: bench-build
+	bin/e2e profile $(E2EFLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

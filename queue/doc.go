@@ -7,16 +7,18 @@
 // The watcher hands over one record's samples with the record's place in
 // the WAL (Manager.AppendSamples and friends). Each sample's series was
 // stored earlier (StoreSeries): with external labels added where missing and
-// write_relabel_configs applied, its labels were encoded once: as RW1 Label
-// bytes in RW1 queues, as interned string ids in RW2 queues (an RW2 queue
-// that falls back to RW1 encodes labels from the ids per request). A
-// sample then goes to the shard of its series (ref modulo the number of
-// shards), so one series' samples stay in order. If a shard is full, Append returns how many samples
+// write_relabel_configs applied, its labels were interned once in a label
+// table (labels.go), which keeps every distinct label, and runs of labels
+// series share, with its RW1 encoding and its RW2 string ids; the series is
+// a short string of label ids. A sample then goes to the shard of its
+// series (ref modulo the number of shards), so one series' samples stay in
+// order. If a shard is full, Append returns how many samples
 // it took and the watcher waits for Ready: the backlog stays in the WAL.
 //
 // A shard cuts a batch when max_samples_per_send samples wait, or when
 // batch_send_deadline passes without a send. The batch is encoded into one
-// request (copying the cached label bytes; no label is marshalled again) and
+// request (copying each label's or run's encoding from the table; no label
+// is marshalled again) and
 // snappy-compressed once; every retry sends the same bytes, with jittered
 // exponential backoff and the endpoint's Retry-After. When sample_age_limit
 // is set, samples that grew too old leave the batch before every attempt
@@ -44,7 +46,7 @@
 // # Protocols
 //
 // RW1 (prometheus.WriteRequest) and RW2 (io.prometheus.write.v2.Request)
-// requests are built by RW1Encoder and RW2Encoder, byte-identical to what
+// requests are built by RW1Encoder and rw2Encoder, byte-identical to what
 // gogo's marshalling of the same message gives. An RW2 queue whose endpoint
 // answers 415 (or a 2xx without the written-count headers) falls back to RW1
 // for good.

@@ -14,8 +14,9 @@ import (
 
 // This file writes Remote-Write 1.0 requests (prometheus.WriteRequest) as
 // protobuf bytes directly, without building prompb structs. A series' labels
-// are encoded once by AppendRW1Labels and those bytes are copied into every
-// TimeSeries that carries one of its samples. The layout is the one gogo
+// are encoded once (AppendRW1Labels; a queue keeps each label's encoding in
+// its label table) and those bytes are copied into every TimeSeries that
+// carries one of its samples. The layout is the one gogo
 // protobuf's generated Marshal produces: fields in field-number order,
 // proto3 zero scalars left out (including -0.0, which compares equal to 0),
 // oneof members always written, repeated scalars packed.
@@ -141,30 +142,9 @@ func (e *RW1Encoder) Counts() (samples, histograms, exemplars, metadata int) {
 // AddSample adds a TimeSeries with the pre-encoded labels (see
 // AppendRW1Labels) and one sample.
 func (e *RW1Encoder) AddSample(labels []byte, t int64, v float64) {
-	ss := pbDoubleFieldSize(v) + pbInt64FieldSize(t) // at most 20: one length byte
-	body := len(labels) + 2 + ss
-
-	// Grown once and written in place: this runs for every sample.
-	b := slices.Grow(e.series, 1+binary.MaxVarintLen64+body)
-	n := len(b)
-	b = b[:cap(b)]
-	b[n] = rw1TagTimeSeries
-	n++
-	n += binary.PutUvarint(b[n:], uint64(body))
+	b, n, ss := e.beginSample(len(labels), t, v)
 	n += copy(b[n:], labels)
-	b[n], b[n+1] = rw1TagSamples, byte(ss)
-	n += 2
-	if v != 0 {
-		b[n] = rw1TagSampleValue
-		binary.LittleEndian.PutUint64(b[n+1:], math.Float64bits(v))
-		n += 9
-	}
-	if t != 0 {
-		b[n] = rw1TagSampleTimestamp
-		n += 1 + binary.PutUvarint(b[n+1:], uint64(t))
-	}
-	e.series = b[:n]
-	e.samples++
+	e.endSample(b, n, ss, t, v)
 }
 
 // addSampleSet adds a TimeSeries with the labels of set, written from
@@ -172,16 +152,7 @@ func (e *RW1Encoder) AddSample(labels []byte, t int64, v float64) {
 // pre-encoded labels.
 func (e *RW1Encoder) addSampleSet(dir labelDir, set labelSet, t int64, v float64) {
 	r := set.reader()
-	ss := pbDoubleFieldSize(v) + pbInt64FieldSize(t) // at most 20: one length byte
-	body := r.rw1Size + 2 + ss
-
-	// Grown once and written in place: this runs for every sample.
-	b := slices.Grow(e.series, 1+binary.MaxVarintLen64+body)
-	n := len(b)
-	b = b[:cap(b)]
-	b[n] = rw1TagTimeSeries
-	n++
-	n += binary.PutUvarint(b[n:], uint64(body))
+	b, n, ss := e.beginSample(r.rw1Size, t, v)
 	for k := r.from; k < len(set); { // labels and runs alike
 		id := uint32(set[k])
 		if id < 0x80 {
@@ -191,6 +162,28 @@ func (e *RW1Encoder) addSampleSet(dir labelDir, set labelSet, t int64, v float64
 		}
 		n += copy(b[n:], dir.rw1(id))
 	}
+	e.endSample(b, n, ss, t, v)
+}
+
+// beginSample starts a TimeSeries of labelsSize bytes of labels and one
+// sample: it grows the request once for all of it (this runs for every
+// sample) and writes the entry's tag and length. It returns the buffer at
+// its full capacity, where the labels go, and the size of the sample.
+func (e *RW1Encoder) beginSample(labelsSize int, t int64, v float64) (b []byte, n, ss int) {
+	ss = pbDoubleFieldSize(v) + pbInt64FieldSize(t) // at most 20: one length byte
+	body := labelsSize + 2 + ss
+	b = slices.Grow(e.series, 1+binary.MaxVarintLen64+body)
+	n = len(b)
+	b = b[:cap(b)]
+	b[n] = rw1TagTimeSeries
+	n++
+	n += binary.PutUvarint(b[n:], uint64(body))
+	return b, n, ss
+}
+
+// endSample writes the sample at b[n:], after the labels, and ends the
+// entry begun by beginSample.
+func (e *RW1Encoder) endSample(b []byte, n, ss int, t int64, v float64) {
 	b[n], b[n+1] = rw1TagSamples, byte(ss)
 	n += 2
 	if v != 0 {

@@ -337,8 +337,10 @@ type rw2Encoder struct {
 	// it keeps its encoded refs for its next samples (encodedSeries.refs),
 	// valid while the series' epoch is the table's. A series' labels and
 	// strings are held while it is sent, so its refs stay right for as
-	// long as the table lasts.
+	// long as the table lasts. seen marks the series seen once under it
+	// (see cacheRefs).
 	epoch uint64
+	seen  *rw2Refs
 
 	// series holds the encoded Request.timeseries entries behind head
 	// bytes of symbols: under a carried table, Reset writes the table's
@@ -433,6 +435,7 @@ func (e *rw2Encoder) nextLabelGen() {
 func (e *rw2Encoder) carry() {
 	e.carried = true
 	e.epoch = rw2Epochs.Add(1)
+	e.seen = &rw2Refs{epoch: e.epoch}
 	if e.index == nil {
 		e.index = make(map[string]uint32, len(e.syms))
 	}
@@ -603,19 +606,26 @@ func (e *rw2Encoder) begin(d *encodedSeries) (b []byte, start int, m rw2Meta) {
 // cached returns the fields d cached under the current carried table, or
 // nil.
 func (e *rw2Encoder) cached(d *encodedSeries) *rw2Refs {
-	if r := d.refs; r != nil && e.carried && r.epoch == e.epoch {
+	if r := d.refs; r != nil && e.carried && r.epoch == e.epoch && r.fields != nil {
 		return r
 	}
 	return nil
 }
 
 // cacheRefs keeps the labels_refs field of d, its metadata field and its
-// metadata, for its next sample under the carried table.
+// metadata, for its next sample under the carried table; the first time
+// d is seen under the table, it is only marked (e.seen): the series of a
+// large queue may not come back before the table ends, and their refs
+// would cost memory for nothing.
 func (e *rw2Encoder) cacheRefs(d *encodedSeries, refs []byte, m rw2Meta) {
 	r := d.refs
-	if r == nil {
-		r = new(rw2Refs)
+	switch {
+	case r == e.seen:
+		r = new(rw2Refs) // seen twice: worth keeping
 		d.refs = r
+	case r == nil || r.fields == nil: // unseen, or marked under another table
+		d.refs = e.seen
+		return
 	}
 	r.epoch, r.typ, r.help, r.unit = e.epoch, m.typ, m.help, m.unit
 	if need := len(refs) + rw2MaxMetadata; cap(r.fields) < need {

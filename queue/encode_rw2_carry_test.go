@@ -68,6 +68,10 @@ func TestRW2CarriedTable(t *testing.T) {
 	require.Equal(t, first.Symbols, second.Symbols, "nothing new to add")
 	require.Equal(t, rw2LabelsOf(t, first), rw2LabelsOf(t, second))
 	require.Equal(t, first.Timeseries[1].Metadata, second.Timeseries[1].Metadata)
+	require.NotNil(t, a.refs.fields, "a series that came back under the table keeps its refs")
+	c := internSeries(tab, labels.FromStrings("__name__", "up", "job", "b"))
+	e.AddSample(c, 99, 1, 0)
+	require.Nil(t, c.refs.fields, "a series seen once under the table is only marked")
 
 	// A request of many new strings and one sample each: its table is
 	// not carried to the next.

@@ -122,23 +122,39 @@ func (d *decoder) rw1Series(ts []byte, c *counts) error {
 		}
 		b = rest
 	}
-	series := d.hasher.Sum64()
+	return countFields(ts, d.hasher.Sum64(), rw1Fields, c)
+}
+
+// seriesFields are the field numbers of a TimeSeries' samples,
+// histograms, exemplars and metadata in one protocol.
+type seriesFields struct{ samples, histograms, exemplars, metadata protowire.Number }
+
+var (
+	rw1Fields = seriesFields{samples: 2, exemplars: 3, histograms: 4}
+	rw2Fields = seriesFields{samples: 2, histograms: 3, exemplars: 4, metadata: 5}
+)
+
+// countFields adds to c the samples (of the series whose hash is series),
+// histograms, exemplars and metadata of the TimeSeries message ts.
+func countFields(ts []byte, series uint64, f seriesFields, c *counts) error {
 	for b := ts; len(b) > 0; {
 		num, _, val, _, rest, err := field(b)
 		if err != nil {
 			return err
 		}
 		switch num {
-		case 2:
+		case f.samples:
 			t, v, err := sample(val)
 			if err != nil {
 				return err
 			}
 			c.sum.Add(series, t, v)
-		case 3:
-			c.exemplars++
-		case 4:
+		case f.histograms:
 			c.histograms++
+		case f.exemplars:
+			c.exemplars++
+		case f.metadata:
+			c.metadata++
 		}
 		b = rest
 	}
@@ -226,27 +242,5 @@ func (d *decoder) rw2Series(ts []byte, c *counts) error {
 	if odd {
 		return fmt.Errorf("odd number of label refs: %w", errMalformed)
 	}
-	series := d.hasher.Sum64()
-	for b := ts; len(b) > 0; {
-		num, _, val, _, rest, err := field(b)
-		if err != nil {
-			return err
-		}
-		switch num {
-		case 2:
-			t, v, err := sample(val)
-			if err != nil {
-				return err
-			}
-			c.sum.Add(series, t, v)
-		case 3:
-			c.histograms++
-		case 4:
-			c.exemplars++
-		case 5:
-			c.metadata++
-		}
-		b = rest
-	}
-	return nil
+	return countFields(ts, d.hasher.Sum64(), rw2Fields, c)
 }

@@ -8,6 +8,7 @@
 //	e2e run --mode=ci              the smallest run: checks that everything still works
 //	e2e report RESULTS.jsonl       the Markdown tables of a results file
 //	e2e plot RESULTS.jsonl         its plots (SVG)
+//	e2e profile --shape=1Mx5       one walship run with its CPU and heap profiles
 //	e2e gen --shape=1Mx5 DIR       write a shape's WAL
 package main
 
@@ -64,6 +65,15 @@ func main() {
 	plotDir := plot.Flag("out", "Directory for the files.").Default(".").String()
 	plotFormat := plot.Flag("format", "svg or png.").Default("svg").Enum("svg", "png")
 
+	prof := app.Command("profile", "Run one walship sender with its CPU and heap profiles (cpu.pprof, heap.pprof in --out); read them with go tool pprof.")
+	profShape := prof.Flag("shape", "Shape.").Default("1Mx5").String()
+	profProto := prof.Flag("protocol", "rw1 or rw2.").Default("rw1").Enum("rw1", "rw2")
+	profShards := prof.Flag("max-shards", "max_shards (0: the default queue_config).").Default("0").Int()
+	profSender := prof.Flag("sender", "replay or sidecar.").Default("replay").Enum("replay", "sidecar")
+	profWalship := prof.Flag("walship", "The walship binary.").Default("bin/walship").String()
+	profWork := prof.Flag("work", "Work directory (generated WALs).").Default("bench/work").String()
+	profOut := prof.Flag("out", "Where the profiles go.").Default("bench/work/profile").String()
+
 	gen := app.Command("gen", "Write a shape's WAL.")
 	genShape := gen.Flag("shape", "Shape.").Required().String()
 	genDir := gen.Arg("dir", "Directory (replaced).").Required().String()
@@ -103,6 +113,8 @@ func main() {
 				fmt.Println(f)
 			}
 		}
+	case prof.FullCommand():
+		err = profile(*profShape, *profProto, *profShards, *profSender, *profWalship, *profWork, *profOut)
 	case gen.FullCommand():
 		var s shape.Shape
 		s, err = shape.Parse(*genShape)
@@ -116,6 +128,44 @@ func main() {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
+}
+
+func profile(shapeName, proto string, maxShards int, sender, walship, work, out string) error {
+	s, err := shape.Parse(shapeName)
+	if err != nil {
+		return err
+	}
+	snd, err := harness.ParseSenders(sender)
+	if err != nil {
+		return err
+	}
+	b, work, err := binaries(walship, work)
+	if err != nil {
+		return err
+	}
+	r, err := harness.Profile(context.Background(), b, s, harness.Cell{Protocol: proto, MaxShards: maxShards, Endpoints: 1}, snd[0], work, out, 20*time.Minute)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s %s %s: %.1f s CPU, peak RSS %.0f MiB; profiles in %s:\n  go tool pprof -top %s %s\n  go tool pprof -sample_index=inuse_space -top %s %s\n",
+		s.Name, r.Cell, r.Sender, r.Usage.CPUSeconds(), float64(r.Usage.MaxRSSBytes)/(1<<20), out,
+		walship, filepath.Join(out, "cpu.pprof"), walship, filepath.Join(out, "heap.pprof"))
+	return nil
+}
+
+// binaries finds the programs the harness runs, and makes the work
+// directory absolute (the senders run in directories of their own).
+func binaries(walship, work string) (harness.Binaries, string, error) {
+	abs, err := filepath.Abs(walship)
+	if err != nil {
+		return harness.Binaries{}, "", err
+	}
+	b, err := harness.FindBinaries(abs)
+	if err != nil {
+		return b, "", err
+	}
+	work, err = filepath.Abs(work)
+	return b, work, err
 }
 
 func or(s, def string) string {
@@ -164,17 +214,11 @@ func runPlan(p harness.Plan, walship, dir string) error {
 		return err
 	}
 	p.Results = filepath.Join(dir, "results.jsonl")
-	abs, err := filepath.Abs(walship)
+	b, workDir, err := binaries(walship, p.WorkDir)
 	if err != nil {
 		return err
 	}
-	b, err := harness.FindBinaries(abs)
-	if err != nil {
-		return err
-	}
-	if p.WorkDir, err = filepath.Abs(p.WorkDir); err != nil {
-		return err
-	}
+	p.WorkDir = workDir
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	begin := time.Now()
