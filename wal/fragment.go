@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+
+	"github.com/walship/walship/wal/record"
 )
 
 // Sizes of the on-disk format.
@@ -65,6 +67,11 @@ type scanner struct {
 
 	lastStart, lastEnd int64 // where the record last returned starts and ends
 	spans              int   // fragments seen crossing a page boundary
+
+	// only, when set, says which record types to return: records of
+	// other types are checked and passed over, without decompressing them
+	// where their first byte (the type) can be read in the compressed form.
+	only func(record.Type) bool
 }
 
 func newScanner(src io.Reader, live bool, off int64) *scanner {
@@ -192,7 +199,9 @@ func (s *scanner) next() ([]byte, error) {
 		switch typ {
 		case fragFull:
 			s.lastStart = start
-			return s.finish(comp, payload)
+			if rec, ok, err := s.finish(comp, payload); ok || err != nil {
+				return rec, err
+			}
 		case fragFirst:
 			s.inRecord, s.recStart, s.comp = true, start, comp
 			s.frag = append(s.frag[:0], payload...)
@@ -202,24 +211,62 @@ func (s *scanner) next() ([]byte, error) {
 			s.inRecord = false
 			s.frag = append(s.frag, payload...)
 			s.lastStart = s.recStart
-			return s.finish(s.comp, s.frag)
+			if rec, ok, err := s.finish(s.comp, s.frag); ok || err != nil {
+				return rec, err
+			}
 		}
 	}
 }
 
-// finish decompresses a complete record and marks it as read.
-func (s *scanner) finish(comp Compression, payload []byte) ([]byte, error) {
-	rec := payload
+// finish decompresses a complete record and marks it as read. ok is false
+// for a record s.only passes over (it is marked as read too).
+func (s *scanner) finish(comp Compression, payload []byte) (rec []byte, ok bool, err error) {
+	if s.only != nil {
+		if t, known := firstByte(comp, payload); known && !s.only(record.Type(t)) {
+			s.lastEnd = s.off
+			return nil, false, nil
+		}
+	}
+	rec = payload
 	if comp != None {
-		var err error
 		if rec, err = decompress(comp, s.dec, payload); err != nil {
-			return nil, fmt.Errorf("%w (%s): %v", ErrDecompress, comp, err)
+			return nil, false, fmt.Errorf("%w (%s): %v", ErrDecompress, comp, err)
 		}
 		s.dec = rec
 	}
 	s.lastEnd = s.off
+	if s.only != nil && len(rec) > 0 && !s.only(record.Type(rec[0])) {
+		return nil, false, nil // a type that had to be decompressed to be known
+	}
 	s.rec = rec
-	return rec, nil
+	return rec, true, nil
+}
+
+// firstByte returns the first byte of a record from its payload as
+// written, without decompressing it: for no compression, and for snappy,
+// whose block starts with the decoded length and then a literal (the
+// first element cannot copy). ok is false when it cannot tell.
+func firstByte(comp Compression, payload []byte) (b byte, ok bool) {
+	switch comp {
+	case None:
+		if len(payload) > 0 {
+			return payload[0], true
+		}
+	case Snappy:
+		_, k := binary.Uvarint(payload)
+		if k <= 0 || k >= len(payload) || payload[k]&3 != 0 {
+			return 0, false
+		}
+		tag := payload[k]
+		at := k + 1
+		if n := int(tag >> 2); n >= 60 {
+			at += n - 59 // the literal's length follows the tag in 1 to 4 bytes
+		}
+		if at < len(payload) {
+			return payload[at], true
+		}
+	}
+	return 0, false
 }
 
 // skipPadding consumes a page terminator and the zeros up to the page end.

@@ -28,6 +28,7 @@ func (w *Watcher) preloadSeries(ctx context.Context) error {
 		return nil
 	}
 	r := wal.NewReader(w.opts.FS, w.opts.Dir, from, 0)
+	r.OnlyTypes(record.Series, record.Metadata) // samples records are not even decompressed
 	defer r.Close()
 	for n := 0; ; {
 		for r.Next() {
