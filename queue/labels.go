@@ -65,8 +65,8 @@ type labelTable struct {
 	// to symbols trusts its map only while no label was freed since.
 	freed atomic.Uint64
 
-	// add's scratch: the set being built and the label being encoded.
-	set, enc []byte
+	// add's scratch: the label being encoded.
+	enc []byte
 }
 
 // Labels is the label table the queues of one WAL share (Options.Labels):
@@ -132,11 +132,13 @@ func (d labelDir) rw1(id uint32) []byte {
 type addContext struct {
 	prev   []uint32
 	shared []bool
+	set    []byte // the set add returned last
 }
 
 // add interns the labels of ls and returns their set, counting one holder
-// of each label and run it names. ctx is the caller's.
-func (t *labelTable) add(ls labels.Labels, ctx *addContext) labelSet {
+// of each label and run it names. ctx is the caller's; the set is in its
+// memory, valid until its next call.
+func (t *labelTable) add(ls labels.Labels, ctx *addContext) []byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	dir := t.snapshot()
@@ -166,7 +168,7 @@ func (t *labelTable) add(ls labels.Labels, ctx *addContext) labelSet {
 		ctx.shared = append(ctx.shared, slices.Contains(ctx.prev, id))
 	}
 	ctx.prev = append(ctx.prev[:0], idl...)
-	b := appendID(t.set[:0], uint32(size))
+	b := appendID(ctx.set[:0], uint32(size))
 	b = appendID(b, uint32(len(idl))<<1)
 	for i := 0; i < len(idl); {
 		j := i + 1
@@ -180,8 +182,8 @@ func (t *labelTable) add(ls labels.Labels, ctx *addContext) labelSet {
 		}
 		i = j
 	}
-	t.set = b
-	return labelSet(b)
+	ctx.set = b
+	return b
 }
 
 // runLocked returns the id of the run of the given labels, of which the
@@ -256,7 +258,7 @@ func (t *labelTable) internLocked(name, value string) uint32 {
 // withMetadata returns set with the given RW2 metadata instead of its
 // own, counting one more holder of each of its labels and runs; help and
 // unit are interned (and held by the new set).
-func (t *labelTable) withMetadata(set labelSet, typ uint8, help, unit string) labelSet {
+func (t *labelTable) withMetadata(set labelSet, typ uint8, help, unit string) []byte {
 	r := set.reader()
 	t.mu.Lock()
 	for k := r.from; k < len(set); {
@@ -274,7 +276,7 @@ func (t *labelTable) withMetadata(set labelSet, typ uint8, help, unit string) la
 		b = appendID(b, t.strings.Intern(help))
 		b = appendID(b, t.strings.Intern(unit))
 	}
-	return labelSet(append(b, set[r.from:]...))
+	return append(b, set[r.from:]...)
 }
 
 // release removes one holder of each label and run of set and of its

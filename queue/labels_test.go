@@ -23,19 +23,19 @@ var testContexts sync.Map // *labelTable → *addContext
 // add is tab.add with the table's test context.
 func add(tab *labelTable, ls labels.Labels) labelSet {
 	ctx, _ := testContexts.LoadOrStore(tab, &addContext{})
-	return tab.add(ls, ctx.(*addContext))
+	return labelSet(tab.add(ls, ctx.(*addContext)))
 }
 
 // internSeries interns ls in tab as a queue's series, without metadata.
 func internSeries(tab *labelTable, ls labels.Labels) *encodedSeries {
-	return &encodedSeries{set: add(tab, ls)}
+	return newEncodedSeries([]byte(add(tab, ls)))
 }
 
 // withMeta returns d with RW2 metadata instead of its own, for d's
 // holder: typ is a model.MetricType string.
 func withMeta(tab *labelTable, d *encodedSeries, typ, help, unit string) *encodedSeries {
 	t := uint8(writev2.FromMetadataType(model.MetricType(typ)))
-	m := &encodedSeries{set: tab.withMetadata(d.set, t, help, unit)}
+	m := newEncodedSeries(tab.withMetadata(d.set, t, help, unit))
 	tab.release(d.set)
 	return m
 }
@@ -77,7 +77,7 @@ func TestLabelTable(t *testing.T) {
 	}
 	require.Equal(t, 7+30+3000+1, tab.live())
 
-	m := tab.withMetadata(sets[5], 2, "help text", "seconds")
+	m := labelSet(tab.withMetadata(sets[5], 2, "help text", "seconds"))
 	typ, help, unit, ok := m.metadata()
 	require.True(t, ok)
 	require.Equal(t, uint8(2), typ)

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"strings"
+	"unsafe"
 	"weak"
 
 	"github.com/prometheus/common/model"
@@ -36,12 +37,26 @@ type series struct {
 // the shard owning the series caches in refs): queued samples point to it
 // while the cache may already have replaced it.
 type encodedSeries struct {
-	set labelSet
+	set labelSet // in inline when it fits: one allocation, one cache miss
 
 	// refs caches the series' RW2 labels_refs under an encoder's carried
 	// symbol table. Only that encoder writes it: a series must not be
 	// added by two encoders at once.
 	refs *rw2Refs
+
+	inline [24]byte
+}
+
+// newEncodedSeries returns the encoding of a series whose label set is set
+// (copied).
+func newEncodedSeries(set []byte) *encodedSeries {
+	d := &encodedSeries{}
+	if len(set) <= len(d.inline) {
+		d.set = labelSet(unsafe.String(&d.inline[0], copy(d.inline[:], set)))
+	} else {
+		d.set = labelSet(set)
+	}
+	return d
 }
 
 // seriesCache maps series refs to their series. Prometheus hands out refs
@@ -93,7 +108,7 @@ type seriesCache struct {
 // garbage collector found its last queued item gone.
 type retiredSeries struct {
 	data weak.Pointer[encodedSeries]
-	set  labelSet // shared with the encoding, which never changes it
+	set  labelSet // a copy of the encoding's
 }
 
 // maxDenseGap bounds how far beyond the slice a ref may be and still grow
@@ -172,7 +187,7 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 			}
 			ls = c.builder.Labels()
 		}
-		d := &encodedSeries{set: c.table.add(ls, &c.adding)}
+		d := newEncodedSeries(c.table.add(ls, &c.adding))
 		s.state, s.data = seriesKept, d
 		c.kept++
 		if c.names != nil {
@@ -219,8 +234,10 @@ func (c *seriesCache) forget(s *series) {
 }
 
 // retire hands an encoding the cache no longer refers to over to sweep.
+// The set is copied: when it lives in the encoding's own memory, holding
+// it would keep the encoding reachable for good.
 func (c *seriesCache) retire(d *encodedSeries) {
-	c.retired = append(c.retired, retiredSeries{data: weak.Make(d), set: d.set})
+	c.retired = append(c.retired, retiredSeries{data: weak.Make(d), set: labelSet(strings.Clone(string(d.set)))})
 }
 
 // sweep releases the labels of the retired encodings that nothing refers
@@ -274,7 +291,7 @@ func (c *seriesCache) setMetadata(meta []record.RefMetadata) {
 		}
 		// The new encoding holds its own count of the labels; the old one
 		// keeps its counts until sweep finds it unreachable.
-		d := &encodedSeries{set: c.table.withMetadata(s.data.set, typ, md.Help, md.Unit)}
+		d := newEncodedSeries(c.table.withMetadata(s.data.set, typ, md.Help, md.Unit))
 		c.retire(s.data)
 		s.data = d
 	}
