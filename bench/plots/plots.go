@@ -66,6 +66,13 @@ func drawPlot(path, title, xLabel, yLabel string, ticks plot.Ticker, bySender ma
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = ticks
 	p.Y.Min = 0
+	top := 0.0
+	for _, ps := range bySender {
+		for _, pt := range ps {
+			top = max(top, pt.hi, pt.y)
+		}
+	}
+	p.Y.Max = 1.35 * top // room for the legend above the lines
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.Add(plotter.NewGrid())
