@@ -148,19 +148,26 @@ func (e *RW1Encoder) AddSample(labels []byte, t int64, v float64) {
 }
 
 // addSampleSet adds a TimeSeries with the labels of set, written from
-// their interned RW1 entries, and one sample: AddSample without the
-// pre-encoded labels.
-func (e *RW1Encoder) addSampleSet(dir labelDir, set labelSet, t int64, v float64) {
+// their interned RW1 entries (and raw labels from their strings in in),
+// and one sample: AddSample without the pre-encoded labels.
+func (e *RW1Encoder) addSampleSet(dir labelDir, in *Interner, set labelSet, t int64, v float64) {
 	r := set.reader()
 	b, n, ss := e.beginSample(r.rw1Size, t, v)
-	for k := r.from; k < len(set); { // labels and runs alike
-		id := uint32(set[k])
-		if id < 0x80 {
+	for k := r.from; k < len(set); {
+		x := uint32(set[k])
+		if x < 0x80 {
 			k++
 		} else {
-			id, k = readLongID(set, k)
+			x, k = readLongID(set, k)
 		}
-		n += copy(b[n:], dir.rw1(id))
+		if x&3 != elemRaw { // a label or a run: its entries as they are
+			n += copy(b[n:], dir.rw1(x>>2))
+			continue
+		}
+		var value uint32
+		value, k = readID(set, k)
+		// Written in place: the room for it was counted in rw1Size.
+		n += len(pbAppendRW1Label(b[n:n], rw1TagLabels, in.String(x>>2), in.String(value)))
 	}
 	e.endSample(b, n, ss, t, v)
 }
@@ -200,11 +207,15 @@ func (e *RW1Encoder) endSample(b []byte, n, ss int, t int64, v float64) {
 }
 
 // appendRW1Set appends the RW1 Label entries of set to dst.
-func appendRW1Set(dst []byte, dir labelDir, set labelSet) []byte {
+func appendRW1Set(dst []byte, dir labelDir, in *Interner, set labelSet) []byte {
 	for k := set.reader().from; k < len(set); {
-		var id uint32
-		id, k = readID(set, k)
-		dst = append(dst, dir.rw1(id)...)
+		var kind, id, value uint32
+		kind, id, value, k = element(set, k)
+		if kind == elemRaw {
+			dst = pbAppendRW1Label(dst, rw1TagLabels, in.String(id), in.String(value))
+		} else {
+			dst = append(dst, dir.rw1(id)...)
+		}
 	}
 	return dst
 }

@@ -116,6 +116,21 @@ func (in *Interner) InternLabels(dst []uint32, ls labels.Labels) []uint32 {
 	return dst
 }
 
+// internSeriesLabels is InternLabels that also tells, for each label,
+// whether its value was held by someone else already (shared appends
+// one bool per label): a value only this series has is worth no more
+// than its string.
+func (in *Interner) internSeriesLabels(dst []uint32, shared []bool, ls labels.Labels) ([]uint32, []bool) {
+	in.mu.Lock()
+	ls.Range(func(l labels.Label) {
+		v := in.internLocked(l.Value)
+		dst = append(dst, in.internLocked(l.Name), v)
+		shared = append(shared, v == 0 || in.refs[v] > 1)
+	})
+	in.mu.Unlock()
+	return dst, shared
+}
+
 // Acquire counts one more holder of each of ids, which must be held.
 func (in *Interner) Acquire(ids ...uint32) {
 	in.mu.Lock()
@@ -583,18 +598,23 @@ func (e *rw2Encoder) begin(d *encodedSeries) (b []byte, start int, m rw2Meta) {
 	i := len(b)
 	b = b[:i+10*r.n]
 	for k := r.from; k < len(r.s); {
-		id := uint32(r.s[k])
-		if id < 0x80 {
+		x := uint32(r.s[k])
+		if x < 0x80 {
 			k++
 		} else {
-			id, k = readLongID(r.s, k)
+			x, k = readLongID(r.s, k)
 		}
-		le := e.entry(id)
-		if p := le.run.Load(); p != nil {
-			i = e.appendRunRefs(b, i, id, labelSet(unsafe.String(p, le.value.Load())))
-			continue
+		switch id := x >> 2; x & 3 {
+		case elemLabel:
+			i = e.appendRef(b, i, id)
+		case elemRun:
+			le := e.entry(id)
+			i = e.appendRunRefs(b, i, id, labelSet(unsafe.String(le.run.Load(), le.value.Load())))
+		default: // a raw label: its strings' ids
+			var value uint32
+			value, k = readID(r.s, k)
+			i = appendRefPair(b, i, e.symbol(id), e.symbol(value))
 		}
-		i = e.appendRef(b, i, id)
 	}
 	b = endLen(b[:i], refsLen)
 	if e.carried {
@@ -682,6 +702,11 @@ func (e *rw2Encoder) appendRef(b []byte, i int, id uint32) int {
 	} else {
 		name, value = e.labelSymbols(id)
 	}
+	return appendRefPair(b, i, name, value)
+}
+
+// appendRefPair writes at b[i:] a label's name and value refs.
+func appendRefPair(b []byte, i int, name, value uint32) int {
 	if name|value < 0x80 {
 		b[i], b[i+1] = byte(name), byte(value)
 		return i + 2

@@ -11,18 +11,21 @@ import (
 
 // This file keeps the labels of a queue's series compactly. Most label
 // strings repeat across series (metric names, jobs, namespaces, a pod's
-// name in each of its series), so each distinct label, a name with its
-// value, is interned once in a labelTable with what both protocols need of
-// it: its RW1 encoding (a TimeSeries' Label entry) and the interned ids of
-// its name and value (RW2 symbols). A series' labels are then a labelSet,
-// a short string of ids: about 20 to 40 bytes for a series whose labels
-// take 250, where the RW1 encoding alone took 300.
+// name in each of its series): every string is interned once (Interner),
+// and a series' labels are a labelSet, a short string of ids: about 10 to
+// 40 bytes for a series whose labels take 250, where the RW1 encoding
+// alone took 300.
 //
-// Consecutive labels a series shares with the series stored before it
-// (its target's: job, instance, namespace, pod, ...) are interned together
-// as a run, with their RW1 entries concatenated: an RW1 request copies a
-// series' labels in two or three pieces instead of one per label. Runs and
-// labels share one id space.
+// A label whose value other series have too (a metric name, a job, a pod's
+// name) is also interned as a label, with what both protocols need of it:
+// its RW1 encoding (a TimeSeries' Label entry) and its name's and value's
+// string ids (RW2 symbols). Consecutive labels a series shares with the
+// series its cache stored before it (its target's: job, instance,
+// namespace, pod, ...) are interned together as a run, with their RW1
+// entries concatenated, so that an RW1 request copies a series' labels in
+// two or three pieces. Runs and labels share one id space. A label whose
+// value is the series' own (a uid, a trace id) stays a raw pair of string
+// ids: it costs its string, not a table entry.
 
 // labelChunkBits sets the size of the labelTable's chunks.
 const labelChunkBits = 12
@@ -43,8 +46,9 @@ type labelEntry struct {
 	run         atomic.Pointer[byte] // a run's label ids (appendID), nil for a label
 }
 
-// labelTable interns labels. Ids are counted as the Interner counts
-// strings: add counts one holder of each id of the set it returns,
+// labelTable interns labels and runs. Ids are counted as the Interner
+// counts strings: add counts one holder of each id of the set it returns
+// (and of each string of its raw labels),
 // release removes them, and an id left with no holder is freed (its label
 // and strings released) and later given to another label. Release is a
 // promise that no one reads the ids any more (see seriesCache, which
@@ -56,9 +60,10 @@ type labelEntry struct {
 type labelTable struct {
 	strings *Interner // names, values, help and unit texts
 
-	mu   sync.Mutex
-	ids  map[string]uint32 // live labels and runs by RW1 encoding
-	refs []uint32          // holders by id; id 0 is never used
+	mu     sync.Mutex
+	labels map[uint64]uint32 // live labels by name and value string ids
+	runs   map[string]uint32 // live runs by RW1 encoding
+	refs   []uint32          // holders by id; id 0 is never used
 	free []uint32          // freed ids, reused first
 	dir  atomic.Pointer[[]*labelChunk]
 	// freed counts labels freed so far: an encoder that mapped label ids
@@ -78,22 +83,30 @@ type Labels struct{ t *labelTable }
 func NewLabels() *Labels { return &Labels{t: newLabelTable(&Interner{})} }
 
 func newLabelTable(strings *Interner) *labelTable {
-	t := &labelTable{strings: strings, ids: map[string]uint32{}, refs: []uint32{0}}
+	t := &labelTable{strings: strings, labels: map[uint64]uint32{}, runs: map[string]uint32{}, refs: []uint32{0}}
 	dir := []*labelChunk{new(labelChunk)}
 	t.dir.Store(&dir)
 	return t
 }
 
-// labelSet is a series' labels as ids of labels and runs, in label
-// order, and its RW2 metadata, each number written as appendID writes it:
+// labelSet is a series' labels, in label order, and its RW2 metadata, each
+// number written as appendID writes it:
 //
 //	size of the RW1 Label entries, label count<<1 | has metadata,
-//	[type, help string id, unit string id,] label or run id...
+//	[type, help string id, unit string id,] element...
 //
-// The ids run to the end. The metadata part is there only when the series
-// has metadata. What an encoder needs first comes first: nothing is walked
-// twice.
+// where an element, to the end, is a label id<<2, a run id<<2 | 1, or a
+// raw label: its name's string id<<2 | 2, then its value's string id.
+// The metadata part is there only when the series has metadata. What an
+// encoder needs first comes first: nothing is walked twice.
 type labelSet string
+
+// Kinds of labelSet elements (the low two bits of their first number).
+const (
+	elemLabel = 0
+	elemRun   = 1
+	elemRaw   = 2
+)
 
 // label is one interned label, as encoders read it.
 type label struct {
@@ -126,64 +139,94 @@ func (d labelDir) rw1(id uint32) []byte {
 }
 
 // addContext is what one caller of labelTable.add remembers between its
-// calls: the label ids of the series it added last (consecutive series of
-// a record mostly share their target's labels). Queues sharing a table
-// have one each.
+// calls: the labels (name and value string ids) of the series it added
+// last. Queues sharing a table have one each.
 type addContext struct {
-	prev   []uint32
-	shared []bool
-	set    []byte // the set add returned last
+	prev, pairs []uint64
+	common      []bool // the label has a value other series have too
+	inPrev      []bool // and the previous series had the label
+	strings     []uint32
+	set         []byte // the set add returned last
 }
 
+// pair is a label as its name's and value's string ids.
+func pair(name, value uint32) uint64 { return uint64(name)<<32 | uint64(value) }
+
 // add interns the labels of ls and returns their set, counting one holder
-// of each label and run it names. ctx is the caller's; the set is in its
-// memory, valid until its next call.
+// of each label, run and raw label string it names. ctx is the caller's;
+// the set is in its memory, valid until its next call.
+//
+// A label becomes a table entry when its value is not this series' own
+// (other series hold the string already); consecutive entries the
+// previous series had too form a run. Any other label stays raw.
 func (t *labelTable) add(ls labels.Labels, ctx *addContext) []byte {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	dir := t.snapshot()
-	var ids [16]uint32
-	idl := ids[:0]
-	size, k := 0, 0
-	ls.Range(func(l labels.Label) {
-		t.enc = pbAppendRW1Label(t.enc[:0], rw1TagLabels, l.Name, l.Value)
-		size += len(t.enc)
-		var id uint32
-		if k < len(ctx.prev) {
-			if p := ctx.prev[k]; int(p) < len(t.refs) && t.refs[p] > 0 && string(dir.rw1(p)) == string(t.enc) {
-				id = p
-				t.refs[p]++
-			}
-		}
-		if id == 0 {
-			id = t.internLocked(l.Name, l.Value)
-			dir = t.snapshot()
-		}
-		idl = append(idl, id)
-		k++
-	})
-	// Labels the previous series had too go into runs.
-	ctx.shared = ctx.shared[:0]
-	for _, id := range idl {
-		ctx.shared = append(ctx.shared, slices.Contains(ctx.prev, id))
+	// Every string, one holder each, under the Interner's lock only.
+	ctx.strings, ctx.common = t.strings.internSeriesLabels(ctx.strings[:0], ctx.common[:0], ls)
+	ctx.pairs, ctx.inPrev = ctx.pairs[:0], ctx.inPrev[:0]
+	size := 0
+	ls.Range(func(l labels.Label) { size += pbRW1LabelSize(l.Name, l.Value) })
+	for i := 0; i+1 < len(ctx.strings); i += 2 {
+		p := pair(ctx.strings[i], ctx.strings[i+1])
+		ctx.pairs = append(ctx.pairs, p)
+		ctx.inPrev = append(ctx.inPrev, ctx.common[i/2] && slices.Contains(ctx.prev, p))
 	}
-	ctx.prev = append(ctx.prev[:0], idl...)
+	ctx.prev = append(ctx.prev[:0], ctx.pairs...)
+
 	b := appendID(ctx.set[:0], uint32(size))
-	b = appendID(b, uint32(len(idl))<<1)
-	for i := 0; i < len(idl); {
+	b = appendID(b, uint32(len(ctx.pairs))<<1)
+	t.mu.Lock()
+	var ids [16]uint32
+	for i := 0; i < len(ctx.pairs); {
 		j := i + 1
-		for ctx.shared[i] && j < len(idl) && ctx.shared[j] {
+		for ctx.inPrev[i] && j < len(ctx.pairs) && ctx.inPrev[j] {
 			j++
 		}
-		if j-i >= 2 {
-			b = appendID(b, t.runLocked(idl[i:j]))
-		} else {
-			b = appendID(b, idl[i])
+		switch {
+		case j-i >= 2:
+			run := ids[:0]
+			for _, p := range ctx.pairs[i:j] {
+				run = append(run, t.labelLocked(p))
+			}
+			b = appendID(b, t.runLocked(run)<<2|elemRun)
+		case ctx.common[i]:
+			b = appendID(b, t.labelLocked(ctx.pairs[i])<<2|elemLabel)
+		default: // the set keeps the strings' holds
+			b = appendID(b, uint32(ctx.pairs[i]>>32)<<2|elemRaw)
+			b = appendID(b, uint32(ctx.pairs[i]))
 		}
 		i = j
 	}
+	t.mu.Unlock()
 	ctx.set = b
 	return b
+}
+
+// pbRW1LabelSize is the size of the RW1 Label entry of a label.
+func pbRW1LabelSize(name, value string) int {
+	n := pbStringFieldSize(name) + pbStringFieldSize(value)
+	return 1 + pbVarintSize(uint64(n)) + n
+}
+
+// labelLocked returns the id of label p, of whose strings the caller
+// holds one count each: a new label takes them over, an existing one has
+// its own and they are released. The caller gets one holder of the label.
+func (t *labelTable) labelLocked(p uint64) uint32 {
+	name, value := uint32(p>>32), uint32(p)
+	if id, ok := t.labels[p]; ok {
+		t.refs[id]++
+		t.strings.Release(name, value)
+		return id
+	}
+	id := t.newIDLocked()
+	enc := string(pbAppendRW1Label(t.enc[:0], rw1TagLabels, t.strings.String(name), t.strings.String(value)))
+	e := t.snapshot().entry(id)
+	e.rw1.Store(unsafe.StringData(enc))
+	e.size.Store(uint32(len(enc)))
+	e.name.Store(name)
+	e.value.Store(value)
+	t.labels[p] = id
+	t.refs[id] = 1
+	return id
 }
 
 // runLocked returns the id of the run of the given labels, of which the
@@ -195,7 +238,7 @@ func (t *labelTable) runLocked(labelIDs []uint32) uint32 {
 	for _, id := range labelIDs {
 		t.enc = append(t.enc, dir.rw1(id)...)
 	}
-	if id, ok := t.ids[string(t.enc)]; ok {
+	if id, ok := t.runs[string(t.enc)]; ok {
 		t.refs[id]++
 		for _, l := range labelIDs {
 			t.refs[l]-- // the run holds them
@@ -213,7 +256,7 @@ func (t *labelTable) runLocked(labelIDs []uint32) uint32 {
 	e.size.Store(uint32(len(enc)))
 	e.value.Store(uint32(len(run)))
 	e.run.Store(&run[0])
-	t.ids[enc] = id
+	t.runs[enc] = id
 	t.refs[id] = 1
 	return id
 }
@@ -236,35 +279,37 @@ func (t *labelTable) newIDLocked() uint32 {
 	return id
 }
 
-// internLocked returns the id of the label encoded in t.enc, giving it
-// one if it is new, and counts one holder.
-func (t *labelTable) internLocked(name, value string) uint32 {
-	if id, ok := t.ids[string(t.enc)]; ok {
-		t.refs[id]++
-		return id
+// element reads the set element at s[k:]: its kind, its id (a label's or
+// a run's, or a raw label's name string id) and, for a raw label, its
+// value string id; and the index after it.
+func element(s labelSet, k int) (kind, id, value uint32, next int) {
+	x := uint32(s[k])
+	if x < 0x80 {
+		k++
+	} else {
+		x, k = readLongID(s, k)
 	}
-	id := t.newIDLocked()
-	enc := string(t.enc) // a copy: t.enc is reused
-	e := t.snapshot().entry(id)
-	e.rw1.Store(unsafe.StringData(enc))
-	e.size.Store(uint32(len(enc)))
-	e.name.Store(t.strings.Intern(name))
-	e.value.Store(t.strings.Intern(value))
-	t.ids[enc] = id
-	t.refs[id] = 1
-	return id
+	kind, id = x&3, x>>2
+	if kind == elemRaw {
+		value, k = readID(s, k)
+	}
+	return kind, id, value, k
 }
 
 // withMetadata returns set with the given RW2 metadata instead of its
-// own, counting one more holder of each of its labels and runs; help and
-// unit are interned (and held by the new set).
+// own, counting one more holder of each of its labels, runs and raw label
+// strings; help and unit are interned (and held by the new set).
 func (t *labelTable) withMetadata(set labelSet, typ uint8, help, unit string) []byte {
 	r := set.reader()
 	t.mu.Lock()
 	for k := r.from; k < len(set); {
-		var id uint32
-		id, k = readID(set, k)
-		t.refs[id]++
+		var kind, id, value uint32
+		kind, id, value, k = element(set, k)
+		if kind == elemRaw {
+			t.strings.Acquire(id, value)
+		} else {
+			t.refs[id]++
+		}
 	}
 	t.mu.Unlock()
 	b := appendID(nil, uint32(r.rw1Size))
@@ -279,14 +324,18 @@ func (t *labelTable) withMetadata(set labelSet, typ uint8, help, unit string) []
 	return append(b, set[r.from:]...)
 }
 
-// release removes one holder of each label and run of set and of its
-// metadata strings, freeing those left with none (see labelTable).
+// release removes one holder of each label, run and raw label string of
+// set and of its metadata strings, freeing those left with none (see
+// labelTable).
 func (t *labelTable) release(set labelSet) {
 	r := set.reader()
 	t.mu.Lock()
 	for k := r.from; k < len(set); {
-		var id uint32
-		id, k = readID(set, k)
+		var kind, id uint32
+		kind, id, _, k = element(set, k)
+		if kind == elemRaw {
+			continue // below, without the table's lock
+		}
 		if run := t.releaseLocked(id); run != "" {
 			for j := 0; j < len(run); {
 				var l uint32
@@ -296,6 +345,13 @@ func (t *labelTable) release(set labelSet) {
 		}
 	}
 	t.mu.Unlock()
+	for k := r.from; k < len(set); {
+		var kind, id, value uint32
+		kind, id, value, k = element(set, k)
+		if kind == elemRaw {
+			t.strings.Release(id, value)
+		}
+	}
 	if _, help, unit, ok := set.metadata(); ok {
 		t.strings.Release(help, unit)
 	}
@@ -313,10 +369,11 @@ func (t *labelTable) releaseLocked(id uint32) (run labelSet) {
 		return ""
 	}
 	e := t.snapshot().entry(id)
-	delete(t.ids, unsafe.String(e.rw1.Load(), e.size.Load()))
 	if p := e.run.Load(); p != nil {
 		run = labelSet(unsafe.String(p, e.value.Load()))
+		delete(t.runs, unsafe.String(e.rw1.Load(), e.size.Load()))
 	} else {
+		delete(t.labels, pair(e.name.Load(), e.value.Load()))
 		t.strings.Release(e.name.Load(), e.value.Load())
 	}
 	e.rw1.Store(nil)
@@ -333,11 +390,11 @@ func (t *labelTable) releaseLocked(id uint32) (run labelSet) {
 func (t *labelTable) live() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.ids)
+	return len(t.labels) + len(t.runs)
 }
 
-// setReader walks a labelSet: n is the number of labels, and the ids of
-// labels and runs run from from to the end.
+// setReader walks a labelSet: n is the number of labels, and the elements
+// run from from to the end.
 type setReader struct {
 	s          labelSet
 	rw1Size    int
@@ -379,27 +436,32 @@ func (s labelSet) reader() setReader {
 	return r
 }
 
-// ids yields the set's label ids in label order, those of runs included.
-// (The encoders' loops read them themselves.)
-func (r setReader) ids(dir labelDir) func(func(uint32) bool) {
-	return func(yield func(uint32) bool) {
+// labels yields the set's labels in label order, as their name's and
+// value's string ids, those of runs included. (The encoders' loops read
+// the elements themselves.)
+func (r setReader) labels(dir labelDir) func(func(name, value uint32) bool) {
+	return func(yield func(name, value uint32) bool) {
 		for k := r.from; k < len(r.s); {
-			var id uint32
-			id, k = readID(r.s, k)
-			e := dir.entry(id)
-			p := e.run.Load()
-			if p == nil {
-				if !yield(id) {
+			var kind, id, value uint32
+			kind, id, value, k = element(r.s, k)
+			switch kind {
+			case elemRaw:
+				if !yield(id, value) {
 					return
 				}
-				continue
-			}
-			run := labelSet(unsafe.String(p, e.value.Load()))
-			for j := 0; j < len(run); {
-				var l uint32
-				l, j = readID(run, j)
-				if !yield(l) {
+			case elemLabel:
+				if l := dir.label(id); !yield(l.name, l.value) {
 					return
+				}
+			case elemRun:
+				e := dir.entry(id)
+				run := labelSet(unsafe.String(e.run.Load(), e.value.Load()))
+				for j := 0; j < len(run); {
+					var lid uint32
+					lid, j = readID(run, j)
+					if l := dir.label(lid); !yield(l.name, l.value) {
+						return
+					}
 				}
 			}
 		}

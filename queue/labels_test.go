@@ -40,11 +40,11 @@ func withMeta(tab *labelTable, d *encodedSeries, typ, help, unit string) *encode
 	return m
 }
 
-// setIDs returns the label ids of s.
+// setIDs returns the name and value string ids of the labels of s.
 func setIDs(tab *labelTable, s labelSet) []uint32 {
 	var ids []uint32
-	for id := range s.reader().ids(tab.snapshot()) {
-		ids = append(ids, id)
+	for name, value := range s.reader().labels(tab.snapshot()) {
+		ids = append(ids, name, value)
 	}
 	return ids
 }
@@ -64,18 +64,21 @@ func TestLabelTable(t *testing.T) {
 	for i, s := range sets {
 		w, err := (&prompb.TimeSeries{Labels: prompb.FromLabels(want[i], nil)}).Marshal()
 		require.NoError(t, err)
-		require.Equal(t, w, appendRW1Set(nil, dir, s))
+		require.Equal(t, w, appendRW1Set(nil, dir, tab.strings, s))
 		require.Equal(t, len(w), s.rw1Size())
 		var names []string
-		for id := range s.reader().ids(dir) {
-			l := dir.label(id)
-			names = append(names, tab.strings.String(l.name)+"="+tab.strings.String(l.value))
+		for name, value := range s.reader().labels(dir) {
+			names = append(names, tab.strings.String(name)+"="+tab.strings.String(value))
 		}
 		require.Equal(t, []string{"__name__=m" + fmt.Sprint(i%7), "instance=host-" + fmt.Sprint(i/100), "pod=p" + fmt.Sprint(i), "z="}, names)
 		_, _, _, ok := s.metadata()
 		require.False(t, ok)
 	}
-	require.Equal(t, 7+30+3000+1, tab.live())
+	// Labels whose value other series have too are interned as labels (7
+	// metric names, 30 instances and z=""; a value's first series keeps
+	// it raw); pods, each one series' own, stay raw string ids.
+	require.Equal(t, 7+30+1, tab.live())
+	require.Equal(t, 1+4+7+30+3000, tab.strings.Live(), "the empty string (z's value), 4 names, 7+30+3000 values")
 
 	m := labelSet(tab.withMetadata(sets[5], 2, "help text", "seconds"))
 	typ, help, unit, ok := m.metadata()
@@ -83,21 +86,24 @@ func TestLabelTable(t *testing.T) {
 	require.Equal(t, uint8(2), typ)
 	require.Equal(t, "help text", tab.strings.String(help))
 	require.Equal(t, "seconds", tab.strings.String(unit))
-	require.Equal(t, appendRW1Set(nil, dir, sets[5]), appendRW1Set(nil, dir, m))
+	require.Equal(t, appendRW1Set(nil, dir, tab.strings, sets[5]), appendRW1Set(nil, dir, tab.strings, m))
 
 	// Releasing every set frees every label and string.
 	for _, s := range sets {
 		tab.release(s)
 	}
-	require.Equal(t, 4, tab.live(), "the metadata copy still holds its labels")
+	require.Equal(t, 2, tab.live(), "the metadata copy still holds its labels (instance, z; its metric name is the first series' m5: raw)")
 	tab.release(m)
 	require.Equal(t, 0, tab.live())
 	require.Equal(t, 1, tab.strings.Live())
 	require.Panics(t, func() { tab.release(m) })
 
-	// Freed ids are reused.
+	// Freed ids are reused (the second series shares a="b" with the
+	// first: a label).
 	n := len(tab.refs)
 	add(tab, labels.FromStrings("a", "b"))
+	add(tab, labels.FromStrings("a", "b", "c", "d"))
+	require.Equal(t, 1, tab.live())
 	require.Equal(t, n, len(tab.refs))
 }
 
@@ -119,7 +125,7 @@ func TestLabelTableRuns(t *testing.T) {
 	elements := func(s labelSet) int {
 		n := 0
 		for k := s.reader().from; k < len(s); n++ {
-			_, k = readID(s, k)
+			_, _, _, k = element(s, k)
 		}
 		return n
 	}
@@ -127,12 +133,11 @@ func TestLabelTableRuns(t *testing.T) {
 		ls := lsOf(i)
 		w, err := (&prompb.TimeSeries{Labels: prompb.FromLabels(ls, nil)}).Marshal()
 		require.NoError(t, err)
-		require.Equal(t, w, appendRW1Set(nil, dir, s), "series %d", i)
+		require.Equal(t, w, appendRW1Set(nil, dir, tab.strings, s), "series %d", i)
 		require.Equal(t, len(w), s.rw1Size())
 		var got labels.ScratchBuilder
-		for id := range s.reader().ids(dir) {
-			l := dir.label(id)
-			got.Add(tab.strings.String(l.name), tab.strings.String(l.value))
+		for name, value := range s.reader().labels(dir) {
+			got.Add(tab.strings.String(name), tab.strings.String(value))
 		}
 		require.Equal(t, ls, got.Labels())
 		require.Equal(t, ls.Len(), s.reader().n)
@@ -141,10 +146,11 @@ func TestLabelTableRuns(t *testing.T) {
 			require.Equal(t, 3, elements(s), "series %d: name, run, uid", i)
 		}
 	}
-	runs := tab.live() - (25 + 1 + 10 + 1 + 1 + 10 + 500) // labels: names, container, instances, job, namespace, pods, uids
-	// One run per pod, and job..namespace, which the first series of a
-	// pod shares with the last of the pod before.
-	require.Equal(t, 10+1, runs)
+	// Labels: 25 metric names, container, 10 instances, job, namespace,
+	// 10 pods (uids, each one series' own, stay raw); runs: one per pod,
+	// and job..namespace, which the first series of a pod shares with the
+	// last of the pod before.
+	require.Equal(t, 48+10+1, tab.live())
 
 	// The RW2 encoder expands runs into their labels.
 	e := newRW2Encoder(tab)
@@ -195,7 +201,7 @@ func TestSharedLabelTable(t *testing.T) {
 		for i := range n {
 			w, err := (&prompb.TimeSeries{Labels: prompb.FromLabels(lsOf(i), nil)}).Marshal()
 			require.NoError(t, err)
-			require.Equal(t, w, appendRW1Set(nil, dir, c.get(record.Ref(i+1)).data.set))
+			require.Equal(t, w, appendRW1Set(nil, dir, shared.t.strings, c.get(record.Ref(i+1)).data.set))
 		}
 	}
 	labelsOnce := 25 + 40 + 1 + 1 + 40 + n

@@ -203,11 +203,9 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 // metricName returns the metric name of an encoded series, for RW1
 // metadata, or "" when it has none.
 func (c *seriesCache) metricName(d *encodedSeries) string {
-	dir := c.table.snapshot()
-	for id := range d.set.reader().ids(dir) {
-		l := dir.label(id)
-		if c.table.strings.String(l.name) == model.MetricNameLabel {
-			return c.table.strings.String(l.value)
+	for name, value := range d.set.reader().labels(c.table.snapshot()) {
+		if c.table.strings.String(name) == model.MetricNameLabel {
+			return c.table.strings.String(value)
 		}
 	}
 	return ""

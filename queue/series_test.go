@@ -42,7 +42,7 @@ func TestSeriesCache(t *testing.T) {
 	b := rw1Builder{tab: tab, dir: tab.snapshot()}
 	require.Equal(t, want, rw1Labels(t, b.labels(s.data)))
 	require.Equal(t, AppendRW1Labels(nil, want), b.labels(s.data))
-	require.Len(t, setIDs(tab, s.data.set), 3)
+	require.Len(t, setIDs(tab, s.data.set), 6, "three labels, each a name and a value")
 	require.Equal(t, seriesDropped, c.get(2).state)
 	require.NotNil(t, c.get(1<<40), "a far ref goes to the map")
 	require.Less(t, len(c.dense), 1<<20, "and does not grow the slice")
@@ -207,12 +207,11 @@ func TestSeriesCacheChurnBoundsInterner(t *testing.T) {
 // checkEncoding checks that the labels of d still are want.
 func checkEncoding(t *testing.T, tab *labelTable, d *encodedSeries, want labels.Labels) {
 	t.Helper()
-	require.Equal(t, want, rw1Labels(t, appendRW1Set(nil, tab.snapshot(), d.set)))
+	require.Equal(t, want, rw1Labels(t, appendRW1Set(nil, tab.snapshot(), tab.strings, d.set)))
 	var b labels.ScratchBuilder
 	dir := tab.snapshot()
-	for id := range d.set.reader().ids(dir) {
-		l := dir.label(id)
-		b.Add(tab.strings.String(l.name), tab.strings.String(l.value))
+	for name, value := range d.set.reader().labels(dir) {
+		b.Add(tab.strings.String(name), tab.strings.String(value))
 	}
 	require.Equal(t, want, b.Labels())
 }

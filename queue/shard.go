@@ -157,13 +157,13 @@ func (b *rw1Builder) counts() (samples, histograms, exemplars int) {
 
 // labels returns the RW1 label entries of d, valid until the next call.
 func (b *rw1Builder) labels(d *encodedSeries) []byte {
-	b.scratch = appendRW1Set(b.scratch[:0], b.dir, d.set)
+	b.scratch = appendRW1Set(b.scratch[:0], b.dir, b.tab.strings, d.set)
 	return b.scratch
 }
 
 func (b *rw1Builder) add(it *item) {
 	if it.kind == kindSample && it.extra == nil {
-		b.addSampleSet(b.dir, it.series.set, it.t, it.v)
+		b.addSampleSet(b.dir, b.tab.strings, it.series.set, it.t, it.v)
 		return
 	}
 	ls := b.labels(it.series)
