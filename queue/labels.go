@@ -64,8 +64,8 @@ type labelTable struct {
 	labels map[uint64]uint32 // live labels by name and value string ids
 	runs   map[string]uint32 // live runs by RW1 encoding
 	refs   []uint32          // holders by id; id 0 is never used
-	free []uint32          // freed ids, reused first
-	dir  atomic.Pointer[[]*labelChunk]
+	free   []uint32          // freed ids, reused first
+	dir    atomic.Pointer[[]*labelChunk]
 	// freed counts labels freed so far: an encoder that mapped label ids
 	// to symbols trusts its map only while no label was freed since.
 	freed atomic.Uint64
