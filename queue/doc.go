@@ -7,11 +7,11 @@
 // The watcher hands over one record's samples with the record's place in
 // the WAL (Manager.AppendSamples and friends). Each sample's series was
 // stored earlier (StoreSeries): with external labels added where missing and
-// write_relabel_configs applied, its labels were interned once in a label
-// table (labels.go), which keeps every distinct label, and runs of labels
-// series share, with its RW1 encoding and its RW2 string ids; the series is
-// a short string of label ids. A sample then goes to the shard of its
-// series (ref modulo the number of shards), so one series' samples stay in
+// write_relabel_configs applied, its labels were interned once (labels.go):
+// every string once, and every label whose value other series share, and
+// runs of labels series share, once in a label table with its RW1
+// encoding and its RW2 string ids; the series is a short string of ids.
+// A sample then goes to the shard of its series (ref modulo the number of shards), so one series' samples stay in
 // order. If a shard is full, Append returns how many samples
 // it took and the watcher waits for Ready: the backlog stays in the WAL.
 //
