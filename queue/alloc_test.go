@@ -46,7 +46,7 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 			t.Fatalf("took %d of %d", got, n)
 		}
 		f := sh.prepare(b, 1, nil)
-		sh.complete(ctx, b, f, f.batch, 0, nil)
+		sh.deliver(ctx, b, f, nil)
 		sh.done(f.batch)
 	}
 	round()

@@ -70,46 +70,6 @@ func pbAppendRW1Label(dst []byte, tag byte, name, value string) []byte {
 	return pbAppendString(dst, rw1TagLabelValue, value)
 }
 
-// rw1LabelValue returns the value of the label called name in RW1 Label
-// entries (see AppendRW1Labels), or "" when there is none.
-func rw1LabelValue(entries []byte, name string) string {
-	field := func(b []byte) (tag byte, val, rest []byte, ok bool) {
-		if len(b) < 2 {
-			return 0, nil, nil, false
-		}
-		n, k := binary.Uvarint(b[1:])
-		if k <= 0 || uint64(len(b)-1-k) < n {
-			return 0, nil, nil, false
-		}
-		return b[0], b[1+k : 1+k+int(n)], b[1+k+int(n):], true
-	}
-	for len(entries) > 0 {
-		_, label, rest, ok := field(entries)
-		if !ok {
-			return ""
-		}
-		entries = rest
-		var lname, lvalue []byte
-		for len(label) > 0 {
-			tag, val, more, ok := field(label)
-			if !ok {
-				return ""
-			}
-			switch tag {
-			case rw1TagLabelName:
-				lname = val
-			case rw1TagLabelValue:
-				lvalue = val
-			}
-			label = more
-		}
-		if string(lname) == name {
-			return string(lvalue)
-		}
-	}
-	return ""
-}
-
 // RW1Encoder builds the protobuf body of one Remote-Write 1.0 request,
 // byte-identical to gogo's Marshal of the equivalent prompb.WriteRequest.
 // Every Add call becomes its own TimeSeries entry holding one sample,

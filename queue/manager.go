@@ -61,7 +61,8 @@ type Manager struct {
 	log     *slog.Logger
 	metrics *queueMetrics
 
-	batchSize int
+	batchSize int        // max_samples_per_send: items per batch
+	sizes     *sizeLimit // items per request: batchSize, lowered by 413 answers
 	deadline  time.Duration
 	capacity  int
 	backoffs  Backoff
@@ -124,12 +125,14 @@ func New(opts Options) (*Manager, error) {
 		opts.Labels = NewLabels()
 	}
 	labels := opts.Labels.t
+	metrics := opts.Metrics.forQueue(opts.Name, opts.URL)
 	m := &Manager{
 		opts:        opts,
 		labels:      labels,
 		log:         opts.Logger.With("component", "remote-queue", "remote_name", opts.Name, "url", opts.URL),
-		metrics:     opts.Metrics.forQueue(opts.Name, opts.URL),
+		metrics:     metrics,
 		batchSize:   qc.MaxSamplesPerSend,
+		sizes:       newSizeLimit(qc.MaxSamplesPerSend, metrics.maxSamplesPerSend),
 		deadline:    time.Duration(qc.BatchSendDeadline),
 		capacity:    max(qc.Capacity, qc.MaxSamplesPerSend),
 		backoffs:    NewBackoff(qc, rand.Float64),
@@ -147,7 +150,6 @@ func New(opts Options) (*Manager, error) {
 	m.metrics.shardsMin.Set(float64(qc.MinShards))
 	m.metrics.shardsMax.Set(float64(qc.MaxShards))
 	m.metrics.shardCapacity.Set(float64(m.capacity))
-	m.metrics.maxSamplesPerSend.Set(float64(m.batchSize))
 	return m, nil
 }
 
@@ -565,16 +567,6 @@ func (m *Manager) logPartial(samples, histograms, exemplars int) {
 	}
 	m.log.Error("Remote endpoint accepted a request but says it did not write all of it; the rest is counted as failed",
 		"samples", samples, "histograms", histograms, "exemplars", exemplars)
-}
-
-// logTooLarge logs a request refused as too large, which is then sent in
-// halves, at most once a minute.
-func (m *Manager) logTooLarge(req *Request, err error) {
-	if !m.tooLargeLog.allow() {
-		return
-	}
-	m.log.Warn("Remote endpoint refused a request as too large (413); sending it in halves. Lower queue_config.max_samples_per_send to spare the extra requests",
-		"samples", req.Samples, "histograms", req.Histograms, "exemplars", req.Exemplars, "bytes", len(req.Body), "err", err)
 }
 
 // logLoneExemplars logs exemplars dropped for want of a sample to travel

@@ -51,7 +51,10 @@ type receiver struct {
 	metadata map[string]prompb.MetricMetadata         // by metric family name
 	requests int
 	fail     func(n int) int // request number → status to answer, 0 to accept
-	delay    time.Duration   // how long each request takes (a slow endpoint)
+	// answer, when set, may answer request n (body as received) itself,
+	// and then returns true; r.mu is held.
+	answer func(n int, req *http.Request, body []byte, w http.ResponseWriter) bool
+	delay  time.Duration // how long each request takes (a slow endpoint)
 
 	// hold, when set, is called with each request's arrival number
 	// before it is answered, outside mu: a test blocks requests in it.
@@ -102,6 +105,9 @@ func (r *receiver) handle(w http.ResponseWriter, req *http.Request) {
 			w.WriteHeader(status)
 			return
 		}
+	}
+	if r.answer != nil && r.answer(r.requests, req, body, w) {
+		return
 	}
 	raw, err := snappy.Decode(nil, body)
 	if err != nil {
@@ -831,82 +837,6 @@ func TestManagerCountsWhatTheEndpointWrote(t *testing.T) {
 	stop()
 	require.Equal(t, 9.0+6+10, counterValue(t, reg, "prometheus_remote_storage_samples_total", nil))
 	require.Equal(t, 1.0+4, counterValue(t, reg, "prometheus_remote_storage_samples_failed_total", nil))
-}
-
-// TestManagerSplitsTooLarge: an endpoint that refuses requests above a
-// size with 413 gets each batch in halves, as often as needed, and every
-// sample arrives once; the batches that fit go whole.
-func TestManagerSplitsTooLarge(t *testing.T) {
-	const limit = 30 // samples per request the endpoint takes
-	var requests, refused atomic.Int32
-	var mu sync.Mutex
-	got := map[string]int{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		requests.Add(1)
-		body, _ := io.ReadAll(r.Body)
-		raw, err := snappy.Decode(nil, body)
-		require.NoError(t, err)
-		var wr prompb.WriteRequest
-		require.NoError(t, wr.Unmarshal(raw))
-		if len(wr.Timeseries) > limit {
-			refused.Add(1)
-			http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		mu.Lock()
-		for _, ts := range wr.Timeseries {
-			for _, smp := range ts.Samples {
-				got[fmt.Sprintf("%v@%d", ts.Labels, smp.Timestamp)]++
-			}
-		}
-		mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(srv.Close)
-
-	qc := testQueueConfig()
-	qc.MinShards, qc.MaxShards = 1, 1
-	qc.MaxSamplesPerSend = 100 // 100 → 50 → 25: two halvings
-	reg := prometheus.NewRegistry()
-	m, stop := runManager(t, queue.Options{Name: "test", URL: srv.URL, Config: qc, Sender: newClient(t, srv.URL), Metrics: queue.NewMetrics(reg)})
-	feed(t, m, 100, 5) // five batches of 100
-	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "all finished")
-	stop()
-
-	mu.Lock()
-	defer mu.Unlock()
-	require.Len(t, got, 500, "every sample arrives")
-	for k, n := range got {
-		require.Equal(t, 1, n, "%s arrives once", k)
-	}
-	require.Equal(t, 500.0, counterValue(t, reg, "prometheus_remote_storage_samples_total", nil))
-	require.Zero(t, counterValue(t, reg, "prometheus_remote_storage_samples_failed_total", nil))
-	require.EqualValues(t, 5*3, refused.Load(), "each batch: 100 and both 50s refused")
-	require.EqualValues(t, 5*(3+4), requests.Load(), "plus four quarters accepted")
-}
-
-// TestManagerSplitsTooLargeBounded: an endpoint that refuses everything as
-// too large costs a bounded number of requests per batch, and the batch is
-// then counted as failed.
-func TestManagerSplitsTooLargeBounded(t *testing.T) {
-	var requests atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		requests.Add(1)
-		_, _ = io.Copy(io.Discard, r.Body)
-		http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
-	}))
-	t.Cleanup(srv.Close)
-	qc := testQueueConfig()
-	qc.MinShards, qc.MaxShards = 1, 1
-	qc.MaxSamplesPerSend = 100
-	reg := prometheus.NewRegistry()
-	m, stop := runManager(t, queue.Options{Name: "test", URL: srv.URL, Config: qc, Sender: newClient(t, srv.URL), Metrics: queue.NewMetrics(reg)})
-	feed(t, m, 100, 1)
-	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "all finished")
-	stop()
-	require.EqualValues(t, 127, requests.Load(), "halved six times: 1+2+4+8+16+32+64 requests")
-	require.Equal(t, 100.0, counterValue(t, reg, "prometheus_remote_storage_samples_failed_total", nil))
-	require.Equal(t, 64.0, counterValue(t, reg, "walship_remote_storage_requests_refused_total", map[string]string{"reason": "413"}))
 }
 
 // keepingSender accepts every request but keeps its body, as an HTTP

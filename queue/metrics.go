@@ -67,7 +67,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		metadataBytes:     counter("metadata_bytes_total", "The total number of bytes of metadata sent by the queue after compression."),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "walship", Subsystem: "remote_storage", Name: "requests_refused_total",
-			Help: "Requests the endpoint refused for good (not retried), by reason: the HTTP status code, or \"error\" for a request that could not be sent at all. Their samples, histograms and exemplars are counted in prometheus_remote_storage_*_failed_total.",
+			Help: "Requests the endpoint refused for good (not retried), by reason: the HTTP status code, or \"error\" for a request that could not be sent at all. Their samples, histograms and exemplars are counted in prometheus_remote_storage_*_failed_total; after a 413 (reason \"413\"), in prometheus_remote_storage_*_dropped_total{reason=\"too_large\"}.",
 		}, append(append([]string{}, base...), "reason")),
 		highestQueued: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "prometheus", Subsystem: "remote_storage", Name: "queue_highest_timestamp_seconds",
@@ -94,6 +94,9 @@ const (
 	reasonDroppedSeries = "dropped_series" // write_relabel_configs dropped its series
 	reasonUnknownSeries = "unintentionally_dropped_series"
 	reasonTooOld        = "too_old"
+	// reasonTooLarge is walship's own: items of a batch the endpoint
+	// refused as too large (413) even in smaller requests.
+	reasonTooLarge = "too_large"
 	// reasonNoSample is walship's own: an exemplar that would go over RW2
 	// in a series entry without a sample or histogram, which RW2 forbids.
 	reasonNoSample = "no_sample_in_request"
@@ -101,7 +104,7 @@ const (
 
 // dropCounters count one class of items dropped before sending, by reason.
 type dropCounters struct {
-	droppedSeries, unknownSeries, tooOld prometheus.Counter
+	droppedSeries, unknownSeries, tooOld, tooLarge prometheus.Counter
 }
 
 // queueMetrics are one queue's children of Metrics, curried once.
@@ -128,6 +131,7 @@ func drops(v *prometheus.CounterVec, name, url string) dropCounters {
 		droppedSeries: v.WithLabelValues(name, url, reasonDroppedSeries),
 		unknownSeries: v.WithLabelValues(name, url, reasonUnknownSeries),
 		tooOld:        v.WithLabelValues(name, url, reasonTooOld),
+		tooLarge:      v.WithLabelValues(name, url, reasonTooLarge),
 	}
 }
 

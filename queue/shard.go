@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"time"
 
@@ -253,6 +254,7 @@ func (b *rw2Builder) attached(it *item) []rw2Exemplar {
 type flight struct {
 	batch []item
 	req   Request      // reused (it escapes to the Sender)
+	built bool         // req is batch's request (see prepare)
 	sum   batchSummary // what req's items are, for accounting
 	body  snappyStream // req's body
 }
@@ -326,17 +328,8 @@ func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 		}
 	}()
 
-	builder := func() requestBuilder {
-		if s.rw1 == nil && s.m.opts.Protocol == RW2 && s.m.protocol() == RW1 {
-			s.rw1 = &rw1Builder{tab: s.m.labels} // the queue fell back
-		}
-		if s.rw1 != nil {
-			return s.rw1
-		}
-		return b
-	}
 	send := func(least int) bool {
-		b := builder()
+		b = s.builder(b)
 		f := ahead
 		ahead = nil
 		if f == nil {
@@ -348,10 +341,14 @@ func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 			s.done(f.batch) // every item grew too old while it waited
 			return true
 		}
-		launch <- &f.req
-		ahead = s.prepare(b, s.m.batchSize, f)
-		first := <-landed
-		s.complete(ctx, b, f, f.batch, 0, &first)
+		var first *attemptResult
+		if f.built { // one request: its first attempt goes out from wire
+			launch <- &f.req
+			ahead = s.prepare(b, s.m.batchSize, f)
+			r := <-landed
+			first = &r
+		}
+		s.deliver(ctx, b, f, first)
 		s.done(f.batch)
 		resetTimer(deadline, s.m.deadline)
 		return true
@@ -375,9 +372,9 @@ func (s *shard) run(ctx context.Context, drain <-chan struct{}) {
 	}
 }
 
-// prepare takes the oldest batch if at least least items wait and builds
-// its request into the flight that is not busy. It returns nil when fewer
-// wait.
+// prepare takes the oldest batch if at least least items wait into the
+// flight that is not busy, and builds its request when it fits in one
+// (see sizeLimit). It returns nil when fewer wait.
 func (s *shard) prepare(b requestBuilder, least int, busy *flight) *flight {
 	batch := s.take(least)
 	if batch == nil {
@@ -387,24 +384,43 @@ func (s *shard) prepare(b requestBuilder, least int, busy *flight) *flight {
 	if f == busy {
 		f = &s.flights[1]
 	}
-	f.batch = batch
-	s.encode(b, f, batch)
+	f.batch, f.built = batch, false
+	if len(batch) <= s.m.sizes.current() {
+		s.encode(b, f, batch)
+		f.built = true
+	}
 	return f
 }
 
-// ready makes f's request right to send now, with b the shard's builder
-// now. It removes the items that grew older than sample_age_limit while
-// they waited (in the buffer, or built behind a request being retried), as
+// builder returns the builder of the shard's next request: b, or the RW1
+// builder once the queue fell back to RW1.
+func (s *shard) builder(b requestBuilder) requestBuilder {
+	if s.rw1 == nil && s.m.opts.Protocol == RW2 && s.m.protocol() == RW1 {
+		s.rw1 = &rw1Builder{tab: s.m.labels}
+	}
+	if s.rw1 != nil {
+		return s.rw1
+	}
+	return b
+}
+
+// ready makes f right to send now, with b the shard's builder now. It
+// removes the items that grew older than sample_age_limit while they
+// waited (in the buffer, or built behind a request being retried), as
 // upstream drops them when it builds a batch, and builds the request again
 // when that removed some or it was built before the queue fell back to
-// RW1. It reports whether any item is left to send.
+// RW1; a request built before a 413 lowered the request size is not sent.
+// It reports whether any item is left to send.
 func (s *shard) ready(b requestBuilder, f *flight) bool {
 	kept, removed := s.m.dropExpired(f.batch)
 	f.batch = kept
 	if len(kept) == 0 {
 		return false
 	}
-	if removed > 0 || f.req.Protocol != b.protocol() {
+	if f.built && len(kept) > s.m.sizes.current() {
+		f.built = false // deliver sends it in parts
+	}
+	if f.built && (removed > 0 || f.req.Protocol != b.protocol()) {
 		s.encode(b, f, kept)
 	}
 	return true
@@ -438,22 +454,72 @@ func resetTimer(t *time.Timer, d time.Duration) {
 	t.Reset(d)
 }
 
-// deliver builds batch into f's request and sends it as complete does.
-func (s *shard) deliver(ctx context.Context, b requestBuilder, f *flight, batch []item, depth int) {
-	s.encode(b, f, batch)
-	s.complete(ctx, b, f, batch, depth, nil)
+// deliver sends f's batch until each of its items ended (accepted,
+// refused for good or dropped) or ctx ends: as f's request when it is
+// built (first is how its first attempt went, when it was made), or else in
+// requests of the queue's request size, each built in turn into f.
+//
+// A request refused as too large (413) is not retried as it is: the queue
+// lowers its request size (sizeLimit) and the rest of the batch goes in
+// requests of that size, at most maxHalvings times per batch. Once that
+// did not help, or when the refused request was too small for its size to
+// be the reason (splittable), the rest of the batch is dropped, counted
+// with reason too_large: an endpoint that refuses everything gets at most
+// maxHalvings+1 requests per batch, and one once the learned size is small.
+func (s *shard) deliver(ctx context.Context, b requestBuilder, f *flight, first *attemptResult) {
+	rest, built, halvings := f.batch, f.built, 0
+	for len(rest) > 0 && ctx.Err() == nil {
+		part := rest
+		if !built {
+			b = s.builder(b)
+			part = rest[:min(len(rest), s.m.sizes.current())]
+			s.encode(b, f, part)
+		}
+		built = false
+		n := len(part)
+		outcome, kept, err := s.complete(ctx, b, f, part, first)
+		first = nil
+		switch outcome {
+		case aborted:
+			return // its items stay pending
+		case tooLarge:
+		default:
+			rest = rest[n:]
+			continue
+		}
+		// Retries may have dropped items grown too old: kept is the front
+		// of part. The rest of the batch is kept and what follows part.
+		k := len(kept)
+		old := rest
+		rest = rest[n-k:]
+		copy(rest, kept)
+		clear(old[:n-k])
+		limit, lowered := s.m.sizes.current(), false
+		if splittable(kept, &f.req) { // else its size is not the reason
+			limit, lowered = s.m.sizes.refused(k)
+		}
+		if halvings == maxHalvings || !splittable(kept, &f.req) {
+			s.m.metrics.refused.WithLabelValues(strconv.Itoa(statusTooLarge)).Inc()
+			s.m.logTooLarge(&f.req, limit, lowered, true, err)
+			s.m.dropTooLarge(rest)
+			return
+		}
+		halvings++
+		s.m.logTooLarge(&f.req, limit, lowered, false, err)
+	}
 }
 
 // complete sends f's request, built by b from batch, until the endpoint
 // accepts it, refuses it for good, or ctx ends, and accounts for the
 // batch (Manager.finish): the request is encoded once and retried as the
 // same bytes. first is how its first attempt went when that was sent
-// already, nil otherwise. When the endpoint refuses the request as too
-// large (413), the batch goes as two halves, each delivered the same way,
-// depth counting the halvings so far. Once a batch ended, its items' extra
-// parts (histogram copies, exemplars) are let go; their series references
-// stay until the chunk is written again.
-func (s *shard) complete(ctx context.Context, b requestBuilder, f *flight, batch []item, depth int, first *attemptResult) {
+// already, nil otherwise. It returns how the request ended and the batch
+// then (without the items that grew too old while it was retried); a
+// request refused as too large is not accounted for (deliver decides),
+// and comes with the endpoint's answer. Once a batch ended, its items'
+// extra parts (histogram copies, exemplars) are let go; their series
+// references stay until the chunk is written again.
+func (s *shard) complete(ctx context.Context, b requestBuilder, f *flight, batch []item, first *attemptResult) (sendOutcome, []item, error) {
 	m := s.m
 	req := &f.req
 	// Before each retry, samples that have grown older than
@@ -474,29 +540,28 @@ func (s *shard) complete(ctx context.Context, b requestBuilder, f *flight, batch
 		s.encode(b, f, batch)
 		return true
 	}
-	splittable := len(batch) > 1 && depth < maxSplitDepth
-	outcome, written := m.send(ctx, req, expire, splittable, first)
+	outcome, written, err := m.send(ctx, req, expire, first)
 	if outcome == unsupported {
 		// The endpoint speaks only RW1: the queue switches for good, and
 		// this batch goes again as RW1.
 		m.fallBackToRW1()
-		if s.rw1 == nil {
-			s.rw1 = &rw1Builder{tab: m.labels}
-		}
-		b = s.rw1
+		b = s.builder(b)
 		s.encode(b, f, batch)
-		outcome, written = m.send(ctx, req, expire, splittable, nil)
+		outcome, written, err = m.send(ctx, req, expire, nil)
 		if outcome == unsupported {
 			outcome = rejected
 		}
 	}
-	if outcome == tooLarge {
-		half := len(batch) / 2
-		s.deliver(ctx, b, f, batch[:half], depth+1)
-		s.deliver(ctx, b, f, batch[half:], depth+1)
-		return
+	switch outcome {
+	case tooLarge:
+		return outcome, batch, err
+	case sent:
+		if limit, back := m.sizes.accepted(len(batch)); back {
+			m.log.Info("Remote endpoint accepts requests of max_samples_per_send again", "max_samples_per_send", limit)
+		}
 	}
 	m.finish(batch, &f.sum, req, outcome, written)
+	return outcome, batch, nil
 }
 
 // dropExpired removes from batch, in place, the items older than
@@ -550,16 +615,11 @@ const (
 	aborted                        // ctx ended first: stays pending
 	unsupported                    // the endpoint does not speak RW2
 	expired                        // every item grew too old while retrying
-	tooLarge                       // refused as too large (413): send it in parts
+	tooLarge                       // refused as too large (413): see shard.deliver
 )
 
 // statusTooLarge is HTTP's 413 Content Too Large.
 const statusTooLarge = 413
-
-// maxSplitDepth bounds how often a batch refused as too large is halved:
-// down to 1/64 of it, so that an endpoint refusing everything as too
-// large costs at most 127 requests per batch.
-const maxSplitDepth = 6
 
 // attemptResult is how one attempt to send a request ended.
 type attemptResult struct {
@@ -581,16 +641,13 @@ func (m *Manager) attempt(ctx context.Context, req *Request, n int) attemptResul
 	return attemptResult{written: written, err: err}
 }
 
-// send sends req until it is accepted, refused for good, or ctx ends, and
-// returns how it ended and what the endpoint said it wrote (RW2's
-// written-count headers) on the last attempt. first is how the first
-// attempt went when it was made already, nil otherwise. Before each retry
-// it calls beforeRetry, which may change req; when that returns false
-// nothing is left to send.
-//
-// A 413 answer is tooLarge when splittable is true; otherwise, like any
-// other refusal, rejected.
-func (m *Manager) send(ctx context.Context, req *Request, beforeRetry func() bool, splittable bool, first *attemptResult) (sendOutcome, Written) {
+// send sends req until it is accepted, refused, or ctx ends, and returns
+// how it ended and what the endpoint said it wrote (RW2's written-count
+// headers) on the last attempt; for tooLarge, the endpoint's answer too.
+// first is how the first attempt went when it was made already, nil
+// otherwise. Before each retry it calls beforeRetry, which may change req;
+// when that returns false nothing is left to send.
+func (m *Manager) send(ctx context.Context, req *Request, beforeRetry func() bool, first *attemptResult) (sendOutcome, Written, error) {
 	for attempt := 0; ; attempt++ {
 		var r attemptResult
 		if attempt == 0 && first != nil {
@@ -600,22 +657,21 @@ func (m *Manager) send(ctx context.Context, req *Request, beforeRetry func() boo
 		}
 		written, err := r.written, r.err
 		if err == nil {
-			return sent, written
+			return sent, written, nil
 		}
 		if ctx.Err() != nil {
-			return aborted, Written{}
+			return aborted, Written{}, nil
 		}
 		if errors.Is(err, ErrUnsupportedProtocol) && req.Protocol == RW2 {
-			return unsupported, Written{}
+			return unsupported, Written{}, nil
 		}
 		var se *SendError
-		if splittable && errors.As(err, &se) && se.Status == statusTooLarge {
-			m.logTooLarge(req, err)
-			return tooLarge, written
+		if errors.As(err, &se) && se.Status == statusTooLarge {
+			return tooLarge, Written{}, err
 		}
 		if !errors.As(err, &se) || !se.Retryable {
 			m.refused(req, err)
-			return rejected, written
+			return rejected, written, nil
 		}
 		m.metrics.retried(req)
 		delay := m.backoff(attempt, se.RetryAfter)
@@ -623,11 +679,11 @@ func (m *Manager) send(ctx context.Context, req *Request, beforeRetry func() boo
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return aborted, Written{}
+			return aborted, Written{}, nil
 		case <-t.C:
 		}
 		if !beforeRetry() {
-			return expired, Written{}
+			return expired, Written{}, nil
 		}
 	}
 }

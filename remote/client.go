@@ -137,6 +137,9 @@ func NewClient(name string, cfg *config.RemoteWriteConfig, opts ClientOptions) (
 		if err != nil {
 			return nil, fmt.Errorf("remote %q: %w", name, err)
 		}
+		if hc.CheckRedirect == nil { // follow_redirects, as it is by default
+			hc.CheckRedirect = checkRedirect
+		}
 		if t, ok := hc.Transport.(*http.Transport); ok && t.WriteBufferSize == 0 {
 			// See requestWriteBufferSize. Reachable when no basic_auth,
 			// authorization, oauth2, http_headers or TLS files wrap the
@@ -213,6 +216,9 @@ func (c *Client) Close() {
 //   - 415 to an RW2 request: ErrUnsupportedProtocol, not retryable.
 //   - 5xx and 429: retryable, with the Retry-After the endpoint gave.
 //   - network errors and timeouts: retryable, Status 0.
+//   - 3xx: a 307 or 308 is followed (the same POST again), at most
+//     maxRedirects in a row (see checkRedirect); one not followed is not
+//     retryable.
 //   - anything else (other 4xx, unfollowed 3xx, 1xx, codes past 599): not
 //     retryable.
 //
@@ -295,6 +301,9 @@ func (c *Client) Send(ctx context.Context, req *queue.Request, attempt int) (que
 	msg := errorBody(resp)
 	sendErr := &queue.SendError{Status: status, Err: errors.New(msg)}
 	switch {
+	case status >= 300 && status < 400:
+		sendErr.Err = fmt.Errorf("redirected to %q, which is not followed (a redirect that would resend the data as a GET, more than %d redirects in a row, "+
+			"or follow_redirects: false); set url to where the endpoint is: %s", resp.Header.Get("Location"), maxRedirects, msg)
 	case status == http.StatusUnsupportedMediaType && req.Protocol == queue.RW2:
 		sendErr.Err = fmt.Errorf("%w: %s", queue.ErrUnsupportedProtocol, msg)
 	case status == http.StatusTooManyRequests, status >= 500 && status < 600:
@@ -302,6 +311,24 @@ func (c *Client) Send(ctx context.Context, req *queue.Request, attempt int) (que
 		sendErr.RetryAfter = parseRetryAfter(resp.Header.Get(headerRetryAfter), time.Now())
 	}
 	return written, sendErr
+}
+
+// maxRedirects is the most redirects one attempt follows: an endpoint
+// redirecting in a loop costs at most maxRedirects+1 requests an attempt
+// (Go's client alone follows ten), and the attempt is then refused.
+const maxRedirects = 3
+
+// checkRedirect follows a redirect that sends the request again as it was
+// (307, 308), at most maxRedirects in a row. A redirect that would turn
+// the POST into a GET without a body (301, 302, 303) is not followed: the
+// answer to that GET would say nothing of the data, and a 200 would count
+// as delivered what never was. The client then returns the redirect's own
+// answer, which Send refuses for good.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if req.Method != via[0].Method || len(via) > maxRedirects {
+		return http.ErrUseLastResponse
+	}
+	return nil
 }
 
 // errorBody returns the start of an error response's body for the error

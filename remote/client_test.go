@@ -357,14 +357,27 @@ func TestClientRedirects(t *testing.T) {
 		})
 		return srv
 	}
-	t.Run("302 followed by default", func(t *testing.T) {
+	t.Run("302 not followed: it would resend the data as a GET", func(t *testing.T) {
 		srv := newServer(t, http.StatusFound)
 		c := newTestClient(t, testConfig(t, srv.URL+"/write"), ClientOptions{})
 		_, err := c.Send(context.Background(), &queue.Request{Protocol: queue.RW1, Body: []byte("payload")}, 0)
-		require.NoError(t, err)
-		reqs := srv.requests()
-		require.Len(t, reqs, 2)
-		require.Equal(t, "/moved", reqs[1].path)
+		se := asSendError(t, err)
+		require.Equal(t, http.StatusFound, se.Status)
+		require.False(t, se.Retryable)
+		require.ErrorContains(t, err, srv.URL+"/moved", "the error names where it was sent")
+		require.Len(t, srv.requests(), 1, "no GET to the new location")
+	})
+	t.Run("307 loop followed three times", func(t *testing.T) {
+		var srv *recordingServer
+		srv = newRecordingServer(t, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, srv.URL+"/write", http.StatusTemporaryRedirect)
+		})
+		c := newTestClient(t, testConfig(t, srv.URL+"/write"), ClientOptions{})
+		_, err := c.Send(context.Background(), &queue.Request{Protocol: queue.RW1, Body: []byte("payload")}, 0)
+		se := asSendError(t, err)
+		require.Equal(t, http.StatusTemporaryRedirect, se.Status)
+		require.False(t, se.Retryable, "refused, not retried as a network error")
+		require.Len(t, srv.requests(), 4, "the request and three redirects (Go alone follows ten)")
 	})
 	t.Run("307 followed with the body", func(t *testing.T) {
 		srv := newServer(t, http.StatusTemporaryRedirect)
