@@ -10,16 +10,19 @@ import (
 	"github.com/walship/walship/wal/record"
 )
 
-// Buffers of an appender, one per record kind.
+// Buffers of an appender, one per record kind but series (DB.seriesRec).
 const (
-	bufSeries = iota
-	bufMeta
+	bufMeta = iota
 	bufSamples
 	bufHistograms
 	bufFloatHistograms
 	bufExemplars
 	numBufs
 )
+
+// maxKeptSeriesRec is the largest series record buffer kept for the next
+// commit: a target's first scrape, not a bulk import's.
+const maxKeptSeriesRec = 4 << 20
 
 // Commit writes the transaction to the log in one all-or-nothing
 // wal.Writer.Log call: a series record for every series it uses that has
@@ -44,13 +47,17 @@ func (a *appender) Commit() error {
 	}
 	a.collectNewSeries()
 	if len(a.newSeries) > 0 {
-		a.bufs[bufSeries] = record.Encoder{}.Series(a.bufs[bufSeries][:0], a.newSeries)
+		db.seriesRec = record.Encoder{}.Series(db.seriesRec[:0], a.newSeries)
 		a.recs = append(a.recs, nil)
 		copy(a.recs[1:], a.recs)
-		a.recs[0] = a.bufs[bufSeries]
+		a.recs[0] = db.seriesRec
 	}
 	before := db.w.Position()
-	if err := db.w.Log(a.recs...); err != nil {
+	err := db.w.Log(a.recs...)
+	if cap(db.seriesRec) > maxKeptSeriesRec {
+		db.seriesRec = nil // a rare huge transaction's
+	}
+	if err != nil {
 		for _, s := range a.marked {
 			s.logged = false
 		}

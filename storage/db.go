@@ -39,6 +39,11 @@ type DB struct {
 	closed  bool
 	deleted map[record.Ref]int // ref of a removed series -> last segment that may reference it
 	size    sizeAccount
+	// seriesRec is the buffer series records are encoded into, one for all
+	// appenders: a first scrape's series record is about 300 bytes a
+	// series, and pooled appenders each keeping theirs held 300 MB at 1M
+	// series (667 targets scraped at once).
+	seriesRec []byte
 
 	// truncMu serialises truncations (and Close against them).
 	truncMu sync.Mutex
