@@ -5,6 +5,7 @@
 #   make bench   benchmarks, walship beside upstream Prometheus
 #   make bench-e2e       whole processes: the walship binary beside upstream's sender (quick mode, a few minutes)
 #   make bench-e2e-full  every shape, protocol and queue setting, 3 runs each (see BENCHMARKS.md for its run time)
+#   make bench-e2e-agent walship agent beside prometheus --agent, scraping 1M and 100k series (see BENCHMARKS.md)
 #   make profile-e2e     one walship replay of 1M series with CPU and heap profiles (bench/work/profile)
 #   make fuzz    longer fuzzing (FUZZTIME per target, default 2m)
 #   make soak    long-running tests at production sizes (a 1.28 GiB WAL backlog)
@@ -23,7 +24,7 @@ RACE_PKGS     := ./wal/... ./watcher/... ./queue/... ./remote/... ./storage/...
 # Fuzz targets as package:target.
 FUZZ_TARGETS  := ./wal:FuzzReader ./wal:FuzzLiveReader ./wal/record:FuzzDecode
 
-.PHONY: all build test unit race fuzz-short fuzz soak bench bench-build bench-ci bench-e2e bench-e2e-full profile-e2e lint run clean
+.PHONY: all build test unit race fuzz-short fuzz soak bench bench-build bench-build-agent bench-ci bench-e2e bench-e2e-full bench-e2e-agent profile-e2e lint run clean
 
 all: build test
 
@@ -88,6 +89,14 @@ bench-e2e: bench-build
 
 bench-e2e-full: bench-build
 	bin/e2e run --mode=full $(E2EFLAGS)
+
+# Upstream's own prometheus binary (v0.316.0, from the bench module), the
+# agents' baseline; not part of bench-build, which CI runs.
+bench-build-agent:
+	cd bench && $(GO) build -o ../bin/prometheus github.com/prometheus/prometheus/cmd/prometheus
+
+bench-e2e-agent: bench-build bench-build-agent
+	bin/e2e run --mode=agent $(E2EFLAGS)
 
 profile-e2e: bench-build
 	bin/e2e profile $(E2EFLAGS)

@@ -11,11 +11,12 @@ import (
 	"github.com/walship/walship/bench/walgen"
 )
 
-// Profile runs one walship sender over the shape's WAL, as Run does, with
+// Profile runs one walship sender over the shape's WAL (or, for the agent,
+// scraping the shape's targets every scrapeInterval), as Run does, with
 // the binary's hidden profiling flags: a CPU profile of the whole run
 // (cpu.pprof) and the heap profile of its largest live heap (heap.pprof),
 // written into dir. It returns the run's result.
-func Profile(ctx context.Context, b Binaries, s shape.Shape, c Cell, snd Sender, workDir, dir string, timeout time.Duration) (Result, error) {
+func Profile(ctx context.Context, b Binaries, s shape.Shape, c Cell, snd Sender, workDir, dir string, timeout, scrapeInterval time.Duration) (Result, error) {
 	if !snd.Walship() {
 		return Result{}, fmt.Errorf("only walship's senders take the profiling flags, not %s", snd.Name)
 	}
@@ -37,8 +38,19 @@ func Profile(ctx context.Context, b Binaries, s shape.Shape, c Cell, snd Sender,
 	profiled.argv = func(b Binaries, config, walDir, dataDir string) []string {
 		return append(snd.argv(b, config, walDir, dataDir), "--debug.cpuprofile="+cpu, "--debug.memprofile="+heap)
 	}
-	p := Plan{WorkDir: workDir, Timeout: timeout}
-	r := runOne(ctx, b, rcv, p, runSpec{shape: s, manifest: m, walDir: walDir, cell: c, sender: profiled, logs: dir})
+	p := Plan{WorkDir: workDir, Timeout: timeout, ScrapeInterval: scrapeInterval}
+	rs := runSpec{shape: s, manifest: m, walDir: walDir, cell: c, sender: profiled, logs: dir}
+	if snd.Agent {
+		if s.Scrapes > maxAgentScrapes {
+			return Result{}, fmt.Errorf("shape %s: the agents scrape at most %d times", s.Name, maxAgentScrapes)
+		}
+		if rs.targets, err = startServer(b.Targets, "--shape="+s.Name); err != nil {
+			return Result{}, err
+		}
+		defer rs.targets.close()
+		rs.hashes = s.SeriesHashes()
+	}
+	r := runOne(ctx, b, rcv, p, rs)
 	if r.Error != "" {
 		return r, fmt.Errorf("%s", r.Error)
 	}

@@ -15,48 +15,69 @@ import (
 	"github.com/walship/walship/bench/receiver"
 )
 
-// receiverProc is the receiver in its own process, so that its CPU and
-// memory are not counted with either sender's.
-type receiverProc struct {
+// server is a program of the harness serving HTTP in a process of its
+// own (the receiver, the targets), so that its CPU and memory are not
+// counted with a sender's. It says its address as its first line of
+// standard output.
+type server struct {
 	cmd  *exec.Cmd
 	base string // http://host:port
 }
 
-func startReceiver(bin string) (*receiverProc, error) {
-	cmd := exec.Command(bin)
+func startServer(argv ...string) (*server, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start receiver: %w", err)
+		return nil, fmt.Errorf("start %s: %w", argv[0], err)
 	}
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return nil, fmt.Errorf("receiver did not say its address: %w", err)
+		return nil, fmt.Errorf("%s did not say its address: %w", argv[0], err)
 	}
-	return &receiverProc{cmd: cmd, base: "http://" + strings.TrimSpace(line)}, nil
+	return &server{cmd: cmd, base: "http://" + strings.TrimSpace(line)}, nil
 }
 
-func (r *receiverProc) close() {
-	r.cmd.Process.Kill()
-	r.cmd.Wait()
+func (s *server) close() {
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
 }
 
-// url is where senders write.
-func (r *receiverProc) url() string { return r.base + "/" }
+// addr is the server's host:port.
+func (s *server) addr() string { return strings.TrimPrefix(s.base, "http://") }
 
-func (r *receiverProc) reset() error {
-	resp, err := http.Post(r.base+"/reset", "", nil)
+// reset posts to its /reset, with query q when it is not empty.
+func (s *server) reset(q ...string) error {
+	u := s.base + "/reset"
+	if len(q) > 0 {
+		u += "?" + strings.Join(q, "&")
+	}
+	resp, err := http.Post(u, "", nil)
 	if err != nil {
 		return err
 	}
 	resp.Body.Close()
 	return nil
 }
+
+// receiverProc is the receiver in its own process.
+type receiverProc struct{ *server }
+
+func startReceiver(bin string) (*receiverProc, error) {
+	s, err := startServer(bin)
+	if err != nil {
+		return nil, err
+	}
+	return &receiverProc{s}, nil
+}
+
+// url is where senders write.
+func (r *receiverProc) url() string { return r.base + "/" }
 
 func (r *receiverProc) stats() (receiver.Stats, error) {
 	return r.get(context.Background(), r.base+"/stats")

@@ -18,7 +18,7 @@ type Summary struct {
 	RSSBytes         Spread // peak RSS
 	ShipSeconds      Spread
 	WireBytes        Spread
-	RateRatio        float64 // ÷ upstream's median, same shape and cell; 0 without upstream
+	RateRatio        float64 // ÷ the baseline's median, same shape and cell; 0 without one
 	RSSRatio         float64
 	UpstreamRate     float64
 	UpstreamRSSBytes float64
@@ -41,8 +41,8 @@ func spread(v []float64) Spread {
 }
 
 // Summarise groups results by shape, cell and sender, in the order they
-// first appear, and relates each walship sender to upstream's runs of the
-// same shape and cell. Failed runs are counted, not measured.
+// first appear, and relates each walship sender to its upstream
+// baseline's runs (Sender.Baseline) of the same shape and cell. Failed runs are counted, not measured.
 func Summarise(results []Result) []Summary {
 	type key struct {
 		shape  string
@@ -79,7 +79,7 @@ func Summarise(results []Result) []Summary {
 	}
 	for i := range out {
 		for _, u := range out {
-			if u.Sender == Upstream.Name && u.Shape == out[i].Shape && u.Cell == out[i].Cell && u.Rate.Median > 0 {
+			if u.Sender == baseline(out[i].Sender) && u.Shape == out[i].Shape && u.Cell == out[i].Cell && u.Rate.Median > 0 {
 				out[i].UpstreamRate, out[i].UpstreamRSSBytes = u.Rate.Median, u.RSSBytes.Median
 				out[i].RateRatio = out[i].Rate.Median / u.Rate.Median
 				out[i].RSSRatio = out[i].RSSBytes.Median / u.RSSBytes.Median
@@ -99,7 +99,7 @@ func WriteMarkdown(w io.Writer, sums []Summary) {
 			runs = fmt.Sprintf("%d (%d failed)", s.Runs, s.Failed)
 		}
 		rateRatio, rssRatio := "", ""
-		if s.Sender != Upstream.Name && s.RateRatio > 0 {
+		if baseline(s.Sender) != "" && s.RateRatio > 0 {
 			rateRatio = fmt.Sprintf("**%.2fx**", s.RateRatio)
 			rssRatio = fmt.Sprintf("**%.2fx**", s.RSSRatio)
 		}
@@ -110,3 +110,7 @@ func WriteMarkdown(w io.Writer, sums []Summary) {
 			s.ShipSeconds.Median, s.WireBytes.Median/(1<<20))
 	}
 }
+
+// baseline returns the name of the sender the named one is compared
+// with, "" for upstream's own (or an unknown name).
+func baseline(sender string) string { return senders[sender].Baseline }

@@ -14,6 +14,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/walship/walship/bench/shape"
@@ -38,6 +40,8 @@ type Plan struct {
 	Timeout time.Duration
 	// Progress receives a line per run.
 	Progress io.Writer
+	// ScrapeInterval is how often the agents scrape each target.
+	ScrapeInterval time.Duration
 }
 
 // Run executes the plan. It returns the results and an error if a run
@@ -56,7 +60,14 @@ func Run(ctx context.Context, b Binaries, p Plan) ([]Result, error) {
 	var (
 		results []Result
 		failed  []error
+		tgs     *server // the shape's targets, while agents run
 	)
+	defer func() {
+		if tgs != nil {
+			tgs.close()
+			tgs = nil
+		}
+	}()
 	for _, s := range p.Shapes {
 		walDir := filepath.Join(p.WorkDir, "wal", s.Name)
 		fmt.Fprintf(p.Progress, "WAL %s: %d series x %d scrapes (%s)\n", s.Name, s.Series, s.Scrapes, walDir)
@@ -66,6 +77,16 @@ func Run(ctx context.Context, b Binaries, p Plan) ([]Result, error) {
 		}
 		fmt.Fprintf(p.Progress, "  %d samples, %d segments, %.1f MiB, %.0f label bytes per series\n",
 			m.Sum.Samples, m.Segments, float64(m.Bytes)/(1<<20), float64(m.LabelBytes)/float64(s.Series))
+		var hashes []uint64 // the series', for the agents' sums
+		if slices.ContainsFunc(p.Senders, func(s Sender) bool { return s.Agent }) {
+			if s.Scrapes > maxAgentScrapes {
+				return results, fmt.Errorf("shape %s: the agents scrape at most %d times (a scrape refuses samples more than ten minutes ahead)", s.Name, maxAgentScrapes)
+			}
+			if tgs, err = startServer(b.Targets, "--shape="+s.Name); err != nil {
+				return results, err
+			}
+			hashes = s.SeriesHashes()
+		}
 		for _, c := range p.Cells {
 			for it := range p.Iterations {
 				for k := range p.Senders {
@@ -73,7 +94,7 @@ func Run(ctx context.Context, b Binaries, p Plan) ([]Result, error) {
 					if ctx.Err() != nil {
 						return results, ctx.Err()
 					}
-					r := runOne(ctx, b, rcv, p, runSpec{shape: s, manifest: m, walDir: walDir, cell: c, sender: snd, iteration: it, logs: logs})
+					r := runOne(ctx, b, rcv, p, runSpec{shape: s, manifest: m, walDir: walDir, targets: tgs, hashes: hashes, cell: c, sender: snd, iteration: it, logs: logs})
 					results = append(results, r)
 					if err := appendResult(p.Results, r); err != nil {
 						return results, err
@@ -85,14 +106,25 @@ func Run(ctx context.Context, b Binaries, p Plan) ([]Result, error) {
 				}
 			}
 		}
+		if tgs != nil {
+			tgs.close()
+			tgs = nil
+		}
 	}
 	return results, errors.Join(failed...)
 }
+
+// maxAgentScrapes bounds the scrapes of an agent shape: its last samples
+// are timestamped Scrapes×15 s after a minute from now, and a scrape
+// refuses samples more than ten minutes ahead.
+const maxAgentScrapes = 30
 
 type runSpec struct {
 	shape     shape.Shape
 	manifest  walgen.Manifest
 	walDir    string
+	targets   *server  // the shape's scrape targets, for the agents
+	hashes    []uint64 // the shape's series hashes, for the agents
 	cell      Cell
 	sender    Sender
 	iteration int
@@ -112,6 +144,13 @@ func progressLine(r Result) string {
 func runOne(ctx context.Context, b Binaries, rcv *receiverProc, p Plan, rs runSpec) Result {
 	endpoints := int64(max(rs.cell.Endpoints, 1))
 	want := rs.manifest.Sum
+	// The agents' samples are timestamped from a minute after now (the
+	// scrape refuses samples more than ten minutes ahead, and an agent
+	// ships only what is newer than its start).
+	agentBase := time.Now().Add(time.Minute).UnixMilli()
+	if rs.sender.Agent {
+		want = rs.shape.SumFrom(rs.hashes, agentBase)
+	}
 	want.Samples *= endpoints
 	want.Hash *= uint64(endpoints)
 	r := Result{Shape: rs.shape.Name, Series: rs.shape.Series, Scrapes: rs.shape.Scrapes, Cell: rs.cell,
@@ -128,8 +167,15 @@ func runOne(ctx context.Context, b Binaries, rcv *receiverProc, p Plan, rs runSp
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fail(err)
 	}
+	cfg := rs.cell.config(rcv.url())
+	if rs.sender.Agent {
+		if err := rs.targets.reset("base=" + strconv.FormatInt(agentBase, 10)); err != nil {
+			return fail(err)
+		}
+		cfg = rs.cell.agentConfig(rcv.url(), rs.targets.addr(), rs.shape.Targets(), p.ScrapeInterval)
+	}
 	config := filepath.Join(p.WorkDir, "config.yml")
-	if err := os.WriteFile(config, []byte(rs.cell.config(rcv.url())), 0o644); err != nil {
+	if err := os.WriteFile(config, []byte(cfg), 0o644); err != nil {
 		return fail(err)
 	}
 	if err := rcv.reset(); err != nil {

@@ -26,6 +26,9 @@ var styles = map[string]struct {
 	"upstream": {color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, draw.CircleGlyph{}},
 	"replay":   {color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, draw.SquareGlyph{}},
 	"sidecar":  {color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}, draw.TriangleGlyph{}},
+	// the agents
+	"prometheus-agent": {color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}, draw.RingGlyph{}},
+	"agent":            {color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff}, draw.PlusGlyph{}},
 }
 
 // point is one summary on a plot: x, y and the range of y.

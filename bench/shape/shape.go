@@ -97,8 +97,35 @@ const Interval = 15_000
 
 // Timestamp is the timestamp of target's scrape number scrape: targets are
 // spread over the interval, as a Prometheus server spreads them.
-func Timestamp(target, scrape int) int64 {
-	return BaseTime + int64(scrape)*Interval + int64(target*7919%Interval)
+func Timestamp(target, scrape int) int64 { return TimestampFrom(BaseTime, target, scrape) }
+
+// TimestampFrom is Timestamp with the first scrape at base instead of
+// BaseTime: the agents' targets serve timestamps near the time of the run,
+// since a scrape refuses samples more than ten minutes ahead.
+func TimestampFrom(base int64, target, scrape int) int64 {
+	return base + int64(scrape)*Interval + int64(target*7919%Interval)
+}
+
+// SeriesHashes returns the SeriesHash of each of s's series.
+func (s Shape) SeriesHashes() []uint64 {
+	out := make([]uint64, s.Series)
+	var b labels.ScratchBuilder
+	for i := range out {
+		out[i] = SeriesHash(Labels(&b, i))
+	}
+	return out
+}
+
+// SumFrom is the Sum of s's samples with the first scrape at base (see
+// TimestampFrom), given the series' hashes (SeriesHashes).
+func (s Shape) SumFrom(hashes []uint64, base int64) Sum {
+	var sum Sum
+	for scrape := range s.Scrapes {
+		for i, h := range hashes {
+			sum.Add(h, TimestampFrom(base, i/SeriesPerTarget, scrape), Value(i, scrape))
+		}
+	}
+	return sum
 }
 
 // Value is series i's sample at scrape number scrape: a counter.

@@ -6,6 +6,7 @@
 //	e2e run --mode=quick           a few minutes: 10k series x 100 scrapes, RW1/RW2, default and max_shards 1
 //	e2e run --mode=full            every shape (and 100k x 10, beside 100k x 100 for the backlog), protocol and queue setting, 3 times each
 //	e2e run --mode=ci              the smallest run: checks that everything still works
+//	e2e run --mode=agent           the agents: walship agent beside prometheus --agent, scraping 1M and 100k series
 //	e2e report RESULTS.jsonl       the Markdown tables of a results file
 //	e2e plot RESULTS.jsonl         its plots (SVG)
 //	e2e profile --shape=1Mx5       one walship run with its CPU and heap profiles
@@ -34,23 +35,28 @@ import (
 
 // modes are the preset plans of --mode; flags given explicitly override them.
 var modes = map[string]struct {
-	shapes, protocols, shards string
-	iterations                int
+	shapes, protocols, shards, senders string
+	iterations                         int
 }{
-	"ci":    {shapes: "2000x20", protocols: "rw1,rw2", shards: "default", iterations: 1},
-	"quick": {shapes: "10kx100", protocols: "rw1,rw2", shards: "default,1", iterations: 1},
-	"full":  {shapes: "10kx1000,100kx10,100kx100,1Mx5", protocols: "rw1,rw2", shards: "default,1", iterations: 3},
+	"ci":    {shapes: "2000x20", protocols: "rw1,rw2", shards: "default", senders: walSenders, iterations: 1},
+	"quick": {shapes: "10kx100", protocols: "rw1,rw2", shards: "default,1", senders: walSenders, iterations: 1},
+	"full":  {shapes: "10kx1000,100kx10,100kx100,1Mx5", protocols: "rw1,rw2", shards: "default,1", senders: walSenders, iterations: 3},
+	"agent": {shapes: "1Mx5,100kx10", protocols: "rw1,rw2", shards: "default", senders: "prometheus-agent,agent", iterations: 3},
 }
+
+// walSenders are the senders of a WAL, upstream's and walship's.
+const walSenders = "upstream,replay,sidecar"
 
 func main() {
 	app := kingpin.New("e2e", "walship's whole-process benchmark beside upstream Prometheus.")
 	run := app.Command("run", "Run the benchmark.")
-	mode := run.Flag("mode", "Preset: ci, quick or full.").Default("quick").Enum("ci", "quick", "full")
+	mode := run.Flag("mode", "Preset: ci, quick, full or agent.").Default("quick").Enum("ci", "quick", "full", "agent")
 	shapes := run.Flag("shapes", "Comma-separated shapes (10kx100, 100kx100, 1Mx5, 10kx1000 or SERIESxSCRAPES); default: the mode's.").String()
 	protocols := run.Flag("protocols", "Comma-separated: rw1, rw2; default: the mode's.").String()
 	shards := run.Flag("shards", "Comma-separated max_shards settings: default, or a number; default: the mode's.").String()
 	endpoints := run.Flag("endpoints", "Comma-separated numbers of remote_write entries.").Default("1").String()
-	sendersFlag := run.Flag("senders", "Comma-separated: upstream, replay, sidecar.").Default("upstream,replay,sidecar").String()
+	sendersFlag := run.Flag("senders", "Comma-separated: upstream, replay, sidecar (a WAL's); prometheus-agent, agent (scraping); default: the mode's.").String()
+	interval := run.Flag("scrape-interval", "How often the agents scrape each target.").Default("5s").Duration()
 	iterations := run.Flag("iterations", "Runs of each sender per cell; default: the mode's.").Int()
 	walship := run.Flag("walship", "The walship binary.").Default("bin/walship").String()
 	work := run.Flag("work", "Work directory: generated WALs (kept) and the runs' data.").Default("bench/work").String()
@@ -69,7 +75,8 @@ func main() {
 	profShape := prof.Flag("shape", "Shape.").Default("1Mx5").String()
 	profProto := prof.Flag("protocol", "rw1 or rw2.").Default("rw1").Enum("rw1", "rw2")
 	profShards := prof.Flag("max-shards", "max_shards (0: the default queue_config).").Default("0").Int()
-	profSender := prof.Flag("sender", "replay or sidecar.").Default("replay").Enum("replay", "sidecar")
+	profSender := prof.Flag("sender", "replay, sidecar or agent.").Default("replay").Enum("replay", "sidecar", "agent")
+	profInterval := prof.Flag("scrape-interval", "How often the agent scrapes each target.").Default("5s").Duration()
 	profWalship := prof.Flag("walship", "The walship binary.").Default("bin/walship").String()
 	profWork := prof.Flag("work", "Work directory (generated WALs).").Default("bench/work").String()
 	profOut := prof.Flag("out", "Where the profiles go.").Default("bench/work/profile").String()
@@ -84,13 +91,13 @@ func main() {
 	case run.FullCommand():
 		m := modes[*mode]
 		var p harness.Plan
-		p, err = plan(or(*shapes, m.shapes), or(*protocols, m.protocols), or(*shards, m.shards), *endpoints, *sendersFlag)
+		p, err = plan(or(*shapes, m.shapes), or(*protocols, m.protocols), or(*shards, m.shards), *endpoints, or(*sendersFlag, m.senders))
 		if err == nil {
 			p.Iterations = m.iterations
 			if *iterations > 0 {
 				p.Iterations = *iterations
 			}
-			p.WorkDir, p.Timeout, p.Progress = *work, *timeout, os.Stdout
+			p.WorkDir, p.Timeout, p.Progress, p.ScrapeInterval = *work, *timeout, os.Stdout, *interval
 			dir := *out
 			if dir == "" {
 				dir = filepath.Join(*work, "results", *mode+"-"+time.Now().Format("20060102-150405"))
@@ -114,7 +121,7 @@ func main() {
 			}
 		}
 	case prof.FullCommand():
-		err = profile(*profShape, *profProto, *profShards, *profSender, *profWalship, *profWork, *profOut)
+		err = profile(*profShape, *profProto, *profShards, *profSender, *profWalship, *profWork, *profOut, *profInterval)
 	case gen.FullCommand():
 		var s shape.Shape
 		s, err = shape.Parse(*genShape)
@@ -130,7 +137,7 @@ func main() {
 	}
 }
 
-func profile(shapeName, proto string, maxShards int, sender, walship, work, out string) error {
+func profile(shapeName, proto string, maxShards int, sender, walship, work, out string, interval time.Duration) error {
 	s, err := shape.Parse(shapeName)
 	if err != nil {
 		return err
@@ -143,7 +150,7 @@ func profile(shapeName, proto string, maxShards int, sender, walship, work, out 
 	if err != nil {
 		return err
 	}
-	r, err := harness.Profile(context.Background(), b, s, harness.Cell{Protocol: proto, MaxShards: maxShards, Endpoints: 1}, snd[0], work, out, 20*time.Minute)
+	r, err := harness.Profile(context.Background(), b, s, harness.Cell{Protocol: proto, MaxShards: maxShards, Endpoints: 1}, snd[0], work, out, 20*time.Minute, interval)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,130 @@
+// Package targets serves a shape's series as scrape targets, the way
+// kubelets' cAdvisor endpoints serve theirs, for the agent senders: target
+// t is /metrics/t, with the shape's series of that target (1500), each
+// with its full label set (job and instance included: the agents scrape
+// with honor_labels) and an explicit timestamp. Its n-th scrape serves the
+// shape's scrape number n, timestamped from a base the harness sets
+// (shape.TimestampFrom; BaseTime until it does), so an agent that scrapes
+// every target Scrapes times writes exactly the samples of
+// shape.SumFrom(base) (with BaseTime, those of the shape's WAL). Past the
+// last scrape a target keeps serving it: its samples are then not new
+// (same timestamps) and an agent does not store them again.
+//
+//	GET  /metrics/{target}   the target's next scrape, as text exposition
+//	POST /reset?base=MS      every target starts again at scrape 0, the first at MS (Unix ms)
+package targets
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/walship/walship/bench/shape"
+)
+
+// Server serves one shape's targets.
+type Server struct {
+	shape shape.Shape
+
+	prefixes [][]byte // per target, each series' `name{labels} `, a line each
+
+	mu     sync.Mutex
+	base   int64 // the first scrape's timestamp
+	served []int // scrapes served, per target
+}
+
+// New returns a server of s's targets, each at scrape 0. It renders every
+// series' name and labels first (about 300 bytes a series), so that a
+// scrape only formats values: a target slow to answer would time scrapes
+// out, and a scrape that failed is a scrape number the agent never
+// stores.
+func New(s shape.Shape) *Server {
+	srv := &Server{shape: s, base: shape.BaseTime, served: make([]int, s.Targets()), prefixes: make([][]byte, s.Targets())}
+	for t := range srv.prefixes {
+		srv.prefixes[t] = render(s, t)
+	}
+	return srv
+}
+
+// Handler serves the targets and /reset.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics/{target}", s.scrape)
+	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, req *http.Request) {
+		base := shape.BaseTime
+		if q := req.URL.Query().Get("base"); q != "" {
+			var err error
+			if base, err = strconv.ParseInt(q, 10, 64); err != nil {
+				http.Error(w, "base: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+		}
+		s.mu.Lock()
+		s.base = base
+		clear(s.served)
+		s.mu.Unlock()
+	})
+	return mux
+}
+
+func (s *Server) scrape(w http.ResponseWriter, req *http.Request) {
+	t, err := strconv.Atoi(req.PathValue("target"))
+	if err != nil || t < 0 || t >= len(s.served) {
+		http.NotFound(w, req)
+		return
+	}
+	s.mu.Lock()
+	n := min(s.served[t], s.shape.Scrapes-1)
+	s.served[t]++
+	base := s.base
+	s.mu.Unlock()
+	prefixes := s.prefixes[t]
+
+	first := t * shape.SeriesPerTarget
+	ts := strconv.AppendInt(nil, shape.TimestampFrom(base, t, n), 10)
+	out := make([]byte, 0, len(prefixes)+(shape.SeriesPerTarget)*(len(ts)+24))
+	for i, line := 0, prefixes; len(line) > 0; i++ {
+		end := bytes.IndexByte(line, '\n')
+		out = append(out, line[:end]...)
+		out = strconv.AppendFloat(out, shape.Value(first+i, n), 'g', -1, 64)
+		out = append(out, ' ')
+		out = append(out, ts...)
+		out = append(out, '\n')
+		line = line[end+1:]
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	w.Write(out)
+}
+
+// render writes target t of s's series as `name{label="value",...} `, one
+// a line.
+func render(s shape.Shape, t int) []byte {
+	var (
+		b   []byte
+		sb  labels.ScratchBuilder
+		end = min((t+1)*shape.SeriesPerTarget, s.Series)
+	)
+	for i := t * shape.SeriesPerTarget; i < end; i++ {
+		ls := shape.Labels(&sb, i)
+		b = append(b, ls.Get(labels.MetricName)...)
+		b = append(b, '{')
+		sep := false
+		ls.Range(func(l labels.Label) {
+			if l.Name == labels.MetricName {
+				return
+			}
+			if sep {
+				b = append(b, ',')
+			}
+			sep = true
+			b = append(b, l.Name...)
+			b = append(b, '=')
+			b = strconv.AppendQuote(b, l.Value)
+		})
+		b = append(b, "} \n"...)
+	}
+	return b
+}
