@@ -7,8 +7,12 @@
 // (shape.TimestampFrom; BaseTime until it does), so an agent that scrapes
 // every target Scrapes times writes exactly the samples of
 // shape.SumFrom(base) (with BaseTime, those of the shape's WAL). Past the
-// last scrape a target keeps serving it: its samples are then not new
-// (same timestamps) and an agent does not store them again.
+// last scrape a target serves no samples: parsing it costs nothing, and
+// the stale markers an agent then writes for the target's series carry
+// the time of the scrape, older than the samples (timestamped from a
+// minute ahead), so they are refused as out of order and never shipped.
+// An agent that ships slower than it scrapes thus pays for shipping, not
+// for scraping the same series again.
 //
 //	GET  /metrics/{target}   the target's next scrape, as text exposition
 //	POST /reset?base=MS      every target starts again at scrape 0, the first at MS (Unix ms)
@@ -77,10 +81,14 @@ func (s *Server) scrape(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	n := min(s.served[t], s.shape.Scrapes-1)
+	n := s.served[t]
 	s.served[t]++
 	base := s.base
 	s.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	if n >= s.shape.Scrapes {
+		return // past the last scrape: nothing
+	}
 	prefixes := s.prefixes[t]
 
 	first := t * shape.SeriesPerTarget
@@ -95,7 +103,6 @@ func (s *Server) scrape(w http.ResponseWriter, req *http.Request) {
 		out = append(out, '\n')
 		line = line[end+1:]
 	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	w.Write(out)
 }
 
