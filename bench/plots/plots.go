@@ -155,8 +155,8 @@ func Write(sums []harness.Summary, dir, format string) ([]string, error) {
 			{"rss-" + proto + "." + format, "Peak RSS, " + name, "active series", "peak RSS (MiB)", seriesTicks, rss},
 			{"backlog-" + proto + "." + format, "Peak RSS against the backlog (100,000 series), " + name, "samples in the WAL", "peak RSS (MiB)", backlogTicks, backlog},
 		} {
-			if len(pl.pts) == 0 {
-				continue
+			if distinctX(pl.pts) < 2 {
+				continue // nothing to plot against (a log axis needs a range)
 			}
 			path := filepath.Join(dir, pl.file)
 			if err := drawPlot(path, pl.title, pl.x, pl.y, pl.ticks, pl.pts); err != nil {
@@ -166,4 +166,15 @@ func Write(sums []harness.Summary, dir, format string) ([]string, error) {
 		}
 	}
 	return files, nil
+}
+
+// distinctX counts the different x values of the points.
+func distinctX(bySender map[string][]point) int {
+	xs := map[float64]bool{}
+	for _, ps := range bySender {
+		for _, p := range ps {
+			xs[p.x] = true
+		}
+	}
+	return len(xs)
 }
