@@ -77,12 +77,15 @@ bench-build: build
 	cd bench && $(GO) build -o ../bin/ ./cmd/...
 
 # CI runs every benchmark once and the whole-process benchmark in its
-# smallest mode, so that none of them rots (their figures mean nothing).
+# smallest mode, so that none of them rots (their figures mean nothing);
+# the agent's path runs without its baseline (prometheus --agent is built
+# only by bench-build-agent).
 bench-ci: bench-build
 	$(GO) test -run='^$$' -bench=. -benchtime=1x ./...
 	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
-	rm -rf bench/work/results/ci
+	rm -rf bench/work/results/ci bench/work/results/ci-agent
 	bin/e2e run --mode=ci --out=bench/work/results/ci
+	bin/e2e run --mode=agent --shapes=2000x3 --protocols=rw1 --senders=agent --iterations=1 --scrape-interval=1s --timeout=2m --out=bench/work/results/ci-agent
 
 bench-e2e: bench-build
 	bin/e2e run --mode=quick $(E2EFLAGS)
