@@ -485,10 +485,16 @@ func TestManagerCatchesUpInOneStep(t *testing.T) {
 
 // feedScrapes appends scrapes [from, to) of nSeries series.
 func feedScrapes(t *testing.T, m *queue.Manager, nSeries, from, to int) {
+	feedLabels(t, m, nSeries, from, to, func(i int) labels.Labels { return labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)) })
+}
+
+// feedLabels appends scrapes [from, to) of nSeries series, series i
+// labelled as label(i) says (stored when from is 0).
+func feedLabels(t *testing.T, m *queue.Manager, nSeries, from, to int, label func(i int) labels.Labels) {
 	if from == 0 {
 		series := make([]record.RefSeries, nSeries)
 		for i := range series {
-			series[i] = record.RefSeries{Ref: record.Ref(i + 1), Labels: labels.FromStrings("__name__", "m", "i", fmt.Sprint(i))}
+			series[i] = record.RefSeries{Ref: record.Ref(i + 1), Labels: label(i)}
 		}
 		m.StoreSeries(series, 0)
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walship/walship/queue"
-	"github.com/walship/walship/wal/record"
 )
 
 // sizeLimited makes r refuse with 413 every RW1 request of more than limit
@@ -38,27 +37,28 @@ func sizeLimited(t *testing.T, r *receiver, limit int, refusing func() bool, ref
 // (about 150 bytes of a request each, as real series take): a request
 // of 12 samples is over 1 KiB, one of 6 under it.
 func feedPods(t *testing.T, m *queue.Manager, nSeries, from, to int) {
-	if from == 0 {
-		series := make([]record.RefSeries, nSeries)
-		for i := range series {
-			h := func(k int) uint64 { // splitmix64 of (series, k)
-				z := uint64(i*16+k) + 0x9e3779b97f4a7c15
-				z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-				z = (z ^ z>>27) * 0x94d049bb133111eb
-				return z ^ z>>31
-			}
-			series[i] = record.RefSeries{Ref: record.Ref(i + 1), Labels: labels.FromStrings("__name__", "m",
-				"pod", fmt.Sprintf("api-%x", h(0)), "uid", fmt.Sprintf("%x%x%x%x", h(1), h(2), h(3), h(4)))}
+	feedLabels(t, m, nSeries, from, to, func(i int) labels.Labels {
+		h := func(k int) uint64 { // splitmix64 of (series, k)
+			z := uint64(i*16+k) + 0x9e3779b97f4a7c15
+			z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+			z = (z ^ z>>27) * 0x94d049bb133111eb
+			return z ^ z>>31
 		}
-		m.StoreSeries(series, 0)
-	}
-	for sc := from; sc < to; sc++ {
-		samples := make([]record.RefSample, nSeries)
-		for i := range samples {
-			samples[i] = record.RefSample{Ref: record.Ref(i + 1), T: int64(sc) * 1000, V: float64(sc)}
-		}
-		appendAll(m, samples, scrapeSpan(sc))
-	}
+		return labels.FromStrings("__name__", "m", "pod", fmt.Sprintf("api-%x", h(0)), "uid", fmt.Sprintf("%x%x%x%x", h(1), h(2), h(3), h(4)))
+	})
+}
+
+// runOneShard runs a queue of one shard and batches of 100 sending to r,
+// logging into the buffer it returns.
+func runOneShard(t *testing.T, r *receiver) (*queue.Manager, func(), *prometheus.Registry, *lockedBuffer) {
+	qc := testQueueConfig()
+	qc.MinShards, qc.MaxShards = 1, 1
+	qc.MaxSamplesPerSend = 100
+	reg := prometheus.NewRegistry()
+	logs := &lockedBuffer{}
+	m, stop := runManager(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL), Metrics: queue.NewMetrics(reg),
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	return m, stop, reg, logs
 }
 
 // requireAccounted checks that every one of handed samples ended as sent,
@@ -91,11 +91,7 @@ func TestManagerTooLargeLearnsSize(t *testing.T) {
 	r := newReceiver(t)
 	refused := 0
 	sizeLimited(t, r, 30, func() bool { return true }, &refused)
-	qc := testQueueConfig()
-	qc.MinShards, qc.MaxShards = 1, 1
-	qc.MaxSamplesPerSend = 100
-	reg := prometheus.NewRegistry()
-	m, stop := runManager(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL), Metrics: queue.NewMetrics(reg)})
+	m, stop, reg, _ := runOneShard(t, r)
 	feedPods(t, m, 100, 0, 5)
 	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "all finished")
 	stop()
@@ -117,13 +113,7 @@ func TestManagerTooLargeGrowsBack(t *testing.T) {
 	r := newReceiver(t)
 	refused := 0
 	sizeLimited(t, r, 30, func() bool { return refused < 2 }, &refused) // the first batch's 100 and 50
-	qc := testQueueConfig()
-	qc.MinShards, qc.MaxShards = 1, 1
-	qc.MaxSamplesPerSend = 100
-	reg := prometheus.NewRegistry()
-	var logs lockedBuffer
-	m, stop := runManager(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL), Metrics: queue.NewMetrics(reg),
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	m, stop, reg, logs := runOneShard(t, r)
 	feedPods(t, m, 100, 0, 2)
 	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "the first batches finished")
 	require.Equal(t, 25.0, gaugeValue(t, reg, "prometheus_remote_storage_max_samples_per_send"), "the size after two refusals")
@@ -151,13 +141,7 @@ func TestManagerTooLargeRefusingEverything(t *testing.T) {
 		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
 		return true
 	}
-	qc := testQueueConfig()
-	qc.MinShards, qc.MaxShards = 1, 1
-	qc.MaxSamplesPerSend = 100
-	reg := prometheus.NewRegistry()
-	var logs lockedBuffer
-	m, stop := runManager(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL), Metrics: queue.NewMetrics(reg),
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	m, stop, reg, logs := runOneShard(t, r)
 
 	const nSeries, scrapes = 100, 10
 	feedPods(t, m, nSeries, 0, scrapes)
