@@ -38,7 +38,8 @@ type Options struct {
 	Sender Sender
 	// Metrics are shared by the queues of a process; nil makes unregistered ones.
 	Metrics *Metrics
-	// Logger receives state changes and drops; nil discards.
+	// Logger receives state changes and drops, with the queue's remote_name
+	// and url added (as upstream's queue logs them); nil discards.
 	Logger *slog.Logger
 	// Now is the clock, for sample_age_limit; nil means time.Now.
 	Now func() time.Time
@@ -129,7 +130,7 @@ func New(opts Options) (*Manager, error) {
 	m := &Manager{
 		opts:        opts,
 		labels:      labels,
-		log:         opts.Logger.With("component", "remote-queue", "remote_name", opts.Name, "url", opts.URL),
+		log:         opts.Logger.With("remote_name", opts.Name, "url", opts.URL),
 		metrics:     metrics,
 		batchSize:   qc.MaxSamplesPerSend,
 		sizes:       newSizeLimit(qc.MaxSamplesPerSend, metrics.maxSamplesPerSend),

@@ -96,7 +96,7 @@ func (ep *endpoint) newQueue() (*queue.Manager, error) {
 		RelabelConfigs: ep.cfg.WriteRelabelConfigs,
 		Sender:         ep.sender,
 		Metrics:        ep.storage.queueM,
-		Logger:         ep.log,
+		Logger:         ep.storage.log, // the queue adds remote_name and url
 		Labels:         ep.storage.labels,
 	})
 	if err != nil {
