@@ -494,11 +494,12 @@ func (s *shard) deliver(ctx context.Context, b requestBuilder, f *flight, first 
 		rest = rest[n-k:]
 		copy(rest, kept)
 		clear(old[:n-k])
+		split := splittable(kept, &f.req) // else its size is not the reason
 		limit, lowered := s.m.sizes.current(), false
-		if splittable(kept, &f.req) { // else its size is not the reason
+		if split {
 			limit, lowered = s.m.sizes.refused(k)
 		}
-		if halvings == maxHalvings || !splittable(kept, &f.req) {
+		if !split || halvings == maxHalvings {
 			s.m.metrics.refused.WithLabelValues(strconv.Itoa(statusTooLarge)).Inc()
 			s.m.logTooLarge(&f.req, limit, lowered, true, err)
 			s.m.dropTooLarge(rest)
