@@ -46,6 +46,10 @@ type Options struct {
 	// Labels is shared with the other queues of the WAL, so that its
 	// labels are interned once; nil gives the queue a table of its own.
 	Labels *Labels
+	// Also are further endpoints the Sender delivers every request to (a
+	// group, see group.go): the metrics count for each of them too, until
+	// it leaves. At most 63.
+	Also []Target
 }
 
 // Manager is the remote-write queue of one endpoint. The watcher feeds it
@@ -61,6 +65,7 @@ type Manager struct {
 	labels  *labelTable  // the series' labels
 	log     *slog.Logger
 	metrics *queueMetrics
+	members atomic.Uint64 // of the targets (Name, then Also), those counted for
 
 	batchSize int        // max_samples_per_send: items per batch
 	sizes     *sizeLimit // items per request: batchSize, lowered by 413 answers
@@ -110,8 +115,8 @@ func New(opts Options) (*Manager, error) {
 		return nil, errors.New("queue: no sender")
 	}
 	qc := opts.Config
-	if qc.MaxSamplesPerSend <= 0 || qc.Capacity <= 0 || qc.MinShards <= 0 || qc.MaxShards < qc.MinShards || qc.BatchSendDeadline <= 0 {
-		return nil, errors.New("queue: invalid queue_config: max_samples_per_send, capacity, min_shards and batch_send_deadline must be positive and max_shards at least min_shards")
+	if err := CheckConfig(qc); err != nil {
+		return nil, err
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
@@ -125,15 +130,23 @@ func New(opts Options) (*Manager, error) {
 	if opts.Labels == nil {
 		opts.Labels = NewLabels()
 	}
+	if len(opts.Also) >= maxTargets {
+		return nil, fmt.Errorf("queue: %d endpoints for one queue, at most %d", len(opts.Also)+1, maxTargets)
+	}
 	labels := opts.Labels.t
-	metrics := opts.Metrics.forQueue(opts.Name, opts.URL)
+	log := opts.Logger.With("remote_name", opts.Name, "url", opts.URL)
+	if len(opts.Also) > 0 {
+		names := make([]string, len(opts.Also))
+		for i, t := range opts.Also {
+			names[i] = t.Name
+		}
+		log = log.With("same_requests_to", names)
+	}
 	m := &Manager{
 		opts:        opts,
 		labels:      labels,
-		log:         opts.Logger.With("remote_name", opts.Name, "url", opts.URL),
-		metrics:     metrics,
+		log:         log,
 		batchSize:   qc.MaxSamplesPerSend,
-		sizes:       newSizeLimit(qc.MaxSamplesPerSend, metrics.maxSamplesPerSend),
 		deadline:    time.Duration(qc.BatchSendDeadline),
 		capacity:    max(qc.Capacity, qc.MaxSamplesPerSend),
 		backoffs:    NewBackoff(qc, rand.Float64),
@@ -144,6 +157,13 @@ func New(opts Options) (*Manager, error) {
 		history:     newShardHistory(int(stabilisationWindow / shardUpdateInterval)),
 		updateEvery: shardUpdateInterval,
 	}
+	if len(opts.Also) == 0 {
+		m.metrics = opts.Metrics.forQueue(opts.Name, opts.URL)
+	} else {
+		m.members.Store(1<<(len(opts.Also)+1) - 1)
+		m.metrics = opts.Metrics.forGroup(append([]Target{{opts.Name, opts.URL}}, opts.Also...), &m.members)
+	}
+	m.sizes = newSizeLimit(qc.MaxSamplesPerSend, m.metrics.maxSamplesPerSend)
 	m.proto.Store(int32(opts.Protocol))
 	if opts.Metadata.Send {
 		m.series.names = map[string]int{} // RW1 metadata follows the metric names of kept series
@@ -152,6 +172,14 @@ func New(opts Options) (*Manager, error) {
 	m.metrics.shardsMax.Set(float64(qc.MaxShards))
 	m.metrics.shardCapacity.Set(float64(m.capacity))
 	return m, nil
+}
+
+// CheckConfig returns an error when New would refuse qc.
+func CheckConfig(qc config.QueueConfig) error {
+	if qc.MaxSamplesPerSend <= 0 || qc.Capacity <= 0 || qc.MinShards <= 0 || qc.MaxShards < qc.MinShards || qc.BatchSendDeadline <= 0 {
+		return errors.New("queue: invalid queue_config: max_samples_per_send, capacity, min_shards and batch_send_deadline must be positive and max_shards at least min_shards")
+	}
+	return nil
 }
 
 // protocol returns the protocol requests are built with now.

@@ -123,7 +123,12 @@ type queueMetrics struct {
 	highestSent, highestQueued                      prometheus.Gauge
 	metadata, metadataFailed, metadataRetried       prometheus.Counter
 	metadataBytes                                   prometheus.Counter
-	refused                                         *prometheus.CounterVec // curried: reason only
+	refused                                         counterVec // curried: reason only
+}
+
+// counterVec is a CounterVec curried down to its last label.
+type counterVec interface {
+	WithLabelValues(...string) prometheus.Counter
 }
 
 func drops(v *prometheus.CounterVec, name, url string) dropCounters {

@@ -468,7 +468,9 @@ func resetTimer(t *time.Timer, d time.Duration) {
 // maxHalvings+1 requests per batch, and one once the learned size is small.
 func (s *shard) deliver(ctx context.Context, b requestBuilder, f *flight, first *attemptResult) {
 	rest, built, halvings := f.batch, f.built, 0
-	for len(rest) > 0 && ctx.Err() == nil {
+	// An attempt made already is accounted for even when ctx ended since:
+	// a request the endpoint took is not sent again.
+	for len(rest) > 0 && (ctx.Err() == nil || first != nil) {
 		part := rest
 		if !built {
 			b = s.builder(b)

@@ -28,12 +28,15 @@ import (
 )
 
 // countingReceiver is a remote-write endpoint on 127.0.0.1 that counts the
-// samples it accepts per series and timestamp. While down it answers 503.
+// samples it accepts per series and timestamp. While down it answers 503;
+// while refusing, 400. It counts the requests it gets.
 type countingReceiver struct {
 	*httptest.Server
-	mu   sync.Mutex
-	seen map[string]int // "labels@t" → times received
-	down bool
+	mu       sync.Mutex
+	seen     map[string]int // "labels@t" → times received
+	down     bool
+	refusing bool
+	requests int
 }
 
 func newCountingReceiver(t *testing.T) *countingReceiver {
@@ -42,8 +45,13 @@ func newCountingReceiver(t *testing.T) *countingReceiver {
 		body, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if r.down {
+		r.requests++
+		switch {
+		case r.down:
 			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		case r.refusing:
+			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
 		raw, err := snappy.Decode(nil, body)
@@ -68,6 +76,12 @@ func (r *countingReceiver) setDown(down bool) {
 	r.mu.Lock()
 	r.down = down
 	r.mu.Unlock()
+}
+
+func (r *countingReceiver) requestCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.requests
 }
 
 func (r *countingReceiver) distinct() int {

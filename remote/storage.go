@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -50,6 +51,10 @@ type Options struct {
 	// then also backfill (watcher.Options.Backfill): the newest checkpoint's
 	// samples are shipped, and series recorded late in the log are known.
 	StopAtEnd bool
+	// GroupLag is how long the members of a group (entries whose requests
+	// are the same bytes, shipped by one pipeline) wait for a late member
+	// before it leaves the group; DefaultGroupLag when zero.
+	GroupLag time.Duration
 	// ClientOptions are passed to every endpoint's Client.
 	ClientOptions ClientOptions
 	// Logger receives state changes and losses; nil discards.
@@ -82,6 +87,7 @@ type Storage struct {
 
 	mu             sync.Mutex
 	endpoints      map[string]*endpoint // by config hash
+	pipelines      []*pipeline          // shipping to them
 	externalLabels labels.Labels
 	warnedRead     bool
 	applied        bool
@@ -101,6 +107,9 @@ func New(opts Options) *Storage {
 	}
 	if opts.FlushDeadline <= 0 {
 		opts.FlushDeadline = DefaultFlushDeadline
+	}
+	if opts.GroupLag <= 0 {
+		opts.GroupLag = DefaultGroupLag
 	}
 	return &Storage{
 		opts:      opts,
@@ -136,19 +145,20 @@ func NewStorage(l *slog.Logger, reg prometheus.Registerer, stCallback func() (in
 }
 
 // ApplyConfig makes the running endpoints those of conf.RemoteWriteConfigs.
-// An entry whose configuration is unchanged keeps running (with a new HTTP
-// client, so that changed credentials apply); a changed or removed entry is
-// flushed within the flush deadline and stopped, and a changed one started
-// again from its saved position, so nothing is lost. A change of the
-// external labels restarts every entry. Every entry is built (client,
-// queue, positions directory) before anything stops: when one is invalid
-// nothing changes and the error says which. With StopAtEnd only the first
-// configuration applies.
+// Entries whose requests would be the same bytes (see group.go) are
+// shipped by one pipeline. A pipeline whose entries are all unchanged keeps
+// running (with new HTTP clients, so that changed credentials apply); the
+// others are flushed within the flush deadline and stopped, and their
+// entries that remain start again from their saved positions, so nothing
+// is lost. A change of the external labels restarts every entry. Every
+// entry is built (client, positions directory) before anything stops:
+// when one is invalid nothing changes and the error says which. With
+// StopAtEnd only the first configuration applies.
 func (s *Storage) ApplyConfig(conf *config.Config) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	s.mu.Lock()
-	closed, applied, running, oldLabels := s.closed, s.applied, s.endpoints, s.externalLabels
+	closed, applied, running, oldLabels := s.closed, s.applied, s.pipelines, s.externalLabels
 	warnRead := len(conf.RemoteReadConfigs) > 0 && !s.warnedRead
 	s.warnedRead = s.warnedRead || warnRead
 	s.mu.Unlock()
@@ -163,14 +173,6 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 	}
 	sameLabels := labels.Equal(conf.GlobalConfig.ExternalLabels, oldLabels)
 
-	// Build everything first: a bad entry must leave the running ones alone.
-	next := make(map[string]*endpoint, len(conf.RemoteWriteConfigs))
-	type keptEntry struct {
-		ep     *endpoint
-		client *Client // swapped in once the whole configuration is valid
-	}
-	var fresh []*endpoint
-	var kept []keptEntry
 	// Unnamed entries are keyed by their URL; those that share one could
 	// only be told apart by their order, which a reload may change.
 	unnamedURLs := map[string]int{}
@@ -185,22 +187,34 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 				"url", u, "entries", n)
 		}
 	}
+
+	// Build everything first: a bad entry must leave the running ones alone.
+	type entry struct {
+		rw                    *config.RemoteWriteConfig
+		hash, name, key, rkey string
+		client                *Client
+	}
+	var entries []entry
+	next := make(map[string]*endpoint, len(conf.RemoteWriteConfigs))
 	fail := func(err error) error {
-		for _, ep := range fresh {
-			ep.sender.close()
-		}
-		for _, k := range kept {
-			k.client.Close()
+		for _, e := range entries {
+			e.client.Close()
 		}
 		return err
 	}
+	seen := map[string]bool{}
 	for _, rw := range conf.RemoteWriteConfigs {
 		hash, err := configHash(rw)
 		if err != nil {
 			return fail(err)
 		}
-		if next[hash] != nil {
+		if seen[hash] {
 			return fail(fmt.Errorf("remote: duplicate remote write configs are not allowed, found duplicate for URL: %s", rw.URL))
+		}
+		seen[hash] = true
+		rkey, err := requestKey(rw)
+		if err != nil {
+			return fail(err)
 		}
 		name := rw.Name
 		if name == "" {
@@ -210,42 +224,99 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 		if err != nil {
 			return fail(err)
 		}
-		key := positionKey(rw, hash, unnamedURLs)
-		if ep := running[hash]; ep != nil && sameLabels {
-			next[hash], kept = ep, append(kept, keptEntry{ep, client})
+		entries = append(entries, entry{rw, hash, name, positionKey(rw, hash, unnamedURLs), rkey, client})
+	}
+	// A running pipeline keeps running when every entry it started with
+	// stays; the others stop, and their entries that stay go into new
+	// pipelines with the new entries.
+	var kept, stopped []*pipeline
+	for _, p := range running {
+		keep := sameLabels
+		for _, ep := range p.members {
+			keep = keep && seen[ep.hash]
+		}
+		if !keep {
+			stopped = append(stopped, p)
 			continue
 		}
-		ep, err := s.newEndpoint(rw, name, key, client, conf.GlobalConfig.ExternalLabels)
-		if err != nil {
-			client.Close()
-			return fail(err)
+		kept = append(kept, p)
+		for _, ep := range p.members {
+			next[ep.hash] = ep
 		}
-		next[hash], fresh = ep, append(fresh, ep)
+	}
+	reused := map[*endpoint]bool{}
+	for _, p := range stopped {
+		for _, ep := range p.members {
+			if sameLabels && seen[ep.hash] {
+				next[ep.hash], reused[ep] = ep, false // carried over to a new pipeline
+			}
+		}
+	}
+	for _, p := range kept {
+		for _, ep := range p.members {
+			reused[ep] = true
+		}
+	}
+	var starting []*endpoint // in configuration order
+	keys := map[*endpoint]string{}
+	for _, e := range entries {
+		ep := next[e.hash]
+		if ep == nil {
+			var err error
+			if ep, err = s.newEndpoint(e.rw, e.name, e.hash, e.key, e.client); err != nil {
+				return fail(err)
+			}
+			next[e.hash] = ep
+		}
+		if inKept, ok := reused[ep]; !ok || !inKept {
+			starting, keys[ep] = append(starting, ep), e.rkey
+		}
 	}
 
 	// Swap the set, then stop what changed or went away (outside mu: a
-	// flush may take a minute), then start the new entries.
+	// flush may take a minute), then start the new pipelines.
 	s.mu.Lock()
-	s.endpoints, s.externalLabels, s.applied = next, conf.GlobalConfig.ExternalLabels, true
+	s.endpoints, s.pipelines = next, kept
+	s.externalLabels, s.applied = conf.GlobalConfig.ExternalLabels, true
 	s.mu.Unlock()
-	for _, k := range kept {
-		k.ep.sender.swap(k.client)
-	}
-	var stopping sync.WaitGroup
-	for hash, ep := range running {
-		if next[hash] != ep {
-			stopping.Add(1)
-			go func() { defer stopping.Done(); ep.stop() }()
+	for _, e := range entries {
+		if ep := next[e.hash]; ep.sender.client.Load() != e.client {
+			ep.sender.swap(e.client)
 		}
 	}
-	stopping.Wait()
-	for _, ep := range fresh {
-		ep.start()
+	var stopping sync.WaitGroup
+	for _, p := range stopped {
+		stopping.Go(p.stop)
 	}
+	stopping.Wait()
+	for _, p := range stopped {
+		for _, ep := range p.members {
+			if next[ep.hash] != ep {
+				s.retire(ep)
+			}
+		}
+	}
+	env := &shipping{opts: s.opts, log: s.log, queueM: s.queueM, watcherM: s.watcherM, labels: s.labels, external: conf.GlobalConfig.ExternalLabels}
+	var started []*pipeline
+	for _, members := range groupOf(starting, keys, s.opts.Start) {
+		p := newPipeline(env, members, nil)
+		p.startUnder(context.Background())
+		started = append(started, p)
+	}
+	s.mu.Lock()
+	s.pipelines = append(s.pipelines, started...)
+	s.mu.Unlock()
 	if s.opts.StopAtEnd {
-		go s.waitAllDone(fresh)
+		go s.waitAllDone(started)
 	}
 	return nil
+}
+
+// retire deletes the queue metrics of an endpoint that went away (a replay
+// reads them until Close) and closes its client.
+func (s *Storage) retire(ep *endpoint) {
+	s.queueM.Delete(ep.name, ep.url)
+	ep.sender.close()
 }
 
 // positionKey names an entry's position file: its name, or its URL for an
@@ -294,9 +365,9 @@ func configHash(rw *config.RemoteWriteConfig) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-func (s *Storage) waitAllDone(eps []*endpoint) {
-	for _, ep := range eps {
-		<-ep.finished
+func (s *Storage) waitAllDone(ps []*pipeline) {
+	for _, p := range ps {
+		<-p.finished
 	}
 	close(s.done)
 }
@@ -312,8 +383,8 @@ func (s *Storage) Done() <-chan struct{} { return s.done }
 func (s *Storage) Notify() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, ep := range s.endpoints {
-		ep.notify()
+	for _, p := range s.pipelines {
+		p.notify()
 	}
 }
 
@@ -371,14 +442,18 @@ func (s *Storage) Close() error {
 		return nil
 	}
 	s.closed = true
-	running := s.endpoints
-	s.endpoints = map[string]*endpoint{}
+	running := s.pipelines
+	s.endpoints, s.pipelines = map[string]*endpoint{}, nil
 	s.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, ep := range running {
-		wg.Add(1)
-		go func() { defer wg.Done(); ep.stop() }()
+	for _, p := range running {
+		wg.Go(p.stop)
 	}
 	wg.Wait()
+	for _, p := range running {
+		for _, ep := range p.members {
+			s.retire(ep)
+		}
+	}
 	return nil
 }

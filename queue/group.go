@@ -1,0 +1,171 @@
+package queue
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// One queue can send its requests to several endpoints at once: remote
+// groups the remote_write entries whose requests would be the same bytes
+// (see remote's package doc) behind one Sender that delivers each request
+// to all of them. Everything the queue counts then counts for each
+// endpoint of the group, under its own remote_name and url, until the
+// endpoint leaves the group (Manager.Leave).
+
+// Target names an endpoint for the metrics: its remote_name and url.
+type Target struct{ Name, URL string }
+
+// maxTargets is how many endpoints one queue's metrics can count for.
+const maxTargets = 64
+
+// Leave stops counting the queue's metrics for t, an endpoint that left
+// the group (a queue of its own counts for it from now on).
+func (m *Manager) Leave(t Target) {
+	if len(m.opts.Also) == 0 {
+		return
+	}
+	for i, target := range append([]Target{{m.opts.Name, m.opts.URL}}, m.opts.Also...) {
+		if target == t {
+			m.members.And(^(uint64(1) << i))
+		}
+	}
+}
+
+// forGroup returns metrics that count for every target whose bit is set
+// in on (target i is bit i).
+func (m *Metrics) forGroup(targets []Target, on *atomic.Uint64) *queueMetrics {
+	each := make([]*queueMetrics, len(targets))
+	for i, t := range targets {
+		each[i] = m.forQueue(t.Name, t.URL)
+	}
+	c := func(get func(*queueMetrics) prometheus.Counter) prometheus.Counter {
+		cs := make([]prometheus.Counter, len(each))
+		for i, q := range each {
+			cs[i] = get(q)
+		}
+		return teeCounter{cs[0], cs, on}
+	}
+	g := func(get func(*queueMetrics) prometheus.Gauge) prometheus.Gauge {
+		gs := make([]prometheus.Gauge, len(each))
+		for i, q := range each {
+			gs[i] = get(q)
+		}
+		return teeGauge{gs[0], gs, on}
+	}
+	d := func(get func(*queueMetrics) dropCounters) dropCounters {
+		return dropCounters{
+			droppedSeries: c(func(q *queueMetrics) prometheus.Counter { return get(q).droppedSeries }),
+			unknownSeries: c(func(q *queueMetrics) prometheus.Counter { return get(q).unknownSeries }),
+			tooOld:        c(func(q *queueMetrics) prometheus.Counter { return get(q).tooOld }),
+			tooLarge:      c(func(q *queueMetrics) prometheus.Counter { return get(q).tooLarge }),
+		}
+	}
+	observers := make([]prometheus.Observer, len(each))
+	vecs := make([]counterVec, len(each))
+	for i, q := range each {
+		observers[i], vecs[i] = q.sentBatchDuration, q.refused
+	}
+	var tee queueMetrics
+	tee.samples = c(func(q *queueMetrics) prometheus.Counter { return q.samples })
+	tee.samplesFailed = c(func(q *queueMetrics) prometheus.Counter { return q.samplesFailed })
+	tee.samplesRetried = c(func(q *queueMetrics) prometheus.Counter { return q.samplesRetried })
+	tee.histograms = c(func(q *queueMetrics) prometheus.Counter { return q.histograms })
+	tee.histogramsFailed = c(func(q *queueMetrics) prometheus.Counter { return q.histogramsFailed })
+	tee.histogramsRetried = c(func(q *queueMetrics) prometheus.Counter { return q.histogramsRetried })
+	tee.exemplars = c(func(q *queueMetrics) prometheus.Counter { return q.exemplars })
+	tee.exemplarsFailed = c(func(q *queueMetrics) prometheus.Counter { return q.exemplarsFailed })
+	tee.exemplarsRetried = c(func(q *queueMetrics) prometheus.Counter { return q.exemplarsRetried })
+	for class := range tee.dropped {
+		tee.dropped[class] = d(func(q *queueMetrics) dropCounters { return q.dropped[class] })
+		tee.pending[class] = g(func(q *queueMetrics) prometheus.Gauge { return q.pending[class] })
+	}
+	tee.exemplarsNoSample = c(func(q *queueMetrics) prometheus.Counter { return q.exemplarsNoSample })
+	tee.sentBatchDuration = teeObserver{observers, on}
+	tee.bytesSent = c(func(q *queueMetrics) prometheus.Counter { return q.bytesSent })
+	tee.shards = g(func(q *queueMetrics) prometheus.Gauge { return q.shards })
+	tee.shardsMin = g(func(q *queueMetrics) prometheus.Gauge { return q.shardsMin })
+	tee.shardsMax = g(func(q *queueMetrics) prometheus.Gauge { return q.shardsMax })
+	tee.shardsDesired = g(func(q *queueMetrics) prometheus.Gauge { return q.shardsDesired })
+	tee.shardCapacity = g(func(q *queueMetrics) prometheus.Gauge { return q.shardCapacity })
+	tee.maxSamplesPerSend = g(func(q *queueMetrics) prometheus.Gauge { return q.maxSamplesPerSend })
+	tee.enqueueRetries = c(func(q *queueMetrics) prometheus.Counter { return q.enqueueRetries })
+	tee.highestSent = g(func(q *queueMetrics) prometheus.Gauge { return q.highestSent })
+	tee.highestQueued = g(func(q *queueMetrics) prometheus.Gauge { return q.highestQueued })
+	tee.metadata = c(func(q *queueMetrics) prometheus.Counter { return q.metadata })
+	tee.metadataFailed = c(func(q *queueMetrics) prometheus.Counter { return q.metadataFailed })
+	tee.metadataRetried = c(func(q *queueMetrics) prometheus.Counter { return q.metadataRetried })
+	tee.metadataBytes = c(func(q *queueMetrics) prometheus.Counter { return q.metadataBytes })
+	tee.refused = teeVec{vecs, on}
+	return &tee
+}
+
+// teeCounter adds to the counters of the targets still in the group.
+type teeCounter struct {
+	prometheus.Counter // the first target's, for the rest of the interface
+	each               []prometheus.Counter
+	on                 *atomic.Uint64
+}
+
+func (t teeCounter) Inc() { t.Add(1) }
+
+func (t teeCounter) Add(v float64) {
+	on := t.on.Load()
+	for i, c := range t.each {
+		if on&(1<<i) != 0 {
+			c.Add(v)
+		}
+	}
+}
+
+// teeGauge sets the gauges of the targets still in the group.
+type teeGauge struct {
+	prometheus.Gauge // the first target's, for the rest of the interface
+	each             []prometheus.Gauge
+	on               *atomic.Uint64
+}
+
+func (t teeGauge) apply(f func(prometheus.Gauge)) {
+	on := t.on.Load()
+	for i, g := range t.each {
+		if on&(1<<i) != 0 {
+			f(g)
+		}
+	}
+}
+
+func (t teeGauge) Set(v float64)     { t.apply(func(g prometheus.Gauge) { g.Set(v) }) }
+func (t teeGauge) Inc()              { t.Add(1) }
+func (t teeGauge) Dec()              { t.Add(-1) }
+func (t teeGauge) Add(v float64)     { t.apply(func(g prometheus.Gauge) { g.Add(v) }) }
+func (t teeGauge) Sub(v float64)     { t.Add(-v) }
+func (t teeGauge) SetToCurrentTime() { t.apply(func(g prometheus.Gauge) { g.SetToCurrentTime() }) }
+
+// teeObserver observes into the histograms of the targets still in the group.
+type teeObserver struct {
+	each []prometheus.Observer
+	on   *atomic.Uint64
+}
+
+func (t teeObserver) Observe(v float64) {
+	on := t.on.Load()
+	for i, o := range t.each {
+		if on&(1<<i) != 0 {
+			o.Observe(v)
+		}
+	}
+}
+
+// teeVec is refused's tee: the reason's counter of every target.
+type teeVec struct {
+	each []counterVec
+	on   *atomic.Uint64
+}
+
+func (t teeVec) WithLabelValues(lvs ...string) prometheus.Counter {
+	cs := make([]prometheus.Counter, len(t.each))
+	for i, v := range t.each {
+		cs[i] = v.WithLabelValues(lvs...)
+	}
+	return teeCounter{cs[0], cs, t.on}
+}

@@ -1,0 +1,146 @@
+package remote
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/relabel"
+	"go.yaml.in/yaml/v2"
+
+	"github.com/walship/walship/queue"
+	"github.com/walship/walship/wal/record"
+	"github.com/walship/walship/watcher"
+)
+
+// Entries whose requests would be the same bytes form a group, shipped by
+// one pipeline: the WAL is read and decoded once, each series is held
+// once, and each request is built and compressed once and sent to every
+// member (fanout). What decides the bytes is the requestKey; the URL, the
+// HTTP client settings, headers, credentials and timeouts do not, and stay
+// each member's own. Entries saved at different positions do not group:
+// the group would send the one ahead what it has already.
+
+// requestKey identifies what makes an entry's requests what they are.
+func requestKey(rw *config.RemoteWriteConfig) (string, error) {
+	b, err := yaml.Marshal(struct {
+		Relabel       []*relabel.Config     `yaml:"write_relabel_configs,omitempty"`
+		Exemplars     bool                  `yaml:"send_exemplars"`
+		Histograms    bool                  `yaml:"send_native_histograms"`
+		Message       string                `yaml:"protobuf_message"`
+		Queue         config.QueueConfig    `yaml:"queue_config"`
+		Metadata      config.MetadataConfig `yaml:"metadata_config"`
+		NHCBToClassic bool                  `yaml:"convert_nhcb_to_classic"`
+	}{rw.WriteRelabelConfigs, rw.SendExemplars, rw.SendNativeHistograms, string(rw.ProtobufMessage), rw.QueueConfig, rw.MetadataConfig, rw.ConvertNHCBToClassic})
+	if err != nil {
+		return "", fmt.Errorf("remote: hashing remote_write config: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// groupOf sorts eps (in configuration order) into groups: same request
+// key and, when saved positions count (watcher.FromPosition), the same
+// saved position (or none). A group has at most 64 members (what one
+// queue's metrics count for).
+func groupOf(eps []*endpoint, keys map[*endpoint]string, start watcher.Start) [][]*endpoint {
+	type class struct {
+		key string
+		pos record.Position
+		ok  bool
+	}
+	var groups [][]*endpoint
+	index := map[class]int{}
+	for _, ep := range eps {
+		c := class{key: keys[ep]}
+		if start == watcher.FromPosition {
+			var err error
+			if c.pos, c.ok, err = ep.positions.Load(); err != nil {
+				c.key += "\x00" + ep.hash // alone: its watcher reports the error
+			}
+		}
+		i, ok := index[c]
+		if !ok || len(groups[i]) == 64 {
+			i = len(groups)
+			index[c] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], ep)
+	}
+	return groups
+}
+
+// groupPositions is a pipeline's position store: one position for all its
+// members, saved to each member's store.
+type groupPositions struct {
+	mu      sync.Mutex
+	members []*endpoint
+	from    *record.Position // where a member that left its group starts
+	last    record.Position  // last loaded or saved
+	have    bool
+}
+
+// Load returns from when set, else the oldest of the members' saved
+// positions, and false when any member has none (it starts at the oldest
+// data, and so does the group).
+func (g *groupPositions) Load() (record.Position, bool, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.from != nil {
+		if !g.have { // a later attempt resumes where the last one saved
+			g.last, g.have = *g.from, true
+		}
+		return g.last, true, nil
+	}
+	var oldest record.Position
+	for i, ep := range g.members {
+		pos, ok, err := ep.positions.Load()
+		if err != nil || !ok {
+			return record.Position{}, false, err
+		}
+		if i == 0 || pos.Less(oldest) {
+			oldest = pos
+		}
+	}
+	g.last, g.have = oldest, true
+	return oldest, true, nil
+}
+
+// Save saves pos for every member still in the group.
+func (g *groupPositions) Save(pos record.Position) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var errs []error
+	for _, ep := range g.members {
+		if err := ep.positions.Save(pos); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ep.name, err))
+		}
+	}
+	g.last, g.have = pos, true
+	return errors.Join(errs...)
+}
+
+// leave takes ep out of the group, saves the group's last position as
+// ep's and returns it; nil when the group has none yet (ep then starts as
+// the group did).
+func (g *groupPositions) leave(ep *endpoint) *record.Position {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, m := range g.members {
+		if m == ep {
+			g.members = append(g.members[:i:i], g.members[i+1:]...)
+			break
+		}
+	}
+	if !g.have {
+		return nil
+	}
+	pos := g.last
+	_ = ep.positions.Save(pos) // on error its file keeps an older position: resent, not lost
+	return &pos
+}
+
+var _ queue.Sender = (*fanout)(nil)

@@ -1,0 +1,161 @@
+package remote_test
+
+import (
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/relabel"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/walship/walship/remote"
+)
+
+// groupRig is a TSDB whose WAL a Storage ships, with a registry to read
+// the metrics from.
+type groupRig struct {
+	t   *testing.T
+	db  *tsdb.DB
+	rs  *remote.Storage
+	reg *prometheus.Registry
+}
+
+func newGroupRig(t *testing.T, opts remote.Options) *groupRig {
+	dir := t.TempDir()
+	db, err := tsdb.Open(dir, slog.New(slog.DiscardHandler), nil, tsdb.DefaultOptions(), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	reg := prometheus.NewRegistry()
+	opts.WALDir, opts.PositionsDir, opts.Registerer = filepath.Join(dir, "wal"), filepath.Join(t.TempDir(), "positions"), reg
+	rs := remote.New(opts)
+	t.Cleanup(func() { rs.Close() })
+	db.SetWriteNotified(rs)
+	return &groupRig{t: t, db: db, rs: rs, reg: reg}
+}
+
+// watchers returns how many WAL watchers (consumers) the storage runs.
+func (g *groupRig) watchers() int {
+	mfs, err := g.reg.Gather()
+	require.NoError(g.t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == "prometheus_wal_watcher_current_segment" {
+			return len(mf.GetMetric())
+		}
+	}
+	return 0
+}
+
+func (g *groupRig) sent(name string) float64 {
+	return metricValue(g.t, g.reg, "prometheus_remote_storage_samples_total", name)
+}
+
+// requireOnce fails unless every receiver got every sample exactly once.
+func requireOnce(t *testing.T, want int, rs ...*countingReceiver) {
+	t.Helper()
+	for _, r := range rs {
+		r.mu.Lock()
+		require.Len(t, r.seen, want)
+		for k, n := range r.seen {
+			require.Equal(t, 1, n, "%s received %d times", k, n)
+		}
+		r.mu.Unlock()
+	}
+}
+
+// Three entries whose requests are the same bytes are shipped by one
+// watcher and one queue; each receiver gets every sample once and each
+// entry's metrics count what it was sent. An entry with other
+// write_relabel_configs gets a pipeline of its own.
+func TestGroupSharesOnePipeline(t *testing.T) {
+	g := newGroupRig(t, remote.Options{})
+	a, b, c, d := newCountingReceiver(t), newCountingReceiver(t), newCountingReceiver(t), newCountingReceiver(t)
+	other := remoteWriteConfig(t, "d", d.URL)
+	other.WriteRelabelConfigs = []*relabel.Config{{SourceLabels: []model.LabelName{"i"}, Regex: relabel.MustNewRegexp("1.*"), Action: relabel.Drop}}
+	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL), remoteWriteConfig(t, "c", c.URL), other)))
+
+	const series, scrapes = 20, 30
+	for s := range scrapes {
+		appendScrape(t, g.db, series, s)
+	}
+	require.Eventually(t, func() bool {
+		return a.distinct() == series*scrapes && b.distinct() == series*scrapes && c.distinct() == series*scrapes && d.distinct() == 9*scrapes
+	}, 20*time.Second, 5*time.Millisecond)
+	requireOnce(t, series*scrapes, a, b, c)
+	require.Eventually(t, func() bool {
+		return g.sent("a") == series*scrapes && g.sent("b") == series*scrapes && g.sent("c") == series*scrapes && g.sent("d") == 9*scrapes
+	}, 10*time.Second, time.Millisecond)
+	require.Equal(t, 2, g.watchers(), "one watcher for a, b and c, one for d")
+
+	// A reload that changes d restarts d alone.
+	requests := a.requestCount()
+	other2 := *other
+	other2.QueueConfig.MaxSamplesPerSend = 7
+	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL), remoteWriteConfig(t, "c", c.URL), &other2)))
+	appendScrape(t, g.db, series, scrapes)
+	require.Eventually(t, func() bool { return a.distinct() == series*(scrapes+1) && d.distinct() == 9*(scrapes+1) }, 20*time.Second, 5*time.Millisecond)
+	require.Less(t, requests, a.requestCount())
+	requireOnce(t, series*(scrapes+1), a, b, c)
+	require.Equal(t, series*(scrapes+1), int(g.sent("a")), "a's queue kept counting: it was not restarted")
+}
+
+// A member that fails while the others take the requests holds them back
+// for at most the group's lag, then leaves the group for a queue of its
+// own, which resends from the group's saved position once it is back:
+// nobody loses or gets anything twice, and the down member got a bounded
+// number of requests.
+func TestGroupLateMemberLeaves(t *testing.T) {
+	const lag = 300 * time.Millisecond
+	g := newGroupRig(t, remote.Options{GroupLag: lag})
+	a, b, c := newCountingReceiver(t), newCountingReceiver(t), newCountingReceiver(t)
+	b.setDown(true)
+	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL), remoteWriteConfig(t, "c", c.URL))))
+
+	const series, scrapes = 20, 30
+	for s := range scrapes {
+		appendScrape(t, g.db, series, s)
+	}
+	require.Eventually(t, func() bool { return a.distinct() == series*scrapes && c.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return g.watchers() == 2 }, 10*time.Second, time.Millisecond, "b did not leave its group")
+	// While down, b gets its queue's retries (backoff 1-50 ms) and, before
+	// it left, the group's for at most the lag.
+	require.Less(t, b.requestCount(), 200)
+	b.setDown(false)
+	for s := scrapes; s < 2*scrapes; s++ {
+		appendScrape(t, g.db, series, s)
+	}
+	require.Eventually(t, func() bool {
+		return a.distinct() == 2*series*scrapes && b.distinct() == 2*series*scrapes && c.distinct() == 2*series*scrapes
+	}, 20*time.Second, 5*time.Millisecond)
+	requireOnce(t, 2*series*scrapes, a, b, c)
+	require.Eventually(t, func() bool {
+		return g.sent("a") == 2*series*scrapes && g.sent("b") == 2*series*scrapes && g.sent("c") == 2*series*scrapes
+	}, 10*time.Second, time.Millisecond, "a %v, b %v, c %v", g.sent("a"), g.sent("b"), g.sent("c"))
+}
+
+// A member that refuses for good what the others take leaves the group at
+// once; its own queue then counts what it refuses as failed, as a lone
+// endpoint's does, and the others get everything.
+func TestGroupRefusingMemberLeaves(t *testing.T) {
+	g := newGroupRig(t, remote.Options{})
+	a, b := newCountingReceiver(t), newCountingReceiver(t)
+	b.mu.Lock()
+	b.refusing = true
+	b.mu.Unlock()
+	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL))))
+
+	const series, scrapes = 20, 30
+	for s := range scrapes {
+		appendScrape(t, g.db, series, s)
+	}
+	require.Eventually(t, func() bool { return a.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	failed := func() float64 { return metricValue(t, g.reg, "prometheus_remote_storage_samples_failed_total", "b") }
+	require.Eventually(t, func() bool { return failed() == series*scrapes }, 10*time.Second, time.Millisecond, "b failed %v", failed())
+	require.Zero(t, g.sent("b"))
+	require.Zero(t, metricValue(t, g.reg, "prometheus_remote_storage_samples_failed_total", "a"))
+	require.Equal(t, 2, g.watchers())
+	requireOnce(t, series*scrapes, a)
+}
