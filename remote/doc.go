@@ -1,19 +1,37 @@
 // Package remote is what a Prometheus fork or walship's agent wires in to
-// ship a WAL: Storage, one watcher and one queue per remote_write entry, and
-// Client, the HTTP side of one endpoint.
+// ship a WAL: Storage, which runs a pipeline (one watcher feeding one queue)
+// per group of remote_write entries, and Client, the HTTP side of one
+// endpoint.
 //
 // # Storage
 //
 // Storage is configured like upstream's remote storage, by ApplyConfig with
 // a Prometheus configuration, and NewStorage takes upstream's constructor
 // arguments, so a fork switches by changing that one call. Each remote_write
-// entry gets a queue.Manager fed by a watcher.Watcher of the WAL, and a
-// durable position file named after the entry (its name, or its URL), so a
-// restart or a reload resumes where the endpoint's acknowledgements stopped.
-// A reload restarts only the entries whose configuration changed (all of
-// them when the external labels change): a stopping entry flushes within the
-// flush deadline, saves the position the flush reached, and the new one
-// resumes there. Notify (the TSDB's write notifications) wakes the watchers.
+// entry (endpoint.go) has its Client and a durable position file named
+// after it (its name, or its URL), so a restart or a reload resumes where
+// the endpoint's acknowledgements stopped.
+//
+// A pipeline (pipeline.go) is a queue.Manager fed by a watcher.Watcher of
+// the WAL. Entries whose requests would be the same bytes (same
+// write_relabel_configs, queue_config, metadata_config, protocol, exemplar
+// and histogram settings; URL, client settings and credentials may
+// differ) and whose saved positions are the same form a group (group.go)
+// with one pipeline: the WAL is read and decoded once, each series held
+// once, each request built and compressed once and sent to every member
+// at once by a fanout (fanout.go), which only returns when all took it.
+// The queue's metrics count for each member. A member that refuses what
+// another took, or is more than Options.GroupLag late on a request another
+// took, leaves the group: it gets a pipeline of its own, owned by the
+// group's, starting at the group's last saved position (what it may have
+// had since is sent to it again, nothing is skipped). So a slow endpoint
+// holds the others back by at most the lag, once.
+//
+// A reload restarts only the pipelines with an entry that changed or went
+// away (all of them when the external labels change): a stopping pipeline
+// flushes within the flush deadline and saves the position the flush
+// reached, and its entries that stay resume there in new pipelines.
+// Notify (the TSDB's write notifications) wakes the watchers.
 // The Appender only counts samples and tracks the highest timestamp: data
 // reaches the endpoints through the WAL, never through memory.
 //
@@ -29,8 +47,10 @@
 //
 // # Goroutines
 //
-// Each entry has one goroutine (its endpoint's run loop, which runs the
-// watcher) plus the queue's; ApplyConfig and Close stop them and wait. A
-// watcher that fails (its directory vanished) is restarted from the saved
-// position after a pause, with a fresh queue.
+// Each pipeline has one goroutine (its run loop, which runs the watcher)
+// plus the queue's, and owns the pipelines of members that left its group;
+// ApplyConfig and Close stop them and wait. The fanout sends to each
+// member from a goroutine of its own per attempt and waits for all of
+// them. A watcher that fails (its directory vanished) is restarted from
+// the saved position after a pause, with a fresh queue.
 package remote

@@ -118,21 +118,24 @@ func (f *fanout) Send(ctx context.Context, req *queue.Request, attempt int) (que
 			case ctx.Err() != nil:
 				f.forget(req)
 				return queue.Written{}, ctx.Err()
-			case len(retry) == 0:
+			case len(retry) > 0:
+				f.let(refused) // those that retry stay
+				return queue.Written{}, retry[0].err
+			case len(refused) > 0:
 				f.forget(req) // every member refused it
 				return queue.Written{}, refused[0].err
 			}
-			if last, ok := f.let(refused); ok { // the others try again
-				retry = append(retry, last)
-			}
-			return queue.Written{}, retry[0].err
+			return queue.Written{}, &queue.SendError{Err: errLate, Retryable: true} // no member: not reached
 		}
 		if last, ok := f.let(append(gone, refused...)); ok {
-			// The last member cannot leave: its answer is the group's.
-			f.forget(req)
+			// The last member cannot leave (those that took it left for
+			// other requests meanwhile): its answer is the group's, and the
+			// queue's retries go to it as to a lone endpoint.
 			if !last.late {
+				f.forget(req)
 				return queue.Written{}, last.err
 			}
+			*d = delivery{} // those that took it are gone
 			return queue.Written{}, &queue.SendError{Err: errLate, Retryable: true}
 		}
 		if len(retry) == 0 {

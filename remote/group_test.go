@@ -159,3 +159,40 @@ func TestGroupRefusingMemberLeaves(t *testing.T) {
 	require.Equal(t, 2, g.watchers())
 	requireOnce(t, series*scrapes, a)
 }
+
+// While every member fails, the group is one endpoint to its queue: it
+// retries with the queue's backoff (a bounded number of requests), nobody
+// leaves, and once they are back each gets everything once. When every
+// member refuses a request for good, it is counted failed for each of
+// them, and still nobody leaves.
+func TestGroupSharedAnswers(t *testing.T) {
+	g := newGroupRig(t, remote.Options{GroupLag: 50 * time.Millisecond})
+	a, b := newCountingReceiver(t), newCountingReceiver(t)
+	a.setDown(true)
+	b.setDown(true)
+	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL))))
+
+	const series = 20
+	appendScrape(t, g.db, series, 0)
+	retried := func() float64 { return metricValue(t, g.reg, "prometheus_remote_storage_samples_retried_total", "b") }
+	require.Eventually(t, func() bool { return retried() >= 10*series }, 10*time.Second, time.Millisecond)
+	a.setDown(false)
+	b.setDown(false)
+	require.Eventually(t, func() bool { return a.distinct() == series && b.distinct() == series }, 10*time.Second, time.Millisecond)
+	require.Equal(t, 1, g.watchers(), "a member left though all failed alike")
+
+	for _, r := range []*countingReceiver{a, b} {
+		r.mu.Lock()
+		r.refusing = true
+		r.mu.Unlock()
+	}
+	appendScrape(t, g.db, series, 1)
+	failed := func(name string) float64 {
+		return metricValue(t, g.reg, "prometheus_remote_storage_samples_failed_total", name)
+	}
+	require.Eventually(t, func() bool { return failed("a") == series && failed("b") == series }, 10*time.Second, time.Millisecond)
+	require.Equal(t, 1, g.watchers(), "a member left though all refused alike")
+	require.Equal(t, float64(series), g.sent("a"))
+	require.Equal(t, float64(series), g.sent("b"))
+	requireOnce(t, series, a, b)
+}

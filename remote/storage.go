@@ -64,8 +64,9 @@ type Options struct {
 }
 
 // Storage ships one WAL to every remote_write endpoint of a Prometheus
-// configuration: one watcher and one queue per entry, each with its own
-// durable position. It implements storage.Storage so that a Prometheus
+// configuration: one watcher and one queue per group of entries sent the
+// same requests (see the package doc), each entry with its own durable
+// position. It implements storage.Storage so that a Prometheus
 // fork can put it in its fanout storage where upstream's remote storage
 // was; its Appender only tracks timestamps (the data reaches the endpoints
 // through the WAL).

@@ -75,6 +75,7 @@ func main() {
 	profShape := prof.Flag("shape", "Shape.").Default("1Mx5").String()
 	profProto := prof.Flag("protocol", "rw1 or rw2.").Default("rw1").Enum("rw1", "rw2")
 	profShards := prof.Flag("max-shards", "max_shards (0: the default queue_config).").Default("0").Int()
+	profEndpoints := prof.Flag("endpoints", "Number of remote_write entries.").Default("1").Int()
 	profSender := prof.Flag("sender", "replay, sidecar or agent.").Default("replay").Enum("replay", "sidecar", "agent")
 	profInterval := prof.Flag("scrape-interval", "How often the agent scrapes each target.").Default("5s").Duration()
 	profWalship := prof.Flag("walship", "The walship binary.").Default("bin/walship").String()
@@ -121,7 +122,7 @@ func main() {
 			}
 		}
 	case prof.FullCommand():
-		err = profile(*profShape, *profProto, *profShards, *profSender, *profWalship, *profWork, *profOut, *profInterval)
+		err = profile(*profShape, *profProto, *profShards, *profEndpoints, *profSender, *profWalship, *profWork, *profOut, *profInterval)
 	case gen.FullCommand():
 		var s shape.Shape
 		s, err = shape.Parse(*genShape)
@@ -137,7 +138,7 @@ func main() {
 	}
 }
 
-func profile(shapeName, proto string, maxShards int, sender, walship, work, out string, interval time.Duration) error {
+func profile(shapeName, proto string, maxShards, endpoints int, sender, walship, work, out string, interval time.Duration) error {
 	s, err := shape.Parse(shapeName)
 	if err != nil {
 		return err
@@ -150,7 +151,7 @@ func profile(shapeName, proto string, maxShards int, sender, walship, work, out 
 	if err != nil {
 		return err
 	}
-	r, err := harness.Profile(context.Background(), b, s, harness.Cell{Protocol: proto, MaxShards: maxShards, Endpoints: 1}, snd[0], work, out, 20*time.Minute, interval)
+	r, err := harness.Profile(context.Background(), b, s, harness.Cell{Protocol: proto, MaxShards: maxShards, Endpoints: max(endpoints, 1)}, snd[0], work, out, 20*time.Minute, interval)
 	if err != nil {
 		return err
 	}
