@@ -16,7 +16,8 @@
 // the WAL. Entries whose requests would be the same bytes (same
 // write_relabel_configs, queue_config, metadata_config, protocol, exemplar
 // and histogram settings; URL, client settings and credentials may
-// differ) and whose saved positions are the same form a group (group.go)
+// differ) and saved near each other (within 1 MiB of WAL; those behind
+// first catch up alone) form a group (group.go)
 // with one pipeline: the WAL is read and decoded once, each series held
 // once, each request built and compressed once and sent to every member
 // at once by a fanout (fanout.go), which only returns when all took it.
@@ -25,7 +26,8 @@
 // took, leaves the group: it gets a pipeline of its own, owned by the
 // group's, starting at the group's last saved position (what it may have
 // had since is sent to it again, nothing is skipped). So a slow endpoint
-// holds the others back by at most the lag, once.
+// holds the others back by at most the lag, once; at the next start it
+// rejoins, saved near the others once it caught up.
 //
 // A reload restarts only the pipelines with an entry that changed or went
 // away (all of them when the external labels change): a stopping pipeline

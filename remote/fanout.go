@@ -268,6 +268,15 @@ func (f *fanout) let(gone []answer) (answer, bool) {
 	return answer{}, false
 }
 
+// remove takes ep out of the group (before its queue started).
+func (f *fanout) remove(ep *endpoint) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i := slices.Index(f.members, ep); i >= 0 {
+		f.members = slices.Delete(f.members, i, i+1)
+	}
+}
+
 func (f *fanout) forget(req *queue.Request) {
 	f.mu.Lock()
 	delete(f.open, req)

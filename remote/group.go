@@ -21,8 +21,8 @@ import (
 // once, and each request is built and compressed once and sent to every
 // member (fanout). What decides the bytes is the requestKey; the URL, the
 // HTTP client settings, headers, credentials and timeouts do not, and stay
-// each member's own. Entries saved at different positions do not group:
-// the group would send the one ahead what it has already.
+// each member's own. Entries saved far apart do not group: the group
+// would send the one ahead what it has already.
 
 // requestKey identifies what makes an entry's requests what they are.
 func requestKey(rw *config.RemoteWriteConfig) (string, error) {
@@ -42,33 +42,80 @@ func requestKey(rw *config.RemoteWriteConfig) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
+// regroupSlack is how far apart, in one segment, the saved positions of
+// entries may be for them to form a group: the group starts at the oldest,
+// so the others are sent again what lies between (at most this much of
+// the WAL). A member that left its group and caught up with it is saved
+// within it of the group at the next stop, and so rejoins at the next
+// start.
+const regroupSlack = 1 << 20
+
+// maxMembers is the most entries one group has (what one queue's metrics
+// count for).
+const maxMembers = 64
+
+// plannedGroup is a group about to start: its members (in configuration
+// order), and, when some were saved before the others, where the others
+// are and who is behind.
+type plannedGroup struct {
+	members []*endpoint
+	at      *record.Position
+	behind  []*endpoint
+}
+
 // groupOf sorts eps (in configuration order) into groups: same request
-// key and, when saved positions count (watcher.FromPosition), the same
-// saved position (or none). A group has at most 64 members (what one
-// queue's metrics count for).
-func groupOf(eps []*endpoint, keys map[*endpoint]string, start watcher.Start) [][]*endpoint {
-	type class struct {
+// key and, when saved positions count (watcher.FromPosition), none saved
+// or saved within regroupSlack of the group's first member.
+func groupOf(eps []*endpoint, keys map[*endpoint]string, start watcher.Start) []plannedGroup {
+	type saved struct {
 		key string
 		pos record.Position
 		ok  bool
 	}
-	var groups [][]*endpoint
-	index := map[class]int{}
+	at := make(map[*endpoint]saved, len(eps))
 	for _, ep := range eps {
-		c := class{key: keys[ep]}
+		s := saved{key: keys[ep]}
 		if start == watcher.FromPosition {
 			var err error
-			if c.pos, c.ok, err = ep.positions.Load(); err != nil {
-				c.key += "\x00" + ep.hash // alone: its watcher reports the error
+			if s.pos, s.ok, err = ep.positions.Load(); err != nil {
+				s.key += "\x00" + ep.hash // alone: its watcher reports the error
 			}
 		}
-		i, ok := index[c]
-		if !ok || len(groups[i]) == 64 {
-			i = len(groups)
-			index[c] = i
-			groups = append(groups, nil)
+		at[ep] = s
+	}
+	near := func(a, b saved) bool {
+		if a.key != b.key || a.ok != b.ok {
+			return false
 		}
-		groups[i] = append(groups[i], ep)
+		return !a.ok || a.pos.Segment == b.pos.Segment && max(a.pos.Offset-b.pos.Offset, b.pos.Offset-a.pos.Offset) <= regroupSlack
+	}
+	var groups []plannedGroup
+next:
+	for _, ep := range eps {
+		for i, g := range groups {
+			if len(g.members) < maxMembers && near(at[g.members[0]], at[ep]) {
+				groups[i].members = append(g.members, ep)
+				continue next
+			}
+		}
+		groups = append(groups, plannedGroup{members: []*endpoint{ep}})
+	}
+	for i := range groups {
+		g := &groups[i]
+		newest := at[g.members[0]]
+		for _, ep := range g.members[1:] {
+			if newest.pos.Less(at[ep].pos) {
+				newest = at[ep]
+			}
+		}
+		for _, ep := range g.members {
+			if newest.ok && at[ep].pos.Less(newest.pos) {
+				g.behind = append(g.behind, ep)
+			}
+		}
+		if len(g.behind) > 0 {
+			g.at = &newest.pos
+		}
 	}
 	return groups
 }

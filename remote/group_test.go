@@ -18,10 +18,11 @@ import (
 // groupRig is a TSDB whose WAL a Storage ships, with a registry to read
 // the metrics from.
 type groupRig struct {
-	t   *testing.T
-	db  *tsdb.DB
-	rs  *remote.Storage
-	reg *prometheus.Registry
+	t    *testing.T
+	db   *tsdb.DB
+	rs   *remote.Storage
+	reg  *prometheus.Registry
+	opts remote.Options
 }
 
 func newGroupRig(t *testing.T, opts remote.Options) *groupRig {
@@ -29,12 +30,25 @@ func newGroupRig(t *testing.T, opts remote.Options) *groupRig {
 	db, err := tsdb.Open(dir, slog.New(slog.DiscardHandler), nil, tsdb.DefaultOptions(), nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
-	reg := prometheus.NewRegistry()
-	opts.WALDir, opts.PositionsDir, opts.Registerer = filepath.Join(dir, "wal"), filepath.Join(t.TempDir(), "positions"), reg
+	opts.WALDir, opts.PositionsDir = filepath.Join(dir, "wal"), filepath.Join(t.TempDir(), "positions")
+	g := &groupRig{t: t, db: db, opts: opts}
+	g.reopen()
+	return g
+}
+
+// reopen closes the storage (when open) and opens a new one on the same
+// WAL and positions, with a new registry.
+func (g *groupRig) reopen() {
+	if g.rs != nil {
+		require.NoError(g.t, g.rs.Close())
+	}
+	g.reg = prometheus.NewRegistry()
+	opts := g.opts
+	opts.Registerer = g.reg
 	rs := remote.New(opts)
-	t.Cleanup(func() { rs.Close() })
-	db.SetWriteNotified(rs)
-	return &groupRig{t: t, db: db, rs: rs, reg: reg}
+	g.t.Cleanup(func() { rs.Close() })
+	g.db.SetWriteNotified(rs)
+	g.rs = rs
 }
 
 // watchers returns how many WAL watchers (consumers) the storage runs.
@@ -60,7 +74,7 @@ func requireOnce(t *testing.T, want int, rs ...*countingReceiver) {
 		r.mu.Lock()
 		require.Len(t, r.seen, want)
 		for k, n := range r.seen {
-			require.Equal(t, 1, n, "%s received %d times", k, n)
+			require.Equal(t, 1, n, "%s received %d times at %s", k, n, r.URL)
 		}
 		r.mu.Unlock()
 	}
@@ -106,7 +120,8 @@ func TestGroupSharesOnePipeline(t *testing.T) {
 // for at most the group's lag, then leaves the group for a queue of its
 // own, which resends from the group's saved position once it is back:
 // nobody loses or gets anything twice, and the down member got a bounded
-// number of requests.
+// number of requests. Once it caught up, it is saved where the group is,
+// and the next start ships to all three with one pipeline again.
 func TestGroupLateMemberLeaves(t *testing.T) {
 	const lag = 300 * time.Millisecond
 	g := newGroupRig(t, remote.Options{GroupLag: lag})
@@ -134,6 +149,15 @@ func TestGroupLateMemberLeaves(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return g.sent("a") == 2*series*scrapes && g.sent("b") == 2*series*scrapes && g.sent("c") == 2*series*scrapes
 	}, 10*time.Second, time.Millisecond, "a %v, b %v, c %v", g.sent("a"), g.sent("b"), g.sent("c"))
+
+	g.reopen()
+	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL), remoteWriteConfig(t, "c", c.URL))))
+	appendScrape(t, g.db, series, 2*scrapes)
+	require.Eventually(t, func() bool {
+		return a.distinct() == series*(2*scrapes+1) && b.distinct() == series*(2*scrapes+1) && c.distinct() == series*(2*scrapes+1)
+	}, 20*time.Second, 5*time.Millisecond)
+	require.Equal(t, 1, g.watchers(), "b did not rejoin its group")
+	requireOnce(t, series*(2*scrapes+1), a, b, c)
 }
 
 // A member that refuses for good what the others take leaves the group at
@@ -195,4 +219,89 @@ func TestGroupSharedAnswers(t *testing.T) {
 	require.Equal(t, float64(series), g.sent("a"))
 	require.Equal(t, float64(series), g.sent("b"))
 	requireOnce(t, series, a, b)
+}
+
+// recordsRead returns how many WAL records the watcher named consumer read.
+func (g *groupRig) recordsRead(consumer string) float64 {
+	mfs, err := g.reg.Gather()
+	require.NoError(g.t, err)
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "prometheus_wal_watcher_records_read_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "consumer" && lp.GetValue() == consumer {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
+}
+
+// Entries saved near each other but not at the same place (b left its
+// group while its endpoint was down) regroup at the next start: b first
+// catches up alone to where a is, then one pipeline ships to both. Nobody
+// gets anything twice; b's own watcher stops reading once it caught up.
+// While b's endpoint is still down at a start, b does not catch up within
+// the lag and ships alone.
+func TestGroupMemberBehindCatchesUp(t *testing.T) {
+	g := newGroupRig(t, remote.Options{GroupLag: 300 * time.Millisecond, FlushDeadline: time.Second})
+	a, b := newCountingReceiver(t), newCountingReceiver(t)
+	cfg := configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL))
+	const series = 20
+	scrapes := 0
+	scrape := func(n int) {
+		for range n {
+			appendScrape(t, g.db, series, scrapes)
+			scrapes++
+		}
+	}
+	require.NoError(t, g.rs.ApplyConfig(cfg))
+	scrape(10)
+	require.Eventually(t, func() bool { return a.distinct() == series*scrapes && b.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+
+	b.setDown(true)
+	g.reopen() // both saved at the same place
+	require.NoError(t, g.rs.ApplyConfig(cfg))
+	scrape(20)
+	require.Eventually(t, func() bool { return a.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return g.watchers() == 2 }, 10*time.Second, time.Millisecond, "b did not leave its group")
+
+	g.reopen() // b is behind a, and still down: it ships alone
+	require.NoError(t, g.rs.ApplyConfig(cfg))
+	scrape(5)
+	require.Eventually(t, func() bool { return a.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Zero(t, b.distinct()-series*10)
+
+	b.setDown(false)
+	require.Eventually(t, func() bool { return b.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	g.reopen() // b caught up alone meanwhile: saved where a is
+	require.NoError(t, g.rs.ApplyConfig(cfg))
+	scrape(5)
+	require.Eventually(t, func() bool { return a.distinct() == series*scrapes && b.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	requireOnce(t, series*scrapes, a, b)
+
+	// Behind again (b down right after a start: it leaves at the position
+	// the group started at), then back before the next start. (A member
+	// that leaves later is sent again what the group acknowledged since it
+	// last saved its position.)
+	g.reopen()
+	b.setDown(true)
+	require.NoError(t, g.rs.ApplyConfig(cfg))
+	scrape(5)
+	require.Eventually(t, func() bool { return a.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return g.watchers() == 2 }, 10*time.Second, time.Millisecond, "b did not leave its group")
+	g.reopen()
+	b.setDown(false)
+	require.NoError(t, g.rs.ApplyConfig(cfg))
+	scrape(5)
+	require.Eventually(t, func() bool { return a.distinct() == series*scrapes && b.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	read := g.recordsRead("b")
+	scrape(5)
+	require.Eventually(t, func() bool { return a.distinct() == series*scrapes && b.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Equal(t, read, g.recordsRead("b"), "b still has a watcher of its own: it did not rejoin")
+	requireOnce(t, series*scrapes, a, b)
 }

@@ -44,6 +44,15 @@ type pipeline struct {
 	start     watcher.Start
 	log       *slog.Logger
 
+	// catchUp is where the group starts when some members were saved
+	// before the others (behind): they catch up to it first.
+	catchUp *record.Position
+	behind  []*endpoint
+	// stopAt ends a member's catching up: its pipeline stops there, and
+	// caughtUp says whether everything before it was acknowledged.
+	stopAt   *record.Position
+	caughtUp atomic.Bool
+
 	q           atomic.Pointer[queue.Manager] // the current attempt's
 	highestPrev atomic.Int64                  // highest sent by earlier attempts' queues
 
@@ -87,11 +96,19 @@ func (p *pipeline) startUnder(parent context.Context) {
 	go p.run()
 }
 
+// shipTo returns the members still in the pipeline.
+func (p *pipeline) shipTo() []*endpoint {
+	if p.fan != nil {
+		return p.fan.current()
+	}
+	return p.members
+}
+
 // newQueue builds the queue for the members still in the pipeline.
 func (p *pipeline) newQueue() (*queue.Manager, error) {
-	members, sender := p.members, queue.Sender(p.lead.sender)
+	members, sender := p.shipTo(), queue.Sender(p.lead.sender)
 	if p.fan != nil {
-		members, sender = p.fan.current(), p.fan
+		sender = p.fan
 	}
 	also := make([]queue.Target, 0, len(members)-1)
 	for _, ep := range members[1:] {
@@ -121,6 +138,7 @@ func (p *pipeline) newQueue() (*queue.Manager, error) {
 func (p *pipeline) run() {
 	defer close(p.finished)
 	defer p.waitChildren()
+	p.catchUpBehind()
 	for {
 		q, err := p.newQueue()
 		if err != nil {
@@ -159,17 +177,19 @@ func (p *pipeline) waitChildren() {
 // and for at most the flush deadline more once ctx ends.
 func (p *pipeline) attempt(ctx context.Context, q *queue.Manager) error {
 	opts := p.env.opts
+	lead := p.shipTo()[0]
 	w, err := watcher.New(q, watcher.Options{
 		Dir:            opts.WALDir,
-		Name:           p.lead.name,
+		Name:           lead.name,
 		FS:             opts.FS,
 		Start:          p.start,
 		Positions:      p.positions,
-		SendExemplars:  p.lead.cfg.SendExemplars,
-		SendHistograms: p.lead.cfg.SendNativeHistograms,
+		SendExemplars:  lead.cfg.SendExemplars,
+		SendHistograms: lead.cfg.SendNativeHistograms,
 		Metrics:        p.env.watcherM,
 		Logger:         p.log,
 		StopAtEnd:      opts.StopAtEnd,
+		StopAt:         p.stopAt,
 		Backfill:       opts.StopAtEnd,
 	})
 	if err != nil {
@@ -185,13 +205,18 @@ func (p *pipeline) attempt(ctx context.Context, q *queue.Manager) error {
 	runErr := w.Run(ctx)
 
 	reachedEnd := errors.Is(runErr, watcher.ErrReachedEnd)
-	flushCtx, cancelFlush := flushContext(ctx, reachedEnd, opts.FlushDeadline)
+	deadline := opts.FlushDeadline
+	if p.stopAt != nil {
+		deadline = 0 // stopped catching up: its group goes on without it
+	}
+	flushCtx, cancelFlush := flushContext(ctx, reachedEnd, deadline)
 	if err := q.Flush(flushCtx); err != nil {
 		p.log.Warn("Remote write flush did not send everything; the rest is sent after the next start", "err", err)
 	} else if reachedEnd {
-		// The whole log was sent: RW2 exemplars still waiting for a next
-		// sample of their series will not get one.
+		// The whole log (or all before stopAt) was sent: RW2 exemplars
+		// still waiting for a next sample of their series will not get one.
 		q.DropHeld()
+		p.caughtUp.Store(p.stopAt != nil)
 	}
 	cancelFlush()
 	w.SavePosition()
@@ -214,6 +239,56 @@ func flushContext(ctx context.Context, reachedEnd bool, deadline time.Duration) 
 		context.AfterFunc(fctx, func() { t.Stop() })
 	})
 	return fctx, func() { stop(); cancel() }
+}
+
+// catchUpBehind brings the members saved before the others to where the
+// others are (catchUp) before the group starts, each with a pipeline of
+// its own that stops there, so that no member is sent what it has
+// already. A member not there within the group lag (its endpoint is down
+// or slow) does not join: it ships alone, from its own position.
+func (p *pipeline) catchUpBehind() {
+	if len(p.behind) == 0 {
+		return
+	}
+	ups := make([]*pipeline, len(p.behind))
+	for i, ep := range p.behind {
+		ups[i] = newPipeline(p.env, []*endpoint{ep}, nil)
+		ups[i].stopAt = p.catchUp
+		ups[i].startUnder(p.ctx)
+	}
+	deadline := time.NewTimer(p.env.opts.GroupLag)
+	defer deadline.Stop()
+wait:
+	for _, c := range ups {
+		select {
+		case <-c.finished:
+		case <-deadline.C:
+			break wait
+		case <-p.ctx.Done():
+			break wait
+		}
+	}
+	for i, c := range ups {
+		ep := p.behind[i]
+		c.stop()
+		if c.caughtUp.Load() {
+			ep.pipe.Store(p)
+			continue
+		}
+		if p.fan != nil {
+			p.fan.remove(ep)
+		}
+		p.positions.leave(ep)
+		p.mu.Lock()
+		if p.ctx.Err() == nil {
+			p.log.Warn("Remote endpoint did not catch up with its group in time; it ships alone",
+				"endpoint", ep.name, "endpoint_url", ep.url, "group_lag", p.env.opts.GroupLag)
+			solo := newPipeline(p.env, []*endpoint{ep}, nil)
+			p.children = append(p.children, solo)
+			solo.startUnder(p.ctx)
+		}
+		p.mu.Unlock()
+	}
 }
 
 // leave gives ep, which the fanout let go, a pipeline of its own from the

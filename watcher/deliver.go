@@ -16,6 +16,9 @@ const readyTimeout = time.Second
 // at or before the read position were handed over before (the replay of a
 // restart): only their series and metadata are used.
 func (w *Watcher) handle(ctx context.Context, rec []byte, at record.Span) error {
+	if stop := w.opts.StopAt; stop != nil && !at.Start.Less(*stop) {
+		return ErrReachedEnd
+	}
 	typ := w.dec.TypeOf(rec)
 	w.m.recordsRead[typ].Inc()
 	if typ == record.Series || typ == record.Metadata {

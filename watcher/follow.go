@@ -108,6 +108,9 @@ func (w *Watcher) tail(ctx context.Context, lr *wal.LiveReader, f wal.File, seg 
 		if err := w.readAvailable(ctx, lr); err != nil {
 			return err
 		}
+		if stop := w.opts.StopAt; stop != nil && !w.readPos.Less(*stop) {
+			return ErrReachedEnd
+		}
 		if err := lr.Err(); err != io.EOF {
 			return w.skipDamaged(ctx, lr, f, seg, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/walship/walship/wal"
+	"github.com/walship/walship/wal/record"
 )
 
 // Start says where a watcher without a usable saved position starts.
@@ -84,6 +85,10 @@ type Options struct {
 	// has been read to its end, instead of waiting for the writer: for a
 	// log no one writes any more (a replay, a backfill).
 	StopAtEnd bool
+	// StopAt, when set, makes Run return ErrReachedEnd once everything
+	// before this position was handed over: records that start at it or
+	// after are not (a consumer catching up to another that is there).
+	StopAt *record.Position
 	// Backfill is for shipping a whole log that is no longer written (a
 	// replay): before handing over anything, the watcher learns every
 	// series record of every segment, so samples whose series record comes

@@ -217,3 +217,42 @@ func TestSavedPositionPastTheEnd(t *testing.T) {
 	require.ErrorIs(t, w.Run(t.Context()), watcher.ErrReachedEnd)
 	requireEverySampleOnce(t, rec.received(), 10, 0, 100)
 }
+
+// TestStopAt: a watcher catching up to a position another consumer saved
+// hands over everything before it and nothing after, on a log still being
+// written, and saves a position from which the rest follows exactly once.
+func TestStopAt(t *testing.T) {
+	dir := t.TempDir()
+	lw := newLogWriter(t, dir, 10, wal.PageSize)
+	defer lw.close()
+	for i := 0; i < 60; i++ {
+		lw.scrape()
+	}
+	ahead := watcher.NewFilePositions(nil, filepath.Join(t.TempDir(), "ahead.json"))
+	w, err := watcher.New(newRecorder(0), watcher.Options{Dir: dir, Name: "ahead", Positions: ahead, StopAtEnd: true})
+	require.NoError(t, err)
+	require.ErrorIs(t, w.Run(t.Context()), watcher.ErrReachedEnd)
+	stop, ok, err := ahead.Load()
+	require.NoError(t, err)
+	require.True(t, ok)
+	for i := 60; i < 100; i++ {
+		lw.scrape()
+	}
+
+	behind := watcher.NewFilePositions(nil, filepath.Join(t.TempDir(), "behind.json"))
+	rec := newRecorder(0)
+	w, err = watcher.New(rec, watcher.Options{Dir: dir, Name: "behind", Positions: behind, StopAt: &stop})
+	require.NoError(t, err)
+	require.ErrorIs(t, w.Run(t.Context()), watcher.ErrReachedEnd)
+	requireEverySampleOnce(t, rec.received(), 10, 0, 60)
+	caught, ok, err := behind.Load()
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.False(t, stop.Less(caught), "saved %v past %v", caught, stop)
+
+	rec = newRecorder(0)
+	w, err = watcher.New(rec, watcher.Options{Dir: dir, Name: "behind", Positions: behind, StopAtEnd: true})
+	require.NoError(t, err)
+	require.ErrorIs(t, w.Run(t.Context()), watcher.ErrReachedEnd)
+	requireEverySampleOnce(t, rec.received(), 10, 60, 100)
+}

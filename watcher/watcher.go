@@ -95,7 +95,7 @@ var ErrReachedEnd = errors.New("watcher: read the whole log")
 
 // Run reads the log and feeds the consumer until ctx ends. It returns nil
 // when ctx ends, after saving the acknowledged position, ErrReachedEnd with
-// StopAtEnd, or an error when it cannot go on (the directory cannot be
+// StopAtEnd or StopAt, or an error when it cannot go on (the directory cannot be
 // listed, the position cannot be loaded).
 func (w *Watcher) Run(ctx context.Context) error {
 	w.wake = newWakeups(w.opts.Dir, w.notify, w.opts.PollInterval, min(w.opts.SaveInterval, w.opts.CheckpointInterval), w.log.Info)
