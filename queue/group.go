@@ -109,11 +109,14 @@ type teeCounter struct {
 
 func (t teeCounter) Inc() { t.Add(1) }
 
-func (t teeCounter) Add(v float64) {
-	on := t.on.Load()
-	for i, c := range t.each {
-		if on&(1<<i) != 0 {
-			c.Add(v)
+func (t teeCounter) Add(v float64) { forMembers(t.on, t.each, func(c prometheus.Counter) { c.Add(v) }) }
+
+// forMembers calls f with each of each whose bit is set in on.
+func forMembers[T any](on *atomic.Uint64, each []T, f func(T)) {
+	bits := on.Load()
+	for i, x := range each {
+		if bits&(1<<i) != 0 {
+			f(x)
 		}
 	}
 }
@@ -125,21 +128,14 @@ type teeGauge struct {
 	on               *atomic.Uint64
 }
 
-func (t teeGauge) apply(f func(prometheus.Gauge)) {
-	on := t.on.Load()
-	for i, g := range t.each {
-		if on&(1<<i) != 0 {
-			f(g)
-		}
-	}
+func (t teeGauge) Set(v float64) { forMembers(t.on, t.each, func(g prometheus.Gauge) { g.Set(v) }) }
+func (t teeGauge) Inc()          { t.Add(1) }
+func (t teeGauge) Dec()          { t.Add(-1) }
+func (t teeGauge) Add(v float64) { forMembers(t.on, t.each, func(g prometheus.Gauge) { g.Add(v) }) }
+func (t teeGauge) Sub(v float64) { t.Add(-v) }
+func (t teeGauge) SetToCurrentTime() {
+	forMembers(t.on, t.each, func(g prometheus.Gauge) { g.SetToCurrentTime() })
 }
-
-func (t teeGauge) Set(v float64)     { t.apply(func(g prometheus.Gauge) { g.Set(v) }) }
-func (t teeGauge) Inc()              { t.Add(1) }
-func (t teeGauge) Dec()              { t.Add(-1) }
-func (t teeGauge) Add(v float64)     { t.apply(func(g prometheus.Gauge) { g.Add(v) }) }
-func (t teeGauge) Sub(v float64)     { t.Add(-v) }
-func (t teeGauge) SetToCurrentTime() { t.apply(func(g prometheus.Gauge) { g.SetToCurrentTime() }) }
 
 // teeObserver observes into the histograms of the targets still in the group.
 type teeObserver struct {
@@ -148,12 +144,7 @@ type teeObserver struct {
 }
 
 func (t teeObserver) Observe(v float64) {
-	on := t.on.Load()
-	for i, o := range t.each {
-		if on&(1<<i) != 0 {
-			o.Observe(v)
-		}
-	}
+	forMembers(t.on, t.each, func(o prometheus.Observer) { o.Observe(v) })
 }
 
 // teeVec is refused's tee: the reason's counter of every target.

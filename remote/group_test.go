@@ -223,22 +223,7 @@ func TestGroupSharedAnswers(t *testing.T) {
 
 // recordsRead returns how many WAL records the watcher named consumer read.
 func (g *groupRig) recordsRead(consumer string) float64 {
-	mfs, err := g.reg.Gather()
-	require.NoError(g.t, err)
-	var n float64
-	for _, mf := range mfs {
-		if mf.GetName() != "prometheus_wal_watcher_records_read_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == "consumer" && lp.GetValue() == consumer {
-					n += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return n
+	return metricWith(g.t, g.reg, "prometheus_wal_watcher_records_read_total", "consumer", consumer)
 }
 
 // Entries saved near each other but not at the same place (b left its

@@ -105,23 +105,34 @@ func appendScrape(t *testing.T, app storage.Appendable, series, s int) {
 // (of the remote_name given, when not empty), 0 when there is none.
 func metricValue(t *testing.T, reg *prometheus.Registry, name, remoteName string) float64 {
 	t.Helper()
+	if remoteName == "" {
+		return metricWith(t, reg, name, "", "")
+	}
+	return metricWith(t, reg, name, "remote_name", remoteName)
+}
+
+// metricWith returns the sum of the counters or gauges called name in reg
+// whose label has the value given (all of them when label is empty).
+func metricWith(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
+	sum := 0.0
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			match := remoteName == ""
+			match := label == ""
 			for _, lp := range m.GetLabel() {
-				match = match || lp.GetName() == "remote_name" && lp.GetValue() == remoteName
+				match = match || lp.GetName() == label && lp.GetValue() == value
 			}
 			if match {
-				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}
-	return 0
+	return sum
 }
 
 // TestStorageReloadRestartsOnlyChanged: two endpoints ship one WAL; a
