@@ -7,6 +7,7 @@
 #   make bench-e2e-full  every shape, protocol and queue setting, 3 runs each (see BENCHMARKS.md for its run time)
 #   make bench-e2e-agent walship agent beside prometheus --agent, scraping 1M and 100k series (see BENCHMARKS.md)
 #   make profile-e2e     one walship replay of 1M series with CPU and heap profiles (bench/work/profile)
+#   make e2e-receivers   real receivers (Prometheus, VictoriaMetrics) built from the module proxy: ship, read back, compare (CI runs it)
 #   make fuzz    longer fuzzing (FUZZTIME per target, default 2m)
 #   make soak    long-running tests at production sizes (a 1.28 GiB WAL backlog)
 #   make lint    gofmt, go vet, staticcheck
@@ -24,7 +25,7 @@ RACE_PKGS     := ./wal/... ./watcher/... ./queue/... ./remote/... ./storage/...
 # Fuzz targets as package:target.
 FUZZ_TARGETS  := ./wal:FuzzReader ./wal:FuzzLiveReader ./wal/record:FuzzDecode
 
-.PHONY: all build test unit race fuzz-short fuzz soak bench bench-build bench-build-agent bench-ci bench-e2e bench-e2e-full bench-e2e-agent profile-e2e lint run clean
+.PHONY: all build test unit race fuzz-short fuzz soak bench bench-build bench-build-agent bench-ci bench-e2e bench-e2e-full bench-e2e-agent e2e-receivers profile-e2e lint run clean
 
 all: build test
 
@@ -97,6 +98,13 @@ bench-e2e-full: bench-build
 # agents' baseline; not part of bench-build, which CI runs.
 bench-build-agent:
 	cd bench && $(GO) build -o ../bin/prometheus github.com/prometheus/prometheus/cmd/prometheus
+
+# Real receivers: Prometheus 3.16 with its remote-write receiver, and
+# VictoriaMetrics v1.151.0 built from the module proxy (kept in
+# bench/work/receivers); walship replay ships a WAL to each over RW1 and
+# RW2, and every sample is read back through the receiver's own API.
+e2e-receivers: build bench-build bench-build-agent
+	bin/e2e receivers
 
 bench-e2e-agent: bench-build bench-build-agent
 	bin/e2e run --mode=agent $(E2EFLAGS)

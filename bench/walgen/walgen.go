@@ -75,7 +75,12 @@ func Ensure(dir string, s shape.Shape) (Manifest, error) {
 }
 
 // Write writes the shape's WAL into dir, which must not exist.
-func Write(dir string, s shape.Shape) (Manifest, error) {
+func Write(dir string, s shape.Shape) (Manifest, error) { return WriteFrom(dir, s, shape.BaseTime) }
+
+// WriteFrom is Write with the first scrape at base (shape.TimestampFrom)
+// instead of shape.BaseTime: receivers that refuse samples far in the
+// future or the past get a WAL of now.
+func WriteFrom(dir string, s shape.Shape, base int64) (Manifest, error) {
 	begin := time.Now()
 	w, err := wlog.New(nil, nil, dir, compression.Snappy)
 	if err != nil {
@@ -107,7 +112,7 @@ func Write(dir string, s shape.Shape) (Manifest, error) {
 				sbuf = enc.Series(series, sbuf[:0])
 				recs = append(recs, sbuf)
 			}
-			t := shape.Timestamp(target, scrape)
+			t := shape.TimestampFrom(base, target, scrape)
 			samples = samples[:0]
 			for i := first; i < last; i++ {
 				v := shape.Value(i, scrape)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/walship/walship/bench/harness"
 	"github.com/walship/walship/bench/plots"
+	"github.com/walship/walship/bench/receivers"
 	"github.com/walship/walship/bench/shape"
 	"github.com/walship/walship/bench/walgen"
 )
@@ -82,6 +83,14 @@ func main() {
 	profWork := prof.Flag("work", "Work directory (generated WALs).").Default("bench/work").String()
 	profOut := prof.Flag("out", "Where the profiles go.").Default("bench/work/profile").String()
 
+	recv := app.Command("receivers", "Ship a WAL with walship replay to real receivers (Prometheus, VictoriaMetrics) and read every sample back through their own APIs.")
+	recvShape := recv.Flag("shape", "Shape.").Default("2000x10").String()
+	recvProtocols := recv.Flag("protocols", "Comma-separated: rw1, rw2.").Default("rw1,rw2").String()
+	recvWalship := recv.Flag("walship", "The walship binary.").Default("bin/walship").String()
+	recvPrometheus := recv.Flag("prometheus", "Upstream's prometheus binary (make bench-build-agent).").Default("bin/prometheus").String()
+	recvCache := recv.Flag("cache", "Where receivers built from the module proxy are kept.").Default("bench/work/receivers").String()
+	recvWork := recv.Flag("work", "Work directory: the receivers' data and logs.").Default("bench/work/receivers-run").String()
+
 	gen := app.Command("gen", "Write a shape's WAL.")
 	genShape := gen.Flag("shape", "Shape.").Required().String()
 	genDir := gen.Arg("dir", "Directory (replaced).").Required().String()
@@ -121,6 +130,8 @@ func main() {
 				fmt.Println(f)
 			}
 		}
+	case recv.FullCommand():
+		err = runReceivers(*recvShape, *recvProtocols, *recvWalship, *recvPrometheus, *recvCache, *recvWork)
 	case prof.FullCommand():
 		err = profile(*profShape, *profProto, *profShards, *profEndpoints, *profSender, *profWalship, *profWork, *profOut, *profInterval)
 	case gen.FullCommand():
@@ -245,4 +256,48 @@ func runPlan(p harness.Plan, walship, dir string) error {
 	fmt.Printf("\n%s (%s)\n", dir, time.Since(begin).Round(time.Second))
 	harness.WriteMarkdown(os.Stdout, harness.Summarise(results))
 	return runErr
+}
+
+// runReceivers runs every receiver with every protocol, prints the table
+// and fails when any sample did not come back as it was written.
+func runReceivers(shapeName, protocols, walship, prometheusBin, cache, work string) error {
+	s, err := shape.Parse(shapeName)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	// The receivers and walship run in directories of their own.
+	for _, p := range []*string{&walship, &prometheusBin, &cache, &work} {
+		if *p, err = filepath.Abs(*p); err != nil {
+			return err
+		}
+	}
+	ctx := context.Background()
+	var results []receivers.Result
+	for _, r := range receivers.All(prometheusBin) {
+		bin := prometheusBin
+		if r.Name != "prometheus" {
+			fmt.Printf("%s %s: from %s (built from the module proxy when missing)\n", r.Name, r.Version, cache)
+			if bin, err = receivers.Binary(ctx, r, cache); err != nil {
+				results = append(results, receivers.Result{Receiver: r.Name, Version: r.Version, Err: "skipped: " + err.Error()})
+				continue
+			}
+		}
+		for _, proto := range strings.Split(protocols, ",") {
+			res := receivers.Run(ctx, r, bin, walship, work, s, proto)
+			fmt.Printf("%s %s: %d of %d samples read back, %d missing, %d extra, %d wrong, walship exit %d %s\n",
+				r.Name, proto, res.GotSamples, res.Samples, res.Missing, res.Extra, res.Wrong, res.WalshipExit, res.Err)
+			results = append(results, res)
+		}
+	}
+	fmt.Println()
+	receivers.WriteMarkdown(os.Stdout, results)
+	for _, r := range results {
+		if !r.OK() {
+			return fmt.Errorf("%s %s: not everything written was read back as it was", r.Receiver, r.Protocol)
+		}
+	}
+	return nil
 }
