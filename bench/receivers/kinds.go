@@ -36,7 +36,7 @@ func Prometheus(bin string) Receiver {
 				"--web.remote-write-receiver.accepted-protobuf-messages=io.prometheus.write.v2.Request"}
 		},
 		writePath: "/api/v1/write", readyPath: "/-/ready",
-		read: remoteRead,
+		read: remoteRead, taken: takenFrom("prometheus_tsdb_head_samples_appended_total"),
 	}
 }
 
@@ -53,7 +53,7 @@ func VictoriaMetrics() Receiver {
 			return []string{bin, "-httpListenAddr=" + addr, "-storageDataPath=" + dir, "-retentionPeriod=100y", "-loggerLevel=WARN"}
 		},
 		writePath: "/api/v1/write", readyPath: "/health",
-		read: vmExport,
+		read: vmExport, taken: takenFrom("vm_rows_inserted_total"),
 	}
 }
 

@@ -47,6 +47,8 @@ type Receiver struct {
 	writePath, readyPath string
 	// read returns every series between from and to (ms).
 	read func(ctx context.Context, base string, from, to int64) ([]Series, error)
+	// taken returns how many samples the receiver took so far.
+	taken func(ctx context.Context, base string) (float64, error)
 }
 
 // All are the receivers make e2e-receivers runs.

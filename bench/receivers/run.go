@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -18,10 +19,27 @@ import (
 	"github.com/walship/walship/bench/walgen"
 )
 
-// Result is how one receiver took one protocol.
+// Cases are what Run does with a receiver.
+var Cases = []string{"replay", "sidecar", "restart", "429"}
+
+// caseShape is the WAL each case ships: restart needs one long enough to
+// restart the receiver while it is being shipped.
+func caseShape(c string, s shape.Shape) shape.Shape {
+	if c == "restart" {
+		return shape.Shape{Name: "20000x25", Series: 20_000, Scrapes: 25}
+	}
+	return s
+}
+
+// externalLabel is added by walship to every series (global
+// external_labels), and expected back.
+var externalLabel = labels.Label{Name: "walship_e2e", Value: "receivers"}
+
+// Result is how one receiver took one case over one protocol.
 type Result struct {
-	Receiver, Version, Protocol string
-	// WalshipExit is walship replay's exit status (0: everything acknowledged).
+	Receiver, Version, Protocol, Case string
+	// WalshipExit is walship's exit status (0: everything acknowledged;
+	// the sidecar is stopped with SIGTERM once everything arrived).
 	WalshipExit int
 	// Series and Samples were written; Got* were read back.
 	Series, Samples, GotSeries, GotSamples int
@@ -30,7 +48,9 @@ type Result struct {
 	Missing, Extra, Wrong int
 	// FellBack says walship fell back from RW2 to RW1 for this receiver.
 	FellBack bool
-	Err      string
+	// Note says what the case did (restarts, refused requests).
+	Note string
+	Err  string
 }
 
 // OK says everything written was read back as it was.
@@ -38,48 +58,99 @@ func (r Result) OK() bool {
 	return r.Err == "" && r.WalshipExit == 0 && r.Missing == 0 && r.Extra == 0 && r.Wrong == 0 && r.GotSamples == r.Samples
 }
 
-// Run ships a WAL of shape s, written with timestamps of the last hour,
-// to a fresh instance of r with `walship replay` over protocol ("rw1" or
-// "rw2"), and reads every sample back.
-func Run(ctx context.Context, r Receiver, bin, walship, work string, s shape.Shape, protocol string) Result {
-	res := Result{Receiver: r.Name, Version: r.Version, Protocol: protocol, Series: s.Series, Samples: int(s.Samples())}
+// Run ships a WAL of shape s (caseShape), written with timestamps of the
+// last hours, to a fresh instance of r over protocol ("rw1" or "rw2") as
+// case c says, and reads every sample back:
+//   - replay: walship replay;
+//   - sidecar: walship sidecar --wal.start=beginning, stopped (SIGTERM)
+//     once everything was read back;
+//   - restart: walship replay, the receiver restarted (same data) once it
+//     has taken some of the samples;
+//   - 429: walship replay through a proxy that answers the first requests
+//     429 (Retry-After: 1) before it passes them on.
+func Run(ctx context.Context, r Receiver, bin, walship, work string, s shape.Shape, protocol, c string) Result {
+	s = caseShape(c, s)
+	res := Result{Receiver: r.Name, Version: r.Version, Protocol: protocol, Case: c, Series: s.Series, Samples: int(s.Samples())}
 	fail := func(err error) Result { res.Err = err.Error(); return res }
 	in, err := start(ctx, r, bin, work)
 	if err != nil {
 		return fail(err)
 	}
-	defer in.stop()
+	defer func() { in.stop() }()
 	dir := filepath.Dir(in.log.Name())
 
-	base := time.Now().Add(-time.Hour).Truncate(time.Minute).UnixMilli()
+	base := time.Now().Add(-time.Duration(s.Scrapes+2) * shape.Interval * time.Millisecond).Truncate(time.Minute).UnixMilli()
 	walDir := filepath.Join(dir, "wal")
 	if _, err := walgen.WriteFrom(walDir, s, base); err != nil {
 		return fail(err)
 	}
-	cfg := filepath.Join(dir, "walship.yml")
-	rw := fmt.Sprintf("remote_write:\n  - url: %s\n    name: %s\n", in.writeURL(), r.Name)
-	if protocol == "rw2" {
-		rw += "    protobuf_message: io.prometheus.write.v2.Request\n"
+	url := in.writeURL()
+	var proxy *refusingProxy
+	if c == "429" {
+		proxy = newRefusingProxy(url, 3)
+		defer proxy.Close()
+		url = proxy.URL + "/api/v1/write"
 	}
-	if err := os.WriteFile(cfg, []byte(rw), 0o644); err != nil {
+	cfg := filepath.Join(dir, "walship.yml")
+	conf := fmt.Sprintf("global:\n  external_labels:\n    %s: %s\nremote_write:\n  - url: %s\n    name: %s\n", externalLabel.Name, externalLabel.Value, url, r.Name)
+	if protocol == "rw2" {
+		conf += "    protobuf_message: io.prometheus.write.v2.Request\n"
+	}
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return fail(err)
 	}
+	from, to := base-shape.Interval, base+int64(s.Scrapes+1)*shape.Interval
+	want := expected(s, base)
 	logPath := filepath.Join(dir, "walship.log")
-	res.WalshipExit, err = runWalship(ctx, logPath, walship, "replay", "--config.file="+cfg, "--wal.dir="+walDir,
-		"--storage.agent.path="+filepath.Join(dir, "walship-data"))
+	args := []string{"--config.file=" + cfg, "--wal.dir=" + walDir, "--storage.agent.path=" + filepath.Join(dir, "walship-data")}
+	switch c {
+	case "sidecar":
+		res.WalshipExit, err = runUntil(ctx, logPath, walship, append([]string{"sidecar", "--wal.start=beginning"}, args...), func() bool {
+			got, err := r.read(ctx, in.base, from, to)
+			return err == nil && count(got) >= res.Samples
+		})
+	case "restart":
+		var takenBefore float64
+		restarted := make(chan error, 1)
+		go func() {
+			restarted <- in.restartWhen(ctx, func() bool {
+				n, err := r.taken(ctx, in.base)
+				takenBefore = n
+				return err == nil && n > 0
+			})
+		}()
+		res.WalshipExit, err = runWalship(ctx, logPath, walship, append([]string{"replay"}, args...)...)
+		if rerr := <-restarted; rerr != nil && err == nil {
+			err = rerr
+		}
+		res.Note = fmt.Sprintf("receiver restarted once it had taken %.0f samples", takenBefore)
+	default:
+		res.WalshipExit, err = runWalship(ctx, logPath, walship, append([]string{"replay"}, args...)...)
+	}
+	if proxy != nil {
+		res.Note = fmt.Sprintf("%d requests answered 429 (Retry-After: 1) by a proxy in front first", proxy.refused.Load())
+	}
 	if err != nil {
 		return fail(err)
 	}
 	if log, err := os.ReadFile(logPath); err == nil {
 		res.FellBack = strings.Contains(string(log), "falling back to 1.0")
 	}
-
-	got, err := r.read(ctx, in.base, base-shape.Interval, base+int64(s.Scrapes+1)*shape.Interval)
+	got, err := r.read(ctx, in.base, from, to)
 	if err != nil {
 		return fail(err)
 	}
-	compare(&res, expected(s, base), got, r.Exact)
+	compare(&res, want, got, r.Exact)
 	return res
+}
+
+// count is the number of samples in series.
+func count(series []Series) int {
+	n := 0
+	for _, s := range series {
+		n += len(s.Samples)
+	}
+	return n
 }
 
 // expected returns the samples of shape s written from base, by series.
@@ -91,7 +162,9 @@ func expected(s shape.Shape, base int64) map[string]map[int64]float64 {
 		for scrape := range s.Scrapes {
 			samples[shape.TimestampFrom(base, i/shape.SeriesPerTarget, scrape)] = shape.Value(i, scrape)
 		}
-		out[shape.Labels(&b, i).String()] = samples
+		lb := labels.NewBuilder(shape.Labels(&b, i))
+		lb.Set(externalLabel.Name, externalLabel.Value)
+		out[lb.Labels().String()] = samples
 	}
 	return out
 }
@@ -160,10 +233,36 @@ func runWalship(ctx context.Context, logPath, walship string, args ...string) (i
 	return 0, err
 }
 
+// runUntil runs the walship binary with args until done says so (polled),
+// then stops it with SIGTERM, and returns its exit status.
+func runUntil(ctx context.Context, logPath, walship string, args []string, done func() bool) (int, error) {
+	log, err := os.Create(logPath)
+	if err != nil {
+		return 0, err
+	}
+	defer log.Close()
+	cmd := exec.Command(walship, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for !done() && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(200 * time.Millisecond) // polling the receiver, not synchronising
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode(), nil
+	}
+	return 0, err
+}
+
 // WriteMarkdown writes the results as a table.
 func WriteMarkdown(w io.Writer, rs []Result) {
-	fmt.Fprintln(w, "| receiver | version | protocol | walship exit | series written / read | samples written / read | missing | extra | wrong value | note |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| receiver | version | protocol | case | walship exit | series written / read | samples written / read | missing | extra | wrong value | note |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
 		note := ""
 		switch {
@@ -172,12 +271,15 @@ func WriteMarkdown(w io.Writer, rs []Result) {
 		case r.FellBack:
 			note = "RW2 refused (415): walship fell back to RW1"
 		}
+		if r.Note != "" {
+			note = strings.TrimPrefix(note+"; "+r.Note, "; ")
+		}
 		status := "ok"
 		if !r.OK() {
 			status = "**FAILED**"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %d | %d / %d | %d / %d | %d | %d | %d | %s %s |\n",
-			r.Receiver, r.Version, strings.ToUpper(r.Protocol), r.WalshipExit, r.Series, r.GotSeries, r.Samples, r.GotSamples,
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %d | %d / %d | %d / %d | %d | %d | %d | %s %s |\n",
+			r.Receiver, r.Version, strings.ToUpper(r.Protocol), r.Case, r.WalshipExit, r.Series, r.GotSeries, r.Samples, r.GotSamples,
 			r.Missing, r.Extra, r.Wrong, status, note)
 	}
 }

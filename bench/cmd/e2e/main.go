@@ -286,17 +286,19 @@ func runReceivers(shapeName, protocols, walship, prometheusBin, cache, work stri
 			}
 		}
 		for _, proto := range strings.Split(protocols, ",") {
-			res := receivers.Run(ctx, r, bin, walship, work, s, proto)
-			fmt.Printf("%s %s: %d of %d samples read back, %d missing, %d extra, %d wrong, walship exit %d %s\n",
-				r.Name, proto, res.GotSamples, res.Samples, res.Missing, res.Extra, res.Wrong, res.WalshipExit, res.Err)
-			results = append(results, res)
+			for _, c := range receivers.Cases {
+				res := receivers.Run(ctx, r, bin, walship, work, s, proto, c)
+				fmt.Printf("%s %s %s: %d of %d samples read back, %d missing, %d extra, %d wrong, walship exit %d %s\n",
+					r.Name, proto, c, res.GotSamples, res.Samples, res.Missing, res.Extra, res.Wrong, res.WalshipExit, res.Err)
+				results = append(results, res)
+			}
 		}
 	}
 	fmt.Println()
 	receivers.WriteMarkdown(os.Stdout, results)
 	for _, r := range results {
 		if !r.OK() {
-			return fmt.Errorf("%s %s: not everything written was read back as it was", r.Receiver, r.Protocol)
+			return fmt.Errorf("%s %s %s: not everything written was read back as it was", r.Receiver, r.Protocol, r.Case)
 		}
 	}
 	return nil

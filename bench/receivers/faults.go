@@ -1,0 +1,94 @@
+package receivers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// refusingProxy passes requests on to a receiver but answers the first n
+// with 429 and Retry-After: 1, as a rate-limiting receiver does.
+type refusingProxy struct {
+	*httptest.Server
+	refused atomic.Int64
+}
+
+func newRefusingProxy(target string, n int64) *refusingProxy {
+	u, _ := url.Parse(target)
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
+	p := &refusingProxy{}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if p.refused.Add(1) <= n {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+			return
+		}
+		p.refused.Add(-1)
+		req.URL.Path = u.Path
+		rp.ServeHTTP(w, req)
+	}))
+	return p
+}
+
+// restartWhen waits for cond (polled), then stops the receiver and starts
+// it again on the same address with the same data.
+func (in *instance) restartWhen(ctx context.Context, cond func() bool) error {
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return errors.New("the receiver took no sample within a minute")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the receiver, not synchronising
+	}
+	in.stop()
+	log, err := os.OpenFile(in.log.Name(), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(in.cmd.Path, in.cmd.Args[1:]...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = in.cmd.Dir, log, log
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return fmt.Errorf("restart %s: %w", in.r.Name, err)
+	}
+	in.cmd, in.log = cmd, log
+	return in.waitReady(ctx, time.Minute)
+}
+
+// takenFrom returns a function that sums the counter family name of a
+// receiver's /metrics: how many samples it took.
+func takenFrom(name string) func(ctx context.Context, base string) (float64, error) {
+	return func(ctx context.Context, base string) (float64, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(resp.Body)
+		if err != nil && !strings.Contains(err.Error(), "second TYPE") {
+			return 0, err
+		}
+		sum := 0.0
+		for _, m := range families[name].GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetUntyped().GetValue()
+		}
+		return sum, nil
+	}
+}
