@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -20,7 +22,7 @@ import (
 )
 
 // Cases are what Run does with a receiver.
-var Cases = []string{"replay", "sidecar", "restart", "429"}
+var Cases = []string{"replay", "sidecar", "restart", "429", "too-old"}
 
 // caseShape is the WAL each case ships: restart needs one long enough to
 // restart the receiver while it is being shipped.
@@ -35,7 +37,9 @@ func caseShape(c string, s shape.Shape) shape.Shape {
 // external_labels), and expected back.
 var externalLabel = labels.Label{Name: "walship_e2e", Value: "receivers"}
 
-// Result is how one receiver took one case over one protocol.
+// Result is how one receiver took one case over one protocol. (too-old:
+// Samples and Got* are of the first WAL; a receiver that takes the older
+// samples too has them counted in Older.)
 type Result struct {
 	Receiver, Version, Protocol, Case string
 	// WalshipExit is walship's exit status (0: everything acknowledged;
@@ -48,14 +52,22 @@ type Result struct {
 	Missing, Extra, Wrong int
 	// FellBack says walship fell back from RW2 to RW1 for this receiver.
 	FellBack bool
+	// Older (too-old) is how many of the second WAL's older samples the
+	// receiver took; OlderExit is the second walship replay's exit status
+	// (1: the receiver refused them, not retried), and OlderFailed what
+	// it counted as failed.
+	Older, OlderExit, OlderFailed int
 	// Note says what the case did (restarts, refused requests).
 	Note string
 	Err  string
 }
 
-// OK says everything written was read back as it was.
+// OK says everything written was read back as it was (too-old: the older
+// samples were either all taken with walship exiting 0, or all refused
+// with walship exiting 1).
 func (r Result) OK() bool {
-	return r.Err == "" && r.WalshipExit == 0 && r.Missing == 0 && r.Extra == 0 && r.Wrong == 0 && r.GotSamples == r.Samples
+	older := r.Case != "too-old" || r.OlderExit == 0 && r.Older == r.Samples || r.OlderExit == 1 && r.Older == 0 && r.OlderFailed == r.Samples
+	return older && r.Err == "" && r.WalshipExit == 0 && r.Missing == 0 && r.Extra == 0 && r.Wrong == 0 && r.GotSamples == r.Samples
 }
 
 // Run ships a WAL of shape s (caseShape), written with timestamps of the
@@ -67,7 +79,10 @@ func (r Result) OK() bool {
 //   - restart: walship replay, the receiver restarted (same data) once it
 //     has taken some of the samples;
 //   - 429: walship replay through a proxy that answers the first requests
-//     429 (Retry-After: 1) before it passes them on.
+//     429 (Retry-After: 1) before it passes them on;
+//   - too-old: walship replay, then a replay of a second WAL of the same
+//     series an hour older, which a receiver may refuse (out of order, too
+//     old): refused for good, counted, never retried.
 func Run(ctx context.Context, r Receiver, bin, walship, work string, s shape.Shape, protocol, c string) Result {
 	s = caseShape(c, s)
 	res := Result{Receiver: r.Name, Version: r.Version, Protocol: protocol, Case: c, Series: s.Series, Samples: int(s.Samples())}
@@ -130,6 +145,9 @@ func Run(ctx context.Context, r Receiver, bin, walship, work string, s shape.Sha
 	if proxy != nil {
 		res.Note = fmt.Sprintf("%d requests answered 429 (Retry-After: 1) by a proxy in front first", proxy.refused.Load())
 	}
+	if c == "too-old" && err == nil {
+		err = shipOlder(ctx, &res, r, in, walship, dir, cfg, s, base)
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -143,6 +161,43 @@ func Run(ctx context.Context, r Receiver, bin, walship, work string, s shape.Sha
 	compare(&res, want, got, r.Exact)
 	return res
 }
+
+// shipOlder ships a second WAL of s an hour older than base with walship
+// replay, and notes in res how the receiver took it (Older, OlderExit);
+// the first WAL is read back apart, after it.
+func shipOlder(ctx context.Context, res *Result, r Receiver, in *instance, walship, dir, cfg string, s shape.Shape, base int64) error {
+	older := base - int64(time.Hour/time.Millisecond)
+	walDir := filepath.Join(dir, "wal-older")
+	if _, err := walgen.WriteFrom(walDir, s, older); err != nil {
+		return err
+	}
+	logPath := filepath.Join(dir, "walship-older.log")
+	exit, err := runWalship(ctx, logPath, walship, "replay", "--config.file="+cfg, "--wal.dir="+walDir,
+		"--storage.agent.path="+filepath.Join(dir, "walship-data-older"))
+	if err != nil {
+		return err
+	}
+	res.OlderExit = exit
+	if log, err := os.ReadFile(logPath); err == nil { // replay's last line: "...; N failed, M dropped"
+		if m := failedRE.FindSubmatch(log); m != nil {
+			res.OlderFailed, _ = strconv.Atoi(string(m[1]))
+		}
+	}
+	got, err := r.read(ctx, in.base, older-shape.Interval, base-shape.Interval)
+	if err != nil {
+		return err
+	}
+	res.Older = count(got)
+	if exit == 1 {
+		res.Note = fmt.Sprintf("the older samples refused (400), %d counted as failed, not retried: walship replay exit 1", res.OlderFailed)
+	} else {
+		res.Note = fmt.Sprintf("the older samples taken (%d), walship replay exit %d", res.Older, exit)
+	}
+	return nil
+}
+
+// failedRE finds the failed count in replay's summary line.
+var failedRE = regexp.MustCompile(`(\d+) failed, \d+ dropped`)
 
 // count is the number of samples in series.
 func count(series []Series) int {
