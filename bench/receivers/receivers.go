@@ -51,6 +51,13 @@ type Receiver struct {
 	taken func(ctx context.Context, base string) (float64, error)
 }
 
+// Skipped are receivers the issue asks for that are not run here, and why;
+// the table reports them so that none passes silently.
+var Skipped = []Result{
+	{Receiver: "thanos-receive", Version: "v0.42.5", Err: "skipped: needs Go 1.26.10 (this machine has 1.26.8), and its go.mod has replace directives, so go install refuses it; building it inside its own module is not done yet"},
+	{Receiver: "mimir", Version: "—", Err: "skipped: the module proxy lists no version of github.com/grafana/mimir (its tags are mimir-2.x.y, not module versions)"},
+}
+
 // All are the receivers make e2e-receivers runs.
 func All(prometheusBin string) []Receiver {
 	return []Receiver{Prometheus(prometheusBin), VictoriaMetrics()}

@@ -62,6 +62,9 @@ type Result struct {
 	Err  string
 }
 
+// Skip reports whether the result is of a receiver not run (Skipped).
+func (r Result) Skip() bool { return strings.HasPrefix(r.Err, "skipped: ") }
+
 // OK says everything written was read back as it was (too-old: the older
 // samples were either all taken with walship exiting 0, or all refused
 // with walship exiting 1).
@@ -330,7 +333,10 @@ func WriteMarkdown(w io.Writer, rs []Result) {
 			note = strings.TrimPrefix(note+"; "+r.Note, "; ")
 		}
 		status := "ok"
-		if !r.OK() {
+		switch {
+		case r.Skip():
+			status, note = "skipped", strings.TrimPrefix(r.Err, "skipped: ")
+		case !r.OK():
 			status = "**FAILED**"
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %d | %d / %d | %d / %d | %d | %d | %d | %s %s |\n",
