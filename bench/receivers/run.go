@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,11 +20,12 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/walship/walship/bench/shape"
+	"github.com/walship/walship/bench/targets"
 	"github.com/walship/walship/bench/walgen"
 )
 
 // Cases are what Run does with a receiver.
-var Cases = []string{"replay", "sidecar", "restart", "429", "too-old"}
+var Cases = []string{"replay", "sidecar", "agent", "restart", "429", "too-old"}
 
 // caseShape is the WAL each case ships: restart needs one long enough to
 // restart the receiver while it is being shipped.
@@ -79,6 +82,9 @@ func (r Result) OK() bool {
 //   - replay: walship replay;
 //   - sidecar: walship sidecar --wal.start=beginning, stopped (SIGTERM)
 //     once everything was read back;
+//   - agent: walship agent scraping the shape's targets (bench/targets,
+//     on 127.0.0.1, timestamps from a minute ahead) every second, stopped
+//     once everything was read back;
 //   - restart: walship replay, the receiver restarted (same data) once it
 //     has taken some of the samples;
 //   - 429: walship replay through a proxy that answers the first requests
@@ -122,6 +128,22 @@ func Run(ctx context.Context, r Receiver, bin, walship, work string, s shape.Sha
 	logPath := filepath.Join(dir, "walship.log")
 	args := []string{"--config.file=" + cfg, "--wal.dir=" + walDir, "--storage.agent.path=" + filepath.Join(dir, "walship-data")}
 	switch c {
+	case "agent":
+		base = time.Now().Add(time.Minute).Truncate(time.Second).UnixMilli()
+		from, to, want = base-shape.Interval, base+int64(s.Scrapes+1)*shape.Interval, expected(s, base)
+		tg := httptest.NewServer(targets.New(s).Handler())
+		defer tg.Close()
+		if err := resetTargets(tg.URL, base); err != nil {
+			return fail(err)
+		}
+		if err := os.WriteFile(cfg, []byte(agentConfig(conf, tg.Listener.Addr().String(), s.Targets())), 0o644); err != nil {
+			return fail(err)
+		}
+		res.WalshipExit, err = runUntil(ctx, logPath, walship, []string{"agent", "--config.file=" + cfg,
+			"--storage.agent.path=" + filepath.Join(dir, "walship-data"), "--web.listen-address=127.0.0.1:0"}, func() bool {
+			got, err := r.read(ctx, in.base, from, to)
+			return err == nil && count(got) >= res.Samples
+		})
 	case "sidecar":
 		res.WalshipExit, err = runUntil(ctx, logPath, walship, append([]string{"sidecar", "--wal.start=beginning"}, args...), func() bool {
 			got, err := r.read(ctx, in.base, from, to)
@@ -201,6 +223,40 @@ func shipOlder(ctx context.Context, res *Result, r Receiver, in *instance, walsh
 
 // failedRE finds the failed count in replay's summary line.
 var failedRE = regexp.MustCompile(`(\d+) failed, \d+ dropped`)
+
+// agentConfig is conf (external labels, remote_write) with a job scraping
+// every target of the shape at addr (/metrics/N) every second, keeping the
+// labels and timestamps the targets expose; the scrapes' own series (up,
+// scrape_*) are not sent.
+func agentConfig(conf, addr string, targets int) string {
+	var b strings.Builder
+	b.WriteString(strings.Replace(conf, "global:\n", "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n", 1))
+	b.WriteString("    write_relabel_configs:\n      - {source_labels: [__name__], regex: 'up|scrape_.+', action: drop}\n")
+	b.WriteString("scrape_configs:\n  - job_name: kubelet\n    honor_labels: true\n    static_configs:\n      - targets: [")
+	for t := range targets {
+		if t > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "'%d'", t)
+	}
+	b.WriteString("]\n    relabel_configs:\n")
+	b.WriteString("      - {source_labels: [__address__], target_label: __metrics_path__, replacement: /metrics/$1}\n")
+	fmt.Fprintf(&b, "      - {target_label: __address__, replacement: '%s'}\n", addr)
+	return b.String()
+}
+
+// resetTargets makes every target start again at scrape 0, the first at base.
+func resetTargets(url string, base int64) error {
+	resp, err := http.Post(url+"/reset?base="+strconv.FormatInt(base, 10), "", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("targets: reset: %s", resp.Status)
+	}
+	return nil
+}
 
 // count is the number of samples in series.
 func count(series []Series) int {
