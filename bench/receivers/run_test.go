@@ -14,12 +14,12 @@ func TestCompare(t *testing.T) {
 		b.String(): {1: 5},
 	}
 	got := []Series{
-		{Labels: a, Samples: []Sample{{T: 1, V: 1}, {T: 2, V: 2.5}, {T: 3, V: 3}}},
+		{Labels: a, Samples: []Sample{{T: 1, V: 1}, {T: 1, V: 1}, {T: 2, V: 2.5}, {T: 3, V: 3}}},
 		{Labels: labels.FromStrings("__name__", "other"), Samples: []Sample{{T: 1, V: 1}}},
 	}
 	var r Result
 	compare(&r, want, got, true)
-	if r.Missing != 1 || r.Extra != 2 || r.Wrong != 1 || r.GotSamples != 4 || r.GotSeries != 2 {
+	if r.Missing != 1 || r.Extra != 2 || r.Wrong != 1 || r.Duplicates != 1 || r.GotSamples != 5 || r.GotSeries != 2 {
 		t.Fatalf("got %+v", r)
 	}
 	x, y := 0.1, 0.2 // variables: constant arithmetic would be exact

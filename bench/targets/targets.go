@@ -53,6 +53,18 @@ func New(s shape.Shape) *Server {
 	return srv
 }
 
+// Done reports whether every target served all of the shape's scrapes.
+func (s *Server) Done() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.served {
+		if n < s.shape.Scrapes {
+			return false
+		}
+	}
+	return true
+}
+
 // Handler serves the targets and /reset.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
