@@ -23,7 +23,7 @@ import (
 // RW1 and RW2; read back through remote read, which returns raw samples.
 func Prometheus(bin string) Receiver {
 	return Receiver{
-		Name: "prometheus", Version: "v0.316.0 (3.16)", Exact: true,
+		Name: "prometheus", Version: "v0.316.0 (3.16)", Exact: true, Features: true,
 		build: func(context.Context, string) error {
 			return fmt.Errorf("%s is missing: run make bench-build-agent", bin)
 		},
@@ -31,7 +31,7 @@ func Prometheus(bin string) Receiver {
 			cfg := filepath.Join(filepath.Dir(dir), "prometheus.yml")
 			_ = os.WriteFile(cfg, []byte("global: {}\n"), 0o644)
 			return []string{bin, "--config.file=" + cfg, "--storage.tsdb.path=" + dir,
-				"--web.listen-address=" + addr, "--web.enable-remote-write-receiver",
+				"--web.listen-address=" + addr, "--web.enable-remote-write-receiver", "--enable-feature=exemplar-storage",
 				"--web.remote-write-receiver.accepted-protobuf-messages=prometheus.WriteRequest",
 				"--web.remote-write-receiver.accepted-protobuf-messages=io.prometheus.write.v2.Request"}
 		},
@@ -105,6 +105,9 @@ func remoteRead(ctx context.Context, base string, from, to int64) ([]Series, err
 			s := Series{Labels: b.Labels()}
 			for _, smp := range ts.Samples {
 				s.Samples = append(s.Samples, Sample{T: smp.Timestamp, V: smp.Value})
+			}
+			for _, h := range ts.Histograms {
+				s.Samples = append(s.Samples, Sample{T: h.Timestamp, H: h.ToIntHistogram()})
 			}
 			out = append(out, s)
 		}

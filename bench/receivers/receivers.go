@@ -16,13 +16,15 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
-// Sample is one sample read back.
+// Sample is one sample read back: a float, or a native histogram.
 type Sample struct {
 	T int64
 	V float64
+	H *histogram.Histogram
 }
 
 // Series is what a receiver holds of one series.
@@ -38,6 +40,9 @@ type Receiver struct {
 	// Exact says whether values come back as they were sent;
 	// VictoriaMetrics keeps about 12 significant decimal digits.
 	Exact bool
+	// Features says whether native histograms and exemplars can be read
+	// back (the features case).
+	Features bool
 	// build writes the binary to bin.
 	build func(ctx context.Context, bin string) error
 	// argv runs the binary at bin listening on addr with its data in dir.

@@ -25,7 +25,7 @@ import (
 )
 
 // Cases are what Run does with a receiver.
-var Cases = []string{"replay", "sidecar", "agent", "restart", "429", "too-old", "hashmod"}
+var Cases = []string{"replay", "sidecar", "agent", "restart", "429", "too-old", "hashmod", "features"}
 
 // caseShape is the WAL each case ships: restart needs one long enough to
 // restart the receiver while it is being shipped.
@@ -99,6 +99,7 @@ func (r Result) OK() bool {
 //   - 429: walship replay through a proxy that answers the first requests
 //     429 (Retry-After: 1) before it passes them on;
 //   - hashmod: three agents share the targets (runScaleOut);
+//   - features: native histograms and exemplars (runFeatures);
 //   - too-old: walship replay, then a replay of a second WAL of the same
 //     series an hour older, which a receiver may refuse (out of order, too
 //     old): refused for good, counted, never retried.
@@ -106,6 +107,10 @@ func Run(ctx context.Context, r Receiver, bin, walship, work string, s shape.Sha
 	s = caseShape(c, s)
 	res := Result{Receiver: r.Name, Version: r.Version, Protocol: protocol, Case: c, Series: s.Series, Samples: int(s.Samples())}
 	fail := func(err error) Result { res.Err = err.Error(); return res }
+	if c == "features" && !r.Features {
+		return Result{Receiver: r.Name, Version: r.Version, Protocol: protocol, Case: c,
+			Err: "skipped: reading native histograms and exemplars back is not built for this receiver yet"}
+	}
 	in, err := start(ctx, r, bin, work)
 	if err != nil {
 		return fail(err)
@@ -138,6 +143,11 @@ func Run(ctx context.Context, r Receiver, bin, walship, work string, s shape.Sha
 	logPath := filepath.Join(dir, "walship.log")
 	args := []string{"--config.file=" + cfg, "--wal.dir=" + walDir, "--storage.agent.path=" + filepath.Join(dir, "walship-data")}
 	switch c {
+	case "features":
+		if err := runFeatures(ctx, &res, r, in, walship, dir, conf, base); err != nil {
+			return fail(err)
+		}
+		return res
 	case "hashmod":
 		if err := runScaleOut(ctx, &res, r, in, walship, dir, conf, s); err != nil {
 			return fail(err)
