@@ -104,6 +104,35 @@ func runFeatures(ctx context.Context, res *Result, r Receiver, in *instance, wal
 	}
 	res.GotSeries = len(got)
 	var histograms, exemplars int
+	if r.VMRange {
+		histograms = compareVMRange(res, got, base)
+	} else {
+		histograms = compareNative(res, got, base)
+	}
+	res.Missing = max(res.Samples-res.GotSamples, 0)
+	res.Note = fmt.Sprintf("%d of %d native histograms read back as written", histograms, featureSeries*featureScrapes)
+	if r.VMRange {
+		res.Note += " (as _count, _sum and _bucket{vmrange} series)"
+	}
+	if r.NoExemplars {
+		res.Note += "; exemplars accepted, not kept by this receiver"
+		return nil
+	}
+	if exemplars, err = queryExemplars(ctx, in.base, base, featureScrapes); err != nil {
+		return err
+	}
+	res.Note += fmt.Sprintf(", %d of %d exemplars", exemplars, featureSeries*featureScrapes)
+	if exemplars != featureSeries*featureScrapes {
+		res.Err = fmt.Sprintf("%d of %d exemplars read back", exemplars, featureSeries*featureScrapes)
+	}
+	return nil
+}
+
+// compareNative counts in res what got holds of the features WAL read
+// back as native histograms and floats; it returns the histograms that
+// came back as written.
+func compareNative(res *Result, got []Series, base int64) int {
+	histograms := 0
 	for _, s := range got {
 		i, _ := strconv.Atoi(s.Labels.Get("i"))
 		for _, smp := range s.Samples {
@@ -111,8 +140,9 @@ func runFeatures(ctx context.Context, res *Result, r Receiver, in *instance, wal
 			n := int((smp.T - base) / shape.Interval)
 			switch {
 			case s.Labels.Get("__name__") == histName && smp.H != nil:
-				histograms++
-				if !smp.H.Equals(featureHistogram(i, n)) {
+				if smp.H.Equals(featureHistogram(i, n)) {
+					histograms++
+				} else {
 					res.Wrong++
 				}
 			case s.Labels.Get("__name__") == counterName && smp.H == nil:
@@ -124,15 +154,59 @@ func runFeatures(ctx context.Context, res *Result, r Receiver, in *instance, wal
 			}
 		}
 	}
-	res.Missing = max(res.Samples-res.GotSamples, 0)
-	if exemplars, err = queryExemplars(ctx, in.base, base, featureScrapes); err != nil {
-		return err
+	return histograms
+}
+
+// compareVMRange is compareNative for a receiver that keeps a native
+// histogram as series of its own: _count, _sum, and a _bucket series per
+// bucket labelled with its range (vmrange). A histogram counts as read
+// back when its count, sum and every bucket did.
+func compareVMRange(res *Result, got []Series, base int64) int {
+	fields := 0 // of histograms: count, sum, zero bucket, two buckets
+	for _, s := range got {
+		i, _ := strconv.Atoi(s.Labels.Get("i"))
+		name := s.Labels.Get("__name__")
+		for _, smp := range s.Samples {
+			n := int((smp.T - base) / shape.Interval)
+			h := featureHistogram(i, n)
+			var want float64
+			switch name {
+			case counterName:
+				res.GotSamples++
+				if smp.V != float64(n*(i+1)) {
+					res.Wrong++
+				}
+				continue
+			case histName + "_count":
+				want = float64(h.Count)
+			case histName + "_sum":
+				want = h.Sum
+			case histName + "_bucket":
+				switch s.Labels.Get("vmrange") {
+				case "-1.000e-03...1.000e-03":
+					want = float64(h.ZeroCount)
+				case "5.000e-01...1.000e+00":
+					want = float64(h.PositiveBuckets[0])
+				case "1.000e+00...2.000e+00":
+					want = float64(h.PositiveBuckets[0] + h.PositiveBuckets[1])
+				default:
+					res.Extra++
+					continue
+				}
+			default:
+				res.Extra++
+				continue
+			}
+			if smp.V == want {
+				fields++
+			} else {
+				res.Wrong++
+			}
+		}
 	}
-	res.Note = fmt.Sprintf("%d of %d native histograms read back as written, %d of %d exemplars", histograms, featureSeries*featureScrapes, exemplars, featureSeries*featureScrapes)
-	if exemplars != featureSeries*featureScrapes {
-		res.Err = fmt.Sprintf("%d of %d exemplars read back", exemplars, featureSeries*featureScrapes)
-	}
-	return nil
+	histograms := fields / 5
+	res.GotSamples += histograms
+	return histograms
 }
 
 // queryExemplars counts the exemplars of counterName the receiver's

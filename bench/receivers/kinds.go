@@ -45,7 +45,7 @@ func Prometheus(bin string) Receiver {
 func VictoriaMetrics() Receiver {
 	const version = "v1.151.0"
 	return Receiver{
-		Name: "victoria-metrics", Version: version,
+		Name: "victoria-metrics", Version: version, Features: true, VMRange: true, NoExemplars: true,
 		build: func(ctx context.Context, bin string) error {
 			return goInstall(ctx, "github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics", version, bin)
 		},

@@ -41,8 +41,10 @@ type Receiver struct {
 	// VictoriaMetrics keeps about 12 significant decimal digits.
 	Exact bool
 	// Features says whether native histograms and exemplars can be read
-	// back (the features case).
-	Features bool
+	// back (the features case); VMRange that the receiver keeps a native
+	// histogram as _count, _sum and _bucket{vmrange} series, and
+	// NoExemplars that it keeps no exemplars.
+	Features, VMRange, NoExemplars bool
 	// build writes the binary to bin.
 	build func(ctx context.Context, bin string) error
 	// argv runs the binary at bin listening on addr with its data in dir.
