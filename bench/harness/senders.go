@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/walship/walship/bench/targets"
 )
 
 // Binaries are the programs the harness runs.
@@ -152,20 +154,11 @@ func (c Cell) remoteWrite(b *strings.Builder, url string, dropReport bool) {
 // keeping the labels and timestamps the targets expose, and the cell's
 // remote_write entries, which leave out the series each scrape adds (up,
 // scrape_*): their samples are the scrapes' own, not the shape's.
-func (c Cell) agentConfig(url, targetsAddr string, targets int, interval time.Duration) string {
+func (c Cell) agentConfig(url, targetsAddr string, n int, interval time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  scrape_timeout: %s\n", model.Duration(interval), model.Duration(interval))
-	b.WriteString("scrape_configs:\n  - job_name: kubelet\n    honor_labels: true\n    static_configs:\n      - targets: [")
-	for t := range targets {
-		if t > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "'%d'", t)
-	}
-	b.WriteString("]\n    relabel_configs:\n")
-	b.WriteString("      - {source_labels: [__address__], target_label: instance}\n")
-	b.WriteString("      - {source_labels: [__address__], target_label: __metrics_path__, replacement: /metrics/$1}\n")
-	fmt.Fprintf(&b, "      - {target_label: __address__, replacement: '%s'}\n", targetsAddr)
+	b.WriteString("scrape_configs:\n")
+	b.WriteString(targets.ScrapeJob(targetsAddr, n))
 	c.remoteWrite(&b, url, true)
 	return b.String()
 }

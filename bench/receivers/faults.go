@@ -71,11 +71,7 @@ func (in *instance) restartWhen(ctx context.Context, cond func() bool) error {
 // receiver's /metrics: how many samples it took.
 func takenFrom(name string) func(ctx context.Context, base string) (float64, error) {
 	return func(ctx context.Context, base string) (float64, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-		if err != nil {
-			return 0, err
-		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := get(ctx, base+"/metrics")
 		if err != nil {
 			return 0, err
 		}
@@ -91,4 +87,13 @@ func takenFrom(name string) func(ctx context.Context, base string) (float64, err
 		}
 		return sum, nil
 	}
+}
+
+// get sends a GET request with ctx.
+func get(ctx context.Context, u string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	return http.DefaultClient.Do(req)
 }

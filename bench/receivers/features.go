@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -214,11 +213,7 @@ func compareVMRange(res *Result, got []Series, base int64) int {
 func queryExemplars(ctx context.Context, base string, from int64, scrapes int) (int, error) {
 	q := url.Values{"query": {counterName}, "start": {strconv.FormatInt(from/1000-1, 10)},
 		"end": {strconv.FormatInt((from+int64(scrapes+1)*shape.Interval)/1000, 10)}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/query_exemplars?"+q.Encode(), nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := get(ctx, base+"/api/v1/query_exemplars?"+q.Encode())
 	if err != nil {
 		return 0, err
 	}

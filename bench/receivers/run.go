@@ -253,20 +253,12 @@ var failedRE = regexp.MustCompile(`(\d+) failed, \d+ dropped`)
 // every target of the shape at addr (/metrics/N) every second, keeping the
 // labels and timestamps the targets expose; the scrapes' own series (up,
 // scrape_*) are not sent.
-func agentConfig(conf, addr string, targets int) string {
+func agentConfig(conf, addr string, n int) string {
 	var b strings.Builder
 	b.WriteString(strings.Replace(conf, "global:\n", "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n", 1))
 	b.WriteString("    write_relabel_configs:\n      - {source_labels: [__name__], regex: 'up|scrape_.+', action: drop}\n")
-	b.WriteString("scrape_configs:\n  - job_name: kubelet\n    honor_labels: true\n    static_configs:\n      - targets: [")
-	for t := range targets {
-		if t > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "'%d'", t)
-	}
-	b.WriteString("]\n    relabel_configs:\n")
-	b.WriteString("      - {source_labels: [__address__], target_label: __metrics_path__, replacement: /metrics/$1}\n")
-	fmt.Fprintf(&b, "      - {target_label: __address__, replacement: '%s'}\n", addr)
+	b.WriteString("scrape_configs:\n")
+	b.WriteString(targets.ScrapeJob(addr, n))
 	return b.String()
 }
 

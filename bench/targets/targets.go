@@ -20,8 +20,10 @@ package targets
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -51,6 +53,27 @@ func New(s shape.Shape) *Server {
 		srv.prefixes[t] = render(s, t)
 	}
 	return srv
+}
+
+// ScrapeJob is the scrape_configs entry of an agent scraping every one of
+// n targets served at addr (/metrics/N), keeping the labels and
+// timestamps they expose (honor_labels), as YAML at the indentation of a
+// scrape_configs list item, relabel_configs last (callers may append
+// rules).
+func ScrapeJob(addr string, n int) string {
+	var b strings.Builder
+	b.WriteString("  - job_name: kubelet\n    honor_labels: true\n    static_configs:\n      - targets: [")
+	for t := range n {
+		if t > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "'%d'", t)
+	}
+	b.WriteString("]\n    relabel_configs:\n")
+	b.WriteString("      - {source_labels: [__address__], target_label: instance}\n")
+	b.WriteString("      - {source_labels: [__address__], target_label: __metrics_path__, replacement: /metrics/$1}\n")
+	fmt.Fprintf(&b, "      - {target_label: __address__, replacement: '%s'}\n", addr)
+	return b.String()
 }
 
 // Done reports whether every target served all of the shape's scrapes.
