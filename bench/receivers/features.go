@@ -55,7 +55,13 @@ func writeFeaturesWAL(dir string, base int64) error {
 			record.RefSeries{Ref: chunks.HeadSeriesRef(2*i + 1), Labels: labels.FromStrings("__name__", histName, "i", strconv.Itoa(i))},
 			record.RefSeries{Ref: chunks.HeadSeriesRef(2*i + 2), Labels: labels.FromStrings("__name__", counterName, "i", strconv.Itoa(i))})
 	}
-	if err := w.Log(enc.Series(series, nil)); err != nil {
+	var meta []record.RefMetadata
+	for i := range featureSeries {
+		meta = append(meta,
+			record.RefMetadata{Ref: chunks.HeadSeriesRef(2*i + 1), Type: uint8(record.HistogramSample), Unit: "seconds", Help: "walship e2e latency"},
+			record.RefMetadata{Ref: chunks.HeadSeriesRef(2*i + 2), Type: uint8(record.Counter), Help: "walship e2e requests"})
+	}
+	if err := w.Log(enc.Series(series, nil), enc.Metadata(meta, nil)); err != nil {
 		w.Close()
 		return err
 	}
