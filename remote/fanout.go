@@ -50,6 +50,8 @@ type fanout struct {
 	open    map[*queue.Request]*delivery // requests the queue retries
 }
 
+var _ queue.Sender = (*fanout)(nil)
+
 // delivery is how far one request got.
 type delivery struct {
 	took    []*endpoint // the members that took it

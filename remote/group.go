@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/prometheus/model/relabel"
 	"go.yaml.in/yaml/v2"
 
-	"github.com/walship/walship/queue"
 	"github.com/walship/walship/wal/record"
 	"github.com/walship/walship/watcher"
 )
@@ -189,5 +188,3 @@ func (g *groupPositions) leave(ep *endpoint) *record.Position {
 	_ = ep.positions.Save(pos) // on error its file keeps an older position: resent, not lost
 	return &pos
 }
-
-var _ queue.Sender = (*fanout)(nil)

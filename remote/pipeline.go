@@ -38,7 +38,6 @@ type shipping struct {
 type pipeline struct {
 	env       *shipping
 	members   []*endpoint // at the start; the fanout knows who is still in
-	lead      *endpoint   // names the watcher and the queue's log lines
 	fan       *fanout     // nil for one endpoint
 	positions *groupPositions
 	start     watcher.Start
@@ -72,7 +71,6 @@ func newPipeline(env *shipping, members []*endpoint, from *record.Position) *pip
 	p := &pipeline{
 		env:       env,
 		members:   members,
-		lead:      members[0],
 		positions: &groupPositions{members: append([]*endpoint(nil), members...), from: from},
 		start:     env.opts.Start,
 		log:       env.log.With("remote_name", members[0].name, "url", members[0].url),
@@ -106,7 +104,7 @@ func (p *pipeline) shipTo() []*endpoint {
 
 // newQueue builds the queue for the members still in the pipeline.
 func (p *pipeline) newQueue() (*queue.Manager, error) {
-	members, sender := p.shipTo(), queue.Sender(p.lead.sender)
+	members, sender := p.shipTo(), queue.Sender(p.members[0].sender)
 	if p.fan != nil {
 		sender = p.fan
 	}

@@ -245,17 +245,17 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 			next[ep.hash] = ep
 		}
 	}
-	reused := map[*endpoint]bool{}
 	for _, p := range stopped {
 		for _, ep := range p.members {
 			if sameLabels && seen[ep.hash] {
-				next[ep.hash], reused[ep] = ep, false // carried over to a new pipeline
+				next[ep.hash] = ep // carried over to a new pipeline
 			}
 		}
 	}
+	inKept := map[*endpoint]bool{}
 	for _, p := range kept {
 		for _, ep := range p.members {
-			reused[ep] = true
+			inKept[ep] = true
 		}
 	}
 	var starting []*endpoint // in configuration order
@@ -269,7 +269,7 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 			}
 			next[e.hash] = ep
 		}
-		if inKept, ok := reused[ep]; !ok || !inKept {
+		if !inKept[ep] {
 			starting, keys[ep] = append(starting, ep), e.rkey
 		}
 	}
