@@ -22,8 +22,9 @@ type Usage struct {
 // CPUSeconds is user + system time.
 func (u Usage) CPUSeconds() float64 { return u.UserSeconds + u.SysSeconds }
 
-// process is a sender running under the harness.
-type process struct {
+// Process is a program the harness runs and measures (a sender, an
+// agent): started with Start, its usage read once it exited.
+type Process struct {
 	cmd    *exec.Cmd
 	begin  time.Time
 	exited chan struct{} // closed when Wait returned
@@ -46,8 +47,9 @@ func env() []string {
 	return append(out, "GOGC=75")
 }
 
-// start runs argv with its standard error (and output) in logFile.
-func start(argv []string, dir, logFile string) (*process, error) {
+// Start runs argv in dir with its standard error (and output) in logFile,
+// in the environment of env.
+func Start(argv []string, dir, logFile string) (*Process, error) {
 	log, err := os.Create(logFile)
 	if err != nil {
 		return nil, err
@@ -56,7 +58,7 @@ func start(argv []string, dir, logFile string) (*process, error) {
 	cmd.Dir = dir
 	cmd.Env = env()
 	cmd.Stdout, cmd.Stderr = log, log
-	p := &process{cmd: cmd, exited: make(chan struct{}), log: log}
+	p := &Process{cmd: cmd, exited: make(chan struct{}), log: log}
 	p.begin = time.Now()
 	if err := cmd.Start(); err != nil {
 		log.Close()
@@ -66,7 +68,7 @@ func start(argv []string, dir, logFile string) (*process, error) {
 	return p, nil
 }
 
-func (p *process) wait() {
+func (p *Process) wait() {
 	defer close(p.exited)
 	p.err = p.cmd.Wait()
 	p.usage.WallSeconds = time.Since(p.begin).Seconds()
@@ -83,8 +85,8 @@ func (p *process) wait() {
 	}
 }
 
-// stop sends SIGTERM and waits up to grace for the exit, then kills.
-func (p *process) stop(grace time.Duration) error {
+// Stop sends SIGTERM and waits up to grace for the exit, then kills.
+func (p *Process) Stop(grace time.Duration) error {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:
@@ -95,3 +97,18 @@ func (p *process) stop(grace time.Duration) error {
 		return fmt.Errorf("%s did not stop within %s of SIGTERM; killed", p.cmd.Path, grace)
 	}
 }
+
+// Kill sends SIGKILL and waits for the exit.
+func (p *Process) Kill() {
+	p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// Signal sends sig (SIGHUP: reload).
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Exited is closed once the process exited.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Usage is what the process used; valid once it exited.
+func (p *Process) Usage() Usage { return p.usage }

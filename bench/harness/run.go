@@ -182,7 +182,7 @@ func runOne(ctx context.Context, b Binaries, rcv *receiverProc, p Plan, rs runSp
 		return fail(err)
 	}
 	logFile := filepath.Join(rs.logs, fmt.Sprintf("%s-%s-%d-%d-%s-%d.log", rs.shape.Name, rs.cell.Protocol, rs.cell.MaxShards, endpoints, rs.sender.Name, rs.iteration))
-	proc, err := start(rs.sender.argv(b, config, rs.walDir, dataDir), dataDir, logFile)
+	proc, err := Start(rs.sender.argv(b, config, rs.walDir, dataDir), dataDir, logFile)
 	if err != nil {
 		return fail(err)
 	}
@@ -213,10 +213,10 @@ func runOne(ctx context.Context, b Binaries, rcv *receiverProc, p Plan, rs runSp
 		select {
 		case <-proc.exited:
 		case <-time.After(p.Timeout):
-			proc.stop(time.Minute)
+			proc.Stop(time.Minute)
 			waitErr = errors.Join(waitErr, fmt.Errorf("did not exit within %s", p.Timeout))
 		}
-	} else if err := proc.stop(2 * time.Minute); err != nil {
+	} else if err := proc.Stop(2 * time.Minute); err != nil {
 		waitErr = errors.Join(waitErr, err)
 	}
 	r.Usage = proc.usage

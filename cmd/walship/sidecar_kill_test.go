@@ -22,12 +22,12 @@ const (
 
 	// The sidecar's watcher saves its acknowledged position every
 	// SaveInterval (watcher.Options default, the binary has no flag for it).
-	saveInterval = 5 * time.Second
+	saveInterval = time.Second
 	// saveSlack is what a save may come later than saveInterval after the
 	// previous one (or after the web server of a new run listens): the
 	// watcher starting, the periodic check running on its next wake-up
 	// (the WAL is written every 20ms, so that is soon), the fsyncs.
-	saveSlack = time.Second
+	saveSlack = 2 * time.Second
 	// inFlight is how old, at most, a sample not yet acknowledged when the
 	// position is saved can be: the receiver answers at once, a batch
 	// leaves after batch_send_deadline (100ms) at the latest, and the

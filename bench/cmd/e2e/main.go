@@ -10,6 +10,7 @@
 //	e2e report RESULTS.jsonl       the Markdown tables of a results file
 //	e2e plot RESULTS.jsonl         its plots (SVG)
 //	e2e profile --shape=1Mx5       one walship run with its CPU and heap profiles
+//	e2e reliability                the fault matrix (RELIABILITY.md)
 //	e2e gen --shape=1Mx5 DIR       write a shape's WAL
 package main
 
@@ -91,6 +92,8 @@ func main() {
 	recvCache := recv.Flag("cache", "Where receivers built from the module proxy are kept.").Default("bench/work/receivers").String()
 	recvWork := recv.Flag("work", "Work directory: the receivers' data and logs.").Default("bench/work/receivers-run").String()
 
+	rel := reliabilityCommand(app)
+
 	gen := app.Command("gen", "Write a shape's WAL.")
 	genShape := gen.Flag("shape", "Shape.").Required().String()
 	genDir := gen.Arg("dir", "Directory (replaced).").Required().String()
@@ -132,6 +135,8 @@ func main() {
 		}
 	case recv.FullCommand():
 		err = runReceivers(*recvShape, *recvProtocols, *recvWalship, *recvPrometheus, *recvCache, *recvWork)
+	case rel.cmd.FullCommand():
+		err = rel.run()
 	case prof.FullCommand():
 		err = profile(*profShape, *profProto, *profShards, *profEndpoints, *profSender, *profWalship, *profWork, *profOut, *profInterval)
 	case gen.FullCommand():

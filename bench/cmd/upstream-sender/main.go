@@ -13,7 +13,10 @@
 // <storage.path>/wal, waits until the watcher has read a record of it (it
 // is then tailing that segment), links the other segments in, and calls
 // Notify every 100 ms as a server does after its commits. Every segment is
-// then read by the watcher's tailing path, samples included. It runs until
+// then read by the watcher's tailing path, samples included. With
+// --wal.live it ships instead the WAL a running server writes in
+// <storage.path>/wal, as that server's own remote storage would (the
+// reliability harness runs it so). It runs until
 // SIGINT or SIGTERM, then closes the storage (flushing its queues), as
 // Prometheus does at shutdown.
 package main
@@ -41,7 +44,8 @@ func main() {
 	app := kingpin.New("upstream-sender", "Ship a WAL with upstream Prometheus's remote storage.")
 	configFile := app.Flag("config.file", "Prometheus configuration file (its remote_write section is used).").Required().String()
 	dataDir := app.Flag("storage.path", "Data directory; <storage.path>/wal is created and filled.").Required().String()
-	source := app.Flag("wal.source", "The WAL to ship (its segments are hard-linked into <storage.path>/wal).").Required().String()
+	source := app.Flag("wal.source", "The WAL to ship (its segments are hard-linked into <storage.path>/wal).").String()
+	live := app.Flag("wal.live", "Ship the WAL a running server writes in <storage.path>/wal, as its own remote storage does (no --wal.source).").Bool()
 	deadline := app.Flag("storage.remote.flush-deadline", "How long Close waits for queued samples.").Default("1m").Duration()
 	kingpin.MustParse(app.Parse(os.Args[1:]))
 
@@ -49,7 +53,16 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(75)
 	}
-	if err := run(*configFile, *dataDir, *source, *deadline); err != nil {
+	var err error
+	switch {
+	case *live:
+		err = runLive(*configFile, *dataDir, *deadline)
+	case *source == "":
+		err = fmt.Errorf("--wal.source or --wal.live is required")
+	default:
+		err = run(*configFile, *dataDir, *source, *deadline)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "upstream-sender:", err)
 		os.Exit(1)
 	}
@@ -89,6 +102,33 @@ func run(configFile, dataDir, source string, deadline time.Duration) error {
 		if err := link(i); err != nil {
 			return err
 		}
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		rs.Notify()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// runLive ships the WAL a server writes in dataDir/wal, calling Notify
+// every 100 ms as the server does after its commits.
+func runLive(configFile, dataDir string, deadline time.Duration) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	logger := promslog.New(&promslog.Config{})
+	conf, err := config.LoadFile(configFile, false, logger)
+	if err != nil {
+		return err
+	}
+	rs := remote.NewStorage(logger, prometheus.NewRegistry(), func() (int64, error) { return 0, nil }, dataDir, deadline, notReady{}, false)
+	defer rs.Close()
+	if err := rs.ApplyConfig(conf); err != nil {
+		return err
 	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()

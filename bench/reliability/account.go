@@ -1,0 +1,156 @@
+package reliability
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/tsdb/record"
+	"github.com/prometheus/prometheus/tsdb/wlog"
+)
+
+// This file is the accounting: what the WAL holds against what the
+// recorder accepted.
+
+// Accounting is the outcome of a run, sample by sample: every sample the
+// WAL holds (older than the run's cut) is delivered or lost.
+type Accounting struct {
+	Written    int `json:"written"`    // samples the WAL holds
+	Delivered  int `json:"delivered"`  // of them, accepted at least once
+	Duplicated int `json:"duplicated"` // of them, accepted more than once
+	Extra      int `json:"extra"`      // deliveries beyond the first, summed
+	Lost       int `json:"lost"`       // written, never accepted
+	// Unknown are samples accepted that the WAL does not hold: a sender
+	// inventing data, or a WAL the accounting could not read whole.
+	Unknown int `json:"unknown"`
+	// TornSegments are segments whose rest could not be read (a record
+	// torn by a kill): what follows in them was never written.
+	TornSegments int `json:"torn_segments"`
+	// CatchUp is how long after the endpoint came back the last sample
+	// written before it arrived (outages only).
+	CatchUp time.Duration `json:"catch_up_ns,omitempty"`
+}
+
+// account reads the WAL in dir (its segments and the series of its last
+// checkpoint) and compares every sample older than cut with what rec
+// accepted; with back set, it measures the catch-up after back.
+func account(dir string, rec *Recorder, cut, back time.Time) (Accounting, error) {
+	var a Accounting
+	written := map[sampleKey]bool{}
+	series := map[chunks.HeadSeriesRef]int64{} // ref -> the recorder's id, -1 if it has none
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	seriesID := func(s record.RefSeries) {
+		id, ok := rec.ids[s.Labels.String()]
+		series[s.Ref] = -1
+		if ok {
+			series[s.Ref] = int64(id)
+		}
+	}
+	var dec record.Decoder
+	if cp, _, err := wlog.LastCheckpoint(dir); err == nil {
+		if _, err := readSegments(cp, &dec, seriesID, nil); err != nil {
+			return a, fmt.Errorf("checkpoint %s: %w", cp, err)
+		}
+	} else if !errors.Is(err, record.ErrNotFound) {
+		return a, err
+	}
+	cutMs, backMs := cut.UnixMilli(), back.UnixMilli()
+	torn, err := readSegments(dir, &dec, seriesID, func(s record.RefSample) {
+		if s.T >= cutMs {
+			return
+		}
+		id, ok := series[s.Ref]
+		if !ok {
+			a.Unknown++ // a sample of a series never stored: cannot happen in a sound WAL
+			return
+		}
+		k := sampleKey{uint32(id), s.T}
+		if id < 0 {
+			k.series = ^uint32(0)
+		}
+		if written[k] {
+			return // written twice (the agent's WAL replayed); one sample
+		}
+		written[k] = true
+		a.Written++
+		got, ok := rec.seen[k]
+		if id < 0 || !ok {
+			a.Lost++
+			return
+		}
+		a.Delivered++
+		if got.times > 1 {
+			a.Duplicated++
+			a.Extra += int(got.times) - 1
+		}
+		if !back.IsZero() && s.T < backMs {
+			if at := rec.begin.Add(time.Duration(got.first) * time.Millisecond).Sub(back); at > a.CatchUp {
+				a.CatchUp = at
+			}
+		}
+	})
+	if err != nil {
+		return a, err
+	}
+	a.TornSegments = torn
+	for k := range rec.seen {
+		if k.t < cutMs && !written[k] {
+			a.Unknown++
+		}
+	}
+	return a, nil
+}
+
+// readSegments reads every segment of dir on its own, so that a segment
+// torn by a kill only loses its own rest, handing series and samples to
+// the callbacks; it returns how many segments ended torn.
+func readSegments(dir string, dec *record.Decoder, onSeries func(record.RefSeries), onSample func(record.RefSample)) (int, error) {
+	first, last, err := wlog.Segments(dir)
+	if err != nil {
+		return 0, err
+	}
+	torn := 0
+	var series []record.RefSeries
+	var samples []record.RefSample
+	for i := first; i >= 0 && i <= last; i++ {
+		f, err := os.Open(wlog.SegmentName(dir, i))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return torn, err
+		}
+		r := wlog.NewReader(f)
+		for r.Next() {
+			switch rec := r.Record(); dec.Type(rec) {
+			case record.Series:
+				if series, err = dec.Series(rec, series[:0]); err != nil {
+					return torn, fmt.Errorf("%s: %w", filepath.Base(f.Name()), err)
+				}
+				for _, s := range series {
+					onSeries(s)
+				}
+			case record.Samples, record.SamplesV2:
+				if onSample == nil {
+					continue
+				}
+				if samples, err = dec.Samples(rec, samples[:0]); err != nil {
+					return torn, fmt.Errorf("%s: %w", filepath.Base(f.Name()), err)
+				}
+				for _, s := range samples {
+					onSample(s)
+				}
+			}
+		}
+		if err := r.Err(); err != nil && !errors.Is(err, io.EOF) {
+			torn++
+		}
+		f.Close()
+	}
+	return torn, nil
+}

@@ -1,0 +1,58 @@
+package reliability
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// The short form of `make reliability` (in `make test`): every scenario
+// with walship's sidecar, the kills with its agent, at a small size; each
+// must account for every sample written and lose none.
+func TestShortForm(t *testing.T) {
+	walship, err := filepath.Abs("../../bin/walship")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(walship); err != nil {
+		t.Skip("bin/walship is not built (make build): ", err)
+	}
+	o := Options{
+		Binaries:    Binaries{Walship: walship},
+		Work:        t.TempDir(),
+		Series:      500,
+		Interval:    200 * time.Millisecond,
+		Protocol:    "rw1",
+		SegmentSize: 64 << 10,
+		Kills:       3,
+		MaxRun:      2 * time.Second,
+		MaxDown:     500 * time.Millisecond,
+		Outage:      3 * time.Second,
+		Flap:        4 * time.Second,
+		Reloads:     4,
+		Settle:      time.Second,
+		Quiet:       3 * time.Second,
+		Seed:        uint64(time.Now().UnixNano()),
+	}
+	t.Logf("seed %d", o.Seed)
+	runs := []struct{ scenario, sender string }{
+		{"kill", "sidecar"}, {"outage-kill", "sidecar"}, {"flap", "sidecar"}, {"kill", "agent"}, {"reload", "agent"},
+	}
+	for _, c := range runs {
+		t.Run(c.scenario+"/"+c.sender, func(t *testing.T) {
+			res := Run(context.Background(), c.scenario, Senders[c.sender], o)
+			t.Logf("%+v", res)
+			if res.Err != "" {
+				t.Fatal(res.Err)
+			}
+			if res.Written == 0 || res.Lost != 0 || res.Unknown != 0 || res.Delivered != res.Written {
+				t.Fatalf("%d written, %d delivered, %d lost, %d accepted that the WAL does not hold", res.Written, res.Delivered, res.Lost, res.Unknown)
+			}
+			if res.Runs != 1+map[string]int{"kill": o.Kills, "outage-kill": 1}[c.scenario] {
+				t.Fatalf("%d processes started", res.Runs)
+			}
+		})
+	}
+}

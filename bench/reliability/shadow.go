@@ -1,0 +1,90 @@
+package reliability
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// This file is what the accounting needs when the sender deletes WAL
+// segments on purpose (the disk budget): a shadow of every segment, and
+// the loss the sender reported.
+
+// shadow hard-links every segment that appears in dir into into, so that
+// a segment the sender deletes can still be read: the link keeps its data
+// (and, for the segment being written, everything written to it later).
+// It polls until ctx ends.
+func shadow(ctx context.Context, dir, into string) error {
+	if err := os.MkdirAll(into, 0o755); err != nil {
+		return err
+	}
+	for {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if !segmentName.MatchString(e.Name()) {
+				continue
+			}
+			dst := filepath.Join(into, e.Name())
+			if _, err := os.Lstat(dst); err == nil {
+				continue
+			}
+			os.Link(filepath.Join(dir, e.Name()), dst) // a segment deleted meanwhile is simply not linked
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(20 * time.Millisecond): // polling the directory
+		}
+	}
+}
+
+var segmentName = regexp.MustCompile(`^[0-9]{8}$`)
+
+// listenAddress finds the address a walship process logged it listens on.
+func listenAddress(log string) (string, error) {
+	f, err := os.Open(log)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if l := sc.Text(); strings.Contains(l, `msg="Web server listening"`) {
+			if _, addr, ok := strings.Cut(l, "address="); ok {
+				return strings.Fields(addr)[0], nil
+			}
+		}
+	}
+	return "", fmt.Errorf("%s: no listen address logged", log)
+}
+
+// reportedDeleted sums walship_storage_unsent_samples_deleted_total of the
+// walship process at addr: the samples its disk budget deleted unsent.
+func reportedDeleted(addr string) (int, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	n := 0.0
+	if f, ok := families["walship_storage_unsent_samples_deleted_total"]; ok {
+		for _, m := range f.GetMetric() {
+			n += m.GetCounter().GetValue()
+		}
+	}
+	return int(n), nil
+}
