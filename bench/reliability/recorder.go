@@ -142,50 +142,70 @@ func (r *Recorder) record(req *http.Request) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	now := int32(time.Since(r.begin).Milliseconds())
-	if req.Header.Get("Content-Type") == rw2 {
-		var wr writev2.Request
-		if err := proto.Unmarshal(raw, &wr); err != nil {
-			return 0, err
-		}
-		var b labels.ScratchBuilder
-		n := 0
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		for _, ts := range wr.Timeseries {
-			ls, err := ts.ToLabels(&b, wr.Symbols)
-			if err != nil {
-				return n, err
-			}
-			id := r.id(ls.String())
-			for _, s := range ts.Samples {
-				r.add(sampleKey{id, s.Timestamp}, now)
-			}
-			n += len(ts.Samples)
-		}
-		return n, nil
-	}
-	var wr prompb.WriteRequest
-	if err := proto.Unmarshal(raw, &wr); err != nil {
+	series, err := decode(raw, req.Header.Get("Content-Type") == rw2)
+	if err != nil {
 		return 0, err
 	}
-	var b labels.ScratchBuilder
+	now := int32(time.Since(r.begin).Milliseconds())
 	n := 0
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, s := range series {
+		id := r.id(s.labels)
+		for _, t := range s.timestamps {
+			r.add(sampleKey{id, t}, now)
+		}
+		n += len(s.timestamps)
+	}
+	return n, nil
+}
+
+// requestSeries is a series of a request: its labels (labels.String) and
+// its samples' timestamps.
+type requestSeries struct {
+	labels     string
+	timestamps []int64
+}
+
+// decode decodes an RW1 or RW2 request.
+func decode(raw []byte, isRW2 bool) ([]requestSeries, error) {
+	var out []requestSeries
+	var b labels.ScratchBuilder
+	if isRW2 {
+		var wr writev2.Request
+		if err := proto.Unmarshal(raw, &wr); err != nil {
+			return nil, err
+		}
+		for _, ts := range wr.Timeseries {
+			ls, err := ts.ToLabels(&b, wr.Symbols)
+			if err != nil {
+				return nil, err
+			}
+			s := requestSeries{labels: ls.String()}
+			for _, x := range ts.Samples {
+				s.timestamps = append(s.timestamps, x.Timestamp)
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	var wr prompb.WriteRequest
+	if err := proto.Unmarshal(raw, &wr); err != nil {
+		return nil, err
+	}
 	for _, ts := range wr.Timeseries {
 		b.Reset()
 		for _, l := range ts.Labels {
 			b.Add(l.Name, l.Value)
 		}
 		b.Sort()
-		id := r.id(b.Labels().String())
-		for _, s := range ts.Samples {
-			r.add(sampleKey{id, s.Timestamp}, now)
+		s := requestSeries{labels: b.Labels().String()}
+		for _, x := range ts.Samples {
+			s.timestamps = append(s.timestamps, x.Timestamp)
 		}
-		n += len(ts.Samples)
+		out = append(out, s)
 	}
-	return n, nil
+	return out, nil
 }
 
 func (r *Recorder) id(series string) uint32 {
@@ -244,23 +264,16 @@ func (r *Recorder) flap(w http.ResponseWriter, req *http.Request) bool {
 	r.mu.Lock()
 	pick := r.rng.IntN(16)
 	r.mu.Unlock()
+	if pick < len(refusals) {
+		f := refusals[pick]
+		r.count(f.kind)
+		if f.retryAfter != "" {
+			w.Header().Set("Retry-After", f.retryAfter)
+		}
+		http.Error(w, f.kind, f.code)
+		return true
+	}
 	switch pick {
-	case 0:
-		r.count("500")
-		http.Error(w, "internal error", http.StatusInternalServerError)
-	case 1:
-		r.count("502")
-		http.Error(w, "bad gateway", http.StatusBadGateway)
-	case 2:
-		r.count("503")
-		http.Error(w, "unavailable", http.StatusServiceUnavailable)
-	case 3:
-		r.count("429 Retry-After")
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "slow down", http.StatusTooManyRequests)
-	case 4:
-		r.count("429")
-		http.Error(w, "slow down", http.StatusTooManyRequests)
 	case 5:
 		r.count("reset")
 		hangUp(w)
@@ -282,6 +295,19 @@ func (r *Recorder) flap(w http.ResponseWriter, req *http.Request) bool {
 		return r.flapBody(w, req, pick)
 	}
 	return true
+}
+
+// refusals are flap's answers that refuse a request without reading it.
+var refusals = []struct {
+	kind       string
+	code       int
+	retryAfter string
+}{
+	{"500", http.StatusInternalServerError, ""},
+	{"502", http.StatusBadGateway, ""},
+	{"503", http.StatusServiceUnavailable, ""},
+	{"429 Retry-After", http.StatusTooManyRequests, "1"},
+	{"429", http.StatusTooManyRequests, ""},
 }
 
 // slowAnswer is longer than the scenarios' remote_timeout.

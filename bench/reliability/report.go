@@ -35,6 +35,9 @@ func WriteMarkdown(w io.Writer, rs []Result) {
 		if r.Unknown > 0 {
 			notes = append(notes, fmt.Sprintf("%s, %s: %d samples accepted that the WAL does not hold", r.Scenario, r.Sender, r.Unknown))
 		}
+		if r.KilledInCheckpoint > 0 {
+			notes = append(notes, fmt.Sprintf("%s, %s: %d of the kills left a checkpoint unfinished", r.Scenario, r.Sender, r.KilledInCheckpoint))
+		}
 		if len(r.Faults) > 0 && r.Scenario == "flap" {
 			var kinds []string
 			for _, k := range slices.Sorted(maps.Keys(r.Faults)) {

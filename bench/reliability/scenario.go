@@ -43,7 +43,7 @@ type Options struct {
 }
 
 // Scenarios are the faults by name, in the order the table shows them.
-var Scenarios = []string{"kill", "outage", "outage-kill", "outage-budget", "flap", "reload"}
+var Scenarios = []string{"kill", "kill-truncate", "outage", "outage-kill", "outage-budget", "flap", "reload"}
 
 // Applies says whether scenario can run with s: reloads need a sender
 // that reloads on SIGHUP (upstream-sender does not), a disk budget
@@ -54,6 +54,8 @@ func Applies(scenario string, s Sender) bool {
 		return s.Reloads
 	case "outage-budget":
 		return s.Walship && s.Agent
+	case "kill-truncate":
+		return s.Agent
 	}
 	return true
 }
@@ -72,13 +74,16 @@ type Result struct {
 	// Reported are the samples the sender reported deleted before they
 	// were acknowledged (its disk budget): a walship row must have lost no
 	// more (what its queue had read already is delivered anyway).
-	Reported int            `json:"reported"`
-	Runs     int            `json:"runs"` // processes started
-	PeakRSS  int64          `json:"peak_rss_bytes"`
-	Requests int            `json:"requests"`
-	Faults   map[string]int `json:"faults,omitempty"` // answers other than 204, by kind
-	Seconds  float64        `json:"seconds"`
-	Err      string         `json:"error,omitempty"`
+	Reported int `json:"reported"`
+	Runs     int `json:"runs"` // processes started
+	// KilledInCheckpoint counts the kills that left a checkpoint
+	// unfinished (checkpoint.N.tmp): kills during a truncation.
+	KilledInCheckpoint int            `json:"killed_in_checkpoint,omitempty"`
+	PeakRSS            int64          `json:"peak_rss_bytes"`
+	Requests           int            `json:"requests"`
+	Faults             map[string]int `json:"faults,omitempty"` // answers other than 204, by kind
+	Seconds            float64        `json:"seconds"`
+	Err                string         `json:"error,omitempty"`
 }
 
 // run is a scenario in progress.
@@ -94,6 +99,9 @@ type run struct {
 	rng     *rand.Rand
 	config  func(extra string) error // writes the configuration with extra remote_write entries
 	closers []func()                 // run when the scenario ends
+	walDir  string                   // the sender's WAL
+	// inCheckpoint counts the kills that left an unfinished checkpoint.
+	inCheckpoint int
 }
 
 // Run runs scenario with sender.
@@ -150,9 +158,15 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 	}
 	r.argv = s.argv(o.Binaries, config, tsdbDir, dataDir)
 	walDir := s.wal(tsdbDir, dataDir)
-	if scenario == "outage-budget" {
+	r.walDir = walDir
+	switch scenario {
+	case "outage-budget":
 		r.argv = append(r.argv, "--storage.agent.wal-segment-size="+budgetSegment, "--storage.agent.retention.size="+o.Budget)
-		// The budget deletes segments: the accounting reads their shadow.
+	case "kill-truncate":
+		r.argv = append(r.argv, s.truncating...)
+	}
+	if scenario == "outage-budget" || scenario == "kill-truncate" {
+		// Segments are deleted: the accounting reads their shadow.
 		sctx, stopShadow := context.WithCancel(ctx)
 		shadowDone := make(chan error, 1)
 		go func(from string) { shadowDone <- shadow(sctx, from, filepath.Join(r.dir, "shadow")) }(walDir)
@@ -211,7 +225,7 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 		return fmt.Errorf("accounting: %w", err)
 	}
 	res.Accounting = acc
-	res.Runs, res.PeakRSS = r.runs, r.peakRSS
+	res.Runs, res.PeakRSS, res.KilledInCheckpoint = r.runs, r.peakRSS, r.inCheckpoint
 	res.Requests, res.Faults, _ = r.rec.Received()
 	return nil
 }
@@ -220,8 +234,11 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 // endpoint came back.
 func (r *run) inject(ctx context.Context, scenario string, res *Result) (back time.Time, err error) {
 	switch scenario {
-	case "kill":
+	case "kill", "kill-truncate":
 		res.Injected = fmt.Sprintf("%d SIGKILLs after 1-%s of running, restart 0-%s later", r.o.Kills, r.o.MaxRun, r.o.MaxDown)
+		if scenario == "kill-truncate" {
+			res.Injected = fmt.Sprintf("%d SIGKILLs as for kill, %s", r.o.Kills, strings.Join(r.s.truncating, " "))
+		}
 		for range r.o.Kills {
 			if err := sleep(ctx, time.Second+time.Duration(r.rng.Int64N(int64(r.o.MaxRun-time.Second)))); err != nil {
 				return back, err
@@ -321,6 +338,9 @@ func (r *run) start() error {
 func (r *run) kill(ctx context.Context) error {
 	r.proc.Kill()
 	r.exited()
+	if tmp, _ := filepath.Glob(filepath.Join(r.walDir, "checkpoint.*.tmp")); len(tmp) > 0 {
+		r.inCheckpoint++ // killed while writing a checkpoint
+	}
 	if r.o.MaxDown > 0 {
 		if err := sleep(ctx, time.Duration(r.rng.Int64N(int64(r.o.MaxDown)))); err != nil {
 			return err

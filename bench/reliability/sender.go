@@ -24,6 +24,10 @@ type Sender struct {
 	Walship bool // walship's, not upstream's
 	Agent   bool // scrapes targets into a WAL of its own
 	Reloads bool // reloads its configuration on SIGHUP
+	// truncating are an agent's flags for kill-truncate: a truncation (a
+	// checkpoint, segments deleted) every 2 s, segments as small as it
+	// allows.
+	truncating []string
 	// argv is the command line: config file, the TSDB's directory
 	// (sidecars), the sender's own data directory.
 	argv func(b Binaries, config, tsdbDir, dataDir string) []string
@@ -51,13 +55,15 @@ var Senders = map[string]Sender{
 			return []string{b.Walship, "agent", "--config.file=" + config, "--storage.agent.path=" + dataDir,
 				"--web.listen-address=127.0.0.1:0"}
 		},
-		wal: func(_, dataDir string) string { return filepath.Join(dataDir, "wal") }},
+		wal:        func(_, dataDir string) string { return filepath.Join(dataDir, "wal") },
+		truncating: []string{"--storage.agent.wal-truncate-frequency=2s", "--storage.agent.wal-segment-size=1MB"}},
 	"prometheus-agent": {Name: "prometheus --agent", Agent: true, Reloads: true,
 		argv: func(b Binaries, config, _, dataDir string) []string {
 			return []string{b.Prometheus, "--agent", "--config.file=" + config, "--storage.agent.path=" + dataDir,
 				"--web.listen-address=127.0.0.1:0"}
 		},
-		wal: func(_, dataDir string) string { return filepath.Join(dataDir, "wal") }},
+		wal:        func(_, dataDir string) string { return filepath.Join(dataDir, "wal") },
+		truncating: []string{"--storage.agent.wal-truncate-frequency=2s", "--storage.agent.wal-segment-size=10MB"}}, // its smallest
 }
 
 // remoteTimeout is the scenarios' remote_timeout: shorter than the

@@ -24,6 +24,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -53,14 +54,18 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(75)
 	}
-	var err error
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	logger := promslog.New(&promslog.Config{})
+	conf, err := config.LoadFile(*configFile, false, logger)
 	switch {
+	case err != nil:
 	case *live:
-		err = runLive(*configFile, *dataDir, *deadline)
+		err = runLive(ctx, logger, conf, *dataDir, *deadline)
 	case *source == "":
 		err = fmt.Errorf("--wal.source or --wal.live is required")
 	default:
-		err = run(*configFile, *dataDir, *source, *deadline)
+		err = run(ctx, logger, conf, *dataDir, *source, *deadline)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "upstream-sender:", err)
@@ -68,14 +73,7 @@ func main() {
 	}
 }
 
-func run(configFile, dataDir, source string, deadline time.Duration) error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	logger := promslog.New(&promslog.Config{})
-	conf, err := config.LoadFile(configFile, false, logger)
-	if err != nil {
-		return err
-	}
+func run(ctx context.Context, logger *slog.Logger, conf *config.Config, dataDir, source string, deadline time.Duration) error {
 	first, last, err := wlog.Segments(source)
 	if err != nil {
 		return err
@@ -90,11 +88,11 @@ func run(configFile, dataDir, source string, deadline time.Duration) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	rs := remote.NewStorage(logger, reg, func() (int64, error) { return 0, nil }, dataDir, deadline, notReady{}, false)
-	defer rs.Close()
-	if err := rs.ApplyConfig(conf); err != nil {
+	rs, err := open(logger, reg, conf, dataDir, deadline)
+	if err != nil {
 		return err
 	}
+	defer rs.Close()
 	if err := waitForRecords(ctx, reg, rs); err != nil {
 		return err
 	}
@@ -103,40 +101,42 @@ func run(configFile, dataDir, source string, deadline time.Duration) error {
 			return err
 		}
 	}
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		rs.Notify()
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
-	}
+	notifyUntil(ctx, rs)
+	return nil
 }
 
 // runLive ships the WAL a server writes in dataDir/wal, calling Notify
 // every 100 ms as the server does after its commits.
-func runLive(configFile, dataDir string, deadline time.Duration) error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	logger := promslog.New(&promslog.Config{})
-	conf, err := config.LoadFile(configFile, false, logger)
+func runLive(ctx context.Context, logger *slog.Logger, conf *config.Config, dataDir string, deadline time.Duration) error {
+	rs, err := open(logger, prometheus.NewRegistry(), conf, dataDir, deadline)
 	if err != nil {
 		return err
 	}
-	rs := remote.NewStorage(logger, prometheus.NewRegistry(), func() (int64, error) { return 0, nil }, dataDir, deadline, notReady{}, false)
 	defer rs.Close()
+	notifyUntil(ctx, rs)
+	return nil
+}
+
+// open starts upstream's remote storage over dataDir/wal with conf.
+func open(logger *slog.Logger, reg prometheus.Registerer, conf *config.Config, dataDir string, deadline time.Duration) (*remote.Storage, error) {
+	rs := remote.NewStorage(logger, reg, func() (int64, error) { return 0, nil }, dataDir, deadline, notReady{}, false)
 	if err := rs.ApplyConfig(conf); err != nil {
-		return err
+		rs.Close()
+		return nil, err
 	}
+	return rs, nil
+}
+
+// notifyUntil calls Notify every 100 ms, as a server does after its
+// commits, until ctx ends.
+func notifyUntil(ctx context.Context, rs *remote.Storage) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		rs.Notify()
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-tick.C:
 		}
 	}
