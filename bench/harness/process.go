@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -31,6 +33,8 @@ type Process struct {
 	usage  Usage
 	err    error
 	log    *os.File
+
+	hwm atomic.Int64 // the highest VmHWM read, bytes (see PeakRSS)
 }
 
 // env is the environment every measured process gets: the harness's own,
@@ -65,8 +69,45 @@ func Start(argv []string, dir, logFile string) (*Process, error) {
 		return nil, fmt.Errorf("start %s: %w", argv[0], err)
 	}
 	go p.wait()
+	go p.pollHWM()
 	return p, nil
 }
+
+// pollHWM reads the process's VmHWM every 100 ms until it exits.
+func (p *Process) pollHWM() {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		p.readHWM()
+		select {
+		case <-p.exited:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// readHWM reads VmHWM from /proc (nothing once the process is gone).
+func (p *Process) readHWM() {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			if kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil && kb<<10 > p.hwm.Load() {
+				p.hwm.Store(kb << 10)
+			}
+		}
+	}
+}
+
+// PeakRSS is the process's peak resident set as its own VmHWM says, read
+// every 100 ms and before a Kill. Unlike wait4's maxrss it never counts
+// the harness: a child started by vfork, as os/exec starts it, inherits
+// its parent's high-water mark at exec (Linux keeps the larger of the
+// two), so wait4 reports at least the harness's own peak.
+func (p *Process) PeakRSS() int64 { return p.hwm.Load() }
 
 func (p *Process) wait() {
 	defer close(p.exited)
@@ -87,6 +128,7 @@ func (p *Process) wait() {
 
 // Stop sends SIGTERM and waits up to grace for the exit, then kills.
 func (p *Process) Stop(grace time.Duration) error {
+	p.readHWM()
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:
@@ -100,6 +142,7 @@ func (p *Process) Stop(grace time.Duration) error {
 
 // Kill sends SIGKILL and waits for the exit.
 func (p *Process) Kill() {
+	p.readHWM()
 	p.cmd.Process.Kill()
 	<-p.exited
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -71,7 +72,7 @@ func Run(ctx context.Context, b Binaries, p Plan) ([]Result, error) {
 	for _, s := range p.Shapes {
 		walDir := filepath.Join(p.WorkDir, "wal", s.Name)
 		fmt.Fprintf(p.Progress, "WAL %s: %d series x %d scrapes (%s)\n", s.Name, s.Series, s.Scrapes, walDir)
-		m, err := walgen.Ensure(walDir, s)
+		m, err := ensureWAL(walDir, s)
 		if err != nil {
 			return results, fmt.Errorf("generate %s: %w", s.Name, err)
 		}
@@ -241,4 +242,21 @@ func runOne(ctx context.Context, b Binaries, rcv *receiverProc, p Plan, rs runSp
 		r.ShipSeconds = r.Usage.WallSeconds
 	}
 	return r
+}
+
+// ensureWAL is walgen.Ensure run in a process of its own (this program's
+// gen command): generating a WAL of 1M series takes hundreds of MiB, and
+// every sender the harness starts afterwards would report at least the
+// harness's own peak as its maxrss (a child started by vfork, as os/exec
+// starts it, keeps the larger of its parent's high-water mark and its
+// own across exec).
+func ensureWAL(dir string, s shape.Shape) (walgen.Manifest, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return walgen.Manifest{}, err
+	}
+	if out, err := exec.Command(self, "gen", "--shape="+s.Name, dir).CombinedOutput(); err != nil {
+		return walgen.Manifest{}, fmt.Errorf("%s gen: %w: %s", self, err, out)
+	}
+	return walgen.ReadManifest(dir)
 }

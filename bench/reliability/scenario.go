@@ -360,7 +360,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func (r *run) exited() { r.peakRSS = max(r.peakRSS, r.proc.Usage().MaxRSSBytes) }
+func (r *run) exited() { r.peakRSS = max(r.peakRSS, r.proc.PeakRSS()) }
 
 // waitDelivering waits until the recorder took a sample.
 func (r *run) waitDelivering(ctx context.Context) error {
