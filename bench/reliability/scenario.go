@@ -135,43 +135,22 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 
 	// The load, and the sender over it.
 	config, tsdbDir, dataDir := filepath.Join(r.dir, "config.yml"), filepath.Join(r.dir, "tsdb"), filepath.Join(r.dir, "data")
-	var ld load
-	var begin func()
-	if s.Agent {
-		tg := startTargets(o.Series)
-		defer tg.close()
-		ld, begin = tg, func() {}
-		r.config = func(extra string) error {
-			return writeConfig(config, r.rec.URL(), o.Protocol, tg, o.Interval.String(), extra)
-		}
-	} else {
-		db, err := openTSDB(tsdbDir, o.Series, o.SegmentSize)
-		if err != nil {
-			return err
-		}
-		ld, begin = db, func() { db.start(o.Interval) }
-		r.config = func(extra string) error { return writeConfig(config, r.rec.URL(), o.Protocol, nil, "", extra) }
+	ld, begin, err := r.openLoad(config, tsdbDir)
+	if err != nil {
+		return err
 	}
 	if err := r.config(""); err != nil {
 		ld.stop()
 		return err
 	}
-	r.argv = s.argv(o.Binaries, config, tsdbDir, dataDir)
-	walDir := s.wal(tsdbDir, dataDir)
-	r.walDir = walDir
-	switch scenario {
-	case "outage-budget":
-		r.argv = append(r.argv, "--storage.agent.wal-segment-size="+budgetSegment, "--storage.agent.retention.size="+o.Budget)
-	case "kill-truncate":
-		r.argv = append(r.argv, s.truncating...)
-	}
+	r.walDir = s.wal(tsdbDir, dataDir)
+	r.argv = append(s.argv(o.Binaries, config, tsdbDir, dataDir), r.flags(scenario)...)
+	walDir := r.walDir
 	if scenario == "outage-budget" || scenario == "kill-truncate" {
 		// Segments are deleted: the accounting reads their shadow.
-		sctx, stopShadow := context.WithCancel(ctx)
-		shadowDone := make(chan error, 1)
-		go func(from string) { shadowDone <- shadow(sctx, from, filepath.Join(r.dir, "shadow")) }(walDir)
-		defer func() { stopShadow(); <-shadowDone }()
 		walDir = filepath.Join(r.dir, "shadow")
+		stopShadow := r.shadow(ctx, walDir)
+		defer stopShadow()
 	}
 	stopped := false
 	defer func() {
@@ -228,6 +207,46 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 	res.Runs, res.PeakRSS, res.KilledInCheckpoint = r.runs, r.peakRSS, r.inCheckpoint
 	res.Requests, res.Faults, _ = r.rec.Received()
 	return nil
+}
+
+// openLoad starts the load (targets for agents, a TSDB for sidecars) and
+// sets r.config; begin starts writing.
+func (r *run) openLoad(config, tsdbDir string) (ld load, begin func(), err error) {
+	o := r.o
+	if r.s.Agent {
+		tg := startTargets(o.Series)
+		r.closers = append(r.closers, tg.close)
+		r.config = func(extra string) error {
+			return writeConfig(config, r.rec.URL(), o.Protocol, tg, o.Interval.String(), extra)
+		}
+		return tg, func() {}, nil
+	}
+	db, err := openTSDB(tsdbDir, o.Series, o.SegmentSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.config = func(extra string) error { return writeConfig(config, r.rec.URL(), o.Protocol, nil, "", extra) }
+	return db, func() { db.start(o.Interval) }, nil
+}
+
+// flags are the scenario's flags for the sender.
+func (r *run) flags(scenario string) []string {
+	switch scenario {
+	case "outage-budget":
+		return []string{"--storage.agent.wal-segment-size=" + budgetSegment, "--storage.agent.retention.size=" + r.o.Budget}
+	case "kill-truncate":
+		return r.s.truncating
+	}
+	return nil
+}
+
+// shadow keeps hard links of the sender's WAL segments in dir until the
+// returned function is called.
+func (r *run) shadow(ctx context.Context, dir string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- shadow(ctx, r.walDir, dir) }()
+	return func() { cancel(); <-done }
 }
 
 // inject injects the scenario's faults; for outages it returns when the
