@@ -43,7 +43,7 @@ type Options struct {
 }
 
 // Scenarios are the faults by name, in the order the table shows them.
-var Scenarios = []string{"kill", "kill-truncate", "outage", "outage-kill", "outage-budget", "flap", "reload"}
+var Scenarios = []string{"kill", "kill-truncate", "kill-checkpoint", "outage", "outage-kill", "outage-budget", "flap", "reload"}
 
 // Applies says whether scenario can run with s: reloads need a sender
 // that reloads on SIGHUP (upstream-sender does not), a disk budget
@@ -54,7 +54,7 @@ func Applies(scenario string, s Sender) bool {
 		return s.Reloads
 	case "outage-budget":
 		return s.Walship && s.Agent
-	case "kill-truncate":
+	case "kill-truncate", "kill-checkpoint":
 		return s.Agent
 	}
 	return true
@@ -146,7 +146,7 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 	r.walDir = s.wal(tsdbDir, dataDir)
 	r.argv = append(s.argv(o.Binaries, config, tsdbDir, dataDir), r.flags(scenario)...)
 	walDir := r.walDir
-	if scenario == "outage-budget" || scenario == "kill-truncate" {
+	if scenario == "outage-budget" || scenario == "kill-truncate" || scenario == "kill-checkpoint" {
 		// Segments are deleted: the accounting reads their shadow.
 		walDir = filepath.Join(r.dir, "shadow")
 		stopShadow := r.shadow(ctx, walDir)
@@ -234,7 +234,7 @@ func (r *run) flags(scenario string) []string {
 	switch scenario {
 	case "outage-budget":
 		return []string{"--storage.agent.wal-segment-size=" + budgetSegment, "--storage.agent.retention.size=" + r.o.Budget}
-	case "kill-truncate":
+	case "kill-truncate", "kill-checkpoint":
 		return r.s.truncating
 	}
 	return nil
@@ -260,6 +260,16 @@ func (r *run) inject(ctx context.Context, scenario string, res *Result) (back ti
 		}
 		for range r.o.Kills {
 			if err := sleep(ctx, time.Second+time.Duration(r.rng.Int64N(int64(r.o.MaxRun-time.Second)))); err != nil {
+				return back, err
+			}
+			if err := r.kill(ctx); err != nil {
+				return back, err
+			}
+		}
+	case "kill-checkpoint":
+		res.Injected = fmt.Sprintf("%d SIGKILLs, each the moment a checkpoint is being written (%s)", r.o.Kills, strings.Join(r.s.truncating, " "))
+		for range r.o.Kills {
+			if err := r.waitCheckpoint(ctx); err != nil {
 				return back, err
 			}
 			if err := r.kill(ctx); err != nil {
@@ -366,6 +376,23 @@ func (r *run) kill(ctx context.Context) error {
 		}
 	}
 	return r.start()
+}
+
+// waitCheckpoint waits until the sender is writing a checkpoint (its
+// checkpoint.N.tmp directory exists), polling every millisecond.
+func (r *run) waitCheckpoint(ctx context.Context) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if tmp, _ := filepath.Glob(filepath.Join(r.walDir, "checkpoint.*.tmp")); len(tmp) > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s wrote no checkpoint within a minute", r.s.Name)
+		}
+		if err := sleep(ctx, time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // sleep waits d, the fault schedule's pace (nothing waits on it for
