@@ -152,6 +152,3 @@ func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig)
 
 // Exited is closed once the process exited.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
-
-// Usage is what the process used; valid once it exited.
-func (p *Process) Usage() Usage { return p.usage }

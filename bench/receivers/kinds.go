@@ -123,11 +123,7 @@ func vmExport(ctx context.Context, base string, from, to int64) ([]Series, error
 		resp.Body.Close()
 	}
 	q := url.Values{"match[]": {`{__name__!=""}`}, "start": {fmt.Sprint(from / 1000)}, "end": {fmt.Sprint(to/1000 + 1)}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/export?"+q.Encode(), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := get(ctx, base+"/api/v1/export?"+q.Encode())
 	if err != nil {
 		return nil, err
 	}

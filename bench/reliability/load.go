@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -20,9 +21,10 @@ import (
 // written every interval (for sidecars), or scrape targets (for agents).
 
 // load is what a scenario needs of its load: to stop it, after which
-// nothing newer than the returned time is written that is accounted.
+// nothing newer than the returned time is written that is accounted, and
+// to learn whether writing failed.
 type load interface {
-	stop() time.Time
+	stop() (time.Time, error)
 }
 
 // seriesLabels are the labels of series i of n: Kubernetes-like, about
@@ -48,7 +50,7 @@ type tsdbLoad struct {
 	lbls   []labels.Labels
 	cancel context.CancelFunc
 	done   chan struct{}
-	err    error
+	err    error        // why writing stopped early; read after done
 	last   atomic.Int64 // timestamp of the last commit
 }
 
@@ -104,14 +106,18 @@ func (l *tsdbLoad) loop(ctx context.Context, interval time.Duration) {
 }
 
 // stop stops writing and closes the TSDB; every sample written is older
-// than the time it returns.
-func (l *tsdbLoad) stop() time.Time {
+// than the time it returns. A commit that failed is its error: the load
+// stopped there.
+func (l *tsdbLoad) stop() (time.Time, error) {
 	if l.cancel != nil {
 		l.cancel()
 		<-l.done
 	}
-	l.db.Close()
-	return time.UnixMilli(l.last.Load() + 1)
+	err := errors.Join(l.err, l.db.Close())
+	if err != nil {
+		err = fmt.Errorf("the TSDB load: %w", err)
+	}
+	return time.UnixMilli(l.last.Load() + 1), err
 }
 
 // targets serves scrape targets of 1000 series each at /metrics/N, their
@@ -163,10 +169,10 @@ func (tg *targets) serve(w http.ResponseWriter, req *http.Request) {
 
 // stop makes every later scrape fail: samples scraped from then on are
 // not accounted (up and the stale markers of the failed scrapes).
-func (tg *targets) stop() time.Time {
+func (tg *targets) stop() (time.Time, error) {
 	now := time.Now()
 	tg.stopped.Store(true)
-	return now
+	return now, nil
 }
 
 func (tg *targets) close() { tg.srv.Close() }

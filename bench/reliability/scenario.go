@@ -144,10 +144,11 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 		return err
 	}
 	r.walDir = s.wal(tsdbDir, dataDir)
-	r.argv = append(s.argv(o.Binaries, config, tsdbDir, dataDir), r.flags(scenario)...)
+	flags := r.flags(scenario)
+	r.argv = append(s.argv(o.Binaries, config, tsdbDir, dataDir), flags...)
 	walDir := r.walDir
-	if scenario == "outage-budget" || scenario == "kill-truncate" || scenario == "kill-checkpoint" {
-		// Segments are deleted: the accounting reads their shadow.
+	if len(flags) > 0 {
+		// The sender deletes segments: the accounting reads their shadow.
 		walDir = filepath.Join(r.dir, "shadow")
 		stopShadow := r.shadow(ctx, walDir)
 		defer stopShadow()
@@ -181,8 +182,11 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 	if err := sleep(ctx, o.Settle); err != nil {
 		return err
 	}
-	cut := ld.stop()
+	cut, err := ld.stop()
 	stopped = true
+	if err != nil {
+		return err
+	}
 	r.waitQuiet(ctx, cut)
 	if scenario == "outage-budget" {
 		addr, err := listenAddress(r.log())
@@ -229,7 +233,8 @@ func (r *run) openLoad(config, tsdbDir string) (ld load, begin func(), err error
 	return db, func() { db.start(o.Interval) }, nil
 }
 
-// flags are the scenario's flags for the sender.
+// flags are the scenario's flags for the sender: those of the scenarios
+// in which it deletes WAL segments (a disk budget, frequent truncations).
 func (r *run) flags(scenario string) []string {
 	switch scenario {
 	case "outage-budget":
