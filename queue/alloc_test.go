@@ -25,8 +25,8 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 	qc := config.DefaultQueueConfig
 	m, err := New(Options{Config: qc, Sender: discard{}})
 	require.NoError(t, err)
-	sh := newShard(m, m.capacity)
-	m.shards = []*shard{sh}
+	sh := newShard(m.shards.parts)
+	m.shards.shards = []*shard{sh}
 
 	const n = 2000
 	series := make([]record.RefSeries, n)
@@ -38,15 +38,14 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 		samples[i] = record.RefSample{Ref: record.Ref(i + 1), T: 1000, V: float64(i)}
 	}
 	m.StoreSeries(series, 0)
-	b := m.newBuilder()
 	ctx := context.Background()
 	round := func() {
 		at := record.Span{End: record.Position{Offset: 1}}
 		if got := m.AppendSamples(samples, at); got != n {
 			t.Fatalf("took %d of %d", got, n)
 		}
-		f := sh.prepare(b, 1, nil)
-		sh.deliver(ctx, b, f, nil)
+		f := sh.prepare(1, nil)
+		sh.deliver(ctx, f, nil)
 		sh.done(f.batch)
 	}
 	round()

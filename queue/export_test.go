@@ -4,8 +4,8 @@ import "time"
 
 // SetShardUpdateInterval makes resharding tests run in milliseconds.
 func (m *Manager) SetShardUpdateInterval(d time.Duration) {
-	m.updateEvery = d
-	m.inRate = newEWMARate(0.2, d)
+	m.planner.every = d
+	m.signals.in = newEWMARate(0.2, d)
 }
 
 // Carried reports whether the request being built started from the

@@ -1,9 +1,6 @@
 package queue
 
 import (
-	"math"
-	"time"
-
 	"github.com/walship/walship/wal/record"
 )
 
@@ -13,7 +10,7 @@ import (
 // first that finds its shard full is queued: the watcher hands the rest
 // over again once there is room, and nothing is queued twice.
 type feed struct {
-	m      *Manager
+	in     *intake
 	shards []*shard
 	kind   itemKind // what the record holds
 	seq    uint64   // the record in the ack tracker
@@ -27,29 +24,22 @@ type feed struct {
 // beginFeed starts queueing a record of n items of kind at span at. It returns nil
 // when no shards take items now (resharding, or not running); the watcher
 // then waits for Ready.
-func (m *Manager) beginFeed(at record.Span, n int, kind itemKind) *feed {
-	m.waited.resume(m.opts.Now)
-	if m.held.n.Load() > 0 {
-		m.sweepHeld(m.opts.Now())
+func (in *intake) beginFeed(at record.Span, n int, kind itemKind) *feed {
+	in.signals.waited.resume(in.age.now)
+	if in.held.n.Load() > 0 {
+		in.sweepHeld(in.age.now())
 	}
-	if !m.mu.TryRLock() {
-		m.waited.wait(m.opts.Now())
+	shards := in.shards.acquire()
+	if shards == nil {
+		in.signals.waited.wait(in.age.now())
 		return nil
 	}
-	if len(m.shards) == 0 {
-		m.mu.RUnlock()
-		m.waited.wait(m.opts.Now())
-		return nil
-	}
-	f := &m.feeding
-	*f = feed{m: m, shards: m.shards, kind: kind, oldest: math.MinInt64}
-	if limit := time.Duration(m.opts.Config.SampleAgeLimit); limit > 0 {
-		f.oldest = m.opts.Now().Add(-limit).UnixMilli()
-	}
+	f := &in.feeding
+	*f = feed{in: in, shards: shards, kind: kind, oldest: in.age.oldest()}
 	for _, s := range f.shards {
 		s.mu.Lock()
 	}
-	f.seq = m.acks.begin(at.Start, n, kind) // corrected in end to what was queued
+	f.seq = in.ledger.acks.begin(at.Start, n, kind) // corrected in end to what was queued
 	return f
 }
 
@@ -58,7 +48,7 @@ func (m *Manager) beginFeed(at record.Span, n int, kind itemKind) *feed {
 // is dropped (unknown series, dropped by relabelling, too old), and false
 // when the series' shard is full: queueing stops there.
 func (f *feed) slot(ref record.Ref, t int64) (*item, bool) {
-	s := f.m.series.get(ref)
+	s := f.in.series.get(ref)
 	switch {
 	case s == nil:
 		f.unknown++
@@ -72,7 +62,7 @@ func (f *feed) slot(ref record.Ref, t int64) (*item, bool) {
 	}
 	sh := f.shards[uint64(ref)%uint64(len(f.shards))]
 	if sh.roomLocked() == 0 {
-		f.m.metrics.enqueueRetries.Inc()
+		f.in.metrics.enqueueRetries.Inc()
 		return nil, false
 	}
 	it := sh.queue.push()
@@ -81,7 +71,7 @@ func (f *feed) slot(ref record.Ref, t int64) (*item, bool) {
 		// RW2 exemplars that came too late for the series' previous
 		// sample travel with this one.
 		s.held = false
-		if held := f.m.held.take(s.data); held != nil {
+		if held := f.in.held.take(s.data); held != nil {
 			it.withExtra().attached = held
 		}
 	}
@@ -100,7 +90,7 @@ func (f *feed) slot(ref record.Ref, t int64) (*item, bool) {
 // between) is held for the series' next sample or histogram
 // (heldExemplars). It returns false for an exemplar slot drops.
 func (f *feed) attach(e *record.RefExemplar) bool {
-	s := f.m.series.get(e.Ref)
+	s := f.in.series.get(e.Ref)
 	if s == nil || s.state != seriesKept || e.T < f.oldest {
 		return false // slot counts it
 	}
@@ -109,12 +99,12 @@ func (f *feed) attach(e *record.RefExemplar) bool {
 	}
 	a := attachedExemplar{labels: e.Labels, t: e.T, v: e.V, seq: f.seq}
 	f.queued++ // pending until its carrier is finished, or it is dropped
-	if it := f.m.carriers[s.data]; it != nil {
+	if it := f.in.carriers[s.data]; it != nil {
 		x := it.withExtra()
 		x.attached = append(x.attached, a)
 		return true
 	}
-	f.m.held.hold(s.data, a, f.m.opts.Now())
+	f.in.held.hold(s.data, a, f.in.age.now())
 	s.held = true
 	return true
 }
@@ -130,10 +120,10 @@ const carrierRecords = 16
 // it ends.
 func (f *feed) indexCarriers() {
 	f.indexed = true
-	if f.m.carriers == nil {
-		f.m.carriers = map[*encodedSeries]*item{}
+	if f.in.carriers == nil {
+		f.in.carriers = map[*encodedSeries]*item{}
 	}
-	carriers := f.m.carriers
+	carriers := f.in.carriers
 	clear(carriers)
 	oldest := uint64(0)
 	if f.seq > carrierRecords {
@@ -163,37 +153,37 @@ const maxKeptCarriers = 4096
 // end finishes the record after handled of its total items were looked
 // at, wakes shards with a full batch, and returns handled.
 func (f *feed) end(handled, total int) int {
-	m := f.m
+	in := f.in
 	for _, s := range f.shards {
-		full := s.queue.len() >= m.batchSize
+		full := s.queue.len() >= in.batch
 		s.mu.Unlock()
 		if full {
-			s.signal()
+			s.wake.notify()
 		}
 	}
-	m.mu.RUnlock()
+	in.shards.release()
 	if f.indexed {
 		// Let go of the items and series; keep a small map for the next.
-		if len(m.carriers) > maxKeptCarriers {
-			m.carriers = nil
+		if len(in.carriers) > maxKeptCarriers {
+			in.carriers = nil
 		}
-		clear(m.carriers)
+		clear(in.carriers)
 	}
-	drops := &m.metrics.dropped[f.kind.class()]
+	drops := &in.metrics.dropped[f.kind.class()]
 	drops.unknownSeries.Add(float64(f.unknown))
 	drops.droppedSeries.Add(float64(f.dropped))
 	drops.tooOld.Add(float64(f.tooOld))
 	// Everything not queued (dropped, or left for the retry) is not pending
 	// under this record's sequence number.
-	m.acks.done(f.seq, total-f.queued)
-	if f.newest > m.highestQueued.Load() {
-		m.highestQueued.Store(f.newest)
-		m.metrics.highestQueued.Set(float64(f.newest) / 1000)
+	in.ledger.acks.done(f.seq, total-f.queued)
+	if f.newest > in.signals.newestQueued.Load() {
+		in.signals.newestQueued.Store(f.newest)
+		in.metrics.highestQueued.Set(float64(f.newest) / 1000)
 	}
-	m.inRate.add(int64(f.queued))
+	in.signals.in.add(int64(f.queued))
 	f.shards = nil
 	if handled < total {
-		m.waited.wait(m.opts.Now())
+		in.signals.waited.wait(in.age.now())
 	}
 	return handled
 }

@@ -90,31 +90,29 @@ func (h *heldExemplars) dropOlder(cutoff time.Time) []uint64 {
 // sweepHeld drops the exemplars that waited longer than maxExemplarHold,
 // at most every heldSweepEvery; the feeding goroutine calls it when some
 // are held.
-func (m *Manager) sweepHeld(now time.Time) {
-	if now.Sub(m.held.swept) < heldSweepEvery {
+func (in *intake) sweepHeld(now time.Time) {
+	if now.Sub(in.held.swept) < heldSweepEvery {
 		return
 	}
-	m.held.swept = now
-	m.dropHeld(now.Add(-maxExemplarHold))
+	in.held.swept = now
+	in.dropHeld(now.Add(-maxExemplarHold))
 }
 
 // dropHeld drops the exemplars held since before cutoff, finishing them
-// as dropped for want of a sample in their request.
-func (m *Manager) dropHeld(cutoff time.Time) {
-	seqs := m.held.dropOlder(cutoff)
+// as dropped for want of a sample in their request, and logs it at most
+// once a minute (the counter carries the totals).
+func (in *intake) dropHeld(cutoff time.Time) {
+	seqs := in.held.dropOlder(cutoff)
 	for _, seq := range seqs {
-		m.acks.done(seq, 1)
+		in.ledger.acks.done(seq, 1)
 	}
-	if len(seqs) > 0 {
-		m.metrics.exemplarsNoSample.Add(float64(len(seqs)))
-		m.logLoneExemplars(len(seqs))
+	if len(seqs) == 0 {
+		return
 	}
-}
-
-// DropHeld drops the RW2 exemplars still waiting for a sample of their
-// series, counting them as no_sample_in_request, so that nothing stays
-// pending when nothing more will come: after a replay reached the end of
-// the log and was flushed. Call it only while nothing is being appended.
-func (m *Manager) DropHeld() {
-	m.dropHeld(m.opts.Now().Add(maxExemplarHold)) // later than any was held
+	in.metrics.exemplarsNoSample.Add(float64(len(seqs)))
+	if in.loneLog.allow() {
+		in.log.Warn("Dropped Remote-Write 2.0 exemplars whose series had no new sample or histogram for "+maxExemplarHold.String()+
+			" to travel with, since RW2 forbids series with exemplars only; "+
+			`prometheus_remote_storage_exemplars_dropped_total{reason="no_sample_in_request"} counts them all`, "exemplars", len(seqs))
+	}
 }

@@ -3,12 +3,14 @@ package queue
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/config"
 
 	"github.com/walship/walship/wal/record"
 )
@@ -69,30 +71,26 @@ func (f *metricFamilies) all() []familyMetadata {
 	return f.snapshot
 }
 
-// noteMetadata records metadata for RW1's periodic metadata requests.
-func (m *Manager) noteMetadata(meta []record.RefMetadata) {
-	if !m.opts.Metadata.Send {
-		return
-	}
-	for _, md := range meta {
-		s := m.series.get(md.Ref)
-		if s == nil || s.state != seriesKept {
-			continue
-		}
-		if name := m.series.metricName(s.data); name != "" {
-			m.families.set(name, md)
-		}
-	}
+// metadataSender sends an RW1 queue's metric metadata on its own, per
+// metadata_config; Run starts its loop beside the shards.
+type metadataSender struct {
+	families metricFamilies // the intake writes, the loop reads
+	config   config.MetadataConfig
+	sender   Sender
+	proto    *protocolState
+	backoffs Backoff
+	metrics  *queueMetrics
+	log      *slog.Logger
 }
 
-// sendMetadataLoop sends every metric family's metadata each
-// send_interval while the queue speaks RW1 (RW2 requests carry metadata
-// with their series), in requests of at most max_samples_per_send entries.
-// A failed request is retried with the same bytes, like samples; one
+// run sends every metric family's metadata each send_interval while the
+// queue speaks RW1 (RW2 requests carry metadata with their series), in
+// requests of at most max_samples_per_send entries, until ctx ends. A
+// failed request is retried with the same bytes, like samples; one
 // refused for good is counted and the next interval tries again.
-func (m *Manager) sendMetadataLoop(ctx context.Context) {
-	interval := time.Duration(m.opts.Metadata.SendInterval)
-	if !m.opts.Metadata.Send || interval <= 0 {
+func (s *metadataSender) run(ctx context.Context) {
+	interval := time.Duration(s.config.SendInterval)
+	if !s.config.Send || interval <= 0 {
 		return
 	}
 	ticker := time.NewTicker(interval)
@@ -105,11 +103,11 @@ func (m *Manager) sendMetadataLoop(ctx context.Context) {
 			return
 		case <-ticker.C:
 		}
-		if m.protocol() != RW1 {
+		if s.proto.current() != RW1 {
 			continue
 		}
-		all := m.families.all()
-		per := max(m.opts.Metadata.MaxSamplesPerSend, 1)
+		all := s.families.all()
+		per := max(s.config.MaxSamplesPerSend, 1)
 		for chunk := range slices.Chunk(all, per) {
 			enc.Reset()
 			for _, md := range chunk {
@@ -117,7 +115,7 @@ func (m *Manager) sendMetadataLoop(ctx context.Context) {
 			}
 			body = snappy.Encode(body[:cap(body)], enc.Bytes())
 			req := &Request{Protocol: RW1, Body: body, Metadata: len(chunk)}
-			ok := m.sendMetadata(ctx, req)
+			ok := s.send(ctx, req)
 			if req.BodyInUse {
 				body = nil // the Sender may still read it
 			}
@@ -128,14 +126,14 @@ func (m *Manager) sendMetadataLoop(ctx context.Context) {
 	}
 }
 
-// sendMetadata sends one metadata request until it is accepted, refused
-// for good, or ctx ends; it returns false when ctx ended.
-func (m *Manager) sendMetadata(ctx context.Context, req *Request) bool {
+// send sends one metadata request until it is accepted, refused for good,
+// or ctx ends; it returns false when ctx ended.
+func (s *metadataSender) send(ctx context.Context, req *Request) bool {
 	for attempt := 0; ; attempt++ {
-		_, err := m.opts.Sender.Send(ctx, req, attempt)
+		_, err := s.sender.Send(ctx, req, attempt)
 		if err == nil {
-			m.metrics.metadata.Add(float64(req.Metadata))
-			m.metrics.metadataBytes.Add(float64(len(req.Body)))
+			s.metrics.metadata.Add(float64(req.Metadata))
+			s.metrics.metadataBytes.Add(float64(len(req.Body)))
 			return true
 		}
 		if ctx.Err() != nil {
@@ -143,17 +141,13 @@ func (m *Manager) sendMetadata(ctx context.Context, req *Request) bool {
 		}
 		var se *SendError
 		if !errors.As(err, &se) || !se.Retryable {
-			m.metrics.metadataFailed.Add(float64(req.Metadata))
-			m.log.Error("Remote endpoint refused a metadata request", "metadata", req.Metadata, "err", err)
+			s.metrics.metadataFailed.Add(float64(req.Metadata))
+			s.log.Error("Remote endpoint refused a metadata request", "metadata", req.Metadata, "err", err)
 			return true
 		}
-		m.metrics.metadataRetried.Add(float64(req.Metadata))
-		t := time.NewTimer(m.backoff(attempt, se.RetryAfter))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		s.metrics.metadataRetried.Add(float64(req.Metadata))
+		if !sleep(ctx, s.backoffs.Delay(attempt, se.RetryAfter)) {
 			return false
-		case <-t.C:
 		}
 	}
 }

@@ -87,3 +87,13 @@ func (w *waitClock) take(now time.Time) time.Duration {
 	}
 	return time.Duration(d)
 }
+
+// loadSignals are what the resharding rule measures of a queue, written
+// where they happen (the feeder: in, waited, newestQueued; the send
+// policy: sendSeconds) and read by the shard planner every interval.
+type loadSignals struct {
+	in           *ewmaRate    // items queued per second
+	sendSeconds  meanSeconds  // how long accepted attempts took
+	waited       waitClock    // the feeder turned away by full shards
+	newestQueued atomic.Int64 // newest timestamp queued, ms
+}

@@ -126,3 +126,69 @@ func (h *shardHistory) add(n int) {
 }
 
 func (h *shardHistory) floor() int { return slices.Max(h.asked) }
+
+// shardUpdateInterval is how often the shard count is reconsidered.
+const shardUpdateInterval = 10 * time.Second
+
+// shardPlanner asks the rule for a shard count every interval, from what
+// the queue measured since the last time (loadSignals) and what the rule
+// asked for over the stabilisation window. Run's goroutine owns it.
+type shardPlanner struct {
+	min, max, batchSize int
+	signals             *loadSignals
+	history             *shardHistory
+	every               time.Duration // how often the count is reconsidered
+	last                time.Time     // when it last was
+	now                 func() time.Time
+}
+
+func newShardPlanner(minShards, maxShards, batchSize int, signals *loadSignals, now func() time.Time) *shardPlanner {
+	return &shardPlanner{
+		min: minShards, max: maxShards, batchSize: batchSize,
+		signals: signals,
+		history: newShardHistory(int(stabilisationWindow / shardUpdateInterval)),
+		every:   shardUpdateInterval,
+		now:     now,
+	}
+}
+
+// start begins the first interval.
+func (p *shardPlanner) start() { p.last = p.now() }
+
+// decide measures the interval since the last call, with current shards
+// running and pending items in them, and asks the rule; it returns the
+// answer and what the rule was asked with.
+func (p *shardPlanner) decide(current, pending int) (int, ShardInputs) {
+	now := p.now()
+	elapsed := now.Sub(p.last).Seconds()
+	p.last = now
+	s := p.signals
+	mean, total := s.sendSeconds.take()
+	busy, blocked := 0.0, 0.0
+	if elapsed > 0 && current > 0 {
+		busy = total / (elapsed * float64(current))
+		blocked = s.waited.take(now).Seconds() / elapsed
+	}
+	behind := 0.0
+	if newest := s.newestQueued.Load(); newest > 0 {
+		behind = now.Sub(time.UnixMilli(newest)).Seconds()
+	}
+	in := ShardInputs{
+		Current:     current,
+		Min:         p.min,
+		Max:         p.max,
+		InRate:      s.in.tick(),
+		Pending:     pending,
+		SendSeconds: mean,
+		BatchSize:   p.batchSize,
+		Busy:        busy,
+		Blocked:     blocked,
+		Behind:      behind,
+	}
+	// The history keeps what each interval alone asked for; the answer
+	// does not go below the most asked for over the window.
+	asked := DesiredShards(in)
+	in.Floor = p.history.floor()
+	p.history.add(asked)
+	return DesiredShards(in), in
+}

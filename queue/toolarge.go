@@ -99,42 +99,24 @@ func splittable(items []item, req *Request) bool {
 	return len(items) > 1 && len(req.Body) >= minSplitBody
 }
 
-// dropTooLarge finishes items given up for size: each is acknowledged
-// (its position may advance) and counted as dropped, with reason
-// too_large, as are the exemplars riding it.
-func (m *Manager) dropTooLarge(items []item) {
-	for i := range items {
-		it := &items[i]
-		m.acks.done(it.seq, 1)
-		m.metrics.dropped[it.kind.class()].tooLarge.Inc()
-		if it.extra != nil {
-			for _, a := range it.extra.attached {
-				m.acks.done(a.seq, 1)
-				m.metrics.dropped[classExemplars].tooLarge.Inc()
-			}
-			it.extra = nil
-		}
-	}
-}
-
 // logTooLarge logs a request refused as too large and what the queue does
 // about it, at most once a minute unless the request size was lowered,
 // which is always logged.
-func (m *Manager) logTooLarge(req *Request, limit int, lowered, dropped bool, err error) {
-	if allowed := m.tooLargeLog.allow(); !lowered && !allowed {
+func (p *sendPolicy) logTooLarge(req *Request, limit int, lowered, dropped bool, err error) {
+	if allowed := p.tooLargeLog.allow(); !lowered && !allowed {
 		return
 	}
 	attrs := []any{"samples", req.Samples, "histograms", req.Histograms, "exemplars", req.Exemplars,
-		"bytes", len(req.Body), "max_samples_per_send", m.batchSize, "err", err}
+		"bytes", len(req.Body), "max_samples_per_send", p.batchSize, "err", err}
 	switch {
 	case dropped:
-		m.log.Error("Remote endpoint refused a request as too large (413), and sending less did not help; the rest of its batch is dropped, "+
+		p.log.Error("Remote endpoint refused a request as too large (413), and sending less did not help; the rest of its batch is dropped, "+
 			`counted in prometheus_remote_storage_samples_dropped_total{reason="too_large"}`, attrs...)
 	case lowered:
-		m.log.Warn("Remote endpoint refused a request as too large (413); sending smaller requests from now on, growing back while they are accepted. "+
+		p.log.Warn("Remote endpoint refused a request as too large (413); sending smaller requests from now on, growing back while they are accepted. "+
 			"Lower queue_config.max_samples_per_send (or raise the endpoint's limit) to spare the refused requests",
 			append(attrs, "samples_per_request", limit)...)
 	default:
-		m.log.Warn("Remote endpoint refused a request as too large (413); sending it in smaller parts", attrs...)
+		p.log.Warn("Remote endpoint refused a request as too large (413); sending it in smaller parts", attrs...)
 	}
 }
