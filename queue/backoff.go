@@ -10,21 +10,21 @@ import (
 
 // Backoff defaults, as upstream's queue_config has them.
 const (
-	// DefaultMinBackoff is the first retry delay when min_backoff is unset.
-	DefaultMinBackoff = 30 * time.Millisecond
-	// DefaultMaxBackoff is the longest computed retry delay when
+	// defaultMinBackoff is the first retry delay when min_backoff is unset.
+	defaultMinBackoff = 30 * time.Millisecond
+	// defaultMaxBackoff is the longest computed retry delay when
 	// max_backoff is unset.
-	DefaultMaxBackoff = 5 * time.Second
-	// DefaultMaxRetryAfter caps how long a server's Retry-After can make
+	defaultMaxBackoff = 5 * time.Second
+	// defaultMaxRetryAfter caps how long a server's Retry-After can make
 	// the queue wait (unless max_backoff is longer still). Upstream sleeps
 	// whatever the server says; walship keeps the gap between two tries at
 	// most a minute so a confused or hostile endpoint cannot park a queue
 	// for hours.
-	DefaultMaxRetryAfter = time.Minute
-	// BackoffJitter is the relative jitter applied to the exponential
+	defaultMaxRetryAfter = time.Minute
+	// backoffJitter is the relative jitter applied to the exponential
 	// delay: it is spread uniformly over ±20 % before clamping to
 	// [Min, Max].
-	BackoffJitter = 0.2
+	backoffJitter = 0.2
 )
 
 // Backoff computes the delay before a retry: exponential from Min, doubling
@@ -32,13 +32,13 @@ const (
 // Retry-After up to MaxRetryAfter. It holds no state; the zero value uses
 // the defaults and math/rand/v2 for jitter.
 type Backoff struct {
-	// Min is the delay before the first retry (min_backoff); DefaultMinBackoff when <= 0.
+	// Min is the delay before the first retry (min_backoff); defaultMinBackoff when <= 0.
 	Min time.Duration
-	// Max caps the exponential delay (max_backoff); DefaultMaxBackoff when
+	// Max caps the exponential delay (max_backoff); defaultMaxBackoff when
 	// <= 0, and raised to Min when below it.
 	Max time.Duration
 	// MaxRetryAfter caps a delay stretched by Retry-After;
-	// DefaultMaxRetryAfter when <= 0, and raised to Max when below it.
+	// defaultMaxRetryAfter when <= 0, and raised to Max when below it.
 	MaxRetryAfter time.Duration
 	// Rand returns a number in [0, 1) for the jitter; math/rand/v2's
 	// Float64 when nil. Values outside [0, 1) are clamped into it.
@@ -60,14 +60,14 @@ func NewBackoff(qc config.QueueConfig, rnd func() float64) Backoff {
 func (b Backoff) limits() (minD, maxD, maxRA time.Duration) {
 	minD, maxD, maxRA = b.Min, b.Max, b.MaxRetryAfter
 	if minD <= 0 {
-		minD = DefaultMinBackoff
+		minD = defaultMinBackoff
 	}
 	if maxD <= 0 {
-		maxD = DefaultMaxBackoff
+		maxD = defaultMaxBackoff
 	}
 	maxD = max(maxD, minD)
 	if maxRA <= 0 {
-		maxRA = DefaultMaxRetryAfter
+		maxRA = defaultMaxRetryAfter
 	}
 	maxRA = max(maxRA, maxD)
 	return minD, maxD, maxRA
@@ -77,7 +77,7 @@ func (b Backoff) limits() (minD, maxD, maxRA time.Duration) {
 // first retry, as the Retry-After header counts; values below 1 count as
 // 1), given the server's Retry-After (0 when it gave none).
 //
-// The exponential delay is Min·2^(attempt-1), jittered by ±BackoffJitter
+// The exponential delay is Min·2^(attempt-1), jittered by ±backoffJitter
 // and clamped to [Min, Max]. A positive retryAfter raises the delay to at
 // least retryAfter, but never above MaxRetryAfter. The result is never
 // zero and never above max(Max, MaxRetryAfter).
@@ -95,7 +95,7 @@ func (b Backoff) Delay(attempt int, retryAfter time.Duration) time.Duration {
 
 	// Scale by a factor in [1-J, 1+J], in float64 and clamped before
 	// converting back so that a huge Max cannot overflow.
-	f := float64(base) * (1 - BackoffJitter + 2*BackoffJitter*b.random())
+	f := float64(base) * (1 - backoffJitter + 2*backoffJitter*b.random())
 	d := maxD
 	if f < float64(maxD) {
 		d = max(time.Duration(f), minD)

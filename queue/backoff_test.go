@@ -60,8 +60,8 @@ func TestBackoffDelay(t *testing.T) {
 
 func TestBackoffFromQueueConfig(t *testing.T) {
 	b := NewBackoff(config.DefaultQueueConfig, fixedRand(0.5))
-	require.Equal(t, DefaultMinBackoff, b.Delay(1, 0))
-	require.Equal(t, DefaultMaxBackoff, b.Delay(100, 0))
+	require.Equal(t, defaultMinBackoff, b.Delay(1, 0))
+	require.Equal(t, defaultMaxBackoff, b.Delay(100, 0))
 
 	qc := config.DefaultQueueConfig
 	qc.MinBackoff = model.Duration(time.Second)
@@ -89,7 +89,7 @@ func TestBackoffBounds(t *testing.T) {
 		d := b.Delay(attempt, ra)
 		upper := max(minD, maxD)
 		if ra > upper {
-			upper = max(upper, min(ra, DefaultMaxRetryAfter))
+			upper = max(upper, min(ra, defaultMaxRetryAfter))
 		}
 		require.Positive(t, d)
 		require.GreaterOrEqual(t, d, minD)
@@ -97,8 +97,8 @@ func TestBackoffBounds(t *testing.T) {
 	}
 	// The zero value works with its own random source.
 	d := Backoff{}.Delay(1, 0)
-	require.GreaterOrEqual(t, d, DefaultMinBackoff)
-	require.LessOrEqual(t, d, DefaultMinBackoff*6/5)
+	require.GreaterOrEqual(t, d, defaultMinBackoff)
+	require.LessOrEqual(t, d, defaultMinBackoff*6/5)
 }
 
 func TestBackoffHugeLimits(t *testing.T) {

@@ -56,7 +56,7 @@ func (s *batchSummary) add(it *item) {
 // rw1Builder builds RW1 requests from items, writing each series' labels
 // from the label table.
 type rw1Builder struct {
-	RW1Encoder
+	rw1Encoder
 	tab     *labelTable
 	dir     labelDir // tab's chunks as of the build: every queued item's labels
 	scratch []byte
@@ -72,10 +72,7 @@ func (b *rw1Builder) build(batch []item, sum *batchSummary, c *snappyStream) []b
 		it := &batch[i]
 		sum.add(it)
 		b.add(it)
-		for len(b.series) >= snappyBlockSize {
-			c.block(b.series[:snappyBlockSize])
-			b.series = b.series[:copy(b.series, b.series[snappyBlockSize:])]
-		}
+		b.streamBlocks(c)
 	}
 	return c.finish(b.Bytes())
 }

@@ -50,18 +50,18 @@ func TestSnappyStreamIsSnappyEncode(t *testing.T) {
 
 // TestRW1BuildIsSnappyOfEncoder: the shard's RW1 builder, which
 // compresses while it builds, sends exactly snappy.Encode of what the
-// RW1Encoder builds for the same items, for requests of one to several
+// rw1Encoder builds for the same items, for requests of one to several
 // blocks.
 func TestRW1BuildIsSnappyOfEncoder(t *testing.T) {
 	for _, n := range []int{1, 100, 2000, 5000} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			var enc RW1Encoder
+			var enc rw1Encoder
 			tab := newTestTable()
 			items := make([]item, n)
 			for i := range items {
 				ls := labels.FromStrings("__name__", fmt.Sprintf("metric_%d", i%37), "instance", fmt.Sprintf("host-%d:9100", i/37), "job", "node")
 				items[i] = item{series: internSeries(tab, ls), t: 1_750_000_000_000 + int64(i), v: float64(i) / 3, seq: uint64(i / 1000)}
-				enc.AddSample(AppendRW1Labels(nil, ls), items[i].t, items[i].v)
+				enc.AddSample(appendRW1Labels(nil, ls), items[i].t, items[i].v)
 			}
 			want := snappy.Encode(nil, enc.Bytes())
 

@@ -46,7 +46,7 @@
 // # Protocols
 //
 // RW1 (prometheus.WriteRequest) and RW2 (io.prometheus.write.v2.Request)
-// requests are built by RW1Encoder and rw2Encoder, byte-identical to what
+// requests are built by rw1Encoder and rw2Encoder, byte-identical to what
 // gogo's marshalling of the same message gives. An RW2 queue whose endpoint
 // answers 415 (or a 2xx without the written-count headers) falls back to RW1
 // for good.
@@ -57,7 +57,7 @@
 // run, which takes batches, builds requests and sends retries, and wire,
 // which makes each request's first attempt so that run can build the next
 // request meanwhile; only run builds. The reshard loop every
-// 10 s asks DesiredShards for a shard count; a reshard lets the shards send
+// 10 s asks desiredShards for a shard count; a reshard lets the shards send
 // what they hold and starts a new set. Run returns when its context ends or
 // after Flush. The Append methods, StoreSeries, StoreMetadata and
 // SeriesReset are called from one goroutine, the watcher's.

@@ -16,9 +16,9 @@ func TestRW1EncoderNoAllocs(t *testing.T) {
 	series := benchSeries(allocTestSamples)
 	pre := make([][]byte, len(series))
 	for i, ls := range series {
-		pre[i] = AppendRW1Labels(nil, ls)
+		pre[i] = appendRW1Labels(nil, ls)
 	}
-	var enc RW1Encoder
+	var enc rw1Encoder
 	var sink int
 	request := func() {
 		enc.Reset()

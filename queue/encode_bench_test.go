@@ -80,9 +80,9 @@ func BenchmarkEncode(b *testing.B) {
 	b.Run("RW1/ours", func(b *testing.B) {
 		pre := make([][]byte, benchSamples)
 		for i, ls := range batch.series {
-			pre[i] = AppendRW1Labels(nil, ls)
+			pre[i] = appendRW1Labels(nil, ls)
 		}
-		var enc RW1Encoder
+		var enc rw1Encoder
 		var out []byte
 		b.ReportAllocs()
 		for b.Loop() {
@@ -98,9 +98,9 @@ func BenchmarkEncode(b *testing.B) {
 	b.Run("RW1/ours-nosnappy", func(b *testing.B) {
 		pre := make([][]byte, benchSamples)
 		for i, ls := range batch.series {
-			pre[i] = AppendRW1Labels(nil, ls)
+			pre[i] = appendRW1Labels(nil, ls)
 		}
-		var enc RW1Encoder
+		var enc rw1Encoder
 		n := 0
 		b.ReportAllocs()
 		for b.Loop() {
@@ -211,9 +211,9 @@ func BenchmarkEncode(b *testing.B) {
 	// The same request bodies through both snappy block encoders.
 	bodies := map[string][]byte{}
 	{
-		var enc1 RW1Encoder
+		var enc1 rw1Encoder
 		for i, ls := range batch.series {
-			enc1.AddSample(AppendRW1Labels(nil, ls), batch.ts[i], batch.vs[i])
+			enc1.AddSample(appendRW1Labels(nil, ls), batch.ts[i], batch.vs[i])
 		}
 		bodies["RW1"] = enc1.Bytes()
 		tab := newTestTable()

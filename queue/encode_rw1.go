@@ -13,7 +13,7 @@ import (
 
 // This file writes Remote-Write 1.0 requests (prometheus.WriteRequest) as
 // protobuf bytes directly, without building prompb structs. A series' labels
-// are encoded once (AppendRW1Labels; a queue keeps each label's encoding in
+// are encoded once (appendRW1Labels; a queue keeps each label's encoding in
 // its label table) and those bytes are copied into every TimeSeries that
 // carries one of its samples. The layout is the one gogo
 // protobuf's generated Marshal produces: fields in field-number order,
@@ -49,11 +49,11 @@ const (
 	rw1TagMetaUnit   = 5<<3 | 2
 )
 
-// AppendRW1Labels appends to dst the protobuf encoding of the labels field of
+// appendRW1Labels appends to dst the protobuf encoding of the labels field of
 // a prompb.TimeSeries holding ls: one length-prefixed prompb.Label per label,
 // in the order of ls. The result is meant to be computed once per series and
-// passed to the RW1Encoder's Add methods for every sample of that series.
-func AppendRW1Labels(dst []byte, ls labels.Labels) []byte {
+// passed to the rw1Encoder's Add methods for every sample of that series.
+func appendRW1Labels(dst []byte, ls labels.Labels) []byte {
 	ls.Range(func(l labels.Label) {
 		dst = pbAppendRW1Label(dst, rw1TagLabels, l.Name, l.Value)
 	})
@@ -70,14 +70,14 @@ func pbAppendRW1Label(dst []byte, tag byte, name, value string) []byte {
 	return pbAppendString(dst, rw1TagLabelValue, value)
 }
 
-// RW1Encoder builds the protobuf body of one Remote-Write 1.0 request,
+// rw1Encoder builds the protobuf body of one Remote-Write 1.0 request,
 // byte-identical to gogo's Marshal of the equivalent prompb.WriteRequest.
 // Every Add call becomes its own TimeSeries entry holding one sample,
 // histogram or exemplar, in call order; metadata entries follow all of them.
 //
 // The zero value is an empty request. Buffers are reused across Reset, so a
-// warm encoder does not allocate. An RW1Encoder is not safe for concurrent use.
-type RW1Encoder struct {
+// warm encoder does not allocate. An rw1Encoder is not safe for concurrent use.
+type rw1Encoder struct {
 	series  []byte // the encoded WriteRequest.timeseries entries
 	meta    []byte // the encoded WriteRequest.metadata entries
 	out     []byte // series followed by meta, when meta is not empty
@@ -87,21 +87,31 @@ type RW1Encoder struct {
 }
 
 // Reset empties the request, keeping its buffers.
-func (e *RW1Encoder) Reset() {
+func (e *rw1Encoder) Reset() {
 	e.series = e.series[:0]
 	e.meta = e.meta[:0]
 	e.samples, e.histograms, e.exemplars, e.metadata = 0, 0, 0, 0
 }
 
+// streamBlocks hands the whole snappy blocks of the entries written so far
+// to c, keeping the rest: a large request is compressed while it is built
+// (before any metadata entry is added).
+func (e *rw1Encoder) streamBlocks(c *snappyStream) {
+	for len(e.series) >= snappyBlockSize {
+		c.block(e.series[:snappyBlockSize])
+		e.series = e.series[:copy(e.series, e.series[snappyBlockSize:])]
+	}
+}
+
 // Counts returns how many samples, histograms, exemplars and metadata
 // entries the request holds.
-func (e *RW1Encoder) Counts() (samples, histograms, exemplars, metadata int) {
+func (e *rw1Encoder) Counts() (samples, histograms, exemplars, metadata int) {
 	return e.samples, e.histograms, e.exemplars, e.metadata
 }
 
 // AddSample adds a TimeSeries with the pre-encoded labels (see
-// AppendRW1Labels) and one sample.
-func (e *RW1Encoder) AddSample(labels []byte, t int64, v float64) {
+// appendRW1Labels) and one sample.
+func (e *rw1Encoder) AddSample(labels []byte, t int64, v float64) {
 	b, n, ss := e.beginSample(len(labels), t, v)
 	n += copy(b[n:], labels)
 	e.endSample(b, n, ss, t, v)
@@ -110,7 +120,7 @@ func (e *RW1Encoder) AddSample(labels []byte, t int64, v float64) {
 // addSampleSet adds a TimeSeries with the labels of set, written from
 // their interned RW1 entries (and raw labels from their strings in in),
 // and one sample: AddSample without the pre-encoded labels.
-func (e *RW1Encoder) addSampleSet(dir labelDir, in *Interner, set labelSet, t int64, v float64) {
+func (e *rw1Encoder) addSampleSet(dir labelDir, in *interner, set labelSet, t int64, v float64) {
 	r := set.reader()
 	b, n, ss := e.beginSample(r.rw1Size, t, v)
 	for k := r.from; k < len(set); {
@@ -136,7 +146,7 @@ func (e *RW1Encoder) addSampleSet(dir labelDir, in *Interner, set labelSet, t in
 // sample: it grows the request once for all of it (this runs for every
 // sample) and writes the entry's tag and length. It returns the buffer at
 // its full capacity, where the labels go, and the size of the sample.
-func (e *RW1Encoder) beginSample(labelsSize int, t int64, v float64) (b []byte, n, ss int) {
+func (e *rw1Encoder) beginSample(labelsSize int, t int64, v float64) (b []byte, n, ss int) {
 	ss = pbDoubleFieldSize(v) + pbInt64FieldSize(t) // at most 20: one length byte
 	body := labelsSize + 2 + ss
 	b = slices.Grow(e.series, 1+binary.MaxVarintLen64+body)
@@ -150,7 +160,7 @@ func (e *RW1Encoder) beginSample(labelsSize int, t int64, v float64) (b []byte, 
 
 // endSample writes the sample at b[n:], after the labels, and ends the
 // entry begun by beginSample.
-func (e *RW1Encoder) endSample(b []byte, n, ss int, t int64, v float64) {
+func (e *rw1Encoder) endSample(b []byte, n, ss int, t int64, v float64) {
 	b[n], b[n+1] = rw1TagSamples, byte(ss)
 	n += 2
 	if v != 0 {
@@ -167,7 +177,7 @@ func (e *RW1Encoder) endSample(b []byte, n, ss int, t int64, v float64) {
 }
 
 // appendRW1Set appends the RW1 Label entries of set to dst.
-func appendRW1Set(dst []byte, dir labelDir, in *Interner, set labelSet) []byte {
+func appendRW1Set(dst []byte, dir labelDir, in *interner, set labelSet) []byte {
 	for k := set.reader().from; k < len(set); {
 		var kind, id, value uint32
 		kind, id, value, k = element(set, k)
@@ -182,7 +192,7 @@ func appendRW1Set(dst []byte, dir labelDir, in *Interner, set labelSet) []byte {
 
 // AddHistogram adds a TimeSeries with the pre-encoded labels and one
 // integer native histogram (prompb.FromIntHistogram's message).
-func (e *RW1Encoder) AddHistogram(labels []byte, t int64, h *histogram.Histogram) {
+func (e *rw1Encoder) AddHistogram(labels []byte, t int64, h *histogram.Histogram) {
 	var ph pbHistogram
 	ph.setInt(h, t, 0)
 	e.addHistogram(labels, &ph)
@@ -190,13 +200,13 @@ func (e *RW1Encoder) AddHistogram(labels []byte, t int64, h *histogram.Histogram
 
 // AddFloatHistogram adds a TimeSeries with the pre-encoded labels and one
 // float native histogram (prompb.FromFloatHistogram's message).
-func (e *RW1Encoder) AddFloatHistogram(labels []byte, t int64, h *histogram.FloatHistogram) {
+func (e *rw1Encoder) AddFloatHistogram(labels []byte, t int64, h *histogram.FloatHistogram) {
 	var ph pbHistogram
 	ph.setFloat(h, t, 0)
 	e.addHistogram(labels, &ph)
 }
 
-func (e *RW1Encoder) addHistogram(labels []byte, ph *pbHistogram) {
+func (e *rw1Encoder) addHistogram(labels []byte, ph *pbHistogram) {
 	hs := ph.size()
 	body := len(labels) + 1 + pbVarintSize(uint64(hs)) + hs
 
@@ -214,8 +224,8 @@ func (e *RW1Encoder) addHistogram(labels []byte, ph *pbHistogram) {
 // AddExemplar adds a TimeSeries with the pre-encoded series labels and one
 // exemplar with the given labels, value and timestamp. The exemplar labels
 // are encoded on every call: exemplars are rare and their labels change.
-func (e *RW1Encoder) AddExemplar(labels []byte, exemplarLabels labels.Labels, t int64, v float64) {
-	e.scratch = AppendRW1Labels(e.scratch[:0], exemplarLabels)
+func (e *rw1Encoder) AddExemplar(labels []byte, exemplarLabels labels.Labels, t int64, v float64) {
+	e.scratch = appendRW1Labels(e.scratch[:0], exemplarLabels)
 	xs := len(e.scratch) + pbDoubleFieldSize(v) + pbInt64FieldSize(t)
 	body := len(labels) + 1 + pbVarintSize(uint64(xs)) + xs
 
@@ -236,7 +246,7 @@ func (e *RW1Encoder) AddExemplar(labels []byte, exemplarLabels labels.Labels, t 
 // ("counter", "gauge", ...), mapped to the prompb enum the way
 // prompb.FromMetadataType does (case-insensitively; unknown types become
 // UNKNOWN).
-func (e *RW1Encoder) AddMetadata(metricFamily string, typ, help, unit string) {
+func (e *rw1Encoder) AddMetadata(metricFamily string, typ, help, unit string) {
 	mt := uint64(rw1MetricType(typ))
 	n := pbStringFieldSize(metricFamily) + pbStringFieldSize(help) + pbStringFieldSize(unit)
 	if mt != 0 {
@@ -286,7 +296,7 @@ func rw1MetricType(typ string) prompb.MetricMetadata_MetricType {
 
 // Bytes returns the marshalled WriteRequest. The slice is valid until the
 // next Reset or Add call.
-func (e *RW1Encoder) Bytes() []byte {
+func (e *rw1Encoder) Bytes() []byte {
 	if len(e.meta) == 0 {
 		return e.series
 	}

@@ -52,35 +52,13 @@ const (
 // encoder does not allocate. An rw2Encoder is not safe for concurrent use;
 // several encoders may share one labelTable.
 type rw2Encoder struct {
-	in  *Interner
+	in  *interner
 	tab *labelTable
 	dir labelDir // tab's chunks, refreshed when an id is beyond them
 
-	gen   uint32
-	slots []rw2Slot         // by interned string id
-	syms  []string          // the request's symbol table, syms[0] == ""
-	other map[string]uint32 // symbols of exemplar strings, which are not interned
+	rw2StringSymbols
+	rw2LabelSymbols
 
-	// lslots map label ids to the symbols of their name and value while
-	// lgen is current: for one request, or for as long as a carried table
-	// lasts and no label was freed (whose id could since name another
-	// label; freed is the table's count of freed labels when lgen began).
-	lgen   uint32
-	lslots []rw2LabelSlot
-	freed  uint64
-	// rslots and runRefs keep, for runs (by id) under lgen, their labels'
-	// refs as written: a run's later series copy them.
-	rslots  []rw2RunSlot
-	runRefs []byte
-
-	// A carried table has an index of all its strings. Interned string
-	// ids it mapped may have been freed and given to other strings since:
-	// its string slots are trusted while no string was freed (sfreed is
-	// the Interner's count of freed strings when gen began), and looked
-	// up again in the index after.
-	carried bool
-	index   map[string]uint32
-	sfreed  uint64
 	// epoch numbers the carried table process-wide: a series sent under
 	// it keeps its encoded refs for its next samples (encodedSeries.refs),
 	// valid while the series' epoch is the table's. A series' labels and
@@ -90,6 +68,46 @@ type rw2Encoder struct {
 	epoch uint64
 	seen  *rw2Refs
 
+	rw2Body
+
+	samples, histograms, exemplars int
+}
+
+// rw2StringSymbols is the request's symbol table: the symbols of
+// interned strings by id while gen is current, and of the strings that
+// are not interned (exemplar labels).
+type rw2StringSymbols struct {
+	gen   uint32
+	slots []rw2Slot         // by interned string id
+	syms  []string          // the request's symbol table, syms[0] == ""
+	other map[string]uint32 // symbols of exemplar strings, which are not interned
+
+	// A carried table has an index of all its strings. Interned string
+	// ids it mapped may have been freed and given to other strings since:
+	// its string slots are trusted while no string was freed (sfreed is
+	// the interner's count of freed strings when gen began), and looked
+	// up again in the index after.
+	carried bool
+	index   map[string]uint32
+	sfreed  uint64
+}
+
+// rw2LabelSymbols map label ids to the symbols of their name and value
+// while lgen is current: for one request, or for as long as a carried
+// table lasts and no label was freed (whose id could since name another
+// label; freed is the table's count of freed labels when lgen began).
+type rw2LabelSymbols struct {
+	lgen   uint32
+	lslots []rw2LabelSlot
+	freed  uint64
+	// rslots and runRefs keep, for runs (by id) under lgen, their labels'
+	// refs as written: a run's later series copy them.
+	rslots  []rw2RunSlot
+	runRefs []byte
+}
+
+// rw2Body is the encoded request.
+type rw2Body struct {
 	// series holds the encoded Request.timeseries entries behind head
 	// bytes of symbols: under a carried table, Reset writes the table's
 	// headSyms symbols there, so that Bytes, when the request added none,
@@ -101,8 +119,6 @@ type rw2Encoder struct {
 	// What Bytes wrote, for Reset's choice to carry the table over, and
 	// the size of the table that began the carried one.
 	symSize, seriesSize, baseSize int
-
-	samples, histograms, exemplars int
 }
 
 // newRW2Encoder returns an empty request encoder for series whose labels

@@ -266,7 +266,7 @@ func TestAppendRW1LabelsMatchesGogo(t *testing.T) {
 		ls := randLabels(r, 15)
 		want, err := (&prompb.TimeSeries{Labels: prompb.FromLabels(ls, nil)}).Marshal()
 		require.NoError(t, err)
-		got := AppendRW1Labels(nil, ls)
+		got := appendRW1Labels(nil, ls)
 		require.True(t, bytes.Equal(want, got), "labels %v", ls)
 	}
 	// Empty strings are left out as gogo leaves them out, though no valid
@@ -274,18 +274,18 @@ func TestAppendRW1LabelsMatchesGogo(t *testing.T) {
 	ls := labels.FromStrings("", "v", "n", "")
 	want, err := (&prompb.TimeSeries{Labels: prompb.FromLabels(ls, nil)}).Marshal()
 	require.NoError(t, err)
-	require.Equal(t, want, AppendRW1Labels([]byte{}, ls))
-	require.Empty(t, AppendRW1Labels(nil, labels.EmptyLabels()))
+	require.Equal(t, want, appendRW1Labels([]byte{}, ls))
+	require.Empty(t, appendRW1Labels(nil, labels.EmptyLabels()))
 }
 
 func TestRW1EncoderMatchesGogo(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	var enc RW1Encoder // reused: each round checks Reset too
+	var enc rw1Encoder // reused: each round checks Reset too
 	for round := range 300 {
 		series, ops := randRequest(r, 1+r.IntN(20), r.IntN(60))
 		pre := make([][]byte, len(series))
 		for i, s := range series {
-			pre[i] = AppendRW1Labels(nil, s.ls)
+			pre[i] = appendRW1Labels(nil, s.ls)
 		}
 		enc.Reset()
 		var want prompb.WriteRequest
@@ -374,9 +374,9 @@ func TestRW1EncoderMatchesGogo(t *testing.T) {
 }
 
 func TestRW1EncoderZeroValueAndEdges(t *testing.T) {
-	var enc RW1Encoder
+	var enc rw1Encoder
 	require.Empty(t, enc.Bytes())
-	lb := AppendRW1Labels(nil, labels.FromStrings("__name__", "up"))
+	lb := appendRW1Labels(nil, labels.FromStrings("__name__", "up"))
 	enc.AddSample(lb, 0, 0)
 	want, err := proto.Marshal(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
 		Labels: []prompb.Label{{Name: "__name__", Value: "up"}}, Samples: []prompb.Sample{{}},
@@ -617,7 +617,7 @@ func TestRW2EncoderEmptyAndGenerations(t *testing.T) {
 }
 
 func TestInterner(t *testing.T) {
-	var in Interner
+	var in interner
 	require.Equal(t, uint32(0), in.Intern(""))
 	require.Equal(t, 1, in.Len())
 	ids := map[string]uint32{}
@@ -726,9 +726,9 @@ func TestRW2EncoderWideLengths(t *testing.T) {
 	require.True(t, bytes.Equal(want, enc.Bytes()))
 
 	// The same through RW1.
-	var enc1 RW1Encoder
-	enc1.AddSample(AppendRW1Labels(nil, big), 1, 1)
-	enc1.AddExemplar(AppendRW1Labels(nil, wide), ex, 4, 4)
+	var enc1 rw1Encoder
+	enc1.AddSample(appendRW1Labels(nil, big), 1, 1)
+	enc1.AddExemplar(appendRW1Labels(nil, wide), ex, 4, 4)
 	want, err = (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		{Labels: prompb.FromLabels(big, nil), Samples: []prompb.Sample{{Value: 1, Timestamp: 1}}},
 		{Labels: prompb.FromLabels(wide, nil), Exemplars: []prompb.Exemplar{{Labels: prompb.FromLabels(ex, nil), Value: 4, Timestamp: 4}}},
@@ -773,7 +773,7 @@ func TestRW2ExemplarStringInternedLater(t *testing.T) {
 // TestInternerRelease: an id is freed when its last holder releases it,
 // and then given to another string; ids still held keep their strings.
 func TestInternerRelease(t *testing.T) {
-	var in Interner
+	var in interner
 	a := in.Intern("a")
 	require.Equal(t, a, in.Intern("a"), "a second holder")
 	b := in.Intern("b")

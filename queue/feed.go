@@ -169,7 +169,7 @@ func (f *feed) end(handled, total int) int {
 		}
 		clear(in.carriers)
 	}
-	drops := &in.metrics.dropped[f.kind.class()]
+	drops := &in.metrics.classes[f.kind.class()].dropped
 	drops.unknownSeries.Add(float64(f.unknown))
 	drops.droppedSeries.Add(float64(f.dropped))
 	drops.tooOld.Add(float64(f.tooOld))

@@ -53,50 +53,49 @@ func (m *Metrics) forGroup(targets []Target, on *atomic.Uint64) *queueMetrics {
 		}
 		return teeGauge{gs[0], gs, on}
 	}
-	d := func(get func(*queueMetrics) dropCounters) dropCounters {
-		return dropCounters{
-			droppedSeries: c(func(q *queueMetrics) prometheus.Counter { return get(q).droppedSeries }),
-			unknownSeries: c(func(q *queueMetrics) prometheus.Counter { return get(q).unknownSeries }),
-			tooOld:        c(func(q *queueMetrics) prometheus.Counter { return get(q).tooOld }),
-			tooLarge:      c(func(q *queueMetrics) prometheus.Counter { return get(q).tooLarge }),
-		}
-	}
 	observers := make([]prometheus.Observer, len(each))
 	vecs := make([]counterVec, len(each))
 	for i, q := range each {
 		observers[i], vecs[i] = q.sentBatchDuration, q.refused
 	}
-	var tee queueMetrics
-	tee.samples = c(func(q *queueMetrics) prometheus.Counter { return q.samples })
-	tee.samplesFailed = c(func(q *queueMetrics) prometheus.Counter { return q.samplesFailed })
-	tee.samplesRetried = c(func(q *queueMetrics) prometheus.Counter { return q.samplesRetried })
-	tee.histograms = c(func(q *queueMetrics) prometheus.Counter { return q.histograms })
-	tee.histogramsFailed = c(func(q *queueMetrics) prometheus.Counter { return q.histogramsFailed })
-	tee.histogramsRetried = c(func(q *queueMetrics) prometheus.Counter { return q.histogramsRetried })
-	tee.exemplars = c(func(q *queueMetrics) prometheus.Counter { return q.exemplars })
-	tee.exemplarsFailed = c(func(q *queueMetrics) prometheus.Counter { return q.exemplarsFailed })
-	tee.exemplarsRetried = c(func(q *queueMetrics) prometheus.Counter { return q.exemplarsRetried })
-	for class := range tee.dropped {
-		tee.dropped[class] = d(func(q *queueMetrics) dropCounters { return q.dropped[class] })
-		tee.pending[class] = g(func(q *queueMetrics) prometheus.Gauge { return q.pending[class] })
+	tee := queueMetrics{
+		exemplarsNoSample: c(func(q *queueMetrics) prometheus.Counter { return q.exemplarsNoSample }),
+		sentBatchDuration: teeObserver{observers, on},
+		bytesSent:         c(func(q *queueMetrics) prometheus.Counter { return q.bytesSent }),
+		shards: shardGauges{
+			current:  g(func(q *queueMetrics) prometheus.Gauge { return q.shards.current }),
+			min:      g(func(q *queueMetrics) prometheus.Gauge { return q.shards.min }),
+			max:      g(func(q *queueMetrics) prometheus.Gauge { return q.shards.max }),
+			desired:  g(func(q *queueMetrics) prometheus.Gauge { return q.shards.desired }),
+			capacity: g(func(q *queueMetrics) prometheus.Gauge { return q.shards.capacity }),
+		},
+		maxSamplesPerSend: g(func(q *queueMetrics) prometheus.Gauge { return q.maxSamplesPerSend }),
+		enqueueRetries:    c(func(q *queueMetrics) prometheus.Counter { return q.enqueueRetries }),
+		highestSent:       g(func(q *queueMetrics) prometheus.Gauge { return q.highestSent }),
+		highestQueued:     g(func(q *queueMetrics) prometheus.Gauge { return q.highestQueued }),
+		metadata: metadataCounters{
+			sent:    c(func(q *queueMetrics) prometheus.Counter { return q.metadata.sent }),
+			failed:  c(func(q *queueMetrics) prometheus.Counter { return q.metadata.failed }),
+			retried: c(func(q *queueMetrics) prometheus.Counter { return q.metadata.retried }),
+			bytes:   c(func(q *queueMetrics) prometheus.Counter { return q.metadata.bytes }),
+		},
+		refused: teeVec{vecs, on},
 	}
-	tee.exemplarsNoSample = c(func(q *queueMetrics) prometheus.Counter { return q.exemplarsNoSample })
-	tee.sentBatchDuration = teeObserver{observers, on}
-	tee.bytesSent = c(func(q *queueMetrics) prometheus.Counter { return q.bytesSent })
-	tee.shards = g(func(q *queueMetrics) prometheus.Gauge { return q.shards })
-	tee.shardsMin = g(func(q *queueMetrics) prometheus.Gauge { return q.shardsMin })
-	tee.shardsMax = g(func(q *queueMetrics) prometheus.Gauge { return q.shardsMax })
-	tee.shardsDesired = g(func(q *queueMetrics) prometheus.Gauge { return q.shardsDesired })
-	tee.shardCapacity = g(func(q *queueMetrics) prometheus.Gauge { return q.shardCapacity })
-	tee.maxSamplesPerSend = g(func(q *queueMetrics) prometheus.Gauge { return q.maxSamplesPerSend })
-	tee.enqueueRetries = c(func(q *queueMetrics) prometheus.Counter { return q.enqueueRetries })
-	tee.highestSent = g(func(q *queueMetrics) prometheus.Gauge { return q.highestSent })
-	tee.highestQueued = g(func(q *queueMetrics) prometheus.Gauge { return q.highestQueued })
-	tee.metadata = c(func(q *queueMetrics) prometheus.Counter { return q.metadata })
-	tee.metadataFailed = c(func(q *queueMetrics) prometheus.Counter { return q.metadataFailed })
-	tee.metadataRetried = c(func(q *queueMetrics) prometheus.Counter { return q.metadataRetried })
-	tee.metadataBytes = c(func(q *queueMetrics) prometheus.Counter { return q.metadataBytes })
-	tee.refused = teeVec{vecs, on}
+	for class := range tee.classes {
+		of := func(q *queueMetrics) *classMetrics { return &q.classes[class] }
+		tee.classes[class] = classMetrics{
+			sent:    c(func(q *queueMetrics) prometheus.Counter { return of(q).sent }),
+			failed:  c(func(q *queueMetrics) prometheus.Counter { return of(q).failed }),
+			retried: c(func(q *queueMetrics) prometheus.Counter { return of(q).retried }),
+			dropped: dropCounters{
+				droppedSeries: c(func(q *queueMetrics) prometheus.Counter { return of(q).dropped.droppedSeries }),
+				unknownSeries: c(func(q *queueMetrics) prometheus.Counter { return of(q).dropped.unknownSeries }),
+				tooOld:        c(func(q *queueMetrics) prometheus.Counter { return of(q).dropped.tooOld }),
+				tooLarge:      c(func(q *queueMetrics) prometheus.Counter { return of(q).dropped.tooLarge }),
+			},
+			pending: g(func(q *queueMetrics) prometheus.Gauge { return of(q).pending }),
+		}
+	}
 	return &tee
 }
 

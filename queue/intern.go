@@ -13,7 +13,7 @@ import (
 // get process-wide integer ids (RW2 symbols are mapped from them per
 // request), reference counted so that churned series' strings are freed.
 
-// internChunkBits sets the size of the Interner's string chunks.
+// internChunkBits sets the size of the interner's string chunks.
 const internChunkBits = 12
 
 // internChunk holds the strings of 1<<internChunkBits ids, each as its
@@ -26,7 +26,7 @@ type internChunk struct {
 	size [1 << internChunkBits]atomic.Uint32
 }
 
-// Interner gives each distinct string a process-wide integer id, starting
+// interner gives each distinct string a process-wide integer id, starting
 // with 0 for the empty string, and keeps the string of every id. Interning
 // takes a lock; String does not, and is safe for ids obtained (through any
 // synchronisation) from Intern.
@@ -41,7 +41,7 @@ type internChunk struct {
 // that never release simply keep their ids for good.
 //
 // The zero value is ready to use.
-type Interner struct {
+type interner struct {
 	mu   sync.Mutex
 	ids  map[string]uint32 // live strings
 	refs []uint32          // holders by id; guarded by mu
@@ -56,7 +56,7 @@ type Interner struct {
 
 // Intern returns the id of s, giving it a new one if s is not interned,
 // and counts one holder of it.
-func (in *Interner) Intern(s string) uint32 {
+func (in *interner) Intern(s string) uint32 {
 	if s == "" {
 		return 0
 	}
@@ -68,7 +68,7 @@ func (in *Interner) Intern(s string) uint32 {
 
 // InternLabels appends the ids of the names and values of ls, as pairs in
 // the order of ls, to dst, counting one holder of each.
-func (in *Interner) InternLabels(dst []uint32, ls labels.Labels) []uint32 {
+func (in *interner) InternLabels(dst []uint32, ls labels.Labels) []uint32 {
 	in.mu.Lock()
 	ls.Range(func(l labels.Label) {
 		dst = append(dst, in.internLocked(l.Name), in.internLocked(l.Value))
@@ -81,7 +81,7 @@ func (in *Interner) InternLabels(dst []uint32, ls labels.Labels) []uint32 {
 // whether its value was held by someone else already (shared appends
 // one bool per label): a value only this series has is worth no more
 // than its string.
-func (in *Interner) internSeriesLabels(dst []uint32, shared []bool, ls labels.Labels) ([]uint32, []bool) {
+func (in *interner) internSeriesLabels(dst []uint32, shared []bool, ls labels.Labels) ([]uint32, []bool) {
 	in.mu.Lock()
 	ls.Range(func(l labels.Label) {
 		v := in.internLocked(l.Value)
@@ -93,7 +93,7 @@ func (in *Interner) internSeriesLabels(dst []uint32, shared []bool, ls labels.La
 }
 
 // Acquire counts one more holder of each of ids, which must be held.
-func (in *Interner) Acquire(ids ...uint32) {
+func (in *interner) Acquire(ids ...uint32) {
 	in.mu.Lock()
 	for _, id := range ids {
 		if id != 0 {
@@ -105,8 +105,8 @@ func (in *Interner) Acquire(ids ...uint32) {
 
 // Release removes one holder of each of ids, freeing those that have none
 // left. The caller promises that it will not use its ids again, and that
-// no one reads them through it any more (see Interner).
-func (in *Interner) Release(ids ...uint32) {
+// no one reads them through it any more (see interner).
+func (in *interner) Release(ids ...uint32) {
 	in.mu.Lock()
 	for _, id := range ids {
 		if id == 0 {
@@ -114,7 +114,7 @@ func (in *Interner) Release(ids ...uint32) {
 		}
 		if in.refs[id] == 0 {
 			in.mu.Unlock()
-			panic("queue: Interner.Release of an id that is not held")
+			panic("queue: interner.Release of an id that is not held")
 		}
 		if in.refs[id]--; in.refs[id] == 0 {
 			in.freed.Add(1)
@@ -133,7 +133,7 @@ func (in *Interner) Release(ids ...uint32) {
 // the id may be freed and reused at any time, so the caller must not ask
 // for its String (rw2Encoder only compares it with the ids of series it
 // holds).
-func (in *Interner) Lookup(s string) (uint32, bool) {
+func (in *interner) Lookup(s string) (uint32, bool) {
 	if s == "" {
 		return 0, true
 	}
@@ -146,7 +146,7 @@ func (in *Interner) Lookup(s string) (uint32, bool) {
 // Len returns the number of ids handed out, the empty string's included:
 // one more than the highest id. Freed ids are reused, so it stays at the
 // most strings ever interned at once.
-func (in *Interner) Len() int {
+func (in *interner) Len() int {
 	if n := in.n.Load(); n > 0 {
 		return int(n)
 	}
@@ -155,14 +155,14 @@ func (in *Interner) Len() int {
 
 // Live returns the number of strings interned now, the empty string's
 // included.
-func (in *Interner) Live() int {
+func (in *interner) Live() int {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return len(in.ids) + 1
 }
 
 // String returns the string of id, which must be held.
-func (in *Interner) String(id uint32) string {
+func (in *interner) String(id uint32) string {
 	if id == 0 {
 		return ""
 	}
@@ -171,7 +171,7 @@ func (in *Interner) String(id uint32) string {
 	return unsafe.String(c.data[i].Load(), c.size[i].Load())
 }
 
-func (in *Interner) internLocked(s string) uint32 {
+func (in *interner) internLocked(s string) uint32 {
 	if s == "" {
 		return 0
 	}

@@ -11,7 +11,7 @@ import (
 
 // This file keeps the labels of a queue's series compactly. Most label
 // strings repeat across series (metric names, jobs, namespaces, a pod's
-// name in each of its series): every string is interned once (Interner),
+// name in each of its series): every string is interned once (interner),
 // and a series' labels are a labelSet, a short string of ids: about 10 to
 // 40 bytes for a series whose labels take 250, where the RW1 encoding
 // alone took 300.
@@ -36,7 +36,7 @@ type labelChunk [1 << labelChunkBits]labelEntry
 // labelEntry is one label or run of the table: its RW1 encoding and,
 // for a label, the string ids of its name and value, for a run the ids of
 // its labels; side by side, so that an encoder reads one cache line per
-// label. The fields are atomics for the reason the Interner's are: a
+// label. The fields are atomics for the reason the interner's are: a
 // freed id is given to another label while encoders read other ids of the
 // chunk.
 type labelEntry struct {
@@ -46,7 +46,7 @@ type labelEntry struct {
 	run         atomic.Pointer[byte] // a run's label ids (appendID), nil for a label
 }
 
-// labelTable interns labels and runs. Ids are counted as the Interner
+// labelTable interns labels and runs. Ids are counted as the interner
 // counts strings: add counts one holder of each id of the set it returns
 // (and of each string of its raw labels),
 // release removes them, and an id left with no holder is freed (its label
@@ -58,7 +58,7 @@ type labelEntry struct {
 // Adding takes a lock; reading a label does not, and is safe for ids
 // obtained (through any synchronisation) from add.
 type labelTable struct {
-	strings *Interner // names, values, help and unit texts
+	strings *interner // names, values, help and unit texts
 
 	mu     sync.Mutex
 	labels map[uint64]uint32 // live labels by name and value string ids
@@ -80,9 +80,9 @@ type labelTable struct {
 type Labels struct{ t *labelTable }
 
 // NewLabels returns an empty table for queues to share.
-func NewLabels() *Labels { return &Labels{t: newLabelTable(&Interner{})} }
+func NewLabels() *Labels { return &Labels{t: newLabelTable(&interner{})} }
 
-func newLabelTable(strings *Interner) *labelTable {
+func newLabelTable(strings *interner) *labelTable {
 	t := &labelTable{strings: strings, labels: map[uint64]uint32{}, runs: map[string]uint32{}, refs: []uint32{0}}
 	dir := []*labelChunk{new(labelChunk)}
 	t.dir.Store(&dir)
@@ -141,7 +141,7 @@ func pair(name, value uint32) uint64 { return uint64(name)<<32 | uint64(value) }
 // (other series hold the string already); consecutive entries the
 // previous series had too form a run. Any other label stays raw.
 func (t *labelTable) add(ls labels.Labels, ctx *addContext) []byte {
-	// Every string, one holder each, under the Interner's lock only.
+	// Every string, one holder each, under the interner's lock only.
 	ctx.strings, ctx.common = t.strings.internSeriesLabels(ctx.strings[:0], ctx.common[:0], ls)
 	ctx.pairs, ctx.inPrev = ctx.pairs[:0], ctx.inPrev[:0]
 	size := 0

@@ -15,7 +15,7 @@ import (
 )
 
 // newTestTable returns a label table with strings of its own.
-func newTestTable() *labelTable { return newLabelTable(&Interner{}) }
+func newTestTable() *labelTable { return newLabelTable(&interner{}) }
 
 // testContexts are the tests' add contexts, one per table as a queue has.
 var testContexts sync.Map // *labelTable → *addContext

@@ -69,12 +69,13 @@ func (l *ledger) finish(batch []item, sum *batchSummary, req *Request, outcome s
 		s, sf := split(req.Samples, written.Samples)
 		h, hf := split(req.Histograms, written.Histograms)
 		e, ef := split(req.Exemplars, written.Exemplars)
-		l.metrics.samples.Add(float64(s))
-		l.metrics.histograms.Add(float64(h))
-		l.metrics.exemplars.Add(float64(e))
-		l.metrics.samplesFailed.Add(float64(sf))
-		l.metrics.histogramsFailed.Add(float64(hf))
-		l.metrics.exemplarsFailed.Add(float64(ef))
+		cs := &l.metrics.classes
+		cs[classSamples].sent.Add(float64(s))
+		cs[classHistograms].sent.Add(float64(h))
+		cs[classExemplars].sent.Add(float64(e))
+		cs[classSamples].failed.Add(float64(sf))
+		cs[classHistograms].failed.Add(float64(hf))
+		cs[classExemplars].failed.Add(float64(ef))
 		if outcome == sent && sf+hf+ef > 0 {
 			l.logPartial(sf, hf, ef)
 		}
@@ -130,11 +131,11 @@ func (l *ledger) dropTooLarge(items []item) {
 // without it) as dropped, counted by reason.
 func (l *ledger) drop(it *item, reason func(*dropCounters) prometheus.Counter) {
 	l.acks.done(it.seq, 1)
-	reason(&l.metrics.dropped[it.kind.class()]).Inc()
+	reason(&l.metrics.classes[it.kind.class()].dropped).Inc()
 	if it.extra != nil {
 		for _, a := range it.extra.attached {
 			l.acks.done(a.seq, 1)
-			reason(&l.metrics.dropped[classExemplars]).Inc()
+			reason(&l.metrics.classes[classExemplars].dropped).Inc()
 		}
 	}
 }
@@ -156,7 +157,7 @@ func (l *ledger) noteSent(newest int64) {
 // updatePending sets the pending gauges.
 func (l *ledger) updatePending() {
 	for class, n := range l.acks.pendingByClass() {
-		l.metrics.pending[class].Set(float64(n))
+		l.metrics.classes[class].pending.Set(float64(n))
 	}
 }
 

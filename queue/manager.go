@@ -143,7 +143,7 @@ func (m *Manager) assemble() {
 		log:         m.log,
 	}
 	m.ledger = &ledger{metrics: m.metrics, age: age, log: m.log}
-	m.shards = &shardSet{gauge: m.metrics.shards, parts: shardParts{
+	m.shards = &shardSet{gauge: m.metrics.shards.current, parts: shardParts{
 		policy:    m.policy,
 		ledger:    m.ledger,
 		labels:    labels,
@@ -169,9 +169,9 @@ func (m *Manager) assemble() {
 		m.intake.families = &m.metadata.families
 		m.intake.series.names = map[string]int{} // RW1 metadata follows the metric names of kept series
 	}
-	m.metrics.shardsMin.Set(float64(qc.MinShards))
-	m.metrics.shardsMax.Set(float64(qc.MaxShards))
-	m.metrics.shardCapacity.Set(float64(capacity))
+	m.metrics.shards.min.Set(float64(qc.MinShards))
+	m.metrics.shards.max.Set(float64(qc.MaxShards))
+	m.metrics.shards.capacity.Set(float64(capacity))
 }
 
 // CheckConfig returns an error when New would refuse qc.
@@ -276,7 +276,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.ledger.updatePending()
 			current, pending := m.shards.load()
 			desired, in := m.planner.decide(current, pending)
-			m.metrics.shardsDesired.Set(float64(desired))
+			m.metrics.shards.desired.Set(float64(desired))
 			if desired == current {
 				continue
 			}

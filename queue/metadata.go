@@ -95,7 +95,7 @@ func (s *metadataSender) run(ctx context.Context) {
 	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
-	var enc RW1Encoder
+	var enc rw1Encoder
 	var body []byte
 	for {
 		select {
@@ -132,8 +132,8 @@ func (s *metadataSender) send(ctx context.Context, req *Request) bool {
 	for attempt := 0; ; attempt++ {
 		_, err := s.sender.Send(ctx, req, attempt)
 		if err == nil {
-			s.metrics.metadata.Add(float64(req.Metadata))
-			s.metrics.metadataBytes.Add(float64(len(req.Body)))
+			s.metrics.metadata.sent.Add(float64(req.Metadata))
+			s.metrics.metadata.bytes.Add(float64(len(req.Body)))
 			return true
 		}
 		if ctx.Err() != nil {
@@ -141,11 +141,11 @@ func (s *metadataSender) send(ctx context.Context, req *Request) bool {
 		}
 		var se *SendError
 		if !errors.As(err, &se) || !se.Retryable {
-			s.metrics.metadataFailed.Add(float64(req.Metadata))
+			s.metrics.metadata.failed.Add(float64(req.Metadata))
 			s.log.Error("Remote endpoint refused a metadata request", "metadata", req.Metadata, "err", err)
 			return true
 		}
-		s.metrics.metadataRetried.Add(float64(req.Metadata))
+		s.metrics.metadata.retried.Add(float64(req.Metadata))
 		if !sleep(ctx, s.backoffs.Delay(attempt, se.RetryAfter)) {
 			return false
 		}

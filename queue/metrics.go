@@ -8,18 +8,33 @@ import (
 // (prometheus_remote_storage_*) and labelled by remote_name and url.
 // Create them once per process and pass them to every Manager.
 type Metrics struct {
-	samples, samplesFailed, samplesRetried, samplesDropped        *prometheus.CounterVec
-	histograms, histogramsFailed, histogramsRetried, histsDropped *prometheus.CounterVec
-	exemplars, exemplarsFailed, exemplarsRetried, exemsDropped    *prometheus.CounterVec
-	samplesPending, histogramsPending, exemplarsPending           *prometheus.GaugeVec
-	sentBatchDuration                                             *prometheus.HistogramVec
-	bytes                                                         *prometheus.CounterVec
-	shards, shardsMin, shardsMax, shardsDesired, shardCapacity    *prometheus.GaugeVec
-	maxSamplesPerSend                                             *prometheus.GaugeVec
-	enqueueRetries                                                *prometheus.CounterVec
-	highestSent, highestQueued                                    *prometheus.GaugeVec
-	metadata, metadataFailed, metadataRetried, metadataBytes      *prometheus.CounterVec
-	refused                                                       *prometheus.CounterVec // walship's own
+	classes           [numClasses]classVecs // samples, histograms, exemplars
+	sentBatchDuration *prometheus.HistogramVec
+	bytes             *prometheus.CounterVec
+	shards            shardVecs
+	maxSamplesPerSend *prometheus.GaugeVec
+	enqueueRetries    *prometheus.CounterVec
+	highestSent       *prometheus.GaugeVec
+	highestQueued     *prometheus.GaugeVec
+	metadata          metadataVecs
+	refused           *prometheus.CounterVec // walship's own
+}
+
+// classVecs are the metrics of one class of items (samples_*,
+// histograms_*, exemplars_*).
+type classVecs struct {
+	sent, failed, retried, dropped *prometheus.CounterVec
+	pending                        *prometheus.GaugeVec
+}
+
+// shardVecs are the shards_* and shard_capacity gauges.
+type shardVecs struct {
+	current, min, max, desired, capacity *prometheus.GaugeVec
+}
+
+// metadataVecs are the metadata_* counters.
+type metadataVecs struct {
+	sent, failed, retried, bytes *prometheus.CounterVec
 }
 
 // NewMetrics creates the queue metrics and registers them on reg (nil
@@ -32,39 +47,42 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	gauge := func(name, help string) *prometheus.GaugeVec {
 		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "prometheus", Subsystem: "remote_storage", Name: name, Help: help}, base)
 	}
+	class := func(plural string) classVecs {
+		return classVecs{
+			sent:    counter(plural+"_total", "Total number of "+plural+" sent to remote storage."),
+			failed:  counter(plural+"_failed_total", "Total number of "+plural+" which failed on send to remote storage, non-recoverable errors."),
+			retried: counter(plural+"_retried_total", "Total number of "+plural+" which failed on send to remote storage but were retried because the send error was recoverable."),
+			dropped: counter(plural+"_dropped_total", "Total number of "+plural+" which were dropped after being read from the WAL before being sent via remote write, either via relabelling, due to being too old or unintentionally because of an unknown reference ID.", "reason"),
+			pending: gauge(plural+"_pending", "The number of "+plural+" pending in the queues shards to be sent to the remote storage."),
+		}
+	}
 	m := &Metrics{
-		samples:           counter("samples_total", "Total number of samples sent to remote storage."),
-		samplesFailed:     counter("samples_failed_total", "Total number of samples which failed on send to remote storage, non-recoverable errors."),
-		samplesRetried:    counter("samples_retried_total", "Total number of samples which failed on send to remote storage but were retried because the send error was recoverable."),
-		samplesDropped:    counter("samples_dropped_total", "Total number of samples which were dropped after being read from the WAL before being sent via remote write, either via relabelling, due to being too old or unintentionally because of an unknown reference ID.", "reason"),
-		histograms:        counter("histograms_total", "Total number of histograms sent to remote storage."),
-		histogramsFailed:  counter("histograms_failed_total", "Total number of histograms which failed on send to remote storage, non-recoverable errors."),
-		histogramsRetried: counter("histograms_retried_total", "Total number of histograms which failed on send to remote storage but were retried because the send error was recoverable."),
-		histsDropped:      counter("histograms_dropped_total", "Total number of histograms which were dropped after being read from the WAL before being sent via remote write, either via relabelling, due to being too old or unintentionally because of an unknown reference ID.", "reason"),
-		exemplars:         counter("exemplars_total", "Total number of exemplars sent to remote storage."),
-		exemplarsFailed:   counter("exemplars_failed_total", "Total number of exemplars which failed on send to remote storage, non-recoverable errors."),
-		exemplarsRetried:  counter("exemplars_retried_total", "Total number of exemplars which failed on send to remote storage but were retried because the send error was recoverable."),
-		exemsDropped:      counter("exemplars_dropped_total", "Total number of exemplars which were dropped after being read from the WAL before being sent via remote write, either via relabelling, due to being too old or unintentionally because of an unknown reference ID.", "reason"),
-		samplesPending:    gauge("samples_pending", "The number of samples pending in the queues shards to be sent to the remote storage."),
-		histogramsPending: gauge("histograms_pending", "The number of histograms pending in the queues shards to be sent to the remote storage."),
-		exemplarsPending:  gauge("exemplars_pending", "The number of exemplars pending in the queues shards to be sent to the remote storage."),
+		classes: [numClasses]classVecs{
+			classSamples:    class("samples"),
+			classHistograms: class("histograms"),
+			classExemplars:  class("exemplars"),
+		},
 		sentBatchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "prometheus", Subsystem: "remote_storage", Name: "sent_batch_duration_seconds",
 			Help:    "Duration of send calls to the remote storage.",
 			Buckets: append(prometheus.DefBuckets, 25, 60, 120, 300),
 		}, base),
-		bytes:             counter("bytes_total", "The total number of bytes of data (not metadata) sent by the queue after compression. Note that when exemplars over remote write is enabled the exemplars included in a remote write request count towards this metric."),
-		shards:            gauge("shards", "The number of shards used for parallel sending to the remote storage."),
-		shardsMin:         gauge("shards_min", "The minimum number of shards that the queue is allowed to run."),
-		shardsMax:         gauge("shards_max", "The maximum number of shards that the queue is allowed to run."),
-		shardsDesired:     gauge("shards_desired", "The number of shards that the queues shard calculation wants to run based on the rate of samples in vs. samples out."),
-		shardCapacity:     gauge("shard_capacity", "The capacity of each shard of the queue used for parallel sending to the remote storage."),
+		bytes: counter("bytes_total", "The total number of bytes of data (not metadata) sent by the queue after compression. Note that when exemplars over remote write is enabled the exemplars included in a remote write request count towards this metric."),
+		shards: shardVecs{
+			current:  gauge("shards", "The number of shards used for parallel sending to the remote storage."),
+			min:      gauge("shards_min", "The minimum number of shards that the queue is allowed to run."),
+			max:      gauge("shards_max", "The maximum number of shards that the queue is allowed to run."),
+			desired:  gauge("shards_desired", "The number of shards that the queues shard calculation wants to run based on the rate of samples in vs. samples out."),
+			capacity: gauge("shard_capacity", "The capacity of each shard of the queue used for parallel sending to the remote storage."),
+		},
 		maxSamplesPerSend: gauge("max_samples_per_send", "The maximum number of samples to be sent, in a single request, to the remote storage. Note that, when sending of exemplars over remote write is enabled, exemplars count towards this limit."),
 		enqueueRetries:    counter("enqueue_retries_total", "Total number of times enqueue has failed because a shards queue was full."),
-		metadata:          counter("metadata_total", "Total number of metadata entries sent to remote storage."),
-		metadataFailed:    counter("metadata_failed_total", "Total number of metadata entries which failed on send to remote storage, non-recoverable errors."),
-		metadataRetried:   counter("metadata_retried_total", "Total number of metadata entries which failed on send to remote storage but were retried because the send error was recoverable."),
-		metadataBytes:     counter("metadata_bytes_total", "The total number of bytes of metadata sent by the queue after compression."),
+		metadata: metadataVecs{
+			sent:    counter("metadata_total", "Total number of metadata entries sent to remote storage."),
+			failed:  counter("metadata_failed_total", "Total number of metadata entries which failed on send to remote storage, non-recoverable errors."),
+			retried: counter("metadata_retried_total", "Total number of metadata entries which failed on send to remote storage but were retried because the send error was recoverable."),
+			bytes:   counter("metadata_bytes_total", "The total number of bytes of metadata sent by the queue after compression."),
+		},
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "walship", Subsystem: "remote_storage", Name: "requests_refused_total",
 			Help: "Requests the endpoint refused for good (not retried), by reason: the HTTP status code, or \"error\" for a request that could not be sent at all. Their samples, histograms and exemplars are counted in prometheus_remote_storage_*_failed_total; after a 413 (reason \"413\"), in prometheus_remote_storage_*_dropped_total{reason=\"too_large\"}.",
@@ -79,14 +97,41 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, base),
 	}
 	if reg != nil {
-		reg.MustRegister(m.samples, m.samplesFailed, m.samplesRetried, m.samplesDropped,
-			m.histograms, m.histogramsFailed, m.histogramsRetried, m.histsDropped,
-			m.exemplars, m.exemplarsFailed, m.exemplarsRetried, m.exemsDropped,
-			m.samplesPending, m.histogramsPending, m.exemplarsPending, m.sentBatchDuration, m.bytes,
-			m.shards, m.shardsMin, m.shardsMax, m.shardsDesired, m.shardCapacity, m.maxSamplesPerSend, m.enqueueRetries, m.highestSent, m.highestQueued,
-			m.metadata, m.metadataFailed, m.metadataRetried, m.metadataBytes, m.refused)
+		for _, c := range m.collectors() {
+			reg.MustRegister(c)
+		}
 	}
 	return m
+}
+
+// counterVecs and gaugeVecs list the vectors, for registering and deleting.
+func (m *Metrics) counterVecs() []*prometheus.CounterVec {
+	vs := []*prometheus.CounterVec{m.bytes, m.enqueueRetries, m.refused,
+		m.metadata.sent, m.metadata.failed, m.metadata.retried, m.metadata.bytes}
+	for _, c := range m.classes {
+		vs = append(vs, c.sent, c.failed, c.retried, c.dropped)
+	}
+	return vs
+}
+
+func (m *Metrics) gaugeVecs() []*prometheus.GaugeVec {
+	vs := []*prometheus.GaugeVec{m.maxSamplesPerSend, m.highestSent, m.highestQueued,
+		m.shards.current, m.shards.min, m.shards.max, m.shards.desired, m.shards.capacity}
+	for _, c := range m.classes {
+		vs = append(vs, c.pending)
+	}
+	return vs
+}
+
+func (m *Metrics) collectors() []prometheus.Collector {
+	cs := []prometheus.Collector{m.sentBatchDuration}
+	for _, v := range m.counterVecs() {
+		cs = append(cs, v)
+	}
+	for _, v := range m.gaugeVecs() {
+		cs = append(cs, v)
+	}
+	return cs
 }
 
 // Reasons a sample is dropped before it is sent, as upstream names them.
@@ -109,21 +154,34 @@ type dropCounters struct {
 
 // queueMetrics are one queue's children of Metrics, curried once.
 type queueMetrics struct {
-	samples, samplesFailed, samplesRetried          prometheus.Counter
-	histograms, histogramsFailed, histogramsRetried prometheus.Counter
-	exemplars, exemplarsFailed, exemplarsRetried    prometheus.Counter
-	dropped                                         [numClasses]dropCounters // by itemClass
-	exemplarsNoSample                               prometheus.Counter
-	pending                                         [numClasses]prometheus.Gauge // by itemClass
-	sentBatchDuration                               prometheus.Observer
-	bytesSent                                       prometheus.Counter
-	shards, shardsMin, shardsMax, shardsDesired     prometheus.Gauge
-	shardCapacity, maxSamplesPerSend                prometheus.Gauge
-	enqueueRetries                                  prometheus.Counter
-	highestSent, highestQueued                      prometheus.Gauge
-	metadata, metadataFailed, metadataRetried       prometheus.Counter
-	metadataBytes                                   prometheus.Counter
-	refused                                         counterVec // curried: reason only
+	classes           [numClasses]classMetrics // by itemClass
+	exemplarsNoSample prometheus.Counter
+	sentBatchDuration prometheus.Observer
+	bytesSent         prometheus.Counter
+	shards            shardGauges
+	maxSamplesPerSend prometheus.Gauge
+	enqueueRetries    prometheus.Counter
+	highestSent       prometheus.Gauge
+	highestQueued     prometheus.Gauge
+	metadata          metadataCounters
+	refused           counterVec // curried: reason only
+}
+
+// classMetrics count one class of items.
+type classMetrics struct {
+	sent, failed, retried prometheus.Counter
+	dropped               dropCounters
+	pending               prometheus.Gauge
+}
+
+// shardGauges are one queue's shards_* and shard_capacity.
+type shardGauges struct {
+	current, min, max, desired, capacity prometheus.Gauge
+}
+
+// metadataCounters are one queue's metadata_* counters.
+type metadataCounters struct {
+	sent, failed, retried, bytes prometheus.Counter
 }
 
 // counterVec is a CounterVec curried down to its last label.
@@ -142,58 +200,49 @@ func drops(v *prometheus.CounterVec, name, url string) dropCounters {
 
 func (m *Metrics) forQueue(name, url string) *queueMetrics {
 	l := prometheus.Labels{"remote_name": name, "url": url}
-	return &queueMetrics{
-		samples:           m.samples.With(l),
-		samplesFailed:     m.samplesFailed.With(l),
-		samplesRetried:    m.samplesRetried.With(l),
-		histograms:        m.histograms.With(l),
-		histogramsFailed:  m.histogramsFailed.With(l),
-		histogramsRetried: m.histogramsRetried.With(l),
-		exemplars:         m.exemplars.With(l),
-		exemplarsFailed:   m.exemplarsFailed.With(l),
-		exemplarsRetried:  m.exemplarsRetried.With(l),
-		dropped: [numClasses]dropCounters{
-			classSamples:    drops(m.samplesDropped, name, url),
-			classHistograms: drops(m.histsDropped, name, url),
-			classExemplars:  drops(m.exemsDropped, name, url),
-		},
-		exemplarsNoSample: m.exemsDropped.WithLabelValues(name, url, reasonNoSample),
-		pending: [numClasses]prometheus.Gauge{
-			classSamples:    m.samplesPending.With(l),
-			classHistograms: m.histogramsPending.With(l),
-			classExemplars:  m.exemplarsPending.With(l),
-		},
+	q := &queueMetrics{
+		exemplarsNoSample: m.classes[classExemplars].dropped.WithLabelValues(name, url, reasonNoSample),
 		sentBatchDuration: m.sentBatchDuration.With(l),
 		bytesSent:         m.bytes.With(l),
-		shards:            m.shards.With(l),
-		shardsMin:         m.shardsMin.With(l),
-		shardsMax:         m.shardsMax.With(l),
-		shardsDesired:     m.shardsDesired.With(l),
-		shardCapacity:     m.shardCapacity.With(l),
+		shards: shardGauges{
+			current:  m.shards.current.With(l),
+			min:      m.shards.min.With(l),
+			max:      m.shards.max.With(l),
+			desired:  m.shards.desired.With(l),
+			capacity: m.shards.capacity.With(l),
+		},
 		maxSamplesPerSend: m.maxSamplesPerSend.With(l),
 		enqueueRetries:    m.enqueueRetries.With(l),
 		highestSent:       m.highestSent.With(l),
 		highestQueued:     m.highestQueued.With(l),
-		metadata:          m.metadata.With(l),
-		metadataFailed:    m.metadataFailed.With(l),
-		metadataRetried:   m.metadataRetried.With(l),
-		metadataBytes:     m.metadataBytes.With(l),
-		refused:           m.refused.MustCurryWith(l),
+		metadata: metadataCounters{
+			sent:    m.metadata.sent.With(l),
+			failed:  m.metadata.failed.With(l),
+			retried: m.metadata.retried.With(l),
+			bytes:   m.metadata.bytes.With(l),
+		},
+		refused: m.refused.MustCurryWith(l),
 	}
+	for class, v := range m.classes {
+		q.classes[class] = classMetrics{
+			sent:    v.sent.With(l),
+			failed:  v.failed.With(l),
+			retried: v.retried.With(l),
+			dropped: drops(v.dropped, name, url),
+			pending: v.pending.With(l),
+		}
+	}
+	return q
 }
 
 // Delete removes the series of the queue named name sending to url, as
 // upstream does when a reload stops a queue.
 func (m *Metrics) Delete(name, url string) {
 	l := prometheus.Labels{"remote_name": name, "url": url}
-	for _, v := range []*prometheus.CounterVec{m.samples, m.samplesFailed, m.samplesRetried, m.samplesDropped,
-		m.histograms, m.histogramsFailed, m.histogramsRetried, m.histsDropped,
-		m.exemplars, m.exemplarsFailed, m.exemplarsRetried, m.exemsDropped, m.bytes, m.enqueueRetries,
-		m.metadata, m.metadataFailed, m.metadataRetried, m.metadataBytes, m.refused} {
+	for _, v := range m.counterVecs() {
 		v.DeletePartialMatch(l)
 	}
-	for _, v := range []*prometheus.GaugeVec{m.samplesPending, m.histogramsPending, m.exemplarsPending,
-		m.shards, m.shardsMin, m.shardsMax, m.shardsDesired, m.shardCapacity, m.maxSamplesPerSend, m.highestSent, m.highestQueued} {
+	for _, v := range m.gaugeVecs() {
 		v.DeletePartialMatch(l)
 	}
 	m.sentBatchDuration.DeletePartialMatch(l)
@@ -201,7 +250,7 @@ func (m *Metrics) Delete(name, url string) {
 
 // retried counts a request's content as retried.
 func (q *queueMetrics) retried(req *Request) {
-	q.samplesRetried.Add(float64(req.Samples))
-	q.histogramsRetried.Add(float64(req.Histograms))
-	q.exemplarsRetried.Add(float64(req.Exemplars))
+	q.classes[classSamples].retried.Add(float64(req.Samples))
+	q.classes[classHistograms].retried.Add(float64(req.Histograms))
+	q.classes[classExemplars].retried.Add(float64(req.Exemplars))
 }

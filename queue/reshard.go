@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// ShardInputs are what the resharding rule decides from, measured over the
+// shardInputs are what the resharding rule decides from, measured over the
 // last update interval.
-type ShardInputs struct {
+type shardInputs struct {
 	// Current is the number of shards running; Min and Max bound the answer
 	// (min_shards, max_shards).
 	Current, Min, Max int
@@ -55,7 +55,7 @@ const (
 	catchUpSeconds = 30
 )
 
-// DesiredShards returns how many shards the queue should run.
+// desiredShards returns how many shards the queue should run.
 //
 // A shard that is always sending moves BatchSize samples per SendSeconds.
 // The queue must move InRate plus Pending/catchUpSeconds. It scales up to
@@ -77,7 +77,7 @@ const (
 // is down. With nothing sent and nothing waiting, nothing came in: the
 // queue is idle and goes down to Min (its incoming rate is a moving
 // average that only tends to zero). No scale-down goes below Floor.
-func DesiredShards(in ShardInputs) int {
+func desiredShards(in shardInputs) int {
 	clamp := func(n int) int { return max(in.Min, min(in.Max, n)) }
 	lowest := max(min(in.Floor, in.Current), 1) // how far down it may go
 	if in.SendSeconds <= 0 || in.BatchSize <= 0 {
@@ -104,7 +104,7 @@ func DesiredShards(in ShardInputs) int {
 }
 
 // stabilisationWindow is how long a count the rule asked for holds off
-// scale-downs below it (ShardInputs.Floor): long enough to span the
+// scale-downs below it (shardInputs.Floor): long enough to span the
 // scrape intervals Prometheus is run with, so that bursts written every
 // minute do not make the count swing with them.
 const stabilisationWindow = 5 * time.Minute
@@ -158,7 +158,7 @@ func (p *shardPlanner) start() { p.last = p.now() }
 // decide measures the interval since the last call, with current shards
 // running and pending items in them, and asks the rule; it returns the
 // answer and what the rule was asked with.
-func (p *shardPlanner) decide(current, pending int) (int, ShardInputs) {
+func (p *shardPlanner) decide(current, pending int) (int, shardInputs) {
 	now := p.now()
 	elapsed := now.Sub(p.last).Seconds()
 	p.last = now
@@ -173,7 +173,7 @@ func (p *shardPlanner) decide(current, pending int) (int, ShardInputs) {
 	if newest := s.newestQueued.Load(); newest > 0 {
 		behind = now.Sub(time.UnixMilli(newest)).Seconds()
 	}
-	in := ShardInputs{
+	in := shardInputs{
 		Current:     current,
 		Min:         p.min,
 		Max:         p.max,
@@ -187,8 +187,8 @@ func (p *shardPlanner) decide(current, pending int) (int, ShardInputs) {
 	}
 	// The history keeps what each interval alone asked for; the answer
 	// does not go below the most asked for over the window.
-	asked := DesiredShards(in)
+	asked := desiredShards(in)
 	in.Floor = p.history.floor()
 	p.history.add(asked)
-	return DesiredShards(in), in
+	return desiredShards(in), in
 }

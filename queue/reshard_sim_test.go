@@ -58,7 +58,7 @@ type simInterval struct {
 
 const simTick = 10
 
-// ourRule is walship's DesiredShards fed as the queue feeds it.
+// ourRule is walship's desiredShards fed as the queue feeds it.
 type ourRule struct {
 	in      *ewmaRate
 	history *shardHistory
@@ -70,15 +70,15 @@ func (r *ourRule) decide(m simInterval) int {
 	if m.requests > 0 {
 		mean = m.sendSeconds / m.requests
 	}
-	in := ShardInputs{
+	in := shardInputs{
 		Current: m.current, Min: m.min, Max: m.max,
 		InRate: r.in.tick(), Pending: int(m.pending), SendSeconds: mean, BatchSize: m.batch,
 		Busy: m.sendSeconds / (float64(m.current) * simTick), Blocked: m.blocked / simTick, Behind: m.now - m.newestQueued,
 	}
-	asked := DesiredShards(in)
+	asked := desiredShards(in)
 	in.Floor = r.history.floor()
 	r.history.add(asked)
-	return DesiredShards(in)
+	return desiredShards(in)
 }
 
 // upstreamRule is our reading of Prometheus v0.316.0's

@@ -3,7 +3,7 @@ package queue
 import "encoding/binary"
 
 // This file is an RW2 request's symbol table. Label strings are interned
-// once per series into process-wide integer ids (Interner); a request maps
+// once per series into process-wide integer ids (interner); a request maps
 // each id to its own symbol index through an array indexed by id and
 // stamped with the request's generation, so no string is hashed per sample.
 // The symbol table lists the strings in order of first use, the order

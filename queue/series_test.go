@@ -41,7 +41,7 @@ func TestSeriesCache(t *testing.T) {
 	want := labels.FromStrings("__name__", "up", "cluster", "eu", "job", "node")
 	b := rw1Builder{tab: tab, dir: tab.snapshot()}
 	require.Equal(t, want, rw1Labels(t, b.labels(s.data)))
-	require.Equal(t, AppendRW1Labels(nil, want), b.labels(s.data))
+	require.Equal(t, appendRW1Labels(nil, want), b.labels(s.data))
 	require.Len(t, setIDs(tab, s.data.set), 6, "three labels, each a name and a value")
 	require.Equal(t, seriesDropped, c.get(2).state)
 	require.NotNil(t, c.get(1<<40), "a far ref goes to the map")
