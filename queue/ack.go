@@ -6,6 +6,10 @@ import (
 	"github.com/walship/walship/wal/record"
 )
 
+// This file tracks acknowledgements: for each WAL record with items in
+// the queue, how many are not finished yet, so that the lowest position
+// not fully acknowledged is exact.
+
 // ackTracker knows, for every record whose samples are in the queue, how
 // many are not yet acknowledged, so that the lowest position not fully
 // acknowledged is exact. Records are registered in log order and get

@@ -8,6 +8,10 @@ import (
 	"github.com/prometheus/prometheus/config"
 )
 
+// This file is the wait between attempts: jittered exponential backoff
+// within queue_config's min_backoff and max_backoff, or the endpoint's
+// Retry-After.
+
 // Backoff defaults, as upstream's queue_config has them.
 const (
 	// defaultMinBackoff is the first retry delay when min_backoff is unset.

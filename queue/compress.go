@@ -7,6 +7,9 @@ import (
 	"github.com/golang/snappy"
 )
 
+// This file compresses request bodies with snappy's block format, block
+// by block while the body is written, into a buffer each flight reuses.
+
 // snappyBlockSize is how much input golang/snappy compresses as one block:
 // its Encode cuts the input into blocks of 64 KiB, compresses each on its
 // own (no back-reference crosses a block) and writes them one after

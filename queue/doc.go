@@ -51,6 +51,31 @@
 // answers 415 (or a 2xx without the written-count headers) falls back to RW1
 // for good.
 //
+// # Parts
+//
+// The Manager owns the queue's parts and gives each the parts it reports
+// to; no part holds the Manager or calls back into it. In the order a
+// sample meets them:
+//
+//   - intake (intake.go, feed.go, held.go, series.go): the watcher's
+//     Consumer side, on the watcher's goroutine: the series cache, and
+//     queueing each record's items into their shards.
+//   - shardSet and shard (shards.go, shard.go, itemqueue.go): the running
+//     shards; a shard's buffer, its loop and its two flights.
+//   - request builders and encoders (builder.go; encode_rw1.go,
+//     encode_rw2.go, rw2_symbols.go, rw2_refs.go, histogram_pb.go,
+//     protowire.go; labels.go, labelset.go, intern.go; compress.go): a
+//     batch in, a compressed request body out.
+//   - deliver (deliver.go): one batch until each item ended, with 413
+//     halving (toolarge.go) and the RW1 fall-back.
+//   - sendPolicy (send.go, backoff.go): one request's attempts and
+//     backoff; it owns the protocol in use and the learned request size.
+//   - ledger (ledger.go, ack.go): accounting: every item ends once, as
+//     sent, failed or dropped, and the lowest unacknowledged position.
+//   - shardPlanner (reshard.go, rate.go): the shard count, from the load
+//     the other parts measure (loadSignals).
+//   - metadataSender (metadata.go): RW1 metadata requests of their own.
+//
 // # Goroutines
 //
 // Run owns the shards and the reshard loop. A shard has two goroutines:

@@ -4,6 +4,10 @@ import (
 	"github.com/walship/walship/wal/record"
 )
 
+// This file queues one record's items into their series' shards, each
+// written once, in place, under every shard's lock, and joins RW2
+// exemplars to the sample they travel with.
+
 // feed queues one record's items. Between beginFeed and end it holds every
 // shard's lock, so each item is written once, in place, into its shard's
 // queue, and a shard sees a record's items all at once. No item after the

@@ -6,6 +6,9 @@ import (
 	"time"
 )
 
+// This file holds RW2 exemplars that missed their series' sample until
+// the series' next sample or histogram, for at most maxExemplarHold.
+
 // heldExemplars are RW2 exemplars that found no sample or histogram of
 // their series waiting when they were queued: a WAL logs a commit's
 // samples, then its exemplars, and a shard may cut the batch holding the

@@ -1,5 +1,8 @@
 package queue
 
+// This file is a shard's buffer: items in chunks of one batch, written in
+// place by the feeder and taken whole by the shard.
+
 // itemQueue is a shard's waiting items, oldest first, kept in chunks of one
 // batch (max_samples_per_send items) each: the feeder writes every item
 // once, in place (push), and the shard takes a whole chunk as its batch

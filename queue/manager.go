@@ -17,6 +17,10 @@ import (
 	"github.com/walship/walship/wal/record"
 )
 
+// This file is the queue's owner: Options, New, which assembles the parts,
+// the watcher's Consumer methods (handed to the intake), and Run's loop,
+// which runs the shards, reshards them and flushes them.
+
 // Options configure a Manager.
 type Options struct {
 	// Name and URL label the metrics (remote_name, url).

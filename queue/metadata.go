@@ -15,6 +15,9 @@ import (
 	"github.com/walship/walship/wal/record"
 )
 
+// This file sends an RW1 queue's metric metadata (metadata_config) in
+// requests of its own; RW2 requests carry metadata with their series.
+
 // metricFamilies is the metadata an RW1 queue sends on its own, per
 // metadata_config: the newest type, help and unit the WAL gave for each
 // metric name. The watcher's goroutine updates it; the metadata sender

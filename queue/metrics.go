@@ -4,6 +4,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// This file is the queue's metrics, named and labelled as upstream's.
+
 // Metrics are the queue metrics of a process, named as upstream names them
 // (prometheus_remote_storage_*) and labelled by remote_name and url.
 // Create them once per process and pass them to every Manager.

@@ -6,6 +6,9 @@ import (
 	"time"
 )
 
+// This file measures load for the resharding rule: the rate items come
+// in, how long sends take, and how long the feeder waited for room.
+
 // ewmaRate is an exponentially weighted moving average of a per-second
 // rate: events are added from any goroutine, and tick, called once per
 // interval by one owner, folds them into the rate.

@@ -6,6 +6,9 @@ import (
 	"time"
 )
 
+// This file decides the number of shards: the rule (a pure function of
+// what was measured) and the planner that asks it every interval.
+
 // shardInputs are what the resharding rule decides from, measured over the
 // last update interval.
 type shardInputs struct {

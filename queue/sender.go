@@ -7,6 +7,10 @@ import (
 	"time"
 )
 
+// This file is the queue's border with HTTP: the Request a queue builds,
+// the Sender that delivers it (package remote implements it), and the
+// errors a Sender answers with.
+
 // Protocol is the remote-write message a request carries.
 type Protocol int
 

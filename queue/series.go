@@ -13,6 +13,11 @@ import (
 	"github.com/walship/walship/wal/record"
 )
 
+// This file is the series cache: for each series ref of the WAL, its
+// labels as the queue sends them (external labels added, relabelled,
+// interned) or that it was dropped, and the segment it was last stored
+// from, so that a checkpoint's SeriesReset forgets what the WAL forgot.
+
 // seriesState says what the queue knows of a series ref.
 type seriesState uint8
 
@@ -28,7 +33,7 @@ type series struct {
 	data    *encodedSeries
 	segment int32 // last segment (or checkpoint) the series was stored from
 	state   seriesState
-	held    bool // RW2 exemplars wait for its next sample (Manager.held)
+	held    bool // RW2 exemplars wait for its next sample (intake.held)
 }
 
 // encodedSeries is a series' labels after external labels and relabelling,
