@@ -91,6 +91,10 @@ type ClientOptions struct {
 	// HTTPClientOptions are passed to config.NewClientFromConfig when the
 	// client is built from the configuration (a custom dialer, say).
 	HTTPClientOptions []commoncfg.HTTPClientOption
+
+	// azureAuthority, set by tests only, sends azuread logins to a local
+	// Entra ID instead of the cloud's.
+	azureAuthority *azureAuthority
 }
 
 // Client sends remote-write requests to one endpoint. It implements
@@ -152,7 +156,7 @@ func NewClient(name string, cfg *config.RemoteWriteConfig, opts ClientOptions) (
 		if rt == nil {
 			rt = http.DefaultTransport
 		}
-		signed, err := withCloudAuth(cfg, rt)
+		signed, err := withCloudAuth(cfg, rt, opts.azureAuthority)
 		if err != nil {
 			return nil, fmt.Errorf("remote %q: %w", name, err)
 		}
