@@ -11,7 +11,7 @@
 #   make e2e-receivers   real receivers (Prometheus, VictoriaMetrics) built from the module proxy: ship, read back, compare (CI runs it)
 #   make fuzz    longer fuzzing (FUZZTIME per target, default 2m)
 #   make soak    long-running tests at production sizes (a 1.28 GiB WAL backlog)
-#   make lint    gofmt, go vet, staticcheck
+#   make lint    gofmt, go vet, staticcheck, the import rules of docs/ARCHITECTURE.md
 
 GO            ?= go
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -126,6 +126,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags nosd ./cmd/...
+	$(GO) run ./internal/cmd/importcheck -go $(GO)
 	$(GO) run $(STATICCHECK) ./...
 
 run: build

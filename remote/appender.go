@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
-	"github.com/prometheus/prometheus/storage"
+	promstorage "github.com/prometheus/prometheus/storage"
 )
 
 // appendMetrics count what comes in through the Appender, with upstream's
@@ -42,12 +42,12 @@ func newAppendMetrics(reg prometheus.Registerer) *appendMetrics {
 // Appender returns an appender that only counts what is appended and
 // tracks the highest timestamp: the samples themselves reach the endpoints
 // through the WAL the primary storage writes.
-func (s *Storage) Appender(context.Context) storage.Appender {
+func (s *Storage) Appender(context.Context) promstorage.Appender {
 	return &timestampTracker{m: s.appendM}
 }
 
-// AppenderV2 is Appender for storage.AppendableV2.
-func (s *Storage) AppenderV2(context.Context) storage.AppenderV2 {
+// AppenderV2 is Appender for promstorage.AppendableV2.
+func (s *Storage) AppenderV2(context.Context) promstorage.AppenderV2 {
 	return &timestampTrackerV2{timestampTracker{m: s.appendM}}
 }
 
@@ -64,7 +64,7 @@ func (t *timestampTracker) see(ts int64) {
 }
 
 // Append counts a float sample.
-func (t *timestampTracker) Append(ref storage.SeriesRef, _ labels.Labels, ts int64, _ float64) (storage.SeriesRef, error) {
+func (t *timestampTracker) Append(ref promstorage.SeriesRef, _ labels.Labels, ts int64, _ float64) (promstorage.SeriesRef, error) {
 	t.samples++
 	t.see(ts)
 	return ref, nil
@@ -72,39 +72,39 @@ func (t *timestampTracker) Append(ref storage.SeriesRef, _ labels.Labels, ts int
 
 // AppendExemplar counts an exemplar (its timestamp is not tracked, as
 // upstream: not every endpoint is sent exemplars).
-func (t *timestampTracker) AppendExemplar(ref storage.SeriesRef, _ labels.Labels, _ exemplar.Exemplar) (storage.SeriesRef, error) {
+func (t *timestampTracker) AppendExemplar(ref promstorage.SeriesRef, _ labels.Labels, _ exemplar.Exemplar) (promstorage.SeriesRef, error) {
 	t.exemplars++
 	return ref, nil
 }
 
 // AppendHistogram counts a histogram sample.
-func (t *timestampTracker) AppendHistogram(ref storage.SeriesRef, _ labels.Labels, ts int64, _ *histogram.Histogram, _ *histogram.FloatHistogram) (storage.SeriesRef, error) {
+func (t *timestampTracker) AppendHistogram(ref promstorage.SeriesRef, _ labels.Labels, ts int64, _ *histogram.Histogram, _ *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
 	t.histograms++
 	t.see(ts)
 	return ref, nil
 }
 
 // AppendSTZeroSample counts a start-timestamp zero sample.
-func (t *timestampTracker) AppendSTZeroSample(ref storage.SeriesRef, _ labels.Labels, _, st int64) (storage.SeriesRef, error) {
+func (t *timestampTracker) AppendSTZeroSample(ref promstorage.SeriesRef, _ labels.Labels, _, st int64) (promstorage.SeriesRef, error) {
 	t.samples++
 	t.see(st)
 	return ref, nil
 }
 
 // AppendHistogramSTZeroSample counts a start-timestamp zero histogram.
-func (t *timestampTracker) AppendHistogramSTZeroSample(ref storage.SeriesRef, _ labels.Labels, _, st int64, _ *histogram.Histogram, _ *histogram.FloatHistogram) (storage.SeriesRef, error) {
+func (t *timestampTracker) AppendHistogramSTZeroSample(ref promstorage.SeriesRef, _ labels.Labels, _, st int64, _ *histogram.Histogram, _ *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
 	t.histograms++
 	t.see(st)
 	return ref, nil
 }
 
 // UpdateMetadata does nothing: metadata reaches the endpoints through the WAL.
-func (*timestampTracker) UpdateMetadata(ref storage.SeriesRef, _ labels.Labels, _ metadata.Metadata) (storage.SeriesRef, error) {
+func (*timestampTracker) UpdateMetadata(ref promstorage.SeriesRef, _ labels.Labels, _ metadata.Metadata) (promstorage.SeriesRef, error) {
 	return ref, nil
 }
 
 // SetOptions does nothing.
-func (*timestampTracker) SetOptions(*storage.AppendOptions) {}
+func (*timestampTracker) SetOptions(*promstorage.AppendOptions) {}
 
 // Commit publishes the counts and the highest timestamp.
 func (t *timestampTracker) Commit() error {
@@ -135,7 +135,7 @@ func (t *timestampTracker) Rollback() error {
 type timestampTrackerV2 struct{ timestampTracker }
 
 // Append counts a sample or histogram and its exemplars.
-func (t *timestampTrackerV2) Append(ref storage.SeriesRef, _ labels.Labels, _, ts int64, _ float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+func (t *timestampTrackerV2) Append(ref promstorage.SeriesRef, _ labels.Labels, _, ts int64, _ float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts promstorage.AOptions) (promstorage.SeriesRef, error) {
 	if h != nil || fh != nil {
 		t.histograms++
 	} else {

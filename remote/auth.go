@@ -26,8 +26,9 @@ import (
 // accepts at most one of them, and none with basic_auth, authorization or
 // oauth2.
 
-// withCloudAuth wraps rt with the signing cfg asks for, if any.
-func withCloudAuth(cfg *config.RemoteWriteConfig, rt http.RoundTripper) (http.RoundTripper, error) {
+// withCloudAuth wraps rt with the signing cfg asks for, if any. authority
+// is nil but in tests (see azureAuthority).
+func withCloudAuth(cfg *config.RemoteWriteConfig, rt http.RoundTripper, authority *azureAuthority) (http.RoundTripper, error) {
 	switch {
 	case cfg.SigV4Config != nil:
 		signed, err := sigv4.NewSigV4RoundTripper(cfg.SigV4Config, rt)
@@ -36,7 +37,7 @@ func withCloudAuth(cfg *config.RemoteWriteConfig, rt http.RoundTripper) (http.Ro
 		}
 		return signed, nil
 	case cfg.AzureADConfig != nil:
-		return azureADRoundTripper(cfg, rt)
+		return azureADRoundTripper(cfg, rt, authority)
 	case cfg.GoogleIAMConfig != nil:
 		return googleIAMRoundTripper(cfg.GoogleIAMConfig.CredentialsFile, rt)
 	}
@@ -80,11 +81,12 @@ var azureClouds = map[string]struct {
 	"AzureGovernment": {cloud.AzureGovernment, "https://monitor.azure.us//.default"},
 }
 
-// azureTestAuthority is nil except in tests, which point Entra ID logins
-// at a local TLS server: host replaces the cloud's authority host, client
-// carries the requests (it trusts the server's certificate), and instance
-// discovery (a request to Microsoft's own host) is skipped.
-var azureTestAuthority *struct {
+// azureAuthority points Entra ID logins at another server than the
+// cloud's: host replaces the cloud's authority host, client carries the
+// requests, and instance discovery (a request to Microsoft's own host) is
+// skipped. Only tests set one (ClientOptions.azureAuthority), for a local
+// TLS server that client trusts.
+type azureAuthority struct {
 	host   string
 	client *http.Client
 }
@@ -100,8 +102,9 @@ const (
 // azureADRoundTripper authorizes requests with a Microsoft Entra ID access
 // token from the credential the azuread section describes: a managed
 // identity, a workload identity, an application secret (oauth), a
-// certificate, or the SDK's default chain.
-func azureADRoundTripper(cfg *config.RemoteWriteConfig, rt http.RoundTripper) (http.RoundTripper, error) {
+// certificate, or the SDK's default chain. authority, when not nil, is
+// where logins go instead of the cloud's authority host.
+func azureADRoundTripper(cfg *config.RemoteWriteConfig, rt http.RoundTripper, authority *azureAuthority) (http.RoundTripper, error) {
 	ad := cfg.AzureADConfig
 	cloudName := ad.Cloud
 	if cloudName == "" {
@@ -117,8 +120,8 @@ func azureADRoundTripper(cfg *config.RemoteWriteConfig, rt http.RoundTripper) (h
 	}
 	co := azcore.ClientOptions{Cloud: c.cloud}
 	noDiscovery := false
-	if t := azureTestAuthority; t != nil {
-		co.Cloud.ActiveDirectoryAuthorityHost, co.Transport, noDiscovery = t.host, t.client, true
+	if authority != nil {
+		co.Cloud.ActiveDirectoryAuthorityHost, co.Transport, noDiscovery = authority.host, authority.client, true
 	}
 
 	var (

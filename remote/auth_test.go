@@ -234,12 +234,12 @@ func newEntraID(t *testing.T, tenant string) *entraID {
 	})
 	e.Server = httptest.NewTLSServer(mux)
 	t.Cleanup(e.Close)
-	azureTestAuthority = &struct {
-		host   string
-		client *http.Client
-	}{e.URL + "/", e.Client()}
-	t.Cleanup(func() { azureTestAuthority = nil })
 	return e
+}
+
+// clientOptions are the options of a Client whose azuread logins go to e.
+func (e *entraID) clientOptions() ClientOptions {
+	return ClientOptions{azureAuthority: &azureAuthority{host: e.URL + "/", client: e.Client()}}
 }
 
 func (e *entraID) tokenRequests() []map[string]string {
@@ -305,7 +305,7 @@ func TestClientAzureADApplications(t *testing.T) {
 			clientID := fmt.Sprintf("00000000-0000-0000-0000-%012d", i+1)
 			cfg.AzureADConfig = c.config(clientID)
 			cfg.AzureADConfig.Cloud = c.cloud
-			cl := newTestClient(t, cfg, ClientOptions{})
+			cl := newTestClient(t, cfg, entra.clientOptions())
 			sendOne(t, cl, "body-1")
 			sendOne(t, cl, "body-2")
 

@@ -63,11 +63,14 @@ const (
 	requestWriteBufferSize = 128 << 10
 )
 
-// DefaultUserAgent is the User-Agent a Client sends unless
+// DefaultUserAgent returns the User-Agent a Client sends unless
 // ClientOptions.UserAgent says otherwise: "walship/<version>", the version
 // coming from prometheus/common/version (set at link time), else from the
 // module build information, else "dev".
-var DefaultUserAgent = "walship/" + buildVersion()
+func DefaultUserAgent() string { return defaultUserAgent }
+
+// defaultUserAgent is what DefaultUserAgent returns, worked out once.
+var defaultUserAgent = "walship/" + buildVersion()
 
 func buildVersion() string {
 	if version.Version != "" {
@@ -82,7 +85,7 @@ func buildVersion() string {
 // ClientOptions are the parts of a Client that do not come from the
 // remote_write configuration.
 type ClientOptions struct {
-	// UserAgent is sent in the User-Agent header; DefaultUserAgent when empty.
+	// UserAgent is sent in the User-Agent header; DefaultUserAgent() when empty.
 	UserAgent string
 	// HTTPClient, when set, is used as it is instead of a client built from
 	// the configuration's HTTP client settings (which are then ignored; the
@@ -91,6 +94,10 @@ type ClientOptions struct {
 	// HTTPClientOptions are passed to config.NewClientFromConfig when the
 	// client is built from the configuration (a custom dialer, say).
 	HTTPClientOptions []commoncfg.HTTPClientOption
+
+	// azureAuthority, set by tests only, sends azuread logins to a local
+	// Entra ID instead of the cloud's.
+	azureAuthority *azureAuthority
 }
 
 // Client sends remote-write requests to one endpoint. It implements
@@ -152,7 +159,7 @@ func NewClient(name string, cfg *config.RemoteWriteConfig, opts ClientOptions) (
 		if rt == nil {
 			rt = http.DefaultTransport
 		}
-		signed, err := withCloudAuth(cfg, rt)
+		signed, err := withCloudAuth(cfg, rt, opts.azureAuthority)
 		if err != nil {
 			return nil, fmt.Errorf("remote %q: %w", name, err)
 		}
@@ -166,7 +173,7 @@ func NewClient(name string, cfg *config.RemoteWriteConfig, opts ClientOptions) (
 	}
 	ua := opts.UserAgent
 	if ua == "" {
-		ua = DefaultUserAgent
+		ua = defaultUserAgent
 	}
 	return &Client{
 		name:       name,

@@ -150,7 +150,7 @@ func TestClientHeaders(t *testing.T) {
 			require.Equal(t, "snappy", got.header.Get("Content-Encoding"))
 			require.Equal(t, tc.contentType, got.header.Get("Content-Type"))
 			require.Equal(t, tc.version, got.header.Get("X-Prometheus-Remote-Write-Version"))
-			require.Equal(t, DefaultUserAgent, got.header.Get("User-Agent"))
+			require.Equal(t, DefaultUserAgent(), got.header.Get("User-Agent"))
 			require.True(t, strings.HasPrefix(got.header.Get("User-Agent"), "walship/"))
 			require.Equal(t, "tenant-1", got.header.Get("X-Scope-OrgID"))
 			require.Equal(t, "yes", got.header.Get("X-Custom"))

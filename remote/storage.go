@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
+	promstorage "github.com/prometheus/prometheus/storage"
 	"go.yaml.in/yaml/v2"
 
 	"github.com/walship/walship/queue"
@@ -96,7 +96,7 @@ type Storage struct {
 	done           chan struct{} // StopAtEnd: closed when all endpoints finished
 }
 
-var _ storage.Storage = (*Storage)(nil)
+var _ promstorage.Storage = (*Storage)(nil)
 
 // New returns a Storage with no endpoints; ApplyConfig adds them.
 func New(opts Options) *Storage {
@@ -425,11 +425,13 @@ func (s *Storage) LowestSentTimestamp() int64 {
 func (*Storage) StartTime() (int64, error) { return int64(model.Latest), nil }
 
 // Querier returns an empty querier: remote read is not supported.
-func (*Storage) Querier(_, _ int64) (storage.Querier, error) { return storage.NoopQuerier(), nil }
+func (*Storage) Querier(_, _ int64) (promstorage.Querier, error) {
+	return promstorage.NoopQuerier(), nil
+}
 
 // ChunkQuerier returns an empty querier: remote read is not supported.
-func (*Storage) ChunkQuerier(_, _ int64) (storage.ChunkQuerier, error) {
-	return storage.NoopChunkedQuerier(), nil
+func (*Storage) ChunkQuerier(_, _ int64) (promstorage.ChunkQuerier, error) {
+	return promstorage.NoopChunkedQuerier(), nil
 }
 
 // Close flushes every endpoint within the flush deadline and stops them.

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
-	"github.com/prometheus/prometheus/storage"
+	promstorage "github.com/prometheus/prometheus/storage"
 
 	"github.com/walship/walship/wal/record"
 )
@@ -21,7 +21,7 @@ import (
 // An appender is not safe for concurrent use.
 type appender struct {
 	db    *DB
-	hints *storage.AppendOptions
+	hints *promstorage.AppendOptions
 
 	samples         []record.RefSample
 	sampleSeries    []*memSeries
@@ -49,10 +49,10 @@ var (
 
 // SetOptions stores the append hints. The only hint, DiscardOutOfOrder,
 // changes nothing here: out-of-order samples are always refused.
-func (a *appender) SetOptions(opts *storage.AppendOptions) { a.hints = opts }
+func (a *appender) SetOptions(opts *promstorage.AppendOptions) { a.hints = opts }
 
 // getOrCreate returns the series for ref, or else for l, creating it.
-func (a *appender) getOrCreate(ref storage.SeriesRef, l labels.Labels) (*memSeries, error) {
+func (a *appender) getOrCreate(ref promstorage.SeriesRef, l labels.Labels) (*memSeries, error) {
 	if ref != 0 {
 		if s := a.db.series.byRef(record.Ref(ref)); s != nil {
 			return s, nil
@@ -77,7 +77,7 @@ func (a *appender) getOrCreate(ref storage.SeriesRef, l labels.Labels) (*memSeri
 }
 
 // lookup returns the existing series for ref or l, or nil.
-func (a *appender) lookup(ref storage.SeriesRef, l labels.Labels) *memSeries {
+func (a *appender) lookup(ref promstorage.SeriesRef, l labels.Labels) *memSeries {
 	if ref != 0 {
 		if s := a.db.series.byRef(record.Ref(ref)); s != nil {
 			return s
@@ -92,26 +92,26 @@ func (a *appender) lookup(ref storage.SeriesRef, l labels.Labels) *memSeries {
 // Append adds a float sample. A sample at or before the series' newest
 // committed sample is refused with storage.ErrOutOfOrderSample, as
 // upstream's agent does without an out-of-order window.
-func (a *appender) Append(ref storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
+func (a *appender) Append(ref promstorage.SeriesRef, l labels.Labels, t int64, v float64) (promstorage.SeriesRef, error) {
 	s, err := a.getOrCreate(ref, l)
 	if err != nil {
 		return 0, err
 	}
 	if t <= s.lastTs.Load() {
 		a.db.metrics.outOfOrder.Inc()
-		return 0, storage.ErrOutOfOrderSample
+		return 0, promstorage.ErrOutOfOrderSample
 	}
 	a.samples = append(a.samples, record.RefSample{Ref: s.ref, T: t, V: v})
 	a.sampleSeries = append(a.sampleSeries, s)
 	a.db.metrics.floatsAppended.Inc()
-	return storage.SeriesRef(s.ref), nil
+	return promstorage.SeriesRef(s.ref), nil
 }
 
 // AppendSTZeroSample adds a zero sample at st, the start timestamp of the
 // sample at t that follows it.
-func (a *appender) AppendSTZeroSample(ref storage.SeriesRef, l labels.Labels, t, st int64) (storage.SeriesRef, error) {
+func (a *appender) AppendSTZeroSample(ref promstorage.SeriesRef, l labels.Labels, t, st int64) (promstorage.SeriesRef, error) {
 	if st >= t {
-		return 0, storage.ErrSTNewerThanSample
+		return 0, promstorage.ErrSTNewerThanSample
 	}
 	s, err := a.getOrCreate(ref, l)
 	if err != nil {
@@ -120,19 +120,19 @@ func (a *appender) AppendSTZeroSample(ref storage.SeriesRef, l labels.Labels, t,
 	last := s.lastTs.Load()
 	if t <= last {
 		a.db.metrics.outOfOrder.Inc()
-		return 0, storage.ErrOutOfOrderSample
+		return 0, promstorage.ErrOutOfOrderSample
 	}
 	if st <= last {
-		return 0, storage.ErrOutOfOrderST
+		return 0, promstorage.ErrOutOfOrderST
 	}
 	a.samples = append(a.samples, record.RefSample{Ref: s.ref, T: st})
 	a.sampleSeries = append(a.sampleSeries, s)
 	a.db.metrics.floatsAppended.Inc()
-	return storage.SeriesRef(s.ref), nil
+	return promstorage.SeriesRef(s.ref), nil
 }
 
 // AppendHistogram adds an integer (h) or float (fh) native histogram sample.
-func (a *appender) AppendHistogram(ref storage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+func (a *appender) AppendHistogram(ref promstorage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
 	if err := validateHistogram(h, fh); err != nil {
 		return 0, err
 	}
@@ -142,27 +142,27 @@ func (a *appender) AppendHistogram(ref storage.SeriesRef, l labels.Labels, t int
 	}
 	if t <= s.lastTs.Load() {
 		a.db.metrics.outOfOrder.Inc()
-		return 0, storage.ErrOutOfOrderSample
+		return 0, promstorage.ErrOutOfOrderSample
 	}
 	a.addHistogram(s, t, h, fh)
-	return storage.SeriesRef(s.ref), nil
+	return promstorage.SeriesRef(s.ref), nil
 }
 
 // AppendHistogramSTZeroSample adds an empty histogram at st, the start
 // timestamp of the histogram sample at t that follows it.
-func (a *appender) AppendHistogramSTZeroSample(ref storage.SeriesRef, l labels.Labels, t, st int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+func (a *appender) AppendHistogramSTZeroSample(ref promstorage.SeriesRef, l labels.Labels, t, st int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
 	if err := validateHistogram(h, fh); err != nil {
 		return 0, err
 	}
 	if st >= t {
-		return 0, storage.ErrSTNewerThanSample
+		return 0, promstorage.ErrSTNewerThanSample
 	}
 	s, err := a.getOrCreate(ref, l)
 	if err != nil {
 		return 0, err
 	}
 	if st <= s.lastTs.Load() {
-		return 0, storage.ErrOutOfOrderST
+		return 0, promstorage.ErrOutOfOrderST
 	}
 	switch {
 	case h != nil:
@@ -170,7 +170,7 @@ func (a *appender) AppendHistogramSTZeroSample(ref storage.SeriesRef, l labels.L
 	case fh != nil:
 		a.addHistogram(s, st, nil, zeroFloatHistogram)
 	}
-	return storage.SeriesRef(s.ref), nil
+	return promstorage.SeriesRef(s.ref), nil
 }
 
 func validateHistogram(h *histogram.Histogram, fh *histogram.FloatHistogram) error {
@@ -203,14 +203,14 @@ func (a *appender) addHistogram(s *memSeries, t int64, h *histogram.Histogram, f
 
 // AppendExemplar adds an exemplar to an existing series. An exemplar equal
 // to the series' previous one is dropped without error, as upstream does.
-func (a *appender) AppendExemplar(ref storage.SeriesRef, l labels.Labels, e exemplar.Exemplar) (storage.SeriesRef, error) {
+func (a *appender) AppendExemplar(ref promstorage.SeriesRef, l labels.Labels, e exemplar.Exemplar) (promstorage.SeriesRef, error) {
 	s := a.lookup(ref, l)
 	if s == nil {
 		return 0, fmt.Errorf("add exemplar to series ref %d: %w", ref, ErrUnknownSeries)
 	}
 	e.Labels = e.Labels.WithoutEmpty()
 	if err := validateExemplar(s, e); err != nil {
-		if errors.Is(err, storage.ErrDuplicateExemplar) {
+		if errors.Is(err, promstorage.ErrDuplicateExemplar) {
 			return 0, nil
 		}
 		return 0, err
@@ -220,7 +220,7 @@ func (a *appender) AppendExemplar(ref storage.SeriesRef, l labels.Labels, e exem
 	a.exemplars = append(a.exemplars, record.RefExemplar{Ref: s.ref, T: e.Ts, V: e.Value, Labels: e.Labels})
 	a.exemplarSeries = append(a.exemplarSeries, s)
 	a.db.metrics.exemplarsAppended.Inc()
-	return storage.SeriesRef(s.ref), nil
+	return promstorage.SeriesRef(s.ref), nil
 }
 
 func validateExemplar(s *memSeries, e exemplar.Exemplar) error {
@@ -231,21 +231,21 @@ func validateExemplar(s *memSeries, e exemplar.Exemplar) error {
 	if err := e.Labels.Validate(func(l labels.Label) error {
 		n += utf8.RuneCountInString(l.Name) + utf8.RuneCountInString(l.Value)
 		if n > exemplar.ExemplarMaxLabelSetLength {
-			return storage.ErrExemplarLabelLength
+			return promstorage.ErrExemplarLabelLength
 		}
 		return nil
 	}); err != nil {
 		return err
 	}
 	if prev := s.exemplar.Load(); prev != nil && prev.Equals(e) {
-		return storage.ErrDuplicateExemplar
+		return promstorage.ErrDuplicateExemplar
 	}
 	return nil
 }
 
 // UpdateMetadata records the type, unit and help of an existing series
 // when they differ from what was committed last. Empty metadata is ignored.
-func (a *appender) UpdateMetadata(ref storage.SeriesRef, l labels.Labels, m metadata.Metadata) (storage.SeriesRef, error) {
+func (a *appender) UpdateMetadata(ref promstorage.SeriesRef, l labels.Labels, m metadata.Metadata) (promstorage.SeriesRef, error) {
 	if m.IsEmpty() {
 		return 0, nil
 	}
@@ -254,11 +254,11 @@ func (a *appender) UpdateMetadata(ref storage.SeriesRef, l labels.Labels, m meta
 		return 0, fmt.Errorf("update metadata of series ref %d %s: %w", ref, l, ErrUnknownSeries)
 	}
 	if cur := s.meta.Load(); cur != nil && cur.Equals(m) {
-		return storage.SeriesRef(s.ref), nil
+		return promstorage.SeriesRef(s.ref), nil
 	}
 	a.meta = append(a.meta, record.RefMetadata{Ref: s.ref, Type: metricType(m.Type), Unit: m.Unit, Help: m.Help})
 	a.metaSeries = append(a.metaSeries, s)
-	return storage.SeriesRef(s.ref), nil
+	return promstorage.SeriesRef(s.ref), nil
 }
 
 // metricType maps a model.MetricType to the byte metadata records store.

@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/storage"
+	promstorage "github.com/prometheus/prometheus/storage"
 
 	"github.com/walship/walship/wal"
 	"github.com/walship/walship/wal/record"
@@ -105,7 +105,7 @@ func Open(dir string, opts Options) (*DB, error) {
 
 // Appender returns an appender; ctx is not used. Each appender must be
 // finished with Commit or Rollback and not used afterwards.
-func (db *DB) Appender(context.Context) storage.Appender {
+func (db *DB) Appender(context.Context) promstorage.Appender {
 	return db.appenders.Get().(*appender)
 }
 

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
-	"github.com/prometheus/prometheus/storage"
+	promstorage "github.com/prometheus/prometheus/storage"
 )
 
 // teeAppendable hands scraped data to the agent's storage (primary: its
@@ -17,23 +17,23 @@ import (
 // (secondary: it only tracks counts and the highest timestamp, as
 // upstream's fanout storage does for remote write).
 type teeAppendable struct {
-	primary, secondary storage.Appendable
+	primary, secondary promstorage.Appendable
 }
 
-func (t teeAppendable) Appender(ctx context.Context) storage.Appender {
+func (t teeAppendable) Appender(ctx context.Context) promstorage.Appender {
 	return &teeAppender{primary: t.primary.Appender(ctx), secondary: t.secondary.Appender(ctx)}
 }
 
 type teeAppender struct {
-	primary, secondary storage.Appender
+	primary, secondary promstorage.Appender
 }
 
-func (a *teeAppender) SetOptions(opts *storage.AppendOptions) {
+func (a *teeAppender) SetOptions(opts *promstorage.AppendOptions) {
 	a.primary.SetOptions(opts)
 	a.secondary.SetOptions(opts)
 }
 
-func (a *teeAppender) Append(ref storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
+func (a *teeAppender) Append(ref promstorage.SeriesRef, l labels.Labels, t int64, v float64) (promstorage.SeriesRef, error) {
 	ref, err := a.primary.Append(ref, l, t, v)
 	if err == nil {
 		_, _ = a.secondary.Append(ref, l, t, v)
@@ -41,7 +41,7 @@ func (a *teeAppender) Append(ref storage.SeriesRef, l labels.Labels, t int64, v 
 	return ref, err
 }
 
-func (a *teeAppender) AppendExemplar(ref storage.SeriesRef, l labels.Labels, e exemplar.Exemplar) (storage.SeriesRef, error) {
+func (a *teeAppender) AppendExemplar(ref promstorage.SeriesRef, l labels.Labels, e exemplar.Exemplar) (promstorage.SeriesRef, error) {
 	ref, err := a.primary.AppendExemplar(ref, l, e)
 	if err == nil {
 		_, _ = a.secondary.AppendExemplar(ref, l, e)
@@ -49,7 +49,7 @@ func (a *teeAppender) AppendExemplar(ref storage.SeriesRef, l labels.Labels, e e
 	return ref, err
 }
 
-func (a *teeAppender) AppendHistogram(ref storage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+func (a *teeAppender) AppendHistogram(ref promstorage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
 	ref, err := a.primary.AppendHistogram(ref, l, t, h, fh)
 	if err == nil {
 		_, _ = a.secondary.AppendHistogram(ref, l, t, h, fh)
@@ -57,7 +57,7 @@ func (a *teeAppender) AppendHistogram(ref storage.SeriesRef, l labels.Labels, t 
 	return ref, err
 }
 
-func (a *teeAppender) AppendHistogramSTZeroSample(ref storage.SeriesRef, l labels.Labels, t, st int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+func (a *teeAppender) AppendHistogramSTZeroSample(ref promstorage.SeriesRef, l labels.Labels, t, st int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
 	ref, err := a.primary.AppendHistogramSTZeroSample(ref, l, t, st, h, fh)
 	if err == nil {
 		_, _ = a.secondary.AppendHistogramSTZeroSample(ref, l, t, st, h, fh)
@@ -65,7 +65,7 @@ func (a *teeAppender) AppendHistogramSTZeroSample(ref storage.SeriesRef, l label
 	return ref, err
 }
 
-func (a *teeAppender) UpdateMetadata(ref storage.SeriesRef, l labels.Labels, m metadata.Metadata) (storage.SeriesRef, error) {
+func (a *teeAppender) UpdateMetadata(ref promstorage.SeriesRef, l labels.Labels, m metadata.Metadata) (promstorage.SeriesRef, error) {
 	ref, err := a.primary.UpdateMetadata(ref, l, m)
 	if err == nil {
 		_, _ = a.secondary.UpdateMetadata(ref, l, m)
@@ -73,7 +73,7 @@ func (a *teeAppender) UpdateMetadata(ref storage.SeriesRef, l labels.Labels, m m
 	return ref, err
 }
 
-func (a *teeAppender) AppendSTZeroSample(ref storage.SeriesRef, l labels.Labels, t, st int64) (storage.SeriesRef, error) {
+func (a *teeAppender) AppendSTZeroSample(ref promstorage.SeriesRef, l labels.Labels, t, st int64) (promstorage.SeriesRef, error) {
 	ref, err := a.primary.AppendSTZeroSample(ref, l, t, st)
 	if err == nil {
 		_, _ = a.secondary.AppendSTZeroSample(ref, l, t, st)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/walship/walship/wal"
 )
@@ -27,9 +28,12 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		panic("build walship: " + err.Error() + "\n" + string(out))
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	// Fails the tests if any of them leaves a goroutine behind (a
+	// receiver not closed, a process's output not waited for).
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
 }
 
 // walship runs the binary and returns its stdout, stderr and exit status.
