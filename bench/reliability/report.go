@@ -38,6 +38,9 @@ func WriteMarkdown(w io.Writer, rs []Result) {
 		if r.KilledInCheckpoint > 0 {
 			notes = append(notes, fmt.Sprintf("%s, %s: %d of the kills left a checkpoint unfinished", r.Scenario, r.Sender, r.KilledInCheckpoint))
 		}
+		if r.KilledInDeletion > 0 {
+			notes = append(notes, fmt.Sprintf("%s, %s: %d of the kills left segments a finished checkpoint covers", r.Scenario, r.Sender, r.KilledInDeletion))
+		}
 		if len(r.Faults) > 0 && r.Scenario == "flap" {
 			var kinds []string
 			for _, k := range slices.Sorted(maps.Keys(r.Faults)) {

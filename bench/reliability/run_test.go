@@ -38,7 +38,7 @@ func TestShortForm(t *testing.T) {
 	}
 	t.Logf("seed %d", o.Seed)
 	runs := []struct{ scenario, sender string }{
-		{"kill", "sidecar"}, {"outage-kill", "sidecar"}, {"flap", "sidecar"}, {"kill", "agent"}, {"kill-truncate", "agent"}, {"kill-checkpoint", "agent"}, {"reload", "agent"},
+		{"kill", "sidecar"}, {"outage-kill", "sidecar"}, {"flap", "sidecar"}, {"kill", "agent"}, {"kill-truncate", "agent"}, {"kill-checkpoint", "agent"}, {"kill-delete", "agent"}, {"reload", "agent"},
 	}
 	for _, c := range runs {
 		t.Run(c.scenario+"/"+c.sender, func(t *testing.T) {
@@ -50,7 +50,7 @@ func TestShortForm(t *testing.T) {
 			if res.Written == 0 || res.Lost != 0 || res.Unknown != 0 || res.Delivered != res.Written {
 				t.Fatalf("%d written, %d delivered, %d lost, %d accepted that the WAL does not hold", res.Written, res.Delivered, res.Lost, res.Unknown)
 			}
-			if res.Runs != 1+map[string]int{"kill": o.Kills, "kill-truncate": o.Kills, "kill-checkpoint": o.Kills, "outage-kill": 1}[c.scenario] {
+			if res.Runs != 1+map[string]int{"kill": o.Kills, "kill-truncate": o.Kills, "kill-checkpoint": o.Kills, "kill-delete": o.Kills, "outage-kill": 1}[c.scenario] {
 				t.Fatalf("%d processes started", res.Runs)
 			}
 		})

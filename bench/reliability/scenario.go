@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -43,7 +44,7 @@ type Options struct {
 }
 
 // Scenarios are the faults by name, in the order the table shows them.
-var Scenarios = []string{"kill", "kill-truncate", "kill-checkpoint", "outage", "outage-kill", "outage-budget", "flap", "reload"}
+var Scenarios = []string{"kill", "kill-truncate", "kill-checkpoint", "kill-delete", "outage", "outage-kill", "outage-budget", "flap", "reload"}
 
 // Applies says whether scenario can run with s: reloads need a sender
 // that reloads on SIGHUP (upstream-sender does not), a disk budget
@@ -54,7 +55,7 @@ func Applies(scenario string, s Sender) bool {
 		return s.Reloads
 	case "outage-budget":
 		return s.Walship && s.Agent
-	case "kill-truncate", "kill-checkpoint":
+	case "kill-truncate", "kill-checkpoint", "kill-delete":
 		return s.Agent
 	}
 	return true
@@ -78,12 +79,15 @@ type Result struct {
 	Runs     int `json:"runs"` // processes started
 	// KilledInCheckpoint counts the kills that left a checkpoint
 	// unfinished (checkpoint.N.tmp): kills during a truncation.
-	KilledInCheckpoint int            `json:"killed_in_checkpoint,omitempty"`
-	PeakRSS            int64          `json:"peak_rss_bytes"`
-	Requests           int            `json:"requests"`
-	Faults             map[string]int `json:"faults,omitempty"` // answers other than 204, by kind
-	Seconds            float64        `json:"seconds"`
-	Err                string         `json:"error,omitempty"`
+	KilledInCheckpoint int `json:"killed_in_checkpoint,omitempty"`
+	// KilledInDeletion counts the kills that left segments a finished
+	// checkpoint covers on disk: kills while the sender deleted them.
+	KilledInDeletion int            `json:"killed_in_deletion,omitempty"`
+	PeakRSS          int64          `json:"peak_rss_bytes"`
+	Requests         int            `json:"requests"`
+	Faults           map[string]int `json:"faults,omitempty"` // answers other than 204, by kind
+	Seconds          float64        `json:"seconds"`
+	Err              string         `json:"error,omitempty"`
 }
 
 // run is a scenario in progress.
@@ -100,8 +104,9 @@ type run struct {
 	config  func(extra string) error // writes the configuration with extra remote_write entries
 	closers []func()                 // run when the scenario ends
 	walDir  string                   // the sender's WAL
-	// inCheckpoint counts the kills that left an unfinished checkpoint.
-	inCheckpoint int
+	// inCheckpoint counts the kills that left an unfinished checkpoint,
+	// inDeletion those that left segments a checkpoint covers.
+	inCheckpoint, inDeletion int
 }
 
 // Run runs scenario with sender.
@@ -208,7 +213,8 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 		return fmt.Errorf("accounting: %w", err)
 	}
 	res.Accounting = acc
-	res.Runs, res.PeakRSS, res.KilledInCheckpoint = r.runs, r.peakRSS, r.inCheckpoint
+	res.Runs, res.PeakRSS = r.runs, r.peakRSS
+	res.KilledInCheckpoint, res.KilledInDeletion = r.inCheckpoint, r.inDeletion
 	res.Requests, res.Faults, _ = r.rec.Received()
 	return nil
 }
@@ -239,7 +245,7 @@ func (r *run) flags(scenario string) []string {
 	switch scenario {
 	case "outage-budget":
 		return []string{"--storage.agent.wal-segment-size=" + budgetSegment, "--storage.agent.retention.size=" + r.o.Budget}
-	case "kill-truncate", "kill-checkpoint":
+	case "kill-truncate", "kill-checkpoint", "kill-delete":
 		return r.s.truncating
 	}
 	return nil
@@ -275,6 +281,16 @@ func (r *run) inject(ctx context.Context, scenario string, res *Result) (back ti
 		res.Injected = fmt.Sprintf("%d SIGKILLs, each the moment a checkpoint is being written (%s)", r.o.Kills, strings.Join(r.s.truncating, " "))
 		for range r.o.Kills {
 			if err := r.waitCheckpoint(ctx); err != nil {
+				return back, err
+			}
+			if err := r.kill(ctx); err != nil {
+				return back, err
+			}
+		}
+	case "kill-delete":
+		res.Injected = fmt.Sprintf("%d SIGKILLs, each the moment a truncation deleted its first segment (%s)", r.o.Kills, strings.Join(r.s.truncating, " "))
+		for range r.o.Kills {
+			if err := r.waitDeletion(ctx); err != nil {
 				return back, err
 			}
 			if err := r.kill(ctx); err != nil {
@@ -375,6 +391,9 @@ func (r *run) kill(ctx context.Context) error {
 	if tmp, _ := filepath.Glob(filepath.Join(r.walDir, "checkpoint.*.tmp")); len(tmp) > 0 {
 		r.inCheckpoint++ // killed while writing a checkpoint
 	}
+	if deleting(r.walDir) {
+		r.inDeletion++
+	}
 	if r.o.MaxDown > 0 {
 		if err := sleep(ctx, time.Duration(r.rng.Int64N(int64(r.o.MaxDown)))); err != nil {
 			return err
@@ -398,6 +417,54 @@ func (r *run) waitCheckpoint(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// waitDeletion waits until the sender deleted a WAL segment (the lowest
+// segment number rose), polling every millisecond.
+func (r *run) waitDeletion(ctx context.Context) error {
+	first, _ := segmentRange(r.walDir)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if lowest, _ := segmentRange(r.walDir); first >= 0 && lowest > first {
+			return nil
+		} else if first < 0 {
+			first = lowest
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s deleted no segment within a minute", r.s.Name)
+		}
+		if err := sleep(ctx, time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// deleting reports whether dir holds a segment that its newest finished
+// checkpoint covers: checkpoint.N stands for segments up to N, which a
+// truncation deletes after writing it.
+func deleting(dir string) bool {
+	lowest, checkpoint := segmentRange(dir)
+	return lowest >= 0 && checkpoint >= 0 && lowest <= checkpoint
+}
+
+// segmentRange returns the lowest segment number in dir and the number of
+// its newest finished checkpoint, -1 for none.
+func segmentRange(dir string) (lowest, checkpoint int) {
+	lowest, checkpoint = -1, -1
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		name := e.Name()
+		if n, ok := strings.CutPrefix(name, "checkpoint."); ok {
+			if k, err := strconv.Atoi(n); err == nil { // not a .tmp
+				checkpoint = max(checkpoint, k)
+			}
+			continue
+		}
+		if k, err := strconv.Atoi(name); err == nil && (lowest < 0 || k < lowest) {
+			lowest = k
+		}
+	}
+	return lowest, checkpoint
 }
 
 // sleep waits d, the fault schedule's pace (nothing waits on it for
