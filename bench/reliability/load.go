@@ -54,11 +54,15 @@ type tsdbLoad struct {
 	last   atomic.Int64 // timestamp of the last commit
 }
 
-// openTSDB opens a TSDB in dir with WAL segments of segmentSize bytes;
-// start starts writing.
-func openTSDB(dir string, series int, segmentSize int) (*tsdbLoad, error) {
+// openTSDB opens a TSDB in dir with WAL segments of segmentSize bytes
+// and blocks of block (0: the default, 2h, so the head is never compacted
+// during a run); start starts writing.
+func openTSDB(dir string, series int, segmentSize int, block time.Duration) (*tsdbLoad, error) {
 	opts := tsdb.DefaultOptions()
 	opts.WALSegmentSize = segmentSize
+	if block > 0 {
+		opts.MinBlockDuration, opts.MaxBlockDuration = block.Milliseconds(), block.Milliseconds()
+	}
 	db, err := tsdb.Open(dir, nil, nil, opts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open the TSDB: %w", err)

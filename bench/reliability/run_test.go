@@ -39,13 +39,27 @@ func TestShortForm(t *testing.T) {
 	t.Logf("seed %d", o.Seed)
 	runs := []struct{ scenario, sender string }{
 		{"kill", "sidecar"}, {"outage-kill", "sidecar"}, {"flap", "sidecar"}, {"kill", "agent"}, {"kill-truncate", "agent"}, {"kill-checkpoint", "agent"}, {"kill-delete", "agent"}, {"reload", "agent"},
+		{"outage-truncate", "sidecar"},
 	}
 	for _, c := range runs {
 		t.Run(c.scenario+"/"+c.sender, func(t *testing.T) {
+			o := o
+			if c.scenario == "outage-truncate" {
+				// Long enough for the sidecar to fall behind by segments
+				// the server then deletes.
+				o.Outage = 12 * time.Second
+			}
 			res := Run(context.Background(), c.scenario, Senders[c.sender], o)
 			t.Logf("%+v", res)
 			if res.Err != "" {
 				t.Fatal(res.Err)
+			}
+			if c.scenario == "outage-truncate" {
+				// Segments deleted unread are lost, but never silently.
+				if res.Written == 0 || res.Unknown != 0 || res.Delivered+res.Lost != res.Written || (res.Lost > 0 && res.Reported == 0) {
+					t.Fatalf("%d written, %d delivered, %d lost (%d reported), %d accepted that the WAL does not hold", res.Written, res.Delivered, res.Lost, res.Reported, res.Unknown)
+				}
+				return
 			}
 			if res.Written == 0 || res.Lost != 0 || res.Unknown != 0 || res.Delivered != res.Written {
 				t.Fatalf("%d written, %d delivered, %d lost, %d accepted that the WAL does not hold", res.Written, res.Delivered, res.Lost, res.Unknown)

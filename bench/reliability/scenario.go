@@ -44,17 +44,20 @@ type Options struct {
 }
 
 // Scenarios are the faults by name, in the order the table shows them.
-var Scenarios = []string{"kill", "kill-truncate", "kill-checkpoint", "kill-delete", "outage", "outage-kill", "outage-budget", "flap", "reload"}
+var Scenarios = []string{"kill", "kill-truncate", "kill-checkpoint", "kill-delete", "outage", "outage-kill", "outage-budget", "outage-truncate", "flap", "reload"}
 
 // Applies says whether scenario can run with s: reloads need a sender
 // that reloads on SIGHUP (upstream-sender does not), a disk budget
-// walship's agent (--storage.agent.retention.size).
+// walship's agent (--storage.agent.retention.size), the server's
+// truncations a sidecar.
 func Applies(scenario string, s Sender) bool {
 	switch scenario {
 	case "reload":
 		return s.Reloads
 	case "outage-budget":
 		return s.Walship && s.Agent
+	case "outage-truncate":
+		return !s.Agent
 	case "kill-truncate", "kill-checkpoint", "kill-delete":
 		return s.Agent
 	}
@@ -74,7 +77,10 @@ type Result struct {
 	Accounting
 	// Reported are the samples the sender reported deleted before they
 	// were acknowledged (its disk budget): a walship row must have lost no
-	// more (what its queue had read already is delivered anyway).
+	// more (what its queue had read already is delivered anyway). In
+	// outage-truncate, the samples the sidecar estimated in the segments
+	// the server deleted before it read them
+	// (walship_wal_watcher_gap_samples_estimated_total).
 	Reported int `json:"reported"`
 	Runs     int `json:"runs"` // processes started
 	// KilledInCheckpoint counts the kills that left a checkpoint
@@ -140,7 +146,7 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 
 	// The load, and the sender over it.
 	config, tsdbDir, dataDir := filepath.Join(r.dir, "config.yml"), filepath.Join(r.dir, "tsdb"), filepath.Join(r.dir, "data")
-	ld, begin, err := r.openLoad(config, tsdbDir)
+	ld, begin, err := r.openLoad(config, tsdbDir, scenario)
 	if err != nil {
 		return err
 	}
@@ -152,8 +158,9 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 	flags := r.flags(scenario)
 	r.argv = append(s.argv(o.Binaries, config, tsdbDir, dataDir), flags...)
 	walDir := r.walDir
-	if len(flags) > 0 {
-		// The sender deletes segments: the accounting reads their shadow.
+	if len(flags) > 0 || scenario == "outage-truncate" {
+		// The sender (or the server) deletes segments: the accounting
+		// reads their shadow.
 		walDir = filepath.Join(r.dir, "shadow")
 		stopShadow := r.shadow(ctx, walDir)
 		defer stopShadow()
@@ -193,12 +200,12 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 		return err
 	}
 	r.waitQuiet(ctx, cut)
-	if scenario == "outage-budget" {
+	if metric := reportedMetric[scenario]; metric != "" && s.Walship {
 		addr, err := listenAddress(r.log())
 		if err != nil {
 			return err
 		}
-		if res.Reported, err = reportedDeleted(addr); err != nil {
+		if res.Reported, err = reported(addr, metric); err != nil {
 			return err
 		}
 	}
@@ -219,9 +226,19 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 	return nil
 }
 
+// reportedMetric is, by scenario, the counter in which walship reports
+// the samples it lost on purpose or by the server's doing.
+var reportedMetric = map[string]string{
+	"outage-budget":   "walship_storage_unsent_samples_deleted_total",
+	"outage-truncate": "walship_wal_watcher_gap_samples_estimated_total",
+}
+
 // openLoad starts the load (targets for agents, a TSDB for sidecars) and
-// sets r.config; begin starts writing.
-func (r *run) openLoad(config, tsdbDir string) (ld load, begin func(), err error) {
+// sets r.config; begin starts writing. In outage-truncate the TSDB's
+// blocks last a quarter of the outage, so that the server compacts its
+// head and truncates its WAL (a checkpoint, the lower two thirds of the
+// segments deleted) several times while the sidecar is behind.
+func (r *run) openLoad(config, tsdbDir, scenario string) (ld load, begin func(), err error) {
 	o := r.o
 	if r.s.Agent {
 		tg := startTargets(o.Series)
@@ -231,7 +248,11 @@ func (r *run) openLoad(config, tsdbDir string) (ld load, begin func(), err error
 		}
 		return tg, func() {}, nil
 	}
-	db, err := openTSDB(tsdbDir, o.Series, o.SegmentSize)
+	var block time.Duration
+	if scenario == "outage-truncate" {
+		block = o.Outage / 4
+	}
+	db, err := openTSDB(tsdbDir, o.Series, o.SegmentSize, block)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -297,10 +318,13 @@ func (r *run) inject(ctx context.Context, scenario string, res *Result) (back ti
 				return back, err
 			}
 		}
-	case "outage", "outage-kill", "outage-budget":
+	case "outage", "outage-kill", "outage-budget", "outage-truncate":
 		res.Injected = fmt.Sprintf("503 for %s", r.o.Outage)
-		if scenario == "outage-budget" {
+		switch scenario {
+		case "outage-budget":
 			res.Injected += fmt.Sprintf(", --storage.agent.retention.size=%s (segments of %s)", r.o.Budget, budgetSegment)
+		case "outage-truncate":
+			res.Injected += fmt.Sprintf(", the server truncating its WAL (blocks of %s, segments of %d KiB)", r.o.Outage/4, r.o.SegmentSize>>10)
 		}
 		r.rec.SetMode(Down)
 		end := time.Now().Add(r.o.Outage)

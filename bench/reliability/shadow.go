@@ -15,9 +15,10 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// This file is what the accounting needs when the sender deletes WAL
-// segments on purpose (the disk budget): a shadow of every segment, and
-// the loss the sender reported.
+// This file is what the accounting needs when WAL segments are deleted
+// on purpose (the sender's disk budget and truncations, the server's
+// truncations under a sidecar): a shadow of every segment, and the loss
+// the sender reported.
 
 // shadow hard-links every segment that appears in dir into into, so that
 // a segment the sender deletes can still be read: the link keeps its data
@@ -67,9 +68,8 @@ func listenAddress(log string) (string, error) {
 	return "", fmt.Errorf("%s: no listen address logged", log)
 }
 
-// reportedDeleted sums walship_storage_unsent_samples_deleted_total of the
-// walship process at addr: the samples its disk budget deleted unsent.
-func reportedDeleted(addr string) (int, error) {
+// reported sums the counter metric of the walship process at addr.
+func reported(addr, metric string) (int, error) {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		return 0, err
@@ -81,7 +81,7 @@ func reportedDeleted(addr string) (int, error) {
 		return 0, err
 	}
 	n := 0.0
-	if f, ok := families["walship_storage_unsent_samples_deleted_total"]; ok {
+	if f, ok := families[metric]; ok {
 		for _, m := range f.GetMetric() {
 			n += m.GetCounter().GetValue()
 		}

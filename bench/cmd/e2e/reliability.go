@@ -110,8 +110,14 @@ func (f *reliabilityFlags) run() error {
 			return fmt.Errorf("%s, %s: %s", r.Scenario, r.Sender, r.Err)
 		}
 		// The disk budget reports what it deleted unacknowledged: an upper
-		// bound (what the queue had read already is still delivered).
-		if r.Walship && (r.Lost > r.Reported || r.Unknown > 0) {
+		// bound (what the queue had read already is still delivered). A
+		// gap the server's truncation left is reported with an estimate:
+		// a loss it did not report at all fails.
+		silent := r.Lost > r.Reported
+		if r.Scenario == "outage-truncate" {
+			silent = r.Lost > 0 && r.Reported == 0
+		}
+		if r.Walship && (silent || r.Unknown > 0) {
 			return fmt.Errorf("%s, %s: %d samples lost, %d reported, %d unknown", r.Scenario, r.Sender, r.Lost, r.Reported, r.Unknown)
 		}
 	}
