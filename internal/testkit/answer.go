@@ -48,3 +48,12 @@ type Reply struct {
 func Refuse(status int) func(*Request) Reply {
 	return func(*Request) Reply { return Reply{Status: status} }
 }
+
+// RW1Only answers Remote-Write 2.0 requests 415 and accepts the others, as
+// a receiver that takes only Remote-Write 1.0 does: a Respond function.
+func RW1Only(req *Request) Reply {
+	if req.RW2 {
+		return Reply{Status: http.StatusUnsupportedMediaType}
+	}
+	return Reply{}
+}

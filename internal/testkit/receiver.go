@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -239,11 +240,7 @@ func (r *Receiver) Accepted() Counts {
 func (r *Receiver) Samples() map[string][]prompb.Sample {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string][]prompb.Sample, len(r.samples))
-	for k, v := range r.samples {
-		out[k] = append([]prompb.Sample(nil), v...)
-	}
-	return out
+	return cloneAll(r.samples)
 }
 
 // Types returns, by series, the RW2 metadata type each sample of Samples
@@ -251,11 +248,7 @@ func (r *Receiver) Samples() map[string][]prompb.Sample {
 func (r *Receiver) Types() map[string][]writev2.Metadata_MetricType {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string][]writev2.Metadata_MetricType, len(r.types))
-	for k, v := range r.types {
-		out[k] = append([]writev2.Metadata_MetricType(nil), v...)
-	}
-	return out
+	return cloneAll(r.types)
 }
 
 // Seen returns how many times each sample was accepted, keyed
@@ -308,4 +301,13 @@ func (r *Receiver) Reset() {
 	defer r.mu.Unlock()
 	r.log, r.most, r.accepted = nil, r.inFlight, Counts{}
 	r.samples, r.types, r.seen, r.metadata = nil, nil, nil, nil
+}
+
+// cloneAll copies m and its slices.
+func cloneAll[V any](m map[string][]V) map[string][]V {
+	out := make(map[string][]V, len(m))
+	for k, v := range m {
+		out[k] = slices.Clone(v)
+	}
+	return out
 }

@@ -132,13 +132,5 @@ func (a *memAppender) Rollback() error {
 func (m *memAppendable) snapshot() (map[string][]prompb.Sample, map[string]int, map[string][]exemplar.Exemplar) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	samples := make(map[string][]prompb.Sample, len(m.samples))
-	for k, v := range m.samples {
-		samples[k] = append([]prompb.Sample(nil), v...)
-	}
-	exemplars := make(map[string][]exemplar.Exemplar, len(m.exemplars))
-	for k, v := range m.exemplars {
-		exemplars[k] = append([]exemplar.Exemplar(nil), v...)
-	}
-	return samples, maps.Clone(m.histograms), exemplars
+	return cloneAll(m.samples), maps.Clone(m.histograms), cloneAll(m.exemplars)
 }
