@@ -21,7 +21,7 @@ BENCHTIME     ?= 1s
 
 # Packages with goroutines or data shared between a writer and readers:
 # their tests also run under the race detector.
-RACE_PKGS     := ./wal/... ./watcher/... ./queue/... ./remote/... ./storage/...
+RACE_PKGS     := ./wal/... ./watcher/... ./queue/... ./remote/... ./storage/... ./internal/testkit/...
 
 # Fuzz targets as package:target.
 FUZZ_TARGETS  := ./wal:FuzzReader ./wal:FuzzLiveReader ./wal/record:FuzzDecode

@@ -11,6 +11,7 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/queue"
 	"github.com/walship/walship/wal/record"
 )
@@ -25,14 +26,14 @@ import (
 // and the metadata it was queued with. Run with -race: the shard writing a
 // series' cached refs races with nothing.
 func TestManagerRW2CarriedTablesAcrossReshards(t *testing.T) {
-	r := newReceiver(t)
-	r.delay = 20 * time.Millisecond
+	r := testkit.NewReceiver(t)
+	r.Respond(func(*testkit.Request) testkit.Reply { return testkit.Reply{Delay: 20 * time.Millisecond} })
 	qc := testQueueConfig()
 	qc.MinShards, qc.MaxShards = 1, 4
 	reg := prometheus.NewRegistry()
 	m, _ := runManagerEvery(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Protocol: queue.RW2,
 		Sender: newClient(t, r.URL), Metrics: queue.NewMetrics(reg)}, 50*time.Millisecond)
-	shards := func() float64 { return gaugeValue(t, reg, "prometheus_remote_storage_shards") }
+	shards := func() float64 { return testkit.Metric(t, reg, "prometheus_remote_storage_shards") }
 
 	const nSeries = 100
 	type set struct {
@@ -88,7 +89,7 @@ func TestManagerRW2CarriedTablesAcrossReshards(t *testing.T) {
 	}
 	wantScrapes(b, 5)
 	m.SeriesReset(1)
-	eventually(t, func() bool { return r.count() == nSeries*sc }, "a and b arrive")
+	testkit.Eventually(t, func() bool { return r.Accepted().Samples == nSeries*sc }, "a and b arrive")
 	runtime.GC()
 	m.SeriesReset(1) // sweeps what the collector found unreachable
 	c := newSet(2001, "up_again", 2)
@@ -105,13 +106,13 @@ func TestManagerRW2CarriedTablesAcrossReshards(t *testing.T) {
 	for _, n := range want {
 		total += n
 	}
-	eventually(t, func() bool { return r.count() == total }, "everything arrives")
+	testkit.Eventually(t, func() bool { return r.Accepted().Samples == total }, "everything arrives")
 
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	require.Equal(t, r.requests, len(r.accepted), "every request accepted, none twice")
-	require.Len(t, r.samples, 3*nSeries, "a and d share their labels")
-	for key, ss := range r.samples {
+	bodies, accepted := bodiesOf(r)
+	samples, types := r.Samples(), r.Types()
+	require.Equal(t, len(bodies), len(accepted), "every request accepted, none twice")
+	require.Len(t, samples, 3*nSeries, "a and d share their labels")
+	for key, ss := range samples {
 		require.Len(t, ss, want[key], key)
 		for i := 1; i < len(ss); i++ {
 			require.Less(t, ss[i-1].Timestamp, ss[i].Timestamp, "%s: out of order or duplicated", key)
@@ -119,12 +120,12 @@ func TestManagerRW2CarriedTablesAcrossReshards(t *testing.T) {
 	}
 	for _, se := range a.series {
 		key := se.Labels.String()
-		for i, typ := range r.types[key][:want[key]-10] { // a's own scrapes, before d's
+		for i, typ := range types[key][:want[key]-10] { // a's own scrapes, before d's
 			wantType := writev2.Metadata_METRIC_TYPE_UNSPECIFIED
-			if r.samples[key][i].Timestamp >= 5000 {
+			if samples[key][i].Timestamp >= 5000 {
 				wantType = writev2.Metadata_METRIC_TYPE_COUNTER
 			}
-			require.Equal(t, wantType, typ, "%s at %d", key, r.samples[key][i].Timestamp)
+			require.Equal(t, wantType, typ, "%s at %d", key, samples[key][i].Timestamp)
 		}
 	}
 }

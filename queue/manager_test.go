@@ -3,201 +3,33 @@ package queue_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
-	"github.com/prometheus/prometheus/prompb"
-	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/queue"
 	"github.com/walship/walship/remote"
 	"github.com/walship/walship/wal/record"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// receiver is a real remote-write endpoint on 127.0.0.1 that decodes RW1
-// and RW2 requests (with upstream's types) and keeps their samples. fail,
-// when set, answers a status instead for the requests it returns non-zero
-// for.
-type receiver struct {
-	*httptest.Server
-	mu       sync.Mutex
-	samples  map[string][]prompb.Sample               // by series labels
-	types    map[string][]writev2.Metadata_MetricType // RW2: each sample's metadata type
-	bodies   [][32]byte                               // hash of every request body received
-	accepted map[[32]byte]int                         // accepted bodies by hash
-	metadata map[string]prompb.MetricMetadata         // by metric family name
-	requests int
-	fail     func(n int) int // request number → status to answer, 0 to accept
-	// answer, when set, may answer request n (body as received) itself,
-	// and then returns true; r.mu is held.
-	answer func(n int, req *http.Request, body []byte, w http.ResponseWriter) bool
-	delay  time.Duration // how long each request takes (a slow endpoint)
-
-	// hold, when set, is called with each request's arrival number
-	// before it is answered, outside mu: a test blocks requests in it.
-	hold       func(n int)
-	rw1Only    bool     // answer 415 to RW2 requests, as an RW1-only receiver does
-	arrivals   int      // requests arrived so far
-	versions   []string // each arrived request's X-Prometheus-Remote-Write-Version
-	inFlight   int      // requests arrived and not yet answered
-	mostAtOnce int      // the most requests in flight at once
-}
-
-func newReceiver(t *testing.T) *receiver {
-	r := &receiver{samples: map[string][]prompb.Sample{}, types: map[string][]writev2.Metadata_MetricType{}, accepted: map[[32]byte]int{}}
-	r.Server = httptest.NewServer(http.HandlerFunc(r.handle))
-	t.Cleanup(r.Close)
-	return r
-}
-
-func (r *receiver) handle(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	r.mu.Lock()
-	r.arrivals++
-	arrival := r.arrivals
-	r.versions = append(r.versions, req.Header.Get("X-Prometheus-Remote-Write-Version"))
-	r.inFlight++
-	r.mostAtOnce = max(r.mostAtOnce, r.inFlight)
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		r.inFlight--
-		r.mu.Unlock()
-	}()
-	if r.hold != nil {
-		r.hold(arrival)
-	}
-	if r.delay > 0 {
-		select { // the endpoint's latency, not synchronisation
-		case <-time.After(r.delay):
-		case <-req.Context().Done():
-		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.requests++
-	r.bodies = append(r.bodies, sha256.Sum256(body))
-	if r.fail != nil {
-		if status := r.fail(r.requests); status != 0 {
-			w.WriteHeader(status)
-			return
-		}
-	}
-	if r.answer != nil && r.answer(r.requests, req, body, w) {
-		return
-	}
-	raw, err := snappy.Decode(nil, body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	if req.Header.Get("X-Prometheus-Remote-Write-Version") == "2.0.0" {
-		if r.rw1Only {
-			http.Error(w, "only Remote-Write 1.0 here", http.StatusUnsupportedMediaType)
-			return
-		}
-		n, err := r.takeRW2(raw)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.accepted[sha256.Sum256(body)]++
-		w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(n))
-		w.Header().Set("X-Prometheus-Remote-Write-Histograms-Written", "0")
-		w.Header().Set("X-Prometheus-Remote-Write-Exemplars-Written", "0")
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	var wr prompb.WriteRequest
-	if err := wr.Unmarshal(raw); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	r.accepted[sha256.Sum256(body)]++
-	for _, md := range wr.Metadata {
-		if r.metadata == nil {
-			r.metadata = map[string]prompb.MetricMetadata{}
-		}
-		r.metadata[md.MetricFamilyName] = md
-	}
-	for _, ts := range wr.Timeseries {
-		ls := make([]string, 0, 2*len(ts.Labels))
-		for _, l := range ts.Labels {
-			ls = append(ls, l.Name, l.Value)
-		}
-		key := labels.FromStrings(ls...).String()
-		r.samples[key] = append(r.samples[key], ts.Samples...)
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// takeRW2 keeps the float samples of an RW2 request, after checking its
-// symbol table as the spec asks ("" first, no string twice), and returns
-// how many it kept. r.mu is held.
-func (r *receiver) takeRW2(raw []byte) (int, error) {
-	var wr writev2.Request
-	if err := wr.Unmarshal(raw); err != nil {
-		return 0, err
-	}
-	if len(wr.Symbols) == 0 || wr.Symbols[0] != "" {
-		return 0, fmt.Errorf("symbols do not start with the empty string: %q", wr.Symbols)
-	}
-	seen := make(map[string]bool, len(wr.Symbols))
-	for _, s := range wr.Symbols {
-		if seen[s] {
-			return 0, fmt.Errorf("symbol %q twice", s)
-		}
-		seen[s] = true
-	}
-	var sb labels.ScratchBuilder
-	n := 0
-	for _, ts := range wr.Timeseries {
-		ls, err := ts.ToLabels(&sb, wr.Symbols)
-		if err != nil {
-			return 0, err
-		}
-		key := ls.String()
-		for _, s := range ts.Samples {
-			r.samples[key] = append(r.samples[key], prompb.Sample{Value: s.Value, Timestamp: s.Timestamp})
-			r.types[key] = append(r.types[key], ts.Metadata.Type)
-			n++
-		}
-	}
-	return n, nil
-}
-
-func (r *receiver) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, s := range r.samples {
-		n += len(s)
-	}
-	return n
-}
 
 func newClient(t *testing.T, rawURL string) *remote.Client {
 	return newClientTimeout(t, rawURL, 5*time.Second)
@@ -258,17 +90,11 @@ func feed(t *testing.T, m *queue.Manager, nSeries, scrapes int) {
 	feedScrapes(t, m, nSeries, 0, scrapes)
 }
 
-func eventually(t *testing.T, cond func() bool, msg string) {
+func requireAllInOrder(t *testing.T, r *testkit.Receiver, nSeries, scrapes int) {
 	t.Helper()
-	require.Eventually(t, cond, 20*time.Second, 2*time.Millisecond, msg)
-}
-
-func requireAllInOrder(t *testing.T, r *receiver, nSeries, scrapes int) {
-	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	require.Len(t, r.samples, nSeries)
-	for key, ss := range r.samples {
+	samples := r.Samples()
+	require.Len(t, samples, nSeries)
+	for key, ss := range samples {
 		require.Len(t, ss, scrapes, key)
 		for i, s := range ss {
 			require.Equal(t, int64(i)*1000, s.Timestamp, "%s sample %d out of order or duplicated", key, i)
@@ -276,16 +102,30 @@ func requireAllInOrder(t *testing.T, r *receiver, nSeries, scrapes int) {
 	}
 }
 
+// bodiesOf returns the SHA-256 of every request body r got, in arrival
+// order, and how many times r accepted each.
+func bodiesOf(r *testkit.Receiver) ([][32]byte, map[[32]byte]int) {
+	var bodies [][32]byte
+	accepted := map[[32]byte]int{}
+	for _, ex := range r.Requests() {
+		bodies = append(bodies, ex.Hash)
+		if ex.Accepted {
+			accepted[ex.Hash]++
+		}
+	}
+	return bodies, accepted
+}
+
 func TestManagerSendsEverything(t *testing.T) {
-	r := newReceiver(t)
+	r := testkit.NewReceiver(t)
 	m, stop := runManager(t, queue.Options{Name: "test", URL: r.URL, Config: testQueueConfig(), Sender: newClient(t, r.URL),
 		ExternalLabels: labels.FromStrings("cluster", "eu")})
 	feed(t, m, 50, 100)
-	eventually(t, func() bool { return r.count() == 50*100 }, "everything arrives")
-	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "everything acknowledged")
+	testkit.Eventually(t, func() bool { return r.Accepted().Samples == 50*100 }, "everything arrives")
+	testkit.Eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "everything acknowledged")
 	stop()
 	requireAllInOrder(t, r, 50, 100)
-	for key := range r.samples {
+	for key := range r.Samples() {
 		require.Contains(t, key, `cluster="eu"`)
 	}
 }
@@ -293,27 +133,26 @@ func TestManagerSendsEverything(t *testing.T) {
 // TestManagerRetriesSameBytes: the endpoint fails with 503 for a while; the
 // failed requests are resent byte for byte and nothing is lost or repeated.
 func TestManagerRetriesSameBytes(t *testing.T) {
-	r := newReceiver(t)
-	r.fail = func(n int) int {
-		if n%3 != 0 { // two of three attempts fail
-			return http.StatusServiceUnavailable
+	r := testkit.NewReceiver(t)
+	r.Respond(func(req *testkit.Request) testkit.Reply {
+		if req.N%3 != 0 { // two of three attempts fail
+			return testkit.Reply{Status: http.StatusServiceUnavailable}
 		}
-		return 0
-	}
+		return testkit.Reply{}
+	})
 	m, stop := runManager(t, queue.Options{Name: "test", URL: r.URL, Config: testQueueConfig(), Sender: newClient(t, r.URL)})
 	feed(t, m, 20, 50)
-	eventually(t, func() bool { return r.count() == 20*50 }, "everything arrives")
+	testkit.Eventually(t, func() bool { return r.Accepted().Samples == 20*50 }, "everything arrives")
 	stop()
 	requireAllInOrder(t, r, 20, 50)
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	// Every failed body was later sent again byte for byte and accepted
 	// once; no body was accepted twice.
-	require.Greater(t, len(r.bodies), 2*len(r.accepted))
-	for i, h := range r.bodies {
-		require.Contains(t, r.accepted, h, "request %d was never resent identically", i)
+	bodies, accepted := bodiesOf(r)
+	require.Greater(t, len(bodies), 2*len(accepted))
+	for i, h := range bodies {
+		require.Contains(t, accepted, h, "request %d was never resent identically", i)
 	}
-	for h, n := range r.accepted {
+	for h, n := range accepted {
 		require.Equal(t, 1, n, "body %x accepted %d times", h[:4], n)
 	}
 }
@@ -321,16 +160,16 @@ func TestManagerRetriesSameBytes(t *testing.T) {
 // TestManagerDropsRejected: a 400 is not retried; the batch is dropped,
 // and its positions no longer hold the WAL back.
 func TestManagerDropsRejected(t *testing.T) {
-	r := newReceiver(t)
-	r.fail = func(n int) int {
-		switch n {
+	r := testkit.NewReceiver(t)
+	r.Respond(func(req *testkit.Request) testkit.Reply {
+		switch req.N {
 		case 1, 2:
-			return http.StatusBadRequest
+			return testkit.Reply{Status: http.StatusBadRequest}
 		case 3:
-			return http.StatusConflict
+			return testkit.Reply{Status: http.StatusConflict}
 		}
-		return 0
-	}
+		return testkit.Reply{}
+	})
 	qc := testQueueConfig()
 	qc.MinShards, qc.MaxShards = 1, 1
 	reg := prometheus.NewRegistry()
@@ -338,20 +177,12 @@ func TestManagerDropsRejected(t *testing.T) {
 	m, stop := runManager(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL),
 		Metrics: queue.NewMetrics(reg), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	feed(t, m, 10, 100)
-	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending && r.count() > 0 }, "all finished")
+	testkit.Eventually(t, func() bool { _, pending := m.LowestPending(); return !pending && r.Accepted().Samples > 0 }, "all finished")
 	stop()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	require.Equal(t, 10*100-300, func() int {
-		n := 0
-		for _, s := range r.samples {
-			n += len(s)
-		}
-		return n
-	}(), "exactly the first three batches (100 samples each) are dropped")
-	require.Equal(t, 300.0, counterValue(t, reg, "prometheus_remote_storage_samples_failed_total", nil))
-	require.Equal(t, 2.0, counterValue(t, reg, "walship_remote_storage_requests_refused_total", map[string]string{"reason": "400"}))
-	require.Equal(t, 1.0, counterValue(t, reg, "walship_remote_storage_requests_refused_total", map[string]string{"reason": "409"}))
+	require.Equal(t, 10*100-300, r.Accepted().Samples, "exactly the first three batches (100 samples each) are dropped")
+	require.Equal(t, 300.0, testkit.Metric(t, reg, "prometheus_remote_storage_samples_failed_total"))
+	require.Equal(t, 2.0, testkit.Metric(t, reg, "walship_remote_storage_requests_refused_total", "reason", "400"))
+	require.Equal(t, 1.0, testkit.Metric(t, reg, "walship_remote_storage_requests_refused_total", "reason", "409"))
 	require.Equal(t, 1, strings.Count(logs.String(), "refused requests"), "a burst is logged once:\n%s", logs.String())
 }
 
@@ -377,14 +208,14 @@ func (b *lockedBuffer) String() string {
 // shards; when the load stops it goes back to min_shards. Nothing is lost,
 // duplicated or reordered across the reshards.
 func TestManagerReshards(t *testing.T) {
-	r := newReceiver(t)
-	r.delay = 20 * time.Millisecond // each request takes this long
+	r := testkit.NewReceiver(t)
+	r.Respond(func(*testkit.Request) testkit.Reply { return testkit.Reply{Delay: 20 * time.Millisecond} }) // each request takes this long
 	qc := testQueueConfig()
 	qc.MinShards, qc.MaxShards = 1, 8
 	reg := prometheus.NewRegistry()
 	m, _ := runManagerEvery(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL), Metrics: queue.NewMetrics(reg)}, 50*time.Millisecond)
 
-	shards := func() float64 { return gaugeValue(t, reg, "prometheus_remote_storage_shards") }
+	shards := func() float64 { return testkit.Metric(t, reg, "prometheus_remote_storage_shards") }
 	const nSeries = 100
 	scrapes := 0
 	for shards() < 2 {
@@ -392,8 +223,8 @@ func TestManagerReshards(t *testing.T) {
 		scrapes += 10
 		require.Less(t, scrapes, 100_000, "never resharded up")
 	}
-	eventually(t, func() bool { return r.count() == nSeries*scrapes }, "everything arrives")
-	eventually(t, func() bool { return shards() == 1 }, "back to min_shards when idle")
+	testkit.Eventually(t, func() bool { return r.Accepted().Samples == nSeries*scrapes }, "everything arrives")
+	testkit.Eventually(t, func() bool { return shards() == 1 }, "back to min_shards when idle")
 	requireAllInOrder(t, r, nSeries, scrapes)
 }
 
@@ -402,16 +233,15 @@ func TestManagerReshards(t *testing.T) {
 // from one shard to max_shards at once (not a quarter more per interval),
 // and nothing is lost, duplicated or reordered.
 func TestManagerCatchesUpInOneStep(t *testing.T) {
-	r := newReceiver(t)
-	r.delay = 20 * time.Millisecond
+	r := testkit.NewReceiver(t)
 	var down atomic.Bool
 	down.Store(true)
-	r.fail = func(int) int {
+	r.Respond(func(*testkit.Request) testkit.Reply {
 		if down.Load() {
-			return http.StatusServiceUnavailable
+			return testkit.Reply{Status: http.StatusServiceUnavailable, Delay: 20 * time.Millisecond}
 		}
-		return 0
-	}
+		return testkit.Reply{Delay: 20 * time.Millisecond}
+	})
 	qc := testQueueConfig()
 	qc.MinShards, qc.MaxShards = 1, 8
 	reg := prometheus.NewRegistry()
@@ -458,26 +288,22 @@ func TestManagerCatchesUpInOneStep(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, func() bool {
-		r.mu.Lock()
-		defer r.mu.Unlock()
+	testkit.Eventually(t, func() bool {
 		// Long enough (several update intervals) for the average incoming
 		// rate of the first interval to fade: it falls while nothing moves.
-		return r.requests >= 30 && counterValue(t, reg, "prometheus_remote_storage_enqueue_retries_total", nil) > 0
+		return len(r.Requests()) >= 30 && testkit.Metric(t, reg, "prometheus_remote_storage_enqueue_retries_total") > 0
 	}, "the outage fills the shard")
 	down.Store(false)
-	shards := func() float64 { return gaugeValue(t, reg, "prometheus_remote_storage_shards") }
-	eventually(t, func() bool { return shards() > 1 }, "resharded up after the outage")
+	shards := func() float64 { return testkit.Metric(t, reg, "prometheus_remote_storage_shards") }
+	testkit.Eventually(t, func() bool { return shards() > 1 }, "resharded up after the outage")
 	close(stopFeeding)
 	scrapes := <-fed
-	eventually(t, func() bool { return r.count() == nSeries*scrapes }, "everything arrives")
-	r.mu.Lock()
-	for key, ss := range r.samples {
+	testkit.Eventually(t, func() bool { return r.Accepted().Samples == nSeries*scrapes }, "everything arrives")
+	for key, ss := range r.Samples() {
 		for i, s := range ss {
 			require.Equal(t, oldest+int64(i), s.Timestamp, "%s sample %d out of order or duplicated", key, i)
 		}
 	}
-	r.mu.Unlock()
 	first := regexp.MustCompile(`Remote storage resharding.* from=(\d+) to=(\d+)`).FindStringSubmatch(logs.String())
 	require.NotNil(t, first, "no resharding logged:\n%s", logs.String())
 	require.Equal(t, []string{"1", "8"}, first[1:], "the first reshard after the outage goes to max_shards")
@@ -526,29 +352,18 @@ func appendAll(m *queue.Manager, samples []record.RefSample, at record.Span) {
 	}
 }
 
-func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	return 0
-}
-
 // TestManagerAccountsForEverySample: every sample handed over ends as sent,
 // failed (refused by the endpoint), or dropped with a reason (its series was
 // relabelled away or is unknown, or it is older than sample_age_limit), and
 // the counters add up to what was handed over.
 func TestManagerAccountsForEverySample(t *testing.T) {
-	r := newReceiver(t)
-	r.fail = func(n int) int {
-		if n == 2 {
-			return http.StatusBadRequest
+	r := testkit.NewReceiver(t)
+	r.Respond(func(req *testkit.Request) testkit.Reply {
+		if req.N == 2 {
+			return testkit.Reply{Status: http.StatusBadRequest}
 		}
-		return 0
-	}
+		return testkit.Reply{}
+	})
 	qc := testQueueConfig()
 	qc.MinShards, qc.MaxShards = 1, 1
 	qc.SampleAgeLimit = model.Duration(time.Hour)
@@ -584,51 +399,23 @@ func TestManagerAccountsForEverySample(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "nothing pending")
-	eventually(t, func() bool { return gaugeValue(t, reg, "prometheus_remote_storage_samples_pending") == 0 }, "pending gauge updated")
+	testkit.Eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "nothing pending")
+	testkit.Eventually(t, func() bool { return testkit.Metric(t, reg, "prometheus_remote_storage_samples_pending") == 0 }, "pending gauge updated")
 
-	sent := counterValue(t, reg, "prometheus_remote_storage_samples_total", nil)
-	failed := counterValue(t, reg, "prometheus_remote_storage_samples_failed_total", nil)
-	droppedSeries := counterValue(t, reg, "prometheus_remote_storage_samples_dropped_total", map[string]string{"reason": "dropped_series"})
-	unknown := counterValue(t, reg, "prometheus_remote_storage_samples_dropped_total", map[string]string{"reason": "unintentionally_dropped_series"})
-	tooOld := counterValue(t, reg, "prometheus_remote_storage_samples_dropped_total", map[string]string{"reason": "too_old"})
+	sent := testkit.Metric(t, reg, "prometheus_remote_storage_samples_total")
+	failed := testkit.Metric(t, reg, "prometheus_remote_storage_samples_failed_total")
+	droppedSeries := testkit.Metric(t, reg, "prometheus_remote_storage_samples_dropped_total", "reason", "dropped_series")
+	unknown := testkit.Metric(t, reg, "prometheus_remote_storage_samples_dropped_total", "reason", "unintentionally_dropped_series")
+	tooOld := testkit.Metric(t, reg, "prometheus_remote_storage_samples_dropped_total", "reason", "too_old")
 	require.Equal(t, 200.0, unknown)
 	require.Equal(t, 200.0, droppedSeries)
 	require.Equal(t, 20.0*9, tooOld, "the 9 kept series' first 20 scrapes")
 	require.Equal(t, float64(qc.MaxSamplesPerSend), failed, "one request refused")
-	require.Equal(t, float64(r.count()), sent)
+	require.Equal(t, float64(r.Accepted().Samples), sent)
 	require.Equal(t, float64(handed), sent+failed+droppedSeries+unknown+tooOld, "every sample is accounted for")
 	newest := float64(now.UnixMilli()+199) / 1000
-	require.Equal(t, newest, gaugeValue(t, reg, "prometheus_remote_storage_queue_highest_timestamp_seconds"))
-	require.Equal(t, newest, gaugeValue(t, reg, "prometheus_remote_storage_queue_highest_sent_timestamp_seconds"))
-}
-
-// counterValue sums the named counter's series whose labels include want.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) float64 {
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			for k, v := range want {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == k && lp.GetValue() == v {
-						found = true
-					}
-				}
-				if !found {
-					continue metrics
-				}
-			}
-			sum += m.GetCounter().GetValue()
-		}
-	}
-	return sum
+	require.Equal(t, newest, testkit.Metric(t, reg, "prometheus_remote_storage_queue_highest_timestamp_seconds"))
+	require.Equal(t, newest, testkit.Metric(t, reg, "prometheus_remote_storage_queue_highest_sent_timestamp_seconds"))
 }
 
 // TestManagerFlush: Flush sends everything queued and stops the queue; with
@@ -636,7 +423,7 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, want map[
 // and leaves it pending for the next run.
 func TestManagerFlush(t *testing.T) {
 	t.Run("everything sent", func(t *testing.T) {
-		r := newReceiver(t)
+		r := testkit.NewReceiver(t)
 		qc := testQueueConfig()
 		qc.BatchSendDeadline = model.Duration(time.Hour) // only Flush sends the partial batch
 		m, err := queue.New(queue.Options{Name: "test", URL: r.URL, Config: qc, Sender: newClient(t, r.URL)})
@@ -649,13 +436,13 @@ func TestManagerFlush(t *testing.T) {
 		defer cancel()
 		require.NoError(t, m.Flush(ctx))
 		require.NoError(t, <-done, "Run returned")
-		require.Equal(t, 330, r.count())
+		require.Equal(t, 330, r.Accepted().Samples)
 		_, pending := m.LowestPending()
 		require.False(t, pending)
 	})
 	t.Run("endpoint down", func(t *testing.T) {
-		r := newReceiver(t)
-		r.fail = func(int) int { return http.StatusServiceUnavailable }
+		r := testkit.NewReceiver(t)
+		r.Respond(testkit.Refuse(http.StatusServiceUnavailable))
 		m, err := queue.New(queue.Options{Name: "test", URL: r.URL, Config: testQueueConfig(), Sender: newClient(t, r.URL)})
 		require.NoError(t, err)
 		done := make(chan error, 1)
@@ -695,17 +482,17 @@ func (q *ageLimitedQueue) comeBack() {
 
 // runAgeLimited runs an ageLimitedQueue against r with batches of batch
 // samples and a buffer of capacity (the test default when 0).
-func runAgeLimited(t *testing.T, r *receiver, batch, capacity int) *ageLimitedQueue {
+func runAgeLimited(t *testing.T, r *testkit.Receiver, batch, capacity int) *ageLimitedQueue {
 	q := &ageLimitedQueue{reg: prometheus.NewRegistry(), down: true}
 	q.clock.Store(time.Unix(1000, 0).UnixNano())
-	r.fail = func(int) int {
+	r.Respond(func(*testkit.Request) testkit.Reply {
 		q.mu.Lock()
 		defer q.mu.Unlock()
 		if q.down {
-			return http.StatusServiceUnavailable
+			return testkit.Reply{Status: http.StatusServiceUnavailable}
 		}
-		return 0
-	}
+		return testkit.Reply{}
+	})
 	qc := testQueueConfig()
 	qc.MinShards, qc.MaxShards = 1, 1
 	qc.MaxSamplesPerSend = batch
@@ -723,7 +510,7 @@ func runAgeLimited(t *testing.T, r *receiver, batch, capacity int) *ageLimitedQu
 // sample_age_limit while the endpoint is down leave the batch before the
 // next retry, counted as dropped (too_old); younger ones are still sent.
 func TestManagerAgeLimitOnRetries(t *testing.T) {
-	r := newReceiver(t)
+	r := testkit.NewReceiver(t)
 	q := runAgeLimited(t, r, 20, 0)
 	m, reg, now := q.m, q.reg, q.now
 
@@ -739,20 +526,20 @@ func TestManagerAgeLimitOnRetries(t *testing.T) {
 	for m.AppendSamples(samples, record.Span{End: record.Position{Offset: 1}}) == 0 {
 		<-m.Ready() // the shards are starting
 	}
-	eventually(t, func() bool { return counterValue(t, reg, "prometheus_remote_storage_samples_retried_total", nil) > 0 }, "retrying")
+	testkit.Eventually(t, func() bool { return testkit.Metric(t, reg, "prometheus_remote_storage_samples_retried_total") > 0 }, "retrying")
 
 	q.clock.Add(int64(30 * time.Second)) // the first ten are now 80 s old
 	// 30 more samples retried (20 + 10 or 10 + 10 + 10): at least one
 	// retry was prepared after the clock moved, so the batch was filtered.
-	retried := counterValue(t, reg, "prometheus_remote_storage_samples_retried_total", nil)
-	eventually(t, func() bool {
-		return counterValue(t, reg, "prometheus_remote_storage_samples_retried_total", nil) >= retried+30
+	retried := testkit.Metric(t, reg, "prometheus_remote_storage_samples_retried_total")
+	testkit.Eventually(t, func() bool {
+		return testkit.Metric(t, reg, "prometheus_remote_storage_samples_retried_total") >= retried+30
 	}, "retried after the clock moved")
 	q.comeBack()
-	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "finished")
+	testkit.Eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "finished")
 	q.stop()
-	require.Equal(t, 10, r.count(), "the young half is sent")
-	require.Equal(t, 10.0, counterValue(t, reg, "prometheus_remote_storage_samples_dropped_total", map[string]string{"reason": "too_old"}))
+	require.Equal(t, 10, r.Accepted().Samples, "the young half is sent")
+	require.Equal(t, 10.0, testkit.Metric(t, reg, "prometheus_remote_storage_samples_dropped_total", "reason", "too_old"))
 }
 
 // TestManagerAgeLimitBeforeFirstAttempt: batches that wait while the shard
@@ -762,7 +549,7 @@ func TestManagerAgeLimitOnRetries(t *testing.T) {
 // is sent; they count as dropped (too_old). Fresh samples after them are
 // sent.
 func TestManagerAgeLimitBeforeFirstAttempt(t *testing.T) {
-	r := newReceiver(t)
+	r := testkit.NewReceiver(t)
 	q := runAgeLimited(t, r, 10, 30)
 	m, reg, now := q.m, q.reg, q.now
 	stamped := func(from int64, n int) []record.RefSample {
@@ -777,26 +564,24 @@ func TestManagerAgeLimitBeforeFirstAttempt(t *testing.T) {
 	// retries A, builds B meanwhile, and C waits in the buffer.
 	base := now().UnixMilli()
 	old := stamped(base, 30)
-	eventually(t, func() bool {
+	testkit.Eventually(t, func() bool {
 		n := m.AppendSamples(old, record.Span{End: record.Position{Offset: 1}})
 		require.True(t, n == 0 || n == len(old), "%d of %d samples queued", n, len(old))
 		return n == len(old)
 	}, "the queue takes samples")
-	eventually(t, func() bool { return counterValue(t, reg, "prometheus_remote_storage_samples_retried_total", nil) > 0 }, "retrying")
+	testkit.Eventually(t, func() bool { return testkit.Metric(t, reg, "prometheus_remote_storage_samples_retried_total") > 0 }, "retrying")
 
 	q.clock.Add(int64(2 * time.Minute)) // all 30 are too old now
 	q.comeBack()
-	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "A, B and C finished")
+	testkit.Eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "A, B and C finished")
 	fresh := stamped(now().UnixMilli(), 10)
 	appendAll(m, fresh, record.Span{Start: record.Position{Offset: 1}, End: record.Position{Offset: 2}})
-	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "the fresh samples finished")
+	testkit.Eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "the fresh samples finished")
 	q.stop()
 
 	// A may have gone through: an attempt on its way when the endpoint came
 	// back was accepted. B and C never were attempted.
-	r.mu.Lock()
-	got := r.samples[`{__name__="a"}`]
-	r.mu.Unlock()
+	got := r.Samples()[`{__name__="a"}`]
 	sentOld := 0
 	for _, s := range got {
 		require.False(t, s.Timestamp >= base+10 && s.Timestamp < base+30, "sample at %d of batch B or C sent though too old", s.Timestamp)
@@ -805,7 +590,7 @@ func TestManagerAgeLimitBeforeFirstAttempt(t *testing.T) {
 		}
 	}
 	require.Equal(t, sentOld+len(fresh), len(got), "every fresh sample sent")
-	require.Equal(t, float64(len(old)-sentOld), counterValue(t, reg, "prometheus_remote_storage_samples_dropped_total", map[string]string{"reason": "too_old"}))
+	require.Equal(t, float64(len(old)-sentOld), testkit.Metric(t, reg, "prometheus_remote_storage_samples_dropped_total", "reason", "too_old"))
 }
 
 // TestManagerCountsWhatTheEndpointWrote: over RW2 the endpoint says how
@@ -813,24 +598,21 @@ func TestManagerAgeLimitBeforeFirstAttempt(t *testing.T) {
 // rest as failed; a 400 that wrote part of the request (a partial write)
 // counts that part as sent. sent + failed stays what was handed over.
 func TestManagerCountsWhatTheEndpointWrote(t *testing.T) {
-	var requests atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("X-Prometheus-Remote-Write-Histograms-Written", "0")
-		w.Header().Set("X-Prometheus-Remote-Write-Exemplars-Written", "0")
-		switch requests.Add(1) {
+	srv := testkit.NewReceiver(t)
+	written := func(samples string) http.Header {
+		return http.Header{"X-Prometheus-Remote-Write-Samples-Written": {samples},
+			"X-Prometheus-Remote-Write-Histograms-Written": {"0"}, "X-Prometheus-Remote-Write-Exemplars-Written": {"0"}}
+	}
+	srv.Respond(func(req *testkit.Request) testkit.Reply {
+		switch req.N {
 		case 1: // accepted, 9 of 10 written
-			w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", "9")
-			w.WriteHeader(http.StatusNoContent)
+			return testkit.Reply{Header: written("9")}
 		case 2: // refused, 6 of 10 written
-			w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", "6")
-			http.Error(w, "some samples out of order", http.StatusBadRequest)
-		default:
-			w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", "10")
-			w.WriteHeader(http.StatusNoContent)
+			return testkit.Reply{Status: http.StatusBadRequest, Header: written("6")}
+		default: // accepted, the 10 written
+			return testkit.Reply{}
 		}
-	}))
-	t.Cleanup(srv.Close)
+	})
 
 	qc := testQueueConfig()
 	qc.MinShards, qc.MaxShards = 1, 1
@@ -839,10 +621,10 @@ func TestManagerCountsWhatTheEndpointWrote(t *testing.T) {
 	m, stop := runManager(t, queue.Options{Name: "test", URL: srv.URL, Config: qc, Protocol: queue.RW2,
 		Sender: newClient(t, srv.URL), Metrics: queue.NewMetrics(reg)})
 	feed(t, m, 10, 3) // three requests of 10 samples
-	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "all finished")
+	testkit.Eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "all finished")
 	stop()
-	require.Equal(t, 9.0+6+10, counterValue(t, reg, "prometheus_remote_storage_samples_total", nil))
-	require.Equal(t, 1.0+4, counterValue(t, reg, "prometheus_remote_storage_samples_failed_total", nil))
+	require.Equal(t, 9.0+6+10, testkit.Metric(t, reg, "prometheus_remote_storage_samples_total"))
+	require.Equal(t, 1.0+4, testkit.Metric(t, reg, "prometheus_remote_storage_samples_failed_total"))
 }
 
 // keepingSender accepts every request but keeps its body, as an HTTP
@@ -874,7 +656,7 @@ func TestManagerLeavesBodiesInUse(t *testing.T) {
 	qc.MinShards, qc.MaxShards = 1, 1
 	m, stop := runManager(t, queue.Options{Name: "test", URL: "http://127.0.0.1:1/", Config: qc, Sender: k})
 	feed(t, m, 50, 40)
-	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "everything acknowledged")
+	testkit.Eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "everything acknowledged")
 	stop()
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -3,7 +3,6 @@ package queue_test
 import (
 	"crypto/sha256"
 	"fmt"
-	"maps"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/queue"
 	"github.com/walship/walship/wal/record"
 )
@@ -22,13 +22,13 @@ import (
 // max_samples_per_send entries; a request that fails is resent with the
 // same bytes; what arrives is what the WAL said.
 func TestRW1MetadataRequests(t *testing.T) {
-	r := newReceiver(t)
-	r.fail = func(n int) int {
-		if n == 1 {
-			return 503
+	r := testkit.NewReceiver(t)
+	r.Respond(func(req *testkit.Request) testkit.Reply {
+		if req.N == 1 {
+			return testkit.Reply{Status: 503}
 		}
-		return 0
-	}
+		return testkit.Reply{}
+	})
 	m, _ := runManager(t, queue.Options{
 		Name: "test", URL: r.URL, Config: testQueueConfig(), Sender: newClient(t, r.URL),
 		Metadata: config.MetadataConfig{Send: true, SendInterval: model.Duration(20 * time.Millisecond), MaxSamplesPerSend: 2},
@@ -44,30 +44,28 @@ func TestRW1MetadataRequests(t *testing.T) {
 	m.StoreSeries(series, 0)
 	m.StoreMetadata(meta)
 
-	eventually(t, func() bool {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return len(r.metadata) == len(types)
+	testkit.Eventually(t, func() bool {
+		return len(r.Metadata()) == len(types)
 	}, "every family's metadata arrives")
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	metadata := r.Metadata()
 	want := []prompb.MetricMetadata_MetricType{prompb.MetricMetadata_COUNTER, prompb.MetricMetadata_GAUGE,
 		prompb.MetricMetadata_HISTOGRAM, prompb.MetricMetadata_SUMMARY, prompb.MetricMetadata_UNKNOWN}
 	for i := range types {
-		got := r.metadata[fmt.Sprintf("metric_%d", i)]
+		got := metadata[fmt.Sprintf("metric_%d", i)]
 		require.Equal(t, want[i], got.Type)
 		require.Equal(t, fmt.Sprintf("Help of %d.", i), got.Help)
 		require.Equal(t, "seconds", got.Unit)
 	}
-	require.Equal(t, r.bodies[0], r.bodies[1], "the failed request was resent as the same bytes")
-	require.Equal(t, sha256.Size, len(r.bodies[0]))
+	bodies, _ := bodiesOf(r)
+	require.Equal(t, bodies[0], bodies[1], "the failed request was resent as the same bytes")
+	require.Equal(t, sha256.Size, len(bodies[0]))
 }
 
 // TestRW1MetadataFollowsSeries: once the last series of a metric name is
 // forgotten (the WAL no longer holds it), its metadata is no longer sent;
 // names with series left still are.
 func TestRW1MetadataFollowsSeries(t *testing.T) {
-	r := newReceiver(t)
+	r := testkit.NewReceiver(t)
 	m, _ := runManager(t, queue.Options{
 		Name: "test", URL: r.URL, Config: testQueueConfig(), Sender: newClient(t, r.URL),
 		Metadata: config.MetadataConfig{Send: true, SendInterval: model.Duration(10 * time.Millisecond), MaxSamplesPerSend: 10},
@@ -82,22 +80,16 @@ func TestRW1MetadataFollowsSeries(t *testing.T) {
 		{Ref: 2, Type: record.Gauge, Help: "Kept."},
 		{Ref: 3, Type: record.Gauge, Help: "Kept."},
 	})
-	families := func() map[string]prompb.MetricMetadata {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return maps.Clone(r.metadata)
-	}
-	eventually(t, func() bool { return len(families()) == 2 }, "both families' metadata arrives")
+	families := r.Metadata
+	testkit.Eventually(t, func() bool { return len(families()) == 2 }, "both families' metadata arrives")
 
 	m.SeriesReset(1) // series 1 was last stored from segment 0
-	requests := func() int { r.mu.Lock(); defer r.mu.Unlock(); return r.requests }
+	requests := func() int { return len(r.Requests()) }
 	n := requests()
-	eventually(t, func() bool { return requests() >= n+2 }, "rounds started before the reset are over")
-	r.mu.Lock()
-	clear(r.metadata)
-	r.mu.Unlock()
+	testkit.Eventually(t, func() bool { return requests() >= n+2 }, "rounds started before the reset are over")
+	r.Reset() // the metadata that arrived, and the requests counted
 	n = requests()
-	eventually(t, func() bool { return requests() >= n+2 }, "two more rounds")
+	testkit.Eventually(t, func() bool { return requests() >= n+2 }, "two more rounds")
 	got := families()
 	require.Contains(t, got, "kept")
 	require.NotContains(t, got, "gone_total", "no series of it is left")

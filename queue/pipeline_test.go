@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/queue"
 	"github.com/walship/walship/wal/record"
 )
@@ -25,15 +26,21 @@ const pipelineSeries = 100
 // built meanwhile. Then r answers, and sendHeld waits until all four
 // scrapes arrived and were acknowledged, stops the queue and checks that
 // every sample arrived once, in order. The queue's remote_timeout is
-// longer than any wait here: the held request is never given up.
-func sendHeld(t *testing.T, r *receiver, proto queue.Protocol) {
+// longer than any wait here: the held request is never given up. With
+// rw1Only, r answers RW2 requests 415, as an RW1-only receiver does.
+func sendHeld(t *testing.T, r *testkit.Receiver, proto queue.Protocol, rw1Only bool) {
 	arrived, released := make(chan struct{}), make(chan struct{})
-	r.hold = func(n int) {
-		if n == 1 {
-			close(arrived)
-			<-released
+	r.Respond(func(req *testkit.Request) testkit.Reply {
+		var reply testkit.Reply
+		if rw1Only {
+			reply = testkit.RW1Only(req)
 		}
-	}
+		if req.N == 1 {
+			close(arrived)
+			reply.Wait = released
+		}
+		return reply
+	})
 	var once sync.Once
 	release := func() { once.Do(func() { close(released) }) }
 	t.Cleanup(release) // before the server closes, which waits for its handlers
@@ -52,7 +59,7 @@ func sendHeld(t *testing.T, r *receiver, proto queue.Protocol) {
 	// The first record goes in whole, once the queue runs: the shard
 	// cannot take a batch of it before both are queued.
 	first := twoScrapes(0)
-	eventually(t, func() bool {
+	testkit.Eventually(t, func() bool {
 		n := m.AppendSamples(first, scrapeSpan(0))
 		require.True(t, n == 0 || n == len(first), "%d of %d samples queued", n, len(first))
 		return n == len(first)
@@ -63,14 +70,14 @@ func sendHeld(t *testing.T, r *receiver, proto queue.Protocol) {
 		t.Fatal("the first request never came")
 	}
 	second := twoScrapes(2)
-	eventually(t, func() bool {
+	testkit.Eventually(t, func() bool {
 		second = second[m.AppendSamples(second, scrapeSpan(2)):]
 		return len(second) == 0
 	}, "the next batch left the buffer while a request was on the wire")
 	release()
 
-	eventually(t, func() bool { return r.count() == 4*pipelineSeries }, "everything arrives")
-	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "everything acknowledged")
+	testkit.Eventually(t, func() bool { return r.Accepted().Samples == 4*pipelineSeries }, "everything arrives")
+	testkit.Eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "everything acknowledged")
 	stop()
 	requireAllInOrder(t, r, pipelineSeries, 4)
 }
@@ -92,12 +99,10 @@ func twoScrapes(sc int) []record.RefSample {
 // request, so the buffer has room again; still only one request of a shard
 // is on the wire at a time, and every sample arrives once, in order.
 func TestShardBuildsNextWhileOneIsOnTheWire(t *testing.T) {
-	r := newReceiver(t)
-	sendHeld(t, r, queue.RW1)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	require.Equal(t, 1, r.mostAtOnce, "one request of a shard on the wire at a time")
-	require.Equal(t, 4, r.arrivals, "one request per batch")
+	r := testkit.NewReceiver(t)
+	sendHeld(t, r, queue.RW1, false)
+	require.Equal(t, 1, r.MostInFlight(), "one request of a shard on the wire at a time")
+	require.Equal(t, 4, len(r.Requests()), "one request per batch")
 }
 
 // TestShardRebuildsNextAfterFallBack: an RW2 queue's shard built its next
@@ -106,12 +111,19 @@ func TestShardBuildsNextWhileOneIsOnTheWire(t *testing.T) {
 // batch goes again as RW1, and so does the second: its RW2 body is built
 // again, never sent.
 func TestShardRebuildsNextAfterFallBack(t *testing.T) {
-	r := newReceiver(t)
-	r.rw1Only = true
-	sendHeld(t, r, queue.RW2)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	require.Equal(t, []string{"2.0.0", "0.1.0", "0.1.0", "0.1.0", "0.1.0"}, r.versions,
+	r := testkit.NewReceiver(t)
+	sendHeld(t, r, queue.RW2, true)
+	require.Equal(t, []string{"2.0.0", "0.1.0", "0.1.0", "0.1.0", "0.1.0"}, versions(r),
 		"one RW2 request (refused), then every batch once as RW1")
-	require.Equal(t, 1, r.mostAtOnce, "one request of a shard on the wire at a time")
+	require.Equal(t, 1, r.MostInFlight(), "one request of a shard on the wire at a time")
+}
+
+// versions returns the X-Prometheus-Remote-Write-Version of every request r
+// got, in arrival order.
+func versions(r *testkit.Receiver) []string {
+	var out []string
+	for _, ex := range r.Requests() {
+		out = append(out, ex.Header.Get("X-Prometheus-Remote-Write-Version"))
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/queue"
 )
 
@@ -19,20 +20,18 @@ const refusalWindow = time.Second
 // refusingFor answers every request with status and header (a name and a
 // value, from value(now)) during refusalWindow from the first request,
 // and counts those refusals; after it, requests go on to be accepted.
-func refusingFor(status int, header string, value func(time.Time) string, refused *int) func(int, *http.Request, []byte, http.ResponseWriter) bool {
+func refusingFor(status int, header string, value func(time.Time) string, refused *int) func(*testkit.Request) testkit.Reply {
 	var first time.Time
-	return func(n int, _ *http.Request, _ []byte, w http.ResponseWriter) bool {
+	return func(req *testkit.Request) testkit.Reply {
 		now := time.Now()
-		if n == 1 {
+		if req.N == 1 {
 			first = now
 		}
 		if now.Sub(first) >= refusalWindow {
-			return false
+			return testkit.Reply{}
 		}
 		*refused++
-		w.Header().Set(header, value(now))
-		w.WriteHeader(status)
-		return true
+		return testkit.Reply{Status: status, Header: http.Header{header: {value(now)}}}
 	}
 }
 
@@ -61,75 +60,73 @@ func TestRefusalsAreBounded(t *testing.T) {
 		name     string
 		protocol queue.Protocol
 		shards   int
-		answer   func(refused *int) func(int, *http.Request, []byte, http.ResponseWriter) bool
+		answer   func(refused *int) func(*testkit.Request) testkit.Reply
 		rw1Only  bool
 		want     outcome
 	}{
-		{name: "429 with Retry-After: 0", answer: func(refused *int) func(int, *http.Request, []byte, http.ResponseWriter) bool {
+		{name: "429 with Retry-After: 0", answer: func(refused *int) func(*testkit.Request) testkit.Reply {
 			return refusingFor(http.StatusTooManyRequests, "Retry-After", zero, refused)
 		}, want: outcome{atMostRefused: retriesInWindow, sent: 300}},
-		{name: "429 with a Retry-After date in the past", answer: func(refused *int) func(int, *http.Request, []byte, http.ResponseWriter) bool {
+		{name: "429 with a Retry-After date in the past", answer: func(refused *int) func(*testkit.Request) testkit.Reply {
 			return refusingFor(http.StatusTooManyRequests, "Retry-After", past, refused)
 		}, want: outcome{atMostRefused: retriesInWindow, sent: 300}},
-		{name: "503 with Retry-After: 0", answer: func(refused *int) func(int, *http.Request, []byte, http.ResponseWriter) bool {
+		{name: "503 with Retry-After: 0", answer: func(refused *int) func(*testkit.Request) testkit.Reply {
 			return refusingFor(http.StatusServiceUnavailable, "Retry-After", zero, refused)
 		}, want: outcome{atMostRefused: retriesInWindow, sent: 300}},
 		{
 			// Go's client alone would follow ten; each attempt follows
 			// three, then the 307 is refused for good.
-			name: "307 redirecting to itself", answer: func(refused *int) func(int, *http.Request, []byte, http.ResponseWriter) bool {
-				return func(_ int, req *http.Request, _ []byte, w http.ResponseWriter) bool {
+			name: "307 redirecting to itself", answer: func(refused *int) func(*testkit.Request) testkit.Reply {
+				return func(req *testkit.Request) testkit.Reply {
 					*refused++
-					http.Redirect(w, req, req.URL.Path, http.StatusTemporaryRedirect)
-					return true
+					return testkit.Reply{Status: http.StatusTemporaryRedirect, Header: http.Header{"Location": {req.HTTP.URL.Path}}}
 				}
 			}, want: outcome{requests: 3 * 4, failed: 300, refusedFor: "307", refusedCount: "3"}},
 		{
 			// Followed, the POST would become a GET without the data,
 			// and the page's 200 would count the batch as delivered.
-			name: "302 to a page", answer: func(refused *int) func(int, *http.Request, []byte, http.ResponseWriter) bool {
-				return func(_ int, req *http.Request, _ []byte, w http.ResponseWriter) bool {
+			name: "302 to a page", answer: func(refused *int) func(*testkit.Request) testkit.Reply {
+				return func(req *testkit.Request) testkit.Reply {
 					*refused++
-					if req.Method != http.MethodPost {
-						w.WriteHeader(http.StatusOK) // never reached: counted as a request
-						return true
+					if req.HTTP.Method != http.MethodPost {
+						return testkit.Reply{Status: http.StatusOK} // never reached: counted as a request
 					}
-					http.Redirect(w, req, "/login", http.StatusFound)
-					return true
+					return testkit.Reply{Status: http.StatusFound, Header: http.Header{"Location": {"/login"}}}
 				}
 			}, want: outcome{requests: 3, failed: 300, refusedFor: "302", refusedCount: "3"}},
 		{
-			name: "2xx saying nothing was written", protocol: queue.RW2, answer: func(refused *int) func(int, *http.Request, []byte, http.ResponseWriter) bool {
-				return func(_ int, _ *http.Request, _ []byte, w http.ResponseWriter) bool {
+			name: "2xx saying nothing was written", protocol: queue.RW2, answer: func(refused *int) func(*testkit.Request) testkit.Reply {
+				return func(*testkit.Request) testkit.Reply {
 					*refused++
+					reply := testkit.Reply{Status: http.StatusNoContent, Header: http.Header{}}
 					for _, h := range []string{"Samples", "Histograms", "Exemplars"} {
-						w.Header().Set("X-Prometheus-Remote-Write-"+h+"-Written", "0")
+						reply.Header.Set("X-Prometheus-Remote-Write-"+h+"-Written", "0")
 					}
-					w.WriteHeader(http.StatusNoContent)
-					return true
+					return reply
 				}
 			}, want: outcome{requests: 3, failed: 300}},
 		{name: "415 to RW2, two shards", protocol: queue.RW2, shards: 2, rw1Only: true, want: outcome{sent: 300}},
 		{
 			name: "2xx without the written-count headers, two shards", protocol: queue.RW2, shards: 2,
-			answer: func(_ *int) func(int, *http.Request, []byte, http.ResponseWriter) bool {
-				return func(_ int, req *http.Request, _ []byte, w http.ResponseWriter) bool {
-					if req.Header.Get("X-Prometheus-Remote-Write-Version") != "2.0.0" {
-						return false // RW1: taken
+			answer: func(_ *int) func(*testkit.Request) testkit.Reply {
+				return func(req *testkit.Request) testkit.Reply {
+					if req.HTTP.Header.Get("X-Prometheus-Remote-Write-Version") != "2.0.0" {
+						return testkit.Reply{} // RW1: taken
 					}
-					w.WriteHeader(http.StatusNoContent) // as an RW1-only receiver answers anything
-					return true
+					return testkit.Reply{Status: http.StatusNoContent} // as an RW1-only receiver answers anything
 				}
 			}, want: outcome{sent: 300}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newReceiver(t)
+			r := testkit.NewReceiver(t)
 			refused := 0
 			if tc.answer != nil {
-				r.answer = tc.answer(&refused)
+				r.Respond(tc.answer(&refused))
 			}
-			r.rw1Only = tc.rw1Only
+			if tc.rw1Only {
+				r.Respond(testkit.RW1Only)
+			}
 			qc := testQueueConfig()
 			qc.MinShards, qc.MaxShards = max(tc.shards, 1), max(tc.shards, 1)
 			qc.MaxSamplesPerSend = 100
@@ -138,23 +135,22 @@ func TestRefusalsAreBounded(t *testing.T) {
 			m, stop := runManager(t, queue.Options{Name: "test", URL: r.URL, Config: qc, Protocol: tc.protocol,
 				Sender: newClient(t, r.URL), Metrics: queue.NewMetrics(reg)})
 			feed(t, m, 100, 3) // three batches of 100 (two of 150 with two shards)
-			eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "all finished")
+			testkit.Eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "all finished")
 			stop()
 
 			require.Zero(t, requireAccounted(t, m, reg, 300))
-			require.Equal(t, float64(tc.want.sent), counterValue(t, reg, "prometheus_remote_storage_samples_total", nil), "sent")
-			require.Equal(t, float64(tc.want.failed), counterValue(t, reg, "prometheus_remote_storage_samples_failed_total", nil), "failed")
+			require.Equal(t, float64(tc.want.sent), testkit.Metric(t, reg, "prometheus_remote_storage_samples_total"), "sent")
+			require.Equal(t, float64(tc.want.failed), testkit.Metric(t, reg, "prometheus_remote_storage_samples_failed_total"), "failed")
 			if tc.want.sent == 300 {
 				requireAllInOrder(t, r, 100, 3)
 			}
 			if tc.want.refusedFor != "" {
-				require.Equal(t, tc.want.refusedCount, formatCount(counterValue(t, reg, "walship_remote_storage_requests_refused_total",
-					map[string]string{"reason": tc.want.refusedFor})), "requests refused for good")
+				require.Equal(t, tc.want.refusedCount, formatCount(testkit.Metric(t, reg, "walship_remote_storage_requests_refused_total",
+					"reason", tc.want.refusedFor)), "requests refused for good")
 			}
-			r.mu.Lock()
-			defer r.mu.Unlock()
+			vs := versions(r) // taken under the receiver's lock: refused is final
 			if tc.want.requests > 0 {
-				require.Equal(t, tc.want.requests, r.arrivals, "requests")
+				require.Equal(t, tc.want.requests, len(vs), "requests")
 			}
 			if tc.want.atMostRefused > 0 {
 				require.Positive(t, refused)
@@ -165,14 +161,14 @@ func TestRefusalsAreBounded(t *testing.T) {
 				// each had on the wire when the first answer came), then RW1
 				// for good.
 				rw2 := 0
-				for _, v := range r.versions {
+				for _, v := range vs {
 					if v == "2.0.0" {
 						rw2++
 					}
 				}
 				require.Positive(t, rw2)
-				require.LessOrEqual(t, rw2, tc.shards, "RW2 requests: %v", r.versions)
-				require.NotEqual(t, "2.0.0", r.versions[len(r.versions)-1])
+				require.LessOrEqual(t, rw2, tc.shards, "RW2 requests: %v", vs)
+				require.NotEqual(t, "2.0.0", vs[len(vs)-1])
 			}
 		})
 	}

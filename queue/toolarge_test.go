@@ -7,30 +7,25 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/queue"
 )
 
 // sizeLimited makes r refuse with 413 every RW1 request of more than limit
 // samples while refusing() says so, counting the refusals in refused.
-func sizeLimited(t *testing.T, r *receiver, limit int, refusing func() bool, refused *int) {
-	r.answer = func(_ int, _ *http.Request, body []byte, w http.ResponseWriter) bool {
-		raw, err := snappy.Decode(nil, body)
-		require.NoError(t, err)
-		var wr prompb.WriteRequest
-		require.NoError(t, wr.Unmarshal(raw))
-		if len(wr.Timeseries) <= limit || !refusing() {
-			return false
+func sizeLimited(t *testing.T, r *testkit.Receiver, limit int, refusing func() bool, refused *int) {
+	r.Respond(func(req *testkit.Request) testkit.Reply {
+		require.NoError(t, req.Err)
+		if len(req.Series) <= limit || !refusing() {
+			return testkit.Reply{}
 		}
 		*refused++
-		http.Error(w, fmt.Sprintf("request of %d samples is larger than %d", len(wr.Timeseries), limit), http.StatusRequestEntityTooLarge)
-		return true
-	}
+		return testkit.Reply{Status: http.StatusRequestEntityTooLarge}
+	})
 }
 
 // feedPods is feedScrapes with series whose labels do not compress away
@@ -50,7 +45,7 @@ func feedPods(t *testing.T, m *queue.Manager, nSeries, from, to int) {
 
 // runOneShard runs a queue of one shard and batches of 100 sending to r,
 // logging into the buffer it returns.
-func runOneShard(t *testing.T, r *receiver) (*queue.Manager, func(), *prometheus.Registry, *lockedBuffer) {
+func runOneShard(t *testing.T, r *testkit.Receiver) (*queue.Manager, func(), *prometheus.Registry, *lockedBuffer) {
 	qc := testQueueConfig()
 	qc.MinShards, qc.MaxShards = 1, 1
 	qc.MaxSamplesPerSend = 100
@@ -67,11 +62,11 @@ func requireAccounted(t *testing.T, m *queue.Manager, reg *prometheus.Registry, 
 	t.Helper()
 	_, pending := m.LowestPending()
 	require.False(t, pending)
-	sent := counterValue(t, reg, "prometheus_remote_storage_samples_total", nil)
-	failed := counterValue(t, reg, "prometheus_remote_storage_samples_failed_total", nil)
-	dropped := counterValue(t, reg, "prometheus_remote_storage_samples_dropped_total", nil)
+	sent := testkit.Metric(t, reg, "prometheus_remote_storage_samples_total")
+	failed := testkit.Metric(t, reg, "prometheus_remote_storage_samples_failed_total")
+	dropped := testkit.Metric(t, reg, "prometheus_remote_storage_samples_dropped_total")
 	require.Equal(t, float64(handed), sent+failed+dropped, "sent %v + failed %v + dropped %v", sent, failed, dropped)
-	return counterValue(t, reg, "prometheus_remote_storage_samples_dropped_total", map[string]string{"reason": "too_large"})
+	return testkit.Metric(t, reg, "prometheus_remote_storage_samples_dropped_total", "reason", "too_large")
 }
 
 // TestManagerTooLargeLearnsSize: an endpoint that takes at most 30 samples
@@ -88,44 +83,42 @@ func requireAccounted(t *testing.T, m *queue.Manager, reg *prometheus.Registry, 
 // one of 10. Three refused requests in all, where halving each batch
 // without learning cost ten (and upstream drops all five batches).
 func TestManagerTooLargeLearnsSize(t *testing.T) {
-	r := newReceiver(t)
+	r := testkit.NewReceiver(t)
 	refused := 0
 	sizeLimited(t, r, 30, func() bool { return true }, &refused)
 	m, stop, reg, _ := runOneShard(t, r)
 	feedPods(t, m, 100, 0, 5)
-	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "all finished")
+	testkit.Eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "all finished")
 	stop()
 
 	requireAllInOrder(t, r, 100, 5)
 	require.Zero(t, requireAccounted(t, m, reg, 500))
-	require.Equal(t, 500.0, counterValue(t, reg, "prometheus_remote_storage_samples_total", nil))
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	require.Equal(t, 500.0, testkit.Metric(t, reg, "prometheus_remote_storage_samples_total"))
 	require.Equal(t, 3, refused, "refused requests")
-	require.Equal(t, 6+4+7+7+6, r.requests, "requests")
-	require.Equal(t, 18.0, gaugeValue(t, reg, "prometheus_remote_storage_max_samples_per_send"), "the learned size")
+	require.Equal(t, 6+4+7+7+6, len(r.Requests()), "requests")
+	require.Equal(t, 18.0, testkit.Metric(t, reg, "prometheus_remote_storage_max_samples_per_send"), "the learned size")
 }
 
 // TestManagerTooLargeGrowsBack: once the endpoint takes large requests
 // again, the learned size grows back to max_samples_per_send while
 // requests are accepted, and the queue says so.
 func TestManagerTooLargeGrowsBack(t *testing.T) {
-	r := newReceiver(t)
+	r := testkit.NewReceiver(t)
 	refused := 0
 	sizeLimited(t, r, 30, func() bool { return refused < 2 }, &refused) // the first batch's 100 and 50
 	m, stop, reg, logs := runOneShard(t, r)
 	feedPods(t, m, 100, 0, 2)
-	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "the first batches finished")
-	require.Equal(t, 25.0, gaugeValue(t, reg, "prometheus_remote_storage_max_samples_per_send"), "the size after two refusals")
+	testkit.Eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "the first batches finished")
+	require.Equal(t, 25.0, testkit.Metric(t, reg, "prometheus_remote_storage_max_samples_per_send"), "the size after two refusals")
 	require.Contains(t, logs.String(), "sending smaller requests from now on")
 
 	// 25 → 31 → 38 → 47 → 58 → 72 → 90 → 100, ten accepted requests a step.
 	feedPods(t, m, 100, 2, 40)
-	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "all finished")
+	testkit.Eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "all finished")
 	stop()
 	requireAllInOrder(t, r, 100, 40)
 	require.Zero(t, requireAccounted(t, m, reg, 4000))
-	require.Equal(t, 100.0, gaugeValue(t, reg, "prometheus_remote_storage_max_samples_per_send"), "back to max_samples_per_send")
+	require.Equal(t, 100.0, testkit.Metric(t, reg, "prometheus_remote_storage_max_samples_per_send"), "back to max_samples_per_send")
 	require.Contains(t, logs.String(), "accepts requests of max_samples_per_send again")
 	require.Equal(t, 2, refused)
 }
@@ -136,24 +129,19 @@ func TestManagerTooLargeGrowsBack(t *testing.T) {
 // size makes requests too small for their size to be the reason (under
 // 1 KiB: see feedPods). Every sample is then dropped and counted with reason too_large.
 func TestManagerTooLargeRefusingEverything(t *testing.T) {
-	r := newReceiver(t)
-	r.answer = func(_ int, _ *http.Request, _ []byte, w http.ResponseWriter) bool {
-		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
-		return true
-	}
+	r := testkit.NewReceiver(t)
+	r.Respond(testkit.Refuse(http.StatusRequestEntityTooLarge))
 	m, stop, reg, logs := runOneShard(t, r)
 
 	const nSeries, scrapes = 100, 10
 	feedPods(t, m, nSeries, 0, scrapes)
-	eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "all finished")
+	testkit.Eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "all finished")
 	stop()
 
 	require.Equal(t, float64(nSeries*scrapes), requireAccounted(t, m, reg, nSeries*scrapes), "every sample dropped as too large")
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	require.Equal(t, 3+2+(scrapes-2), r.requests, "batch 1: 100, 50 and 25 samples; batch 2: 12 and 6 (under 1 KiB); the others: 6")
-	require.Equal(t, float64(scrapes), counterValue(t, reg, "walship_remote_storage_requests_refused_total", map[string]string{"reason": "413"}),
+	require.Equal(t, 3+2+(scrapes-2), len(r.Requests()), "batch 1: 100, 50 and 25 samples; batch 2: 12 and 6 (under 1 KiB); the others: 6")
+	require.Equal(t, float64(scrapes), testkit.Metric(t, reg, "walship_remote_storage_requests_refused_total", "reason", "413"),
 		"one request refused for good per batch")
-	require.Equal(t, 6.0, gaugeValue(t, reg, "prometheus_remote_storage_max_samples_per_send"))
+	require.Equal(t, 6.0, testkit.Metric(t, reg, "prometheus_remote_storage_max_samples_per_send"))
 	require.Equal(t, 1, strings.Count(logs.String(), "the rest of its batch is dropped"), "a burst is logged once")
 }

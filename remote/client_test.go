@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -23,22 +21,18 @@ import (
 
 	"github.com/golang/snappy"
 	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
-	"github.com/prometheus/client_golang/prometheus"
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
-	"github.com/prometheus/prometheus/model/exemplar"
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
-	"github.com/prometheus/prometheus/storage"
-	upstream "github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/storage/remote/azuread"
 	"github.com/prometheus/prometheus/storage/remote/googleiam"
 	"github.com/prometheus/sigv4"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/queue"
 )
 
@@ -840,113 +834,10 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// memAppendable is a minimal in-memory storage.AppendableV2 for upstream's
-// remote-write handler: it keeps committed float samples, histograms and
-// exemplars per series.
-type memAppendable struct {
-	mu         sync.Mutex
-	samples    map[string][]prompb.Sample
-	histograms map[string]int
-	exemplars  map[string][]exemplar.Exemplar
-}
-
-func newMemAppendable() *memAppendable {
-	return &memAppendable{
-		samples:    map[string][]prompb.Sample{},
-		histograms: map[string]int{},
-		exemplars:  map[string][]exemplar.Exemplar{},
-	}
-}
-
-func (m *memAppendable) AppenderV2(context.Context) storage.AppenderV2 {
-	return &memAppender{m: m}
-}
-
-type pendingSample struct {
-	series string
-	t      int64
-	v      float64
-	hist   bool
-}
-
-type memAppender struct {
-	m         *memAppendable
-	samples   []pendingSample
-	exemplars map[string][]exemplar.Exemplar
-}
-
-func (a *memAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
-	a.samples = append(a.samples, pendingSample{series: ls.String(), t: t, v: v, hist: h != nil || fh != nil})
-	if len(opts.Exemplars) > 0 {
-		if a.exemplars == nil {
-			a.exemplars = map[string][]exemplar.Exemplar{}
-		}
-		a.exemplars[ls.String()] = append(a.exemplars[ls.String()], opts.Exemplars...)
-	}
-	return storage.SeriesRef(ls.Hash()), nil
-}
-
-func (a *memAppender) AppendExemplars(_ storage.SeriesRef, ls labels.Labels, es []exemplar.Exemplar) (storage.SeriesRef, error) {
-	if a.exemplars == nil {
-		a.exemplars = map[string][]exemplar.Exemplar{}
-	}
-	a.exemplars[ls.String()] = append(a.exemplars[ls.String()], es...)
-	return storage.SeriesRef(ls.Hash()), nil
-}
-
-func (a *memAppender) Commit() error {
-	a.m.mu.Lock()
-	defer a.m.mu.Unlock()
-	for _, s := range a.samples {
-		if s.hist {
-			a.m.histograms[s.series]++
-			continue
-		}
-		a.m.samples[s.series] = append(a.m.samples[s.series], prompb.Sample{Timestamp: s.t, Value: s.v})
-	}
-	for k, es := range a.exemplars {
-		a.m.exemplars[k] = append(a.m.exemplars[k], es...)
-	}
-	a.samples, a.exemplars = nil, nil
-	return nil
-}
-
-func (a *memAppender) Rollback() error {
-	a.samples, a.exemplars = nil, nil
-	return nil
-}
-
-// snapshot returns copies of what was appended so far.
-func (m *memAppendable) snapshot() (map[string][]prompb.Sample, map[string]int, map[string][]exemplar.Exemplar) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	samples := make(map[string][]prompb.Sample, len(m.samples))
-	for k, v := range m.samples {
-		samples[k] = append([]prompb.Sample(nil), v...)
-	}
-	exemplars := make(map[string][]exemplar.Exemplar, len(m.exemplars))
-	for k, v := range m.exemplars {
-		exemplars[k] = append([]exemplar.Exemplar(nil), v...)
-	}
-	return samples, maps.Clone(m.histograms), exemplars
-}
-
-// upstreamReceiver serves upstream Prometheus' remote-write handler,
-// accepting the given protobuf messages, in front of a memAppendable.
-func upstreamReceiver(t *testing.T, accepted ...remoteapi.WriteMessageType) (*httptest.Server, *memAppendable) {
-	t.Helper()
-	app := newMemAppendable()
-	logger := slog.New(slog.DiscardHandler)
-	h := upstream.NewWriteHandler(logger, prometheus.NewRegistry(), app, remoteapi.MessageTypes(accepted), false, false)
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv, app
-}
-
 // TestClientUpstreamReceiverRW1 checks that upstream Prometheus' receiver
 // accepts an RW1 request sent by this client, and that its samples arrive.
 func TestClientUpstreamReceiverRW1(t *testing.T) {
-	srv, app := upstreamReceiver(t, remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType)
+	app := testkit.NewUpstream(t, remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType)
 
 	now := time.Now().UnixMilli()
 	wr := &prompb.WriteRequest{
@@ -967,7 +858,7 @@ func TestClientUpstreamReceiverRW1(t *testing.T) {
 	raw, err := wr.Marshal()
 	require.NoError(t, err)
 
-	c := newTestClient(t, testConfig(t, srv.URL+"/api/v1/write"), ClientOptions{})
+	c := newTestClient(t, testConfig(t, app.URL+"/api/v1/write"), ClientOptions{})
 	written, err := c.Send(context.Background(), &queue.Request{
 		Protocol: queue.RW1, Body: snappy.Encode(nil, raw), Samples: 3, Exemplars: 1,
 	}, 0)
@@ -975,7 +866,7 @@ func TestClientUpstreamReceiverRW1(t *testing.T) {
 	// Upstream's RW1 path answers 204 without written headers.
 	require.False(t, written.Known)
 
-	samples, _, exemplars := app.snapshot()
+	samples, _, exemplars := app.Snapshot()
 	require.Equal(t, map[string][]prompb.Sample{
 		`{__name__="up", job="a"}`:            {{Timestamp: now - 1000, Value: 1}, {Timestamp: now, Value: 0}},
 		`{__name__="temp_celsius", room="b"}`: {{Timestamp: now, Value: -3.5}},
@@ -1008,25 +899,25 @@ func TestClientUpstreamReceiverRW2(t *testing.T) {
 	body := snappy.Encode(nil, raw)
 
 	t.Run("accepted", func(t *testing.T) {
-		srv, app := upstreamReceiver(t, remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType)
-		c := newTestClient(t, testConfig(t, srv.URL+"/api/v1/write"), ClientOptions{})
+		app := testkit.NewUpstream(t, remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType)
+		c := newTestClient(t, testConfig(t, app.URL+"/api/v1/write"), ClientOptions{})
 		written, err := c.Send(context.Background(), &queue.Request{Protocol: queue.RW2, Body: body, Samples: 2}, 0)
 		require.NoError(t, err)
 		require.Equal(t, queue.Written{Known: true, Samples: 2}, written)
-		samples, _, _ := app.snapshot()
+		samples, _, _ := app.Snapshot()
 		require.Equal(t, map[string][]prompb.Sample{
 			`{__name__="up", job="b"}`: {{Timestamp: now - 1000, Value: 1}, {Timestamp: now, Value: 1}},
 		}, samples)
 	})
 	t.Run("rw1-only receiver", func(t *testing.T) {
-		srv, app := upstreamReceiver(t, remoteapi.WriteV1MessageType)
-		c := newTestClient(t, testConfig(t, srv.URL+"/api/v1/write"), ClientOptions{})
+		app := testkit.NewUpstream(t, remoteapi.WriteV1MessageType)
+		c := newTestClient(t, testConfig(t, app.URL+"/api/v1/write"), ClientOptions{})
 		_, err := c.Send(context.Background(), &queue.Request{Protocol: queue.RW2, Body: body, Samples: 2}, 0)
 		se := asSendError(t, err)
 		require.Equal(t, http.StatusUnsupportedMediaType, se.Status)
 		require.False(t, se.Retryable)
 		require.ErrorIs(t, err, queue.ErrUnsupportedProtocol)
-		samples, _, _ := app.snapshot()
+		samples, _, _ := app.Snapshot()
 		require.Empty(t, samples)
 	})
 }

@@ -3,22 +3,18 @@ package remote_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"os"
-	"sync/atomic"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/remote"
 )
 
@@ -27,21 +23,12 @@ import (
 // write notifications. The remote_write section of the ordinary YAML
 // configuration picks the endpoints.
 func Example() {
-	// An endpoint to ship to (in real life: Mimir, Thanos, another Prometheus...).
-	var received atomic.Int64
-	endpoint := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		raw, _ := snappy.Decode(nil, body)
-		var req prompb.WriteRequest
-		if err := req.Unmarshal(raw); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		for _, ts := range req.Timeseries {
-			received.Add(int64(len(ts.Samples)))
-		}
-	}))
+	// An endpoint to ship to (in real life: Mimir, Thanos, another
+	// Prometheus...); this one counts what it receives.
+	var receiver testkit.Receiver
+	endpoint := httptest.NewServer(&receiver)
 	defer endpoint.Close()
+	received := func() int { return receiver.Accepted().Samples }
 
 	cfg, err := config.Load(fmt.Sprintf(`
 global:
@@ -82,9 +69,9 @@ remote_write:
 		}
 	}
 
-	for deadline := time.Now().Add(10 * time.Second); received.Load() < 100 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond) // an example's wait; tests use require.Eventually
+	for deadline := time.Now().Add(10 * time.Second); received() < 100 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond) // an example's wait; tests use testkit.Eventually
 	}
-	fmt.Println("samples received:", received.Load())
+	fmt.Println("samples received:", received())
 	// Output: samples received: 100
 }

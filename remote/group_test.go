@@ -2,6 +2,7 @@ package remote_test
 
 import (
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/remote"
 )
 
@@ -64,19 +66,18 @@ func (g *groupRig) watchers() int {
 }
 
 func (g *groupRig) sent(name string) float64 {
-	return metricValue(g.t, g.reg, "prometheus_remote_storage_samples_total", name)
+	return testkit.Metric(g.t, g.reg, "prometheus_remote_storage_samples_total", "remote_name", name)
 }
 
 // requireOnce fails unless every receiver got every sample exactly once.
-func requireOnce(t *testing.T, want int, rs ...*countingReceiver) {
+func requireOnce(t *testing.T, want int, rs ...*testkit.Receiver) {
 	t.Helper()
 	for _, r := range rs {
-		r.mu.Lock()
-		require.Len(t, r.seen, want)
-		for k, n := range r.seen {
+		seen := r.Seen()
+		require.Len(t, seen, want)
+		for k, n := range seen {
 			require.Equal(t, 1, n, "%s received %d times at %s", k, n, r.URL)
 		}
-		r.mu.Unlock()
 	}
 }
 
@@ -86,7 +87,7 @@ func requireOnce(t *testing.T, want int, rs ...*countingReceiver) {
 // write_relabel_configs gets a pipeline of its own.
 func TestGroupSharesOnePipeline(t *testing.T) {
 	g := newGroupRig(t, remote.Options{})
-	a, b, c, d := newCountingReceiver(t), newCountingReceiver(t), newCountingReceiver(t), newCountingReceiver(t)
+	a, b, c, d := testkit.NewReceiver(t), testkit.NewReceiver(t), testkit.NewReceiver(t), testkit.NewReceiver(t)
 	other := remoteWriteConfig(t, "d", d.URL)
 	other.WriteRelabelConfigs = []*relabel.Config{{SourceLabels: []model.LabelName{"i"}, Regex: relabel.MustNewRegexp("1.*"), Action: relabel.Drop}}
 	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL), remoteWriteConfig(t, "c", c.URL), other)))
@@ -96,7 +97,7 @@ func TestGroupSharesOnePipeline(t *testing.T) {
 		appendScrape(t, g.db, series, s)
 	}
 	require.Eventually(t, func() bool {
-		return a.distinct() == series*scrapes && b.distinct() == series*scrapes && c.distinct() == series*scrapes && d.distinct() == 9*scrapes
+		return a.Distinct() == series*scrapes && b.Distinct() == series*scrapes && c.Distinct() == series*scrapes && d.Distinct() == 9*scrapes
 	}, 20*time.Second, 5*time.Millisecond)
 	requireOnce(t, series*scrapes, a, b, c)
 	require.Eventually(t, func() bool {
@@ -105,13 +106,13 @@ func TestGroupSharesOnePipeline(t *testing.T) {
 	require.Equal(t, 2, g.watchers(), "one watcher for a, b and c, one for d")
 
 	// A reload that changes d restarts d alone.
-	requests := a.requestCount()
+	requests := len(a.Requests())
 	other2 := *other
 	other2.QueueConfig.MaxSamplesPerSend = 7
 	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL), remoteWriteConfig(t, "c", c.URL), &other2)))
 	appendScrape(t, g.db, series, scrapes)
-	require.Eventually(t, func() bool { return a.distinct() == series*(scrapes+1) && d.distinct() == 9*(scrapes+1) }, 20*time.Second, 5*time.Millisecond)
-	require.Less(t, requests, a.requestCount())
+	require.Eventually(t, func() bool { return a.Distinct() == series*(scrapes+1) && d.Distinct() == 9*(scrapes+1) }, 20*time.Second, 5*time.Millisecond)
+	require.Less(t, requests, len(a.Requests()))
 	requireOnce(t, series*(scrapes+1), a, b, c)
 	require.Equal(t, series*(scrapes+1), int(g.sent("a")), "a's queue kept counting: it was not restarted")
 }
@@ -125,25 +126,25 @@ func TestGroupSharesOnePipeline(t *testing.T) {
 func TestGroupLateMemberLeaves(t *testing.T) {
 	const lag = 300 * time.Millisecond
 	g := newGroupRig(t, remote.Options{GroupLag: lag})
-	a, b, c := newCountingReceiver(t), newCountingReceiver(t), newCountingReceiver(t)
-	b.setDown(true)
+	a, b, c := testkit.NewReceiver(t), testkit.NewReceiver(t), testkit.NewReceiver(t)
+	b.Respond(testkit.Refuse(http.StatusServiceUnavailable))
 	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL), remoteWriteConfig(t, "c", c.URL))))
 
 	const series, scrapes = 20, 30
 	for s := range scrapes {
 		appendScrape(t, g.db, series, s)
 	}
-	require.Eventually(t, func() bool { return a.distinct() == series*scrapes && c.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes && c.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool { return g.watchers() == 2 }, 10*time.Second, time.Millisecond, "b did not leave its group")
 	// While down, b gets its queue's retries (backoff 1-50 ms) and, before
 	// it left, the group's for at most the lag.
-	require.Less(t, b.requestCount(), 200)
-	b.setDown(false)
+	require.Less(t, len(b.Requests()), 200)
+	b.Respond(nil)
 	for s := scrapes; s < 2*scrapes; s++ {
 		appendScrape(t, g.db, series, s)
 	}
 	require.Eventually(t, func() bool {
-		return a.distinct() == 2*series*scrapes && b.distinct() == 2*series*scrapes && c.distinct() == 2*series*scrapes
+		return a.Distinct() == 2*series*scrapes && b.Distinct() == 2*series*scrapes && c.Distinct() == 2*series*scrapes
 	}, 20*time.Second, 5*time.Millisecond)
 	requireOnce(t, 2*series*scrapes, a, b, c)
 	require.Eventually(t, func() bool {
@@ -154,7 +155,7 @@ func TestGroupLateMemberLeaves(t *testing.T) {
 	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL), remoteWriteConfig(t, "c", c.URL))))
 	appendScrape(t, g.db, series, 2*scrapes)
 	require.Eventually(t, func() bool {
-		return a.distinct() == series*(2*scrapes+1) && b.distinct() == series*(2*scrapes+1) && c.distinct() == series*(2*scrapes+1)
+		return a.Distinct() == series*(2*scrapes+1) && b.Distinct() == series*(2*scrapes+1) && c.Distinct() == series*(2*scrapes+1)
 	}, 20*time.Second, 5*time.Millisecond)
 	require.Equal(t, 1, g.watchers(), "b did not rejoin its group")
 	requireOnce(t, series*(2*scrapes+1), a, b, c)
@@ -165,21 +166,21 @@ func TestGroupLateMemberLeaves(t *testing.T) {
 // endpoint's does, and the others get everything.
 func TestGroupRefusingMemberLeaves(t *testing.T) {
 	g := newGroupRig(t, remote.Options{})
-	a, b := newCountingReceiver(t), newCountingReceiver(t)
-	b.mu.Lock()
-	b.refusing = true
-	b.mu.Unlock()
+	a, b := testkit.NewReceiver(t), testkit.NewReceiver(t)
+	b.Respond(testkit.Refuse(http.StatusBadRequest))
 	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL))))
 
 	const series, scrapes = 20, 30
 	for s := range scrapes {
 		appendScrape(t, g.db, series, s)
 	}
-	require.Eventually(t, func() bool { return a.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
-	failed := func() float64 { return metricValue(t, g.reg, "prometheus_remote_storage_samples_failed_total", "b") }
+	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	failed := func() float64 {
+		return testkit.Metric(t, g.reg, "prometheus_remote_storage_samples_failed_total", "remote_name", "b")
+	}
 	require.Eventually(t, func() bool { return failed() == series*scrapes }, 10*time.Second, time.Millisecond, "b failed %v", failed())
 	require.Zero(t, g.sent("b"))
-	require.Zero(t, metricValue(t, g.reg, "prometheus_remote_storage_samples_failed_total", "a"))
+	require.Zero(t, testkit.Metric(t, g.reg, "prometheus_remote_storage_samples_failed_total", "remote_name", "a"))
 	require.Equal(t, 2, g.watchers())
 	requireOnce(t, series*scrapes, a)
 }
@@ -191,28 +192,28 @@ func TestGroupRefusingMemberLeaves(t *testing.T) {
 // them, and still nobody leaves.
 func TestGroupSharedAnswers(t *testing.T) {
 	g := newGroupRig(t, remote.Options{GroupLag: 50 * time.Millisecond})
-	a, b := newCountingReceiver(t), newCountingReceiver(t)
-	a.setDown(true)
-	b.setDown(true)
+	a, b := testkit.NewReceiver(t), testkit.NewReceiver(t)
+	a.Respond(testkit.Refuse(http.StatusServiceUnavailable))
+	b.Respond(testkit.Refuse(http.StatusServiceUnavailable))
 	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL))))
 
 	const series = 20
 	appendScrape(t, g.db, series, 0)
-	retried := func() float64 { return metricValue(t, g.reg, "prometheus_remote_storage_samples_retried_total", "b") }
+	retried := func() float64 {
+		return testkit.Metric(t, g.reg, "prometheus_remote_storage_samples_retried_total", "remote_name", "b")
+	}
 	require.Eventually(t, func() bool { return retried() >= 10*series }, 10*time.Second, time.Millisecond)
-	a.setDown(false)
-	b.setDown(false)
-	require.Eventually(t, func() bool { return a.distinct() == series && b.distinct() == series }, 10*time.Second, time.Millisecond)
+	a.Respond(nil)
+	b.Respond(nil)
+	require.Eventually(t, func() bool { return a.Distinct() == series && b.Distinct() == series }, 10*time.Second, time.Millisecond)
 	require.Equal(t, 1, g.watchers(), "a member left though all failed alike")
 
-	for _, r := range []*countingReceiver{a, b} {
-		r.mu.Lock()
-		r.refusing = true
-		r.mu.Unlock()
+	for _, r := range []*testkit.Receiver{a, b} {
+		r.Respond(testkit.Refuse(http.StatusBadRequest))
 	}
 	appendScrape(t, g.db, series, 1)
 	failed := func(name string) float64 {
-		return metricValue(t, g.reg, "prometheus_remote_storage_samples_failed_total", name)
+		return testkit.Metric(t, g.reg, "prometheus_remote_storage_samples_failed_total", "remote_name", name)
 	}
 	require.Eventually(t, func() bool { return failed("a") == series && failed("b") == series }, 10*time.Second, time.Millisecond)
 	require.Equal(t, 1, g.watchers(), "a member left though all refused alike")
@@ -223,7 +224,7 @@ func TestGroupSharedAnswers(t *testing.T) {
 
 // recordsRead returns how many WAL records the watcher named consumer read.
 func (g *groupRig) recordsRead(consumer string) float64 {
-	return metricWith(g.t, g.reg, "prometheus_wal_watcher_records_read_total", "consumer", consumer)
+	return testkit.Metric(g.t, g.reg, "prometheus_wal_watcher_records_read_total", "consumer", consumer)
 }
 
 // Entries saved near each other but not at the same place (b left its
@@ -234,7 +235,7 @@ func (g *groupRig) recordsRead(consumer string) float64 {
 // the lag and ships alone.
 func TestGroupMemberBehindCatchesUp(t *testing.T) {
 	g := newGroupRig(t, remote.Options{GroupLag: 300 * time.Millisecond, FlushDeadline: time.Second})
-	a, b := newCountingReceiver(t), newCountingReceiver(t)
+	a, b := testkit.NewReceiver(t), testkit.NewReceiver(t)
 	cfg := configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL))
 	const series = 20
 	scrapes := 0
@@ -246,27 +247,27 @@ func TestGroupMemberBehindCatchesUp(t *testing.T) {
 	}
 	require.NoError(t, g.rs.ApplyConfig(cfg))
 	scrape(10)
-	require.Eventually(t, func() bool { return a.distinct() == series*scrapes && b.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes && b.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
 
-	b.setDown(true)
+	b.Respond(testkit.Refuse(http.StatusServiceUnavailable))
 	g.reopen() // both saved at the same place
 	require.NoError(t, g.rs.ApplyConfig(cfg))
 	scrape(20)
-	require.Eventually(t, func() bool { return a.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool { return g.watchers() == 2 }, 10*time.Second, time.Millisecond, "b did not leave its group")
 
 	g.reopen() // b is behind a, and still down: it ships alone
 	require.NoError(t, g.rs.ApplyConfig(cfg))
 	scrape(5)
-	require.Eventually(t, func() bool { return a.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
-	require.Zero(t, b.distinct()-series*10)
+	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Zero(t, b.Distinct()-series*10)
 
-	b.setDown(false)
-	require.Eventually(t, func() bool { return b.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	b.Respond(nil)
+	require.Eventually(t, func() bool { return b.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
 	g.reopen() // b caught up alone meanwhile: saved where a is
 	require.NoError(t, g.rs.ApplyConfig(cfg))
 	scrape(5)
-	require.Eventually(t, func() bool { return a.distinct() == series*scrapes && b.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes && b.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
 	requireOnce(t, series*scrapes, a, b)
 
 	// Behind again (b down right after a start: it leaves at the position
@@ -274,19 +275,19 @@ func TestGroupMemberBehindCatchesUp(t *testing.T) {
 	// that leaves later is sent again what the group acknowledged since it
 	// last saved its position.)
 	g.reopen()
-	b.setDown(true)
+	b.Respond(testkit.Refuse(http.StatusServiceUnavailable))
 	require.NoError(t, g.rs.ApplyConfig(cfg))
 	scrape(5)
-	require.Eventually(t, func() bool { return a.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool { return g.watchers() == 2 }, 10*time.Second, time.Millisecond, "b did not leave its group")
 	g.reopen()
-	b.setDown(false)
+	b.Respond(nil)
 	require.NoError(t, g.rs.ApplyConfig(cfg))
 	scrape(5)
-	require.Eventually(t, func() bool { return a.distinct() == series*scrapes && b.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes && b.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
 	read := g.recordsRead("b")
 	scrape(5)
-	require.Eventually(t, func() bool { return a.distinct() == series*scrapes && b.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes && b.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
 	require.Equal(t, read, g.recordsRead("b"), "b still has a watcher of its own: it did not rejoin")
 	requireOnce(t, series*scrapes, a, b)
 }

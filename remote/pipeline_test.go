@@ -3,92 +3,26 @@ package remote_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/queue"
 	"github.com/walship/walship/remote"
 	"github.com/walship/walship/wal"
 	"github.com/walship/walship/wal/record"
 	"github.com/walship/walship/watcher"
 )
-
-// countingReceiver is a remote-write endpoint on 127.0.0.1 that counts the
-// samples it accepts per series and timestamp. While down it answers 503;
-// while refusing, 400. It counts the requests it gets.
-type countingReceiver struct {
-	*httptest.Server
-	mu       sync.Mutex
-	seen     map[string]int // "labels@t" → times received
-	down     bool
-	refusing bool
-	requests int
-}
-
-func newCountingReceiver(t *testing.T) *countingReceiver {
-	r := &countingReceiver{seen: map[string]int{}}
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		r.requests++
-		switch {
-		case r.down:
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		case r.refusing:
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		raw, err := snappy.Decode(nil, body)
-		require.NoError(t, err)
-		var wr prompb.WriteRequest
-		require.NoError(t, wr.Unmarshal(raw))
-		for _, ts := range wr.Timeseries {
-			var b labels.ScratchBuilder
-			for _, l := range ts.Labels {
-				b.Add(l.Name, l.Value)
-			}
-			for _, s := range ts.Samples {
-				r.seen[fmt.Sprintf("%s@%d", b.Labels().String(), s.Timestamp)]++
-			}
-		}
-	}))
-	t.Cleanup(r.Close)
-	return r
-}
-
-func (r *countingReceiver) setDown(down bool) {
-	r.mu.Lock()
-	r.down = down
-	r.mu.Unlock()
-}
-
-func (r *countingReceiver) requestCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.requests
-}
-
-func (r *countingReceiver) distinct() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.seen)
-}
 
 // pipeline is a watcher feeding a queue that sends through a Client.
 type pipeline struct {
@@ -136,7 +70,7 @@ func startPipeline(t *testing.T, walDir, posFile, endpoint string) *pipeline {
 func TestPipelineSurvivesOutageAndRestart(t *testing.T) {
 	walDir := t.TempDir()
 	posFile := filepath.Join(t.TempDir(), "e2e.json")
-	r := newCountingReceiver(t)
+	r := testkit.NewReceiver(t)
 
 	w, err := wal.Open(walDir, wal.Options{SegmentSize: 4 * wal.PageSize, Compression: wal.Snappy})
 	require.NoError(t, err)
@@ -160,27 +94,25 @@ func TestPipelineSurvivesOutageAndRestart(t *testing.T) {
 	p := startPipeline(t, walDir, posFile, r.URL)
 	scrape(0, 100)
 	p.w.Notify()
-	require.Eventually(t, func() bool { return r.distinct() == nSeries*100 }, 20*time.Second, time.Millisecond, "before the outage")
+	require.Eventually(t, func() bool { return r.Distinct() == nSeries*100 }, 20*time.Second, time.Millisecond, "before the outage")
 
-	r.setDown(true)
+	r.Respond(testkit.Refuse(http.StatusServiceUnavailable))
 	scrape(100, 200)
 	p.w.Notify()
 	p.stop() // restart in the middle of the outage
 	p = startPipeline(t, walDir, posFile, r.URL)
 	scrape(200, 300)
 	p.w.Notify()
-	r.setDown(false)
-	require.Eventually(t, func() bool { return r.distinct() == nSeries*300 }, 20*time.Second, time.Millisecond, "everything after the outage")
+	r.Respond(nil)
+	require.Eventually(t, func() bool { return r.Distinct() == nSeries*300 }, 20*time.Second, time.Millisecond, "everything after the outage")
 	p.stop()
 	require.NoError(t, w.Close())
 	// Delivery is at least once: a request the endpoint had accepted but
 	// whose answer the stopped queue never read is sent again. That is at
 	// most one request per shard (here one shard, max_samples_per_send
 	// samples); nothing else arrives twice.
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	dups := 0
-	for _, n := range r.seen {
+	for _, n := range r.Seen() {
 		dups += n - 1
 	}
 	require.LessOrEqual(t, dups, config.DefaultQueueConfig.MaxSamplesPerSend, "duplicates beyond what was in flight")

@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/remote"
 )
 
@@ -70,22 +71,20 @@ func TestStorageWiredLikePrometheus(t *testing.T) {
 	fanout := storage.NewFanout(logger, db, rs)
 	db.SetWriteNotified(rs)
 
-	recv := newCountingReceiver(t)
+	recv := testkit.NewReceiver(t)
 	require.NoError(t, rs.ApplyConfig(configWith(remoteWriteConfig(t, "drop-in", recv.URL))))
 
 	const series, scrapes = 50, 40
 	for s := 0; s < scrapes; s++ {
 		appendScrape(t, fanout, series, s)
 	}
-	require.Eventually(t, func() bool { return recv.distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
-	require.Equal(t, float64(series*scrapes), metricValue(t, reg, "prometheus_remote_storage_samples_in_total", ""))
-	require.Equal(t, float64(scrapes-1), metricValue(t, reg, "prometheus_remote_storage_highest_timestamp_in_seconds", ""))
+	require.Eventually(t, func() bool { return recv.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Equal(t, float64(series*scrapes), testkit.Metric(t, reg, "prometheus_remote_storage_samples_in_total"))
+	require.Equal(t, float64(scrapes-1), testkit.Metric(t, reg, "prometheus_remote_storage_highest_timestamp_in_seconds"))
 	require.Eventually(t, func() bool { return rs.LowestSentTimestamp() == int64((scrapes-1)*1000) }, 10*time.Second, time.Millisecond,
 		"the newest sample sent is the lowest across endpoints")
 	require.NoError(t, rs.Close())
-	recv.mu.Lock()
-	defer recv.mu.Unlock()
-	for k, n := range recv.seen {
+	for k, n := range recv.Seen() {
 		require.Equal(t, 1, n, "%s sent more than once", k)
 	}
 }
@@ -99,40 +98,6 @@ func appendScrape(t *testing.T, app storage.Appendable, series, s int) {
 		require.NoError(t, err)
 	}
 	require.NoError(t, a.Commit())
-}
-
-// metricValue returns the value of the counter or gauge called name in reg
-// (of the remote_name given, when not empty), 0 when there is none.
-func metricValue(t *testing.T, reg *prometheus.Registry, name, remoteName string) float64 {
-	t.Helper()
-	if remoteName == "" {
-		return metricWith(t, reg, name, "", "")
-	}
-	return metricWith(t, reg, name, "remote_name", remoteName)
-}
-
-// metricWith returns the sum of the counters or gauges called name in reg
-// whose label has the value given (all of them when label is empty).
-func metricWith(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			match := label == ""
-			for _, lp := range m.GetLabel() {
-				match = match || lp.GetName() == label && lp.GetValue() == value
-			}
-			if match {
-				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-			}
-		}
-	}
-	return sum
 }
 
 // TestStorageReloadRestartsOnlyChanged: two endpoints ship one WAL; a
@@ -150,7 +115,7 @@ func TestStorageReloadRestartsOnlyChanged(t *testing.T) {
 	defer rs.Close()
 	db.SetWriteNotified(rs)
 
-	a, b := newCountingReceiver(t), newCountingReceiver(t)
+	a, b := testkit.NewReceiver(t), testkit.NewReceiver(t)
 	cfgA, cfgB := remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL)
 	require.NoError(t, rs.ApplyConfig(configWith(cfgA, cfgB)))
 
@@ -159,10 +124,10 @@ func TestStorageReloadRestartsOnlyChanged(t *testing.T) {
 	for s := 0; s < 30; s++ {
 		scrape(s)
 	}
-	require.Eventually(t, func() bool { return a.distinct() == 30*series && b.distinct() == 30*series }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return a.Distinct() == 30*series && b.Distinct() == 30*series }, 20*time.Second, 5*time.Millisecond)
 
 	sentA := func() float64 {
-		return metricValue(t, reg, "prometheus_remote_storage_samples_total", "a")
+		return testkit.Metric(t, reg, "prometheus_remote_storage_samples_total", "remote_name", "a")
 	}
 	require.Eventually(t, func() bool { return sentA() == 30*series }, 10*time.Second, time.Millisecond)
 	before := sentA()
@@ -175,14 +140,12 @@ func TestStorageReloadRestartsOnlyChanged(t *testing.T) {
 	for s := 30; s < 60; s++ {
 		scrape(s)
 	}
-	require.Eventually(t, func() bool { return a.distinct() == 60*series && b.distinct() == 60*series }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return a.Distinct() == 60*series && b.Distinct() == 60*series }, 20*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool { return sentA() == 60*series }, 10*time.Second, time.Millisecond)
-	for _, r := range []*countingReceiver{a, b} {
-		r.mu.Lock()
-		for k, n := range r.seen {
+	for _, r := range []*testkit.Receiver{a, b} {
+		for k, n := range r.Seen() {
 			require.Equal(t, 1, n, "%s sent more than once", k)
 		}
-		r.mu.Unlock()
 	}
 
 	// An invalid entry leaves everything as it was.
@@ -191,7 +154,7 @@ func TestStorageReloadRestartsOnlyChanged(t *testing.T) {
 	bad.URL = &commoncfg.URL{URL: &url.URL{}}
 	require.Error(t, rs.ApplyConfig(configWith(&bad, cfgB)))
 	scrape(60)
-	require.Eventually(t, func() bool { return a.distinct() == 61*series }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return a.Distinct() == 61*series }, 20*time.Second, 5*time.Millisecond)
 }
 
 // TestStorageCloseSavesWhatFlushSent: Close flushes and saves the position
@@ -203,7 +166,7 @@ func TestStorageCloseSavesWhatFlushSent(t *testing.T) {
 	require.NoError(t, err)
 	defer db.Close()
 	opts := remote.Options{WALDir: filepath.Join(dir, "wal"), PositionsDir: filepath.Join(t.TempDir(), "positions")}
-	recv := newCountingReceiver(t)
+	recv := testkit.NewReceiver(t)
 	cfg := configWith(remoteWriteConfig(t, "", recv.URL)) // unnamed: keyed by URL
 
 	const series = 20
@@ -215,7 +178,7 @@ func TestStorageCloseSavesWhatFlushSent(t *testing.T) {
 		scrape(s)
 	}
 	rs.Notify()
-	require.Eventually(t, func() bool { return recv.distinct() == 30*series }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return recv.Distinct() == 30*series }, 20*time.Second, 5*time.Millisecond)
 	require.NoError(t, rs.Close())
 	for _, pos := range rs.AckedPositions() {
 		require.Fail(t, "a closed storage has no endpoints", "%v", pos)
@@ -227,12 +190,10 @@ func TestStorageCloseSavesWhatFlushSent(t *testing.T) {
 	rs = remote.New(opts)
 	defer rs.Close()
 	require.NoError(t, rs.ApplyConfig(cfg))
-	require.Eventually(t, func() bool { return recv.distinct() == 60*series }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return recv.Distinct() == 60*series }, 20*time.Second, 5*time.Millisecond)
 	acked := rs.AckedPositions()
 	require.Len(t, acked, 1)
-	recv.mu.Lock()
-	defer recv.mu.Unlock()
-	for k, n := range recv.seen {
+	for k, n := range recv.Seen() {
 		require.Equal(t, 1, n, "%s sent more than once", k)
 	}
 }
@@ -250,15 +211,17 @@ func TestStorageNotifyDoesNotWaitForReload(t *testing.T) {
 	rs := remote.New(remote.Options{WALDir: filepath.Join(dir, "wal"), FlushDeadline: time.Second, Registerer: reg})
 	defer rs.Close()
 
-	dead := newCountingReceiver(t)
-	dead.setDown(true)
+	dead := testkit.NewReceiver(t)
+	dead.Respond(testkit.Refuse(http.StatusServiceUnavailable))
 	cfg := remoteWriteConfig(t, "a", dead.URL)
 	require.NoError(t, rs.ApplyConfig(configWith(cfg)))
 	for s := 0; s < 5; s++ {
 		appendScrape(t, db, 10, s)
 	}
 	rs.Notify()
-	require.Eventually(t, func() bool { return metricValue(t, reg, "prometheus_remote_storage_samples_retried_total", "a") > 0 },
+	require.Eventually(t, func() bool {
+		return testkit.Metric(t, reg, "prometheus_remote_storage_samples_retried_total", "remote_name", "a") > 0
+	},
 		5*time.Second, time.Millisecond, "the queue holds samples it cannot send")
 
 	changed := *cfg
@@ -284,7 +247,7 @@ func TestStorageNotifyDoesNotWaitForReload(t *testing.T) {
 // accepts but the queue cannot run (batch_send_deadline: 0) fails the
 // reload, and the running entry keeps running and protecting its data.
 func TestStorageRefusesEntryThatCannotStart(t *testing.T) {
-	recv := newCountingReceiver(t)
+	recv := testkit.NewReceiver(t)
 	rs := remote.New(remote.Options{WALDir: t.TempDir(), PositionsDir: t.TempDir()})
 	defer rs.Close()
 	good := remoteWriteConfig(t, "a", recv.URL)
@@ -300,7 +263,7 @@ func TestStorageRefusesEntryThatCannotStart(t *testing.T) {
 // TestStorageStopAtEndTakesOneConfig: a replay's storage refuses a second
 // configuration instead of reporting Done for the first one's entries.
 func TestStorageStopAtEndTakesOneConfig(t *testing.T) {
-	recv := newCountingReceiver(t)
+	recv := testkit.NewReceiver(t)
 	rs := remote.New(remote.Options{WALDir: t.TempDir(), StopAtEnd: true})
 	defer rs.Close()
 	cfg := configWith(remoteWriteConfig(t, "a", recv.URL))
@@ -322,9 +285,9 @@ func TestStorageUnnamedEntriesSharingURL(t *testing.T) {
 	defer db.Close()
 	opts := remote.Options{WALDir: filepath.Join(dir, "wal"), PositionsDir: filepath.Join(t.TempDir(), "positions"), FlushDeadline: 100 * time.Millisecond}
 
-	tenants := map[string]*countingReceiver{"a": newCountingReceiver(t), "b": newCountingReceiver(t)}
+	tenants := map[string]*testkit.Receiver{"a": testkit.NewReceiver(t), "b": testkit.NewReceiver(t)}
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		tenants[req.Header.Get("X-Tenant")].Config.Handler.ServeHTTP(w, req)
+		tenants[req.Header.Get("X-Tenant")].ServeHTTP(w, req)
 	}))
 	defer front.Close()
 	entry := func(tenant string) *config.RemoteWriteConfig {
@@ -336,18 +299,18 @@ func TestStorageUnnamedEntriesSharingURL(t *testing.T) {
 
 	const series = 20
 	scrape := func(s int) { appendScrape(t, db, series, s) }
-	b.setDown(true)
+	b.Respond(testkit.Refuse(http.StatusServiceUnavailable))
 	rs := remote.New(opts)
 	require.NoError(t, rs.ApplyConfig(configWith(entry("a"), entry("b"))))
 	for s := 0; s < 30; s++ {
 		scrape(s)
 	}
 	rs.Notify()
-	require.Eventually(t, func() bool { return a.distinct() == 30*series }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return a.Distinct() == 30*series }, 20*time.Second, 5*time.Millisecond)
 	require.NoError(t, rs.Close())
-	require.Zero(t, b.distinct())
+	require.Zero(t, b.Distinct())
 
-	b.setDown(false)
+	b.Respond(nil)
 	rs = remote.New(opts)
 	defer rs.Close()
 	require.NoError(t, rs.ApplyConfig(configWith(entry("b"), entry("a"))))
@@ -355,12 +318,10 @@ func TestStorageUnnamedEntriesSharingURL(t *testing.T) {
 		scrape(s)
 	}
 	rs.Notify()
-	if !assert.Eventually(t, func() bool { return a.distinct() == 40*series && b.distinct() == 40*series }, 20*time.Second, 5*time.Millisecond) {
-		t.Fatalf("a has %d, b has %d of %d samples", a.distinct(), b.distinct(), 40*series)
+	if !assert.Eventually(t, func() bool { return a.Distinct() == 40*series && b.Distinct() == 40*series }, 20*time.Second, 5*time.Millisecond) {
+		t.Fatalf("a has %d, b has %d of %d samples", a.Distinct(), b.Distinct(), 40*series)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for k, n := range a.seen {
+	for k, n := range a.Seen() {
 		require.Equal(t, 1, n, "%s sent to a more than once", k)
 	}
 }

@@ -2,24 +2,18 @@ package storage
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
-	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/remote"
 	"github.com/walship/walship/wal"
 )
@@ -29,29 +23,8 @@ import (
 // down, truncations checkpoint nothing it has not acknowledged; once it is
 // back every sample arrives, and the next truncation deletes what was sent.
 func TestTruncationWaitsForTheEndpoint(t *testing.T) {
-	var down atomic.Bool
-	var mu sync.Mutex
-	seen := map[string]bool{}
-	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if down.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		body, _ := io.ReadAll(r.Body)
-		raw, err := snappy.Decode(nil, body)
-		require.NoError(t, err)
-		var req prompb.WriteRequest
-		require.NoError(t, req.Unmarshal(raw))
-		mu.Lock()
-		defer mu.Unlock()
-		for _, ts := range req.Timeseries {
-			for _, s := range ts.Samples {
-				seen[fmt.Sprintf("%v@%d", ts.Labels, s.Timestamp)] = true
-			}
-		}
-	}))
-	defer recv.Close()
-	received := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	recv := testkit.NewReceiver(t)
+	received := recv.Distinct
 
 	dir := t.TempDir()
 	rs := remote.New(remote.Options{WALDir: filepath.Join(dir, "wal"), PositionsDir: filepath.Join(dir, "positions")})
@@ -69,7 +42,7 @@ func TestTruncationWaitsForTheEndpoint(t *testing.T) {
 	cfg.RemoteWriteConfigs = []*config.RemoteWriteConfig{&rw}
 	require.NoError(t, rs.ApplyConfig(&cfg))
 
-	down.Store(true)
+	recv.Respond(testkit.Refuse(http.StatusServiceUnavailable)) // down
 	const nSeries, scrapes = 20, 600
 	now := time.Now().UnixMilli()
 	for c := 0; c < scrapes; c++ {
@@ -88,7 +61,7 @@ func TestTruncationWaitsForTheEndpoint(t *testing.T) {
 	require.Zero(t, segs[0].Index, "nothing was deleted while the endpoint was down")
 	require.Zero(t, received())
 
-	down.Store(false)
+	recv.Respond(nil) // back
 	require.Eventually(t, func() bool { return received() == nSeries*scrapes }, 30*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool {
 		return rs.AckedPositions()["down-then-up"].Segment >= segs[len(segs)-1].Index

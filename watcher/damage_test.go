@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/wal"
 	"github.com/walship/walship/wal/record"
 	"github.com/walship/walship/watcher"
@@ -76,11 +77,11 @@ func TestDamagedSegmentSkipped(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	rec := newRecorder(0)
 	_, stop := run(t, rec, watcher.Options{Dir: dir, Name: "test", Metrics: watcher.NewMetrics(reg)})
-	eventually(t, func() bool { return rec.count() == len(want) }, "everything readable arrives")
+	testkit.Eventually(t, func() bool { return rec.count() == len(want) }, "everything readable arrives")
 	require.NoError(t, stop())
 	requireSameSamples(t, want, rec.received())
-	require.Equal(t, 1.0, metricValue(t, reg, "walship_wal_watcher_corruptions_total"))
-	require.Equal(t, float64(int64(len(data))-damageAt), metricValue(t, reg, "walship_wal_watcher_skipped_bytes_total"))
+	require.Equal(t, 1.0, testkit.Metric(t, reg, "walship_wal_watcher_corruptions_total"))
+	require.Equal(t, float64(int64(len(data))-damageAt), testkit.Metric(t, reg, "walship_wal_watcher_skipped_bytes_total"))
 }
 
 // TestTornTailOfLiveSegmentIsWaitedFor: the newest segment ends in half a
@@ -100,7 +101,7 @@ func TestTornTailOfLiveSegmentIsWaitedFor(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	rec := newRecorder(0)
 	w, stop := run(t, rec, watcher.Options{Dir: dir, Name: "test", Metrics: watcher.NewMetrics(reg)})
-	eventually(t, func() bool { return rec.count() == 2000 }, "the first scrape arrives")
+	testkit.Eventually(t, func() bool { return rec.count() == 2000 }, "the first scrape arrives")
 
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	require.NoError(t, err)
@@ -108,10 +109,10 @@ func TestTornTailOfLiveSegmentIsWaitedFor(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 	w.Notify()
-	eventually(t, func() bool { return rec.count() == 4000 }, "the second arrives once complete")
+	testkit.Eventually(t, func() bool { return rec.count() == 4000 }, "the second arrives once complete")
 	require.NoError(t, stop())
 	requireEverySampleOnce(t, rec.received(), 2000, 0, 2)
-	require.Zero(t, metricValue(t, reg, "walship_wal_watcher_corruptions_total"))
+	require.Zero(t, testkit.Metric(t, reg, "walship_wal_watcher_corruptions_total"))
 }
 
 // TestGapAfterTruncation: the saved position is in segments deleted while
@@ -137,14 +138,14 @@ func TestGapAfterTruncation(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	rec := newRecorder(0)
 	_, stop := run(t, rec, watcher.Options{Dir: dir, Name: "test", Positions: store, Metrics: watcher.NewMetrics(reg)})
-	eventually(t, func() bool { return rec.count() == len(want) }, "what is left arrives")
-	eventually(t, func() bool { return metricValue(t, reg, "walship_wal_watcher_gap_samples_estimated_total") > 0 }, "loss estimated")
+	testkit.Eventually(t, func() bool { return rec.count() == len(want) }, "what is left arrives")
+	testkit.Eventually(t, func() bool { return testkit.Metric(t, reg, "walship_wal_watcher_gap_samples_estimated_total") > 0 }, "loss estimated")
 	require.NoError(t, stop())
 	requireSameSamples(t, want, rec.received())
-	require.Equal(t, 3.0, metricValue(t, reg, "walship_wal_watcher_gap_segments_total"))
+	require.Equal(t, 3.0, testkit.Metric(t, reg, "walship_wal_watcher_gap_segments_total"))
 	// Segment 3 holds about as many samples as each deleted one.
 	perSegment := float64(len(readSegment(t, dir, 3)))
-	require.Equal(t, 3*perSegment, metricValue(t, reg, "walship_wal_watcher_gap_samples_estimated_total"))
+	require.Equal(t, 3*perSegment, testkit.Metric(t, reg, "walship_wal_watcher_gap_samples_estimated_total"))
 }
 
 func readSegment(t *testing.T, dir string, i int) []record.RefSample {
@@ -175,7 +176,7 @@ func TestTruncatedWhileBehind(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	rec := newRecorder(100)
 	_, stop := run(t, rec, watcher.Options{Dir: dir, Name: "test", Metrics: watcher.NewMetrics(reg)})
-	eventually(t, func() bool { rec.mu.Lock(); defer rec.mu.Unlock(); return rec.pendingCount() == 100 }, "stuck in segment 0")
+	testkit.Eventually(t, func() bool { rec.mu.Lock(); defer rec.mu.Unlock(); return rec.pendingCount() == 100 }, "stuck in segment 0")
 	for _, i := range []int{1, 2, 3} {
 		require.NoError(t, os.Remove(wal.SegmentPath(dir, i)))
 	}
@@ -184,8 +185,8 @@ func TestTruncatedWhileBehind(t *testing.T) {
 	rec.capacity = 0
 	rec.mu.Unlock()
 	rec.ackAll()
-	eventually(t, func() bool { return rec.count() == len(want) }, "segment 0 and what is left after the gap arrive")
+	testkit.Eventually(t, func() bool { return rec.count() == len(want) }, "segment 0 and what is left after the gap arrive")
 	require.NoError(t, stop())
 	requireSameSamples(t, want, rec.received())
-	require.Equal(t, 3.0, metricValue(t, reg, "walship_wal_watcher_gap_segments_total"))
+	require.Equal(t, 3.0, testkit.Metric(t, reg, "walship_wal_watcher_gap_segments_total"))
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/wal"
 	"github.com/walship/walship/watcher"
 )
@@ -59,7 +60,7 @@ func TestDamagedFixtures(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			rec := newRecorder(0)
 			_, stop := run(t, rec, watcher.Options{Dir: dir, Name: "fx", Start: watcher.FromBeginning, Metrics: watcher.NewMetrics(reg)})
-			eventually(t, func() bool { return rec.count() == len(want) }, "every readable sample arrives")
+			testkit.Eventually(t, func() bool { return rec.count() == len(want) }, "every readable sample arrives")
 			require.NoError(t, stop())
 			requireSameSamples(t, want, rec.received())
 
@@ -67,11 +68,11 @@ func TestDamagedFixtures(t *testing.T) {
 			case !damaged || tornTail || ce.Segment == last:
 				// Damage in the newest segment is skipped only once the
 				// writer moves on: nothing is counted while it has not.
-				require.Zero(t, metricValue(t, reg, "walship_wal_watcher_skipped_bytes_total"))
+				require.Zero(t, testkit.Metric(t, reg, "walship_wal_watcher_skipped_bytes_total"))
 			default:
 				size := fileLen(t, wal.SegmentPath(dir, ce.Segment))
-				require.Equal(t, 1.0, metricValue(t, reg, "walship_wal_watcher_corruptions_total"))
-				require.Equal(t, float64(size-ce.Offset), metricValue(t, reg, "walship_wal_watcher_skipped_bytes_total"))
+				require.Equal(t, 1.0, testkit.Metric(t, reg, "walship_wal_watcher_corruptions_total"))
+				require.Equal(t, float64(size-ce.Offset), testkit.Metric(t, reg, "walship_wal_watcher_skipped_bytes_total"))
 			}
 		})
 	}

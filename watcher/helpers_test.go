@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
@@ -199,12 +198,6 @@ func run(t *testing.T, c watcher.Consumer, opts watcher.Options) (*watcher.Watch
 	}
 	t.Cleanup(func() { stop() })
 	return w, stop
-}
-
-// eventually waits for cond with a deadline.
-func eventually(t *testing.T, cond func() bool, msg string, args ...any) {
-	t.Helper()
-	require.Eventually(t, cond, 20*time.Second, 2*time.Millisecond, append([]any{msg}, args...)...)
 }
 
 // requireEverySampleOnce checks that got holds, in order per series, every

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/wal/record"
 	"github.com/walship/walship/watcher"
 )
@@ -126,7 +127,7 @@ func TestMemoryConstantWithBacklog(t *testing.T) {
 	c.openUp()
 	lw.close()
 	want := nSeries * lw.scrapes
-	eventually(t, func() bool { n, _ := c.count(); return n == want }, "the whole backlog arrives")
+	testkit.Eventually(t, func() bool { n, _ := c.count(); return n == want }, "the whole backlog arrives")
 	require.NoError(t, stop())
 	_, errs := c.count()
 	require.Zero(t, errs, "samples lost, duplicated or out of order")

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walship/walship/internal/faultfs"
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/wal"
 	"github.com/walship/walship/wal/record"
 	"github.com/walship/walship/watcher"
@@ -78,12 +79,12 @@ func TestMetricNames(t *testing.T) {
 	rec := newRecorder(0)
 	_, stop := run(t, rec, watcher.Options{Dir: dir, Name: "ep", Metrics: watcher.NewMetrics(reg),
 		Positions: watcher.NewFilePositions(nil, filepath.Join(t.TempDir(), "p.json")), SaveInterval: 1})
-	eventually(t, func() bool { return rec.count() == 1000 }, "everything arrives")
-	eventually(t, func() bool { return metricValue(t, reg, "walship_wal_watcher_position_saves_total") > 0 }, "position saved")
-	eventually(t, func() bool { return metricValue(t, reg, "walship_wal_watcher_lag_bytes") == 0 }, "no lag")
+	testkit.Eventually(t, func() bool { return rec.count() == 1000 }, "everything arrives")
+	testkit.Eventually(t, func() bool { return testkit.Metric(t, reg, "walship_wal_watcher_position_saves_total") > 0 }, "position saved")
+	testkit.Eventually(t, func() bool { return testkit.Metric(t, reg, "walship_wal_watcher_lag_bytes") == 0 }, "no lag")
 	require.NoError(t, stop())
 
-	require.Equal(t, 101.0, metricValue(t, reg, "prometheus_wal_watcher_records_read_total"), "1 series + 100 samples records")
+	require.Equal(t, 101.0, testkit.Metric(t, reg, "prometheus_wal_watcher_records_read_total"), "1 series + 100 samples records")
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
 	names := map[string]bool{}

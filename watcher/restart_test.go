@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/wal"
 	"github.com/walship/walship/wal/record"
 	"github.com/walship/walship/watcher"
@@ -26,7 +26,7 @@ func TestRestartCleanly(t *testing.T) {
 	}
 	first := newRecorder(0)
 	_, stop := run(t, first, watcher.Options{Dir: dir, Name: "test", Positions: store})
-	eventually(t, func() bool { return first.count() == 20*300 }, "first run reads everything")
+	testkit.Eventually(t, func() bool { return first.count() == 20*300 }, "first run reads everything")
 	require.NoError(t, stop())
 
 	pos, ok, err := store.Load()
@@ -40,7 +40,7 @@ func TestRestartCleanly(t *testing.T) {
 	lw.close()
 	second := newRecorder(0)
 	_, stop = run(t, second, watcher.Options{Dir: dir, Name: "test", Positions: store})
-	eventually(t, func() bool { return second.count() >= 20*100 }, "second run reads the rest")
+	testkit.Eventually(t, func() bool { return second.count() >= 20*100 }, "second run reads the rest")
 	require.NoError(t, stop())
 	requireEverySampleOnce(t, second.received(), 20, 300, 400)
 	require.Len(t, second.series, 20, "series written before the position are replayed")
@@ -64,16 +64,16 @@ func TestRestartWithPending(t *testing.T) {
 	first := newRecorder(capacity)
 	_, stop := run(t, first, watcher.Options{Dir: dir, Name: "test", Positions: store})
 	for i := 0; i < 10; i++ { // let ten batches through, then stop with one pending
-		eventually(t, func() bool { first.mu.Lock(); defer first.mu.Unlock(); return first.pendingCount() == capacity }, "fills up")
+		testkit.Eventually(t, func() bool { first.mu.Lock(); defer first.mu.Unlock(); return first.pendingCount() == capacity }, "fills up")
 		first.ackAll()
 	}
-	eventually(t, func() bool { first.mu.Lock(); defer first.mu.Unlock(); return first.pendingCount() == capacity }, "fills up")
+	testkit.Eventually(t, func() bool { first.mu.Lock(); defer first.mu.Unlock(); return first.pendingCount() == capacity }, "fills up")
 	require.NoError(t, stop())
 	acked := first.received()[:first.count()-capacity]
 
 	second := newRecorder(0)
 	_, stop = run(t, second, watcher.Options{Dir: dir, Name: "test", Positions: store})
-	eventually(t, func() bool { return second.count() >= 20*300-len(acked) }, "second run sends the rest")
+	testkit.Eventually(t, func() bool { return second.count() >= 20*300-len(acked) }, "second run sends the rest")
 	require.NoError(t, stop())
 
 	all := append(append([]record.RefSample(nil), acked...), second.received()...)
@@ -120,21 +120,21 @@ func TestRestartAfterCrash(t *testing.T) {
 
 	first := newRecorder(0)
 	w, stop := run(t, first, watcher.Options{Dir: dir, Name: "test", Positions: store, SaveInterval: time.Millisecond})
-	eventually(t, func() bool { return first.count() == 20*300 }, "first run reads everything")
+	testkit.Eventually(t, func() bool { return first.count() == 20*300 }, "first run reads everything")
 	// Let a periodic save happen, then crash and keep writing.
-	eventually(t, func() bool { p, ok, _ := file.Load(); return ok && p == lw.w.Position() }, "periodic save")
+	testkit.Eventually(t, func() bool { p, ok, _ := file.Load(); return ok && p == lw.w.Position() }, "periodic save")
 	store.crash()
 	for i := 0; i < 50; i++ {
 		lw.scrape()
 	}
 	w.Notify()
-	eventually(t, func() bool { return first.count() == 20*350 }, "first run reads more after the crash point")
+	testkit.Eventually(t, func() bool { return first.count() == 20*350 }, "first run reads more after the crash point")
 	require.NoError(t, stop())
 	lw.close()
 
 	second := newRecorder(0)
 	_, stop = run(t, second, watcher.Options{Dir: dir, Name: "test", Positions: file})
-	eventually(t, func() bool { return second.count() >= 20*50 }, "second run resends the unsaved part")
+	testkit.Eventually(t, func() bool { return second.count() >= 20*50 }, "second run resends the unsaved part")
 	require.NoError(t, stop())
 	// Exactly the 50 scrapes after the last save are sent again.
 	requireEverySampleOnce(t, second.received(), 20, 300, 350)
@@ -153,23 +153,6 @@ func requireEverySampleAtLeastOnce(t *testing.T, got []record.RefSample, nSeries
 			require.True(t, seen[[2]int64{int64(i), int64(sc) * 1000}], "series %d scrape %d lost", i, sc)
 		}
 	}
-}
-
-// metricValue sums every series of the named metric family in reg.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return sum
 }
 
 // TestRestartReplaysSeriesOfStartSegment: a series record in the segment
@@ -192,7 +175,7 @@ func TestRestartReplaysSeriesOfStartSegment(t *testing.T) {
 	require.NoError(t, store.Save(saved))
 	rec := newRecorder(0)
 	_, stop := run(t, rec, watcher.Options{Dir: dir, Name: "test", Positions: store})
-	eventually(t, func() bool { return rec.count() == 2 }, "the samples after the position arrive")
+	testkit.Eventually(t, func() bool { return rec.count() == 2 }, "the samples after the position arrive")
 	require.NoError(t, stop())
 	require.Equal(t, []record.RefSample{{Ref: 1, T: 3, V: 3}, {Ref: 2, T: 3, V: 3}}, rec.received())
 	require.Equal(t, labels.FromStrings("__name__", "late"), rec.series[2])

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/wal"
 	"github.com/walship/walship/watcher"
 )
@@ -82,7 +83,7 @@ func TestUpstreamHead(t *testing.T) {
 		}
 	}
 	appendScrapes(0, 200)
-	eventually(t, func() bool { return rec.count() == nSeries*200 }, "first part arrives")
+	testkit.Eventually(t, func() bool { return rec.count() == nSeries*200 }, "first part arrives")
 	segs, err := wal.ListSegments(wal.OS, filepath.Join(dir, "wal"))
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(segs), 4, "the WAL must have rotated")
@@ -93,12 +94,12 @@ func TestUpstreamHead(t *testing.T) {
 	require.NoError(t, err, "truncation made a checkpoint")
 
 	appendScrapes(200, 400)
-	eventually(t, func() bool {
+	testkit.Eventually(t, func() bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		return len(rec.samples) == nSeries*400 && len(rec.hists) == 400 && len(rec.fhists) == 400 && len(rec.exemplar) == 400
 	}, "second part arrives")
-	eventually(t, func() bool {
+	testkit.Eventually(t, func() bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		return len(rec.resets) > 0

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/wal"
 	"github.com/walship/walship/watcher"
 )
@@ -29,7 +30,7 @@ func TestTailsLiveLog(t *testing.T) {
 		}
 	}
 	w.Notify()
-	eventually(t, func() bool { return rec.count() == 50*scrapes }, "all samples arrive")
+	testkit.Eventually(t, func() bool { return rec.count() == 50*scrapes }, "all samples arrive")
 	lw.close()
 	require.NoError(t, stop())
 	requireEverySampleOnce(t, rec.received(), 50, 0, scrapes)
@@ -53,7 +54,7 @@ func TestBackpressure(t *testing.T) {
 	rec := newRecorder(250)
 	_, stop := run(t, rec, watcher.Options{Dir: dir, Name: "test"})
 	for rec.count() < 100*200 {
-		eventually(t, func() bool {
+		testkit.Eventually(t, func() bool {
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
 			return rec.pendingCount() == 250 || len(rec.samples) == 100*200
@@ -79,7 +80,7 @@ func TestFromNow(t *testing.T) {
 		lw.scrape() // 50s.. : after "now"
 	}
 	w.Notify()
-	eventually(t, func() bool { return rec.count() == 10*20 }, "new samples arrive")
+	testkit.Eventually(t, func() bool { return rec.count() == 10*20 }, "new samples arrive")
 	lw.close()
 	require.NoError(t, stop())
 	requireEverySampleOnce(t, rec.received(), 10, 50, 70)

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/wal"
 	"github.com/walship/walship/wal/record"
 )
@@ -70,9 +71,9 @@ remote_write:
 
 // scrapeValues returns how often each scrape number arrived (staleness
 // markers left out).
-func scrapeValues(r *receiver) map[int]int {
+func scrapeValues(r *testkit.Receiver) map[int]int {
 	out := map[int]int{}
-	for v, n := range r.values("walship_test_scrape_total") {
+	for v, n := range values(r, "walship_test_scrape_total") {
 		if !math.IsNaN(v) {
 			out[int(v)] += n
 		}
@@ -96,7 +97,7 @@ func TestAgentSurvivesSIGKILL(t *testing.T) {
 	rng := rand.New(rand.NewSource(seed))
 
 	tg := newTarget(t)
-	recv := newReceiver(t)
+	recv := testkit.NewReceiver(t)
 	work := t.TempDir()
 	cfg := writeFile(t, filepath.Join(work, "walship.yml"), agentConfig(tg, remoteWrite("receiver", recv.URL)))
 	args := []string{"--config.file", cfg, "--storage.remote.flush-deadline", "5s"}
@@ -144,7 +145,7 @@ func TestAgentSurvivesSIGKILL(t *testing.T) {
 				}
 			}
 			require.Empty(t, lost, "scrapes written to the WAL and never delivered")
-			failed := recv.values("up")[0]
+			failed := values(recv, "up")[0]
 			require.LessOrEqual(t, len(missing), failed, "scrapes neither stored nor failed: %v", missing)
 			if len(missing) > 0 {
 				t.Logf("scrapes %v were served but never stored (%d failed scrapes delivered)", missing, failed)
@@ -230,7 +231,7 @@ func missingScrapes(served, kills []time.Time, window time.Duration, got map[int
 // SIGTERM stops scraping, flushes what was scraped and exits 0.
 func TestAgentSIGTERMFlushes(t *testing.T) {
 	tg := newTarget(t)
-	recv := newReceiver(t)
+	recv := testkit.NewReceiver(t)
 	work := t.TempDir()
 	cfg := writeFile(t, filepath.Join(work, "walship.yml"), agentConfig(tg, remoteWrite("receiver", recv.URL)))
 	p := start(t, work, true, "--config.file", cfg, "--storage.remote.flush-deadline", "10s")
@@ -264,7 +265,7 @@ func TestAgentSIGTERMFlushes(t *testing.T) {
 // shows an entry outside the changed one's group is not restarted.)
 func TestAgentReloadKeepsUnchangedEndpoint(t *testing.T) {
 	tg := newTarget(t)
-	a, b, c := newReceiver(t), newReceiver(t), newReceiver(t)
+	a, b, c := testkit.NewReceiver(t), testkit.NewReceiver(t), testkit.NewReceiver(t)
 	work := t.TempDir()
 	cfgPath := filepath.Join(work, "walship.yml")
 	writeFile(t, cfgPath, agentConfig(tg, remoteWrite("a", a.URL), remoteWrite("b", b.URL)))

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/walship/walship/internal/testkit"
 )
 
 // readOnlyDir returns a directory this process cannot create files in:
@@ -31,7 +33,7 @@ func readOnlyDir(t *testing.T) string {
 // Bad input ends with a clear message and exit status 2, never a panic.
 func TestBadInput(t *testing.T) {
 	work := t.TempDir()
-	recv := newReceiver(t)
+	recv := testkit.NewReceiver(t)
 	good := writeFile(t, filepath.Join(work, "good.yml"), "remote_write:\n"+remoteWrite("r", recv.URL))
 	invalid := writeFile(t, filepath.Join(work, "invalid.yml"), "scrape_configs:\n  - job_name: [not a string\n")
 	unknownField := writeFile(t, filepath.Join(work, "unknown.yml"), "remote_write:\n  - url: http://x\n    no_such_field: 1\n")
@@ -110,7 +112,7 @@ remote_write:
 // targets), next to a static target that is scraped.
 func TestEveryDiscoveryMechanismLoads(t *testing.T) {
 	tg := newTarget(t)
-	recv := newReceiver(t)
+	recv := testkit.NewReceiver(t)
 	work := t.TempDir()
 	cfg := writeFile(t, filepath.Join(work, "walship.yml"), fmt.Sprintf(`global:
   scrape_interval: 100ms

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,95 +16,36 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
+
+	"github.com/walship/walship/internal/testkit"
 )
 
-// receiver is a Remote-Write 1.0 endpoint on 127.0.0.1 that decodes every
-// request and counts what it accepted.
-type receiver struct {
-	*httptest.Server
-	mu         sync.Mutex
-	requests   int
-	samples    int // every sample, duplicates included
-	histograms int
-	exemplars  int
-	seen       map[string]map[int64]seenSample // series → timestamp → sample
-}
-
+// seenSample is how one sample (a series at a timestamp) arrived: with
+// which value last, and how many times.
 type seenSample struct {
 	value float64
 	times int
 }
 
-func newReceiver(t *testing.T) *receiver {
-	r := &receiver{seen: map[string]map[int64]seenSample{}}
-	r.Server = httptest.NewServer(http.HandlerFunc(r.handle))
-	t.Cleanup(r.Close)
-	return r
-}
-
-func (r *receiver) handle(w http.ResponseWriter, req *http.Request) {
-	body, err := io.ReadAll(req.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	raw, err := snappy.Decode(nil, body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	var wr prompb.WriteRequest
-	if err := wr.Unmarshal(raw); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.requests++
-	for _, ts := range wr.Timeseries {
-		key := labelsOf(ts.Labels).String()
-		m := r.seen[key]
-		if m == nil {
-			m = map[int64]seenSample{}
-			r.seen[key] = m
+// seen returns what r accepted, by series and timestamp.
+func seen(r *testkit.Receiver) map[string]map[int64]seenSample {
+	out := map[string]map[int64]seenSample{}
+	for key, samples := range r.Samples() {
+		m := map[int64]seenSample{}
+		for _, s := range samples {
+			m[s.Timestamp] = seenSample{value: s.Value, times: m[s.Timestamp].times + 1}
 		}
-		for _, s := range ts.Samples {
-			r.samples++
-			old := m[s.Timestamp]
-			m[s.Timestamp] = seenSample{value: s.Value, times: old.times + 1}
-		}
-		r.histograms += len(ts.Histograms)
-		r.exemplars += len(ts.Exemplars)
+		out[key] = m
 	}
-	w.WriteHeader(http.StatusNoContent)
+	return out
 }
 
-func labelsOf(ls []prompb.Label) labels.Labels {
-	b := labels.NewScratchBuilder(len(ls))
-	for _, l := range ls {
-		b.Add(l.Name, l.Value)
-	}
-	b.Sort()
-	return b.Labels()
-}
-
-func (r *receiver) counts() (samples, histograms, exemplars int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.samples, r.histograms, r.exemplars
-}
-
-// values returns, for the series whose labels contain name="metric", how
-// many times each value arrived.
-func (r *receiver) values(metric string) map[float64]int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// values returns, for the series of r whose labels contain
+// name="metric", how many times each value arrived.
+func values(r *testkit.Receiver, metric string) map[float64]int {
 	out := map[float64]int{}
-	for key, m := range r.seen {
+	for key, m := range seen(r) {
 		if !strings.Contains(key, `__name__="`+metric+`"`) {
 			continue
 		}

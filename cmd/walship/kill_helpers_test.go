@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -16,6 +15,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
+
+	"github.com/walship/walship/internal/testkit"
 )
 
 // scrapeWriter writes an upstream TSDB (server mode) the way a Prometheus
@@ -144,14 +145,13 @@ type tally struct {
 }
 
 // tally compares what r received with the first scrapes scrapes of w.
-func (w *scrapeWriter) tally(r *receiver, scrapes int) tally {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (w *scrapeWriter) tally(r *testkit.Receiver, scrapes int) tally {
+	seen := seen(r)
 	tl := tally{written: scrapes * len(w.lbls), times: make([][]int, scrapes)}
 	for i := 1; i <= scrapes; i++ {
 		row := make([]int, len(w.lbls))
 		for s, key := range w.keys {
-			got, ok := r.seen[key][int64(i)*1000]
+			got, ok := seen[key][int64(i)*1000]
 			row[s] = got.times
 			switch {
 			case !ok:
@@ -175,20 +175,17 @@ func (w *scrapeWriter) tally(r *receiver, scrapes int) tally {
 	return tl
 }
 
-// newOutageReceiver is a receiver that answers 503, without looking at the
-// request, while down is set.
-func newOutageReceiver(t *testing.T) (*receiver, *outage) {
-	r := &receiver{seen: map[string]map[int64]seenSample{}}
+// newOutageReceiver is a receiver that answers 503 while down is set.
+func newOutageReceiver(t *testing.T) (*testkit.Receiver, *outage) {
+	r := testkit.NewReceiver(t)
 	o := &outage{}
-	r.Server = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+	r.Respond(func(*testkit.Request) testkit.Reply {
 		if o.down.Load() {
 			o.refused.Add(1)
-			http.Error(rw, "outage", http.StatusServiceUnavailable)
-			return
+			return testkit.Reply{Status: http.StatusServiceUnavailable}
 		}
-		r.handle(rw, req)
-	}))
-	t.Cleanup(r.Close)
+		return testkit.Reply{}
+	})
 	return r, o
 }
 
@@ -208,10 +205,4 @@ func kill(t *testing.T, p *process) time.Time {
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
 	require.Equal(t, -int(syscall.SIGKILL), p.wait(10*time.Second))
 	return time.Now()
-}
-
-func (r *receiver) requestsAndSamples() (int, int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.requests, r.samples
 }

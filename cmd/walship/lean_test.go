@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/walship/walship/internal/testkit"
 )
 
 // serverConfig is a Prometheus server's configuration file, as a sidecar
@@ -46,7 +48,7 @@ func TestLeanBuild(t *testing.T) {
 
 	// Both builds replay with the server's configuration file.
 	for _, bin := range []string{lean, binary} {
-		recv := newReceiver(t)
+		recv := testkit.NewReceiver(t)
 		work := t.TempDir()
 		cfg := writeFile(t, filepath.Join(work, "prometheus.yml"), serverConfig+remoteWrite("fixture", recv.URL))
 		abs, err := filepath.Abs(fixture("none"))
@@ -57,7 +59,7 @@ func TestLeanBuild(t *testing.T) {
 		require.Equal(t, 0, code, stderr)
 		var want struct{ Samples int }
 		require.NoError(t, json.Unmarshal([]byte(stdout), &want))
-		samples, _, _ := recv.counts()
+		samples := recv.Accepted().Samples
 		require.Equal(t, want.Samples, samples, bin)
 	}
 

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/walship/walship/internal/testkit"
 )
 
 // Replaying a fixture written by Prometheus delivers exactly the samples,
@@ -38,7 +40,7 @@ func replayFixture(t *testing.T, name string, unlabelled [3]int, wantCode int) {
 	require.NoError(t, json.Unmarshal([]byte(stdout), &want))
 	require.Positive(t, want.Samples)
 
-	recv := newReceiver(t)
+	recv := testkit.NewReceiver(t)
 	work := t.TempDir()
 	cfg := writeFile(t, filepath.Join(work, "walship.yml"), "remote_write:\n"+remoteWrite("fixture", recv.URL))
 	abs, err := filepath.Abs(dir)
@@ -46,7 +48,8 @@ func replayFixture(t *testing.T, name string, unlabelled [3]int, wantCode int) {
 	p := start(t, work, false, "replay", "--config.file", cfg, "--wal.dir", abs)
 	require.Equal(t, wantCode, p.wait(60*time.Second), p.stderr.String())
 
-	samples, histograms, exemplars := recv.counts()
+	got := recv.Accepted()
+	samples, histograms, exemplars := got.Samples, got.Histograms, got.Exemplars
 	require.Equal(t, want.Samples-unlabelled[0], samples)
 	require.Equal(t, want.Histograms-unlabelled[1], histograms)
 	require.Equal(t, want.Exemplars-unlabelled[2], exemplars)

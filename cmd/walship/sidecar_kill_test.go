@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/walship/walship/internal/testkit"
 )
 
 // Upstream Prometheus's remote-write sender, run as a sidecar over a live
@@ -62,7 +64,7 @@ func TestSidecarSurvivesKills(t *testing.T) {
 	rng := rand.New(rand.NewSource(seed))
 
 	w := startScrapeWriter(t, "kill_test", killSeries, killInterval)
-	recv := newReceiver(t)
+	recv := testkit.NewReceiver(t)
 	work := t.TempDir()
 	args := []string{"sidecar", "--config.file", sidecarConfig(t, work, recv.URL), "--wal.dir", w.walDir,
 		"--storage.agent.path", filepath.Join(work, "agent"), "--storage.remote.flush-deadline", "5s"}
@@ -123,7 +125,7 @@ func TestSidecarSurvivesKills(t *testing.T) {
 	}
 	require.LessOrEqual(t, tl.maxTimes, kills+1)
 	require.LessOrEqual(t, tl.extra, bound)
-	reqs, got := recv.requestsAndSamples()
+	reqs, got := recv.Accepted().Requests, recv.Accepted().Samples
 	t.Logf("%d samples written (%d scrapes of %d series), all delivered; %d delivered more than once, %d extra deliveries (bound %d), at most %d times each; receiver got %d requests, %d samples",
 		tl.written, len(scrapes), killSeries, tl.duplicated, tl.extra, bound, tl.maxTimes, reqs, got)
 }
@@ -182,7 +184,7 @@ func TestSidecarKilledDuringOutage(t *testing.T) {
 	require.Equal(t, 0, p.wait(20*time.Second))
 	require.Zero(t, tl.wrongValue, "samples arrived with another value")
 	require.LessOrEqual(t, tl.maxTimes, 2, "a sample arrives at most once per run")
-	reqs, got := recv.requestsAndSamples()
+	reqs, got := recv.Accepted().Requests, recv.Accepted().Samples
 	t.Logf("%d samples written (%d scrapes of %d series), all delivered; %d delivered twice; receiver got %d requests, %d samples",
 		tl.written, scrapes, killSeries, tl.duplicated, reqs, got)
 }

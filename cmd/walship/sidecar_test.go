@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
+
+	"github.com/walship/walship/internal/testkit"
 )
 
 // The sidecar tails the WAL of upstream's TSDB while it is being written
@@ -46,7 +48,7 @@ func TestSidecarShipsLiveTSDB(t *testing.T) {
 		appendBatch(i)
 	}
 
-	recv := newReceiver(t)
+	recv := testkit.NewReceiver(t)
 	work := t.TempDir()
 	cfg := writeFile(t, filepath.Join(work, "walship.yml"), "remote_write:\n"+remoteWrite("sidecar", recv.URL))
 	p := start(t, work, true, "sidecar", "--config.file", cfg, "--wal.dir", walDir, "--storage.remote.flush-deadline", "5s")
@@ -54,9 +56,9 @@ func TestSidecarShipsLiveTSDB(t *testing.T) {
 		appendBatch(i)
 	}
 	require.Eventually(t, func() bool {
-		return len(recv.values("sidecar_test")) == batches
-	}, 30*time.Second, 20*time.Millisecond, "receiver has %d of %d values", len(recv.values("sidecar_test")), batches)
-	for v, n := range recv.values("sidecar_test") {
+		return len(values(recv, "sidecar_test")) == batches
+	}, 30*time.Second, 20*time.Millisecond, "receiver has %d of %d values", len(values(recv, "sidecar_test")), batches)
+	for v, n := range values(recv, "sidecar_test") {
 		require.GreaterOrEqual(t, n, series, "value %v", v)
 	}
 	segs := walEntries(t, walDir)

@@ -48,7 +48,10 @@ func rw1Request(t *testing.T) []byte {
 }
 
 // rw2Request has 2 series: 4 samples, 1 histogram, 2 exemplars.
-func rw2Request(t *testing.T) []byte {
+func rw2Request(t *testing.T) []byte { return snappy.Encode(nil, rw2Protobuf(t)) }
+
+// rw2Protobuf is rw2Request before snappy.
+func rw2Protobuf(t *testing.T) []byte {
 	t.Helper()
 	req := writev2.Request{
 		Symbols: []string{"", "__name__", "up", "job", "a", "trace_id", "x", "latency", "Help text.", "seconds"},
@@ -69,7 +72,7 @@ func rw2Request(t *testing.T) []byte {
 	}
 	b, err := req.Marshal()
 	require.NoError(t, err)
-	return snappy.Encode(nil, b)
+	return b
 }
 
 func serve(r *Receiver, method, contentType, encoding string, body []byte) *httptest.ResponseRecorder {
@@ -178,7 +181,7 @@ func TestReceiverRejects(t *testing.T) {
 		{"empty body", http.MethodPost, ctRW1, "snappy", nil, http.StatusBadRequest},
 		{"not protobuf RW1", http.MethodPost, ctRW1, "snappy", snappy.Encode(nil, []byte{0xff, 0xff, 0xff}), http.StatusBadRequest},
 		{"not protobuf RW2", http.MethodPost, ctRW2, "snappy", snappy.Encode(nil, []byte{0x0f, 0x01}), http.StatusBadRequest},
-		{"truncated RW2", http.MethodPost, ctRW2, "snappy", snappy.Encode(nil, mustUnsnappy(t, rw2Request(t))[:20]), http.StatusBadRequest},
+		{"truncated RW2", http.MethodPost, ctRW2, "snappy", snappy.Encode(nil, rw2Protobuf(t)[:20]), http.StatusBadRequest},
 		{"RW2 symbol out of range", http.MethodPost, ctRW2, "snappy", snappy.Encode(nil, badRefBody), http.StatusBadRequest},
 		{"RW2 odd label refs", http.MethodPost, ctRW2, "snappy", snappy.Encode(nil, oddRefsBody), http.StatusBadRequest},
 		{"RW2 help out of range", http.MethodPost, ctRW2, "snappy", snappy.Encode(nil, badHelpBody), http.StatusBadRequest},
@@ -195,13 +198,6 @@ func TestReceiverRejects(t *testing.T) {
 			require.Equal(t, ReceiverStats{Rejected: 1}, r.Stats())
 		})
 	}
-}
-
-func mustUnsnappy(t *testing.T, b []byte) []byte {
-	t.Helper()
-	raw, err := snappy.Decode(nil, b)
-	require.NoError(t, err)
-	return raw
 }
 
 func TestReceiverTooLarge(t *testing.T) {

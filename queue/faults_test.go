@@ -1,18 +1,14 @@
-package remote_test
+package queue_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
@@ -22,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/queue"
 	"github.com/walship/walship/remote"
 	"github.com/walship/walship/wal/record"
@@ -50,154 +47,66 @@ func (f fault) String() string {
 
 // faultRequest is one request the faulty endpoint received.
 type faultRequest struct {
-	n        int      // 1-based, in arrival order
-	hash     [32]byte // of the body as received
-	attempt  int      // the Retry-Attempt header, 0 when absent
-	arrived  time.Time
-	answered time.Time // when the answer (or the hang-up) was given
-	fault    fault
-	done     bool // the handler finished
-	// abandoned: a hanging request ended because the client gave up (its
-	// context ended), not because the test released it.
-	abandoned bool
-	samples   int
+	testkit.Exchange
+	attempt int   // the Retry-Attempt header, 0 when absent
+	fault   fault // what the endpoint did instead of accepting it
 }
 
 // faultServer is a remote-write endpoint on 127.0.0.1 that misbehaves for
-// the requests plan names (by arrival number) and otherwise decodes RW1
-// requests and keeps their samples by series index (the "i" label).
+// the requests plan names (by arrival number) and otherwise accepts them.
+// It keeps the samples of the bodies it refuses with 400 apart.
 type faultServer struct {
-	*httptest.Server
-	t        *testing.T
-	plan     func(n int) fault
-	release  chan struct{} // closed at the end: hanging handlers return
-	mu       sync.Mutex
-	reqs     []*faultRequest
-	accepted map[int][]prompb.Sample // series index → samples, in arrival order
-	refused  map[int][]prompb.Sample // samples of bodies answered 400
+	*testkit.Receiver
+	t       *testing.T
+	plan    func(n int) fault
+	mu      sync.Mutex
+	refused map[int][]prompb.Sample // samples of bodies answered 400, by series index (the "i" label)
 }
 
 func newFaultServer(t *testing.T, plan func(n int) fault) *faultServer {
-	s := &faultServer{t: t, plan: plan, release: make(chan struct{}),
-		accepted: map[int][]prompb.Sample{}, refused: map[int][]prompb.Sample{}}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.handle))
-	t.Cleanup(s.Close)                     // runs second: waits for the handlers
-	t.Cleanup(func() { close(s.release) }) // runs first
+	s := &faultServer{Receiver: testkit.NewReceiver(t), t: t, plan: plan, refused: map[int][]prompb.Sample{}}
+	never := make(chan struct{}) // a hanging request waits for the client to give up
+	s.Respond(func(req *testkit.Request) testkit.Reply {
+		switch f := plan(req.N); {
+		case f.hang:
+			return testkit.Reply{Status: http.StatusServiceUnavailable, Wait: never} // 503 if the test ends first
+		case f.hangup:
+			return testkit.Reply{HangUp: true}
+		case f.status != 0:
+			if f.status == http.StatusBadRequest {
+				s.keep(req.Series)
+			}
+			reply := testkit.Reply{Status: f.status}
+			if f.retryAfter != "" {
+				reply.Header = http.Header{"Retry-After": {f.retryAfter}}
+			}
+			return reply
+		}
+		return testkit.Reply{}
+	})
 	return s
 }
 
-func (s *faultServer) handle(w http.ResponseWriter, r *http.Request) {
-	arrived := time.Now()
-	// Read the whole body first: the server notices a client going away
-	// only once the body is read.
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		s.t.Errorf("reading a request body: %v", err)
-		return
-	}
-	attempt := 0
-	if h := r.Header.Get("Retry-Attempt"); h != "" {
-		if attempt, err = strconv.Atoi(h); err != nil {
-			s.t.Errorf("Retry-Attempt %q: %v", h, err)
-		}
-	}
-	wr, err := decodeRW1(body)
-	if err != nil {
-		s.t.Errorf("request body: %v", err)
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-
+// keep adds the samples of a refused body to s.refused by series index.
+func (s *faultServer) keep(series []testkit.Series) {
 	s.mu.Lock()
-	req := &faultRequest{n: len(s.reqs) + 1, hash: sha256.Sum256(body), attempt: attempt, arrived: arrived}
-	for _, ts := range wr.Timeseries {
-		req.samples += len(ts.Samples)
-	}
-	s.reqs = append(s.reqs, req)
-	f := s.plan(req.n)
-	req.fault = f
-	s.mu.Unlock()
-
-	finish := func(abandoned bool) {
-		s.mu.Lock()
-		req.answered, req.done, req.abandoned = time.Now(), true, abandoned
-		s.mu.Unlock()
-	}
-	switch {
-	case f.hang:
-		select { // the endpoint never answers in time; no sleep: wait for the client
-		case <-r.Context().Done():
-			finish(true)
-		case <-s.release:
-			finish(false)
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-	case f.hangup:
-		conn, _, err := w.(http.Hijacker).Hijack()
+	defer s.mu.Unlock()
+	for _, ts := range series {
+		i, err := strconv.Atoi(ts.Labels.Get("i"))
 		if err != nil {
-			s.t.Errorf("hijack: %v", err)
-			return
-		}
-		finish(false)
-		_ = conn.Close()
-	case f.status != 0:
-		if f.status == http.StatusBadRequest {
-			s.mu.Lock()
-			s.keep(s.refused, wr)
-			s.mu.Unlock()
-		}
-		if f.retryAfter != "" {
-			w.Header().Set("Retry-After", f.retryAfter)
-		}
-		finish(false)
-		w.WriteHeader(f.status)
-	default:
-		s.mu.Lock()
-		s.keep(s.accepted, wr)
-		s.mu.Unlock()
-		finish(false)
-		w.WriteHeader(http.StatusNoContent)
-	}
-}
-
-// keep adds the request's samples to dst by series index; s.mu is held.
-func (s *faultServer) keep(dst map[int][]prompb.Sample, wr *prompb.WriteRequest) {
-	for _, ts := range wr.Timeseries {
-		i := -1
-		for _, l := range ts.Labels {
-			if l.Name == "i" {
-				i, _ = strconv.Atoi(l.Value)
-			}
-		}
-		if i < 0 {
 			s.t.Errorf("a series without the i label: %v", ts.Labels)
 			continue
 		}
-		dst[i] = append(dst[i], ts.Samples...)
+		s.refused[i] = append(s.refused[i], ts.Samples...)
 	}
 }
 
-func decodeRW1(body []byte) (*prompb.WriteRequest, error) {
-	raw, err := snappy.Decode(nil, body)
-	if err != nil {
-		return nil, err
-	}
-	var wr prompb.WriteRequest
-	if err := wr.Unmarshal(raw); err != nil {
-		return nil, err
-	}
-	return &wr, nil
+// accepted returns the samples of series i accepted, in arrival order.
+func (s *faultServer) accepted(i int) []prompb.Sample {
+	return s.Samples()[labels.FromStrings("__name__", "faults", "i", strconv.Itoa(i)).String()]
 }
 
-func (s *faultServer) acceptedSamples() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, ss := range s.accepted {
-		n += len(ss)
-	}
-	return n
-}
+func (s *faultServer) acceptedSamples() int { return s.Accepted().Samples }
 
 func (s *faultServer) refusedSamples() int {
 	s.mu.Lock()
@@ -210,23 +119,26 @@ func (s *faultServer) refusedSamples() int {
 }
 
 func (s *faultServer) allAnswered() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range s.reqs {
-		if !r.done {
+	for _, r := range s.Requests() {
+		if r.Answered.IsZero() {
 			return false
 		}
 	}
 	return true
 }
 
-// requests returns copies of the requests received, in arrival order.
+// requests returns the requests received, in arrival order.
 func (s *faultServer) requests() []faultRequest {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]faultRequest, len(s.reqs))
-	for i, r := range s.reqs {
-		out[i] = *r
+	var out []faultRequest
+	for _, ex := range s.Requests() {
+		attempt := 0
+		if h := ex.Header.Get("Retry-Attempt"); h != "" {
+			var err error
+			if attempt, err = strconv.Atoi(h); err != nil {
+				s.t.Errorf("Retry-Attempt %q: %v", h, err)
+			}
+		}
+		out = append(out, faultRequest{Exchange: ex, attempt: attempt, fault: s.plan(ex.N)})
 	}
 	return out
 }
@@ -248,44 +160,10 @@ func feedFaults(t *testing.T, q *queue.Manager, nSeries, scrapes int) int {
 			samples[i] = record.RefSample{Ref: record.Ref(i + 1), T: int64(sc) * 1000, V: float64(sc)}
 		}
 		at := record.Span{Start: record.Position{Offset: int64(sc) * 100}, End: record.Position{Offset: int64(sc)*100 + 100}}
-		handed += appendWaiting(q, samples, at)
+		appendAll(q, samples, at)
+		handed += len(samples)
 	}
 	return handed
-}
-
-// appendWaiting hands q every sample of one record, waiting for room as
-// the watcher does, and returns how many it took.
-func appendWaiting(q *queue.Manager, samples []record.RefSample, at record.Span) int {
-	handed := 0
-	for len(samples) > 0 {
-		n := q.AppendSamples(samples, at)
-		handed += n
-		samples = samples[n:]
-		if len(samples) > 0 {
-			select {
-			case <-q.Ready():
-			case <-time.After(time.Second): // Ready is a hint; look again
-			}
-		}
-	}
-	return handed
-}
-
-// metricSum sums the values of every series of the named counter or gauge.
-func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return sum
 }
 
 // TestQueueFaults runs the queue, with a real Client, against an endpoint
@@ -401,36 +279,36 @@ func TestQueueFaults(t *testing.T) {
 			byBody := map[[32]byte][]faultRequest{}
 			var order [][32]byte
 			for _, r := range reqs {
-				if _, ok := byBody[r.hash]; !ok {
-					order = append(order, r.hash)
+				if _, ok := byBody[r.Hash]; !ok {
+					order = append(order, r.Hash)
 				}
-				byBody[r.hash] = append(byBody[r.hash], r)
+				byBody[r.Hash] = append(byBody[r.Hash], r)
 			}
 			faults := 0
 			for _, h := range order {
 				tries := byBody[h]
 				for k, r := range tries {
 					require.Equal(t, k, r.attempt, "request %d (body %x, %s) is attempt %d of its body, but says Retry-Attempt %d: "+
-						"a retry whose bytes differ, or a body sent again after it ended", r.n, h[:4], r.fault, k, r.attempt)
+						"a retry whose bytes differ, or a body sent again after it ended", r.N, h[:4], r.fault, k, r.attempt)
 					last := k == len(tries)-1
 					switch {
 					case !last:
-						require.NotEqual(t, fault{}, r.fault, "request %d was accepted, yet its body was sent again (request %d)", r.n, tries[k+1].n)
-						require.NotEqual(t, http.StatusBadRequest, r.fault.status, "request %d was refused with 400, yet retried", r.n)
+						require.NotEqual(t, fault{}, r.fault, "request %d was accepted, yet its body was sent again (request %d)", r.N, tries[k+1].N)
+						require.NotEqual(t, http.StatusBadRequest, r.fault.status, "request %d was refused with 400, yet retried", r.N)
 						faults++
 					default:
 						require.True(t, r.fault == fault{} || r.fault.status == http.StatusBadRequest,
-							"the last attempt of body %x (request %d) failed with %s and was never retried", h[:4], r.n, r.fault)
+							"the last attempt of body %x (request %d) failed with %s and was never retried", h[:4], r.N, r.fault)
 					}
 					if k > 0 {
 						prev := tries[k-1]
 						if prev.fault.retryAfter != "" {
-							require.GreaterOrEqual(t, r.arrived.Sub(prev.answered), time.Second,
-								"request %d retried request %d before its Retry-After: 1 elapsed", r.n, prev.n)
+							require.GreaterOrEqual(t, r.Arrived.Sub(prev.Answered), time.Second,
+								"request %d retried request %d before its Retry-After: 1 elapsed", r.N, prev.N)
 						}
 					}
 					if r.fault.hang {
-						require.True(t, r.abandoned, "request %d hung: the client should have given up after remote_timeout", r.n)
+						require.True(t, r.Abandoned, "request %d hung: the client should have given up after remote_timeout", r.N)
 					}
 				}
 			}
@@ -458,7 +336,7 @@ func TestQueueFaults(t *testing.T) {
 						want = append(want, prompb.Sample{Timestamp: int64(sc) * 1000, Value: float64(sc)})
 					}
 				}
-				require.Equal(t, want, srv.accepted[i], "series %d: each sample once, in order", i)
+				require.Equal(t, want, srv.accepted(i), "series %d: each sample once, in order", i)
 			}
 			srv.mu.Unlock()
 			if tc.refused {
@@ -466,18 +344,18 @@ func TestQueueFaults(t *testing.T) {
 			}
 
 			// Accounting.
-			sent := metricSum(t, reg, "prometheus_remote_storage_samples_total")
-			failed := metricSum(t, reg, "prometheus_remote_storage_samples_failed_total")
-			dropped := metricSum(t, reg, "prometheus_remote_storage_samples_dropped_total")
+			sent := testkit.Metric(t, reg, "prometheus_remote_storage_samples_total")
+			failed := testkit.Metric(t, reg, "prometheus_remote_storage_samples_failed_total")
+			dropped := testkit.Metric(t, reg, "prometheus_remote_storage_samples_dropped_total")
 			require.Equal(t, float64(srv.acceptedSamples()), sent, "sent = accepted by the endpoint")
 			require.Equal(t, float64(refusedTotal), failed, "failed = refused by the endpoint")
 			require.Zero(t, dropped)
 			require.Equal(t, float64(handed), sent+failed+dropped, "every sample handed over is accounted for")
-			require.Zero(t, metricSum(t, reg, "prometheus_remote_storage_samples_pending"))
+			require.Zero(t, testkit.Metric(t, reg, "prometheus_remote_storage_samples_pending"))
 			_, pending := q.LowestPending()
 			require.False(t, pending)
 			if !tc.refused {
-				require.Positive(t, metricSum(t, reg, "prometheus_remote_storage_samples_retried_total"))
+				require.Positive(t, testkit.Metric(t, reg, "prometheus_remote_storage_samples_retried_total"))
 			}
 		})
 	}

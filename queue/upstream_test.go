@@ -1,12 +1,9 @@
-package remote
+package queue_test
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,18 +14,17 @@ import (
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
-	upstream "github.com/prometheus/prometheus/storage/remote"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/queue"
-	"github.com/walship/walship/wal"
 	"github.com/walship/walship/wal/record"
 )
 
 // runQueue starts a queue of the given protocol sending through a Client
 // to url, its metrics in the registry it returns.
 func runQueue(t *testing.T, rawURL string, proto queue.Protocol) (*queue.Manager, *prometheus.Registry) {
-	c := newTestClient(t, testConfig(t, rawURL), ClientOptions{})
+	c := newClientTimeout(t, rawURL, defaultRemoteTimeout)
 	qc := config.DefaultQueueConfig
 	qc.BatchSendDeadline = model.Duration(10 * time.Millisecond)
 	qc.MaxSamplesPerSend = 500
@@ -37,15 +33,13 @@ func runQueue(t *testing.T, rawURL string, proto queue.Protocol) (*queue.Manager
 	return q, reg
 }
 
+// defaultRemoteTimeout is remote_timeout when a configuration leaves it out.
+var defaultRemoteTimeout = time.Duration(config.DefaultRemoteWriteConfig.RemoteTimeout)
+
 // startQueue runs a queue made from opts until the test ends.
 func startQueue(t *testing.T, opts queue.Options) *queue.Manager {
 	t.Helper()
-	q, err := queue.New(opts)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- q.Run(ctx) }()
-	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	q, _ := runManager(t, opts)
 	return q
 }
 
@@ -101,8 +95,8 @@ func TestQueueToUpstreamReceiver(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			srv, app := upstreamReceiver(t, c.accepted...)
-			q, reg := runQueue(t, srv.URL, c.proto)
+			app := testkit.NewUpstream(t, c.accepted...)
+			q, reg := runQueue(t, app.URL, c.proto)
 			const nSeries, scrapes = 100, 30
 			base := time.Now().Add(-time.Minute).UnixMilli()
 			feedAll(t, q, nSeries, scrapes, base)
@@ -118,17 +112,17 @@ func TestQueueToUpstreamReceiver(t *testing.T) {
 				return q.AppendSamples([]record.RefSample{{Ref: 1, T: base + scrapes*1000, V: scrapes}}, last) == 1
 			}, 5*time.Second, time.Millisecond)
 			require.Eventually(t, func() bool {
-				samples, hists, _ := app.snapshot()
+				samples, hists, _ := app.Snapshot()
 				n := 0
 				for _, s := range samples {
 					n += len(s)
 				}
 				return n == nSeries*scrapes+1 && hists[`{__name__="latency"}`] == scrapes
 			}, 20*time.Second, 2*time.Millisecond, "everything arrives")
-			samples, _, _ := app.snapshot()
+			samples, _, _ := app.Snapshot()
 			first := labels.FromStrings("__name__", "up", "instance", "0").String()
-			require.Eventually(t, func() bool { _, _, ex := app.snapshot(); return len(ex[first]) == scrapes }, 5*time.Second, time.Millisecond, "exemplars arrive")
-			_, _, exemplars := app.snapshot()
+			require.Eventually(t, func() bool { _, _, ex := app.Snapshot(); return len(ex[first]) == scrapes }, 5*time.Second, time.Millisecond, "exemplars arrive")
+			_, _, exemplars := app.Snapshot()
 			for _, e := range exemplars[first] {
 				var sc int
 				_, err := fmt.Sscan(e.Labels.Get("trace_id"), &sc)
@@ -150,8 +144,8 @@ func TestQueueToUpstreamReceiver(t *testing.T) {
 				}
 			}
 			require.Eventually(t, func() bool { _, pending := q.LowestPending(); return !pending }, 5*time.Second, time.Millisecond)
-			_, _, exemplars = app.snapshot()
-			dropped := counterWithReason(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "no_sample_in_request")
+			_, _, exemplars = app.Snapshot()
+			dropped := testkit.Metric(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "reason", "no_sample_in_request")
 			require.Len(t, exemplars[first], scrapes, "every exemplar arrived")
 			require.Zero(t, dropped)
 		})
@@ -165,14 +159,14 @@ func TestQueueToUpstreamReceiver(t *testing.T) {
 // waits for the series' next sample and arrives with it. Every item ends
 // sent or dropped, counted as its own kind.
 func TestRW2ExemplarNeverSentAlone(t *testing.T) {
-	srv, app := upstreamReceiver(t, remoteapi.WriteV2MessageType)
-	c := newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
+	app := testkit.NewUpstream(t, remoteapi.WriteV2MessageType)
+	c := newClientTimeout(t, app.URL, defaultRemoteTimeout)
 	reg := prometheus.NewRegistry()
 	qc := config.DefaultQueueConfig
 	qc.MinShards, qc.MaxShards = 1, 1
 	qc.MaxSamplesPerSend = 8
 	qc.BatchSendDeadline = model.Duration(time.Minute) // batches are cut by size only
-	q := startQueue(t, queue.Options{Name: "ex", URL: srv.URL, Config: qc, Protocol: queue.RW2, Sender: c, Metrics: queue.NewMetrics(reg)})
+	q := startQueue(t, queue.Options{Name: "ex", URL: app.URL, Config: qc, Protocol: queue.RW2, Sender: c, Metrics: queue.NewMetrics(reg)})
 
 	// Series 1 is a counter, 2 a native histogram, 3 to 9 fill batches.
 	requests := labels.FromStrings("__name__", "requests_total", "job", "api")
@@ -249,7 +243,7 @@ func TestRW2ExemplarNeverSentAlone(t *testing.T) {
 	})
 	settled()
 
-	samples, hists, exemplars := app.snapshot()
+	samples, hists, exemplars := app.Snapshot()
 	require.Len(t, samples[requests.String()], 2, "series 1's samples arrive")
 	for ref := 3; ref <= 9; ref++ {
 		require.NotEmpty(t, samples[filler(ref).String()], "filler %d arrives", ref)
@@ -263,18 +257,18 @@ func TestRW2ExemplarNeverSentAlone(t *testing.T) {
 	}
 	require.Equal(t, map[string]float64{"with-sample": 0.7, "with-histogram": 0.3, "lone": 0.5}, got)
 
-	require.Zero(t, metricValue(t, reg, "prometheus_remote_storage_samples_failed_total"), "no request refused")
-	require.Zero(t, metricValue(t, reg, "prometheus_remote_storage_exemplars_failed_total"))
-	require.Equal(t, 15.0, metricValue(t, reg, "prometheus_remote_storage_samples_total"))
-	require.Equal(t, 1.0, metricValue(t, reg, "prometheus_remote_storage_histograms_total"))
-	require.Equal(t, 3.0, metricValue(t, reg, "prometheus_remote_storage_exemplars_total"))
-	require.Zero(t, counterWithReason(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "no_sample_in_request"))
-	require.Equal(t, 1.0, counterWithReason(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "unintentionally_dropped_series"))
-	require.Equal(t, 1.0, counterWithReason(t, reg, "prometheus_remote_storage_histograms_dropped_total", "unintentionally_dropped_series"))
-	require.Zero(t, metricValue(t, reg, "prometheus_remote_storage_samples_dropped_total"))
+	require.Zero(t, testkit.Metric(t, reg, "prometheus_remote_storage_samples_failed_total"), "no request refused")
+	require.Zero(t, testkit.Metric(t, reg, "prometheus_remote_storage_exemplars_failed_total"))
+	require.Equal(t, 15.0, testkit.Metric(t, reg, "prometheus_remote_storage_samples_total"))
+	require.Equal(t, 1.0, testkit.Metric(t, reg, "prometheus_remote_storage_histograms_total"))
+	require.Equal(t, 3.0, testkit.Metric(t, reg, "prometheus_remote_storage_exemplars_total"))
+	require.Zero(t, testkit.Metric(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "reason", "no_sample_in_request"))
+	require.Equal(t, 1.0, testkit.Metric(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "reason", "unintentionally_dropped_series"))
+	require.Equal(t, 1.0, testkit.Metric(t, reg, "prometheus_remote_storage_histograms_dropped_total", "reason", "unintentionally_dropped_series"))
+	require.Zero(t, testkit.Metric(t, reg, "prometheus_remote_storage_samples_dropped_total"))
 	require.Eventually(t, func() bool {
-		return metricValue(t, reg, "prometheus_remote_storage_samples_pending")+metricValue(t, reg, "prometheus_remote_storage_histograms_pending")+
-			metricValue(t, reg, "prometheus_remote_storage_exemplars_pending") == 0
+		return testkit.Metric(t, reg, "prometheus_remote_storage_samples_pending")+testkit.Metric(t, reg, "prometheus_remote_storage_histograms_pending")+
+			testkit.Metric(t, reg, "prometheus_remote_storage_exemplars_pending") == 0
 	}, 5*time.Second, time.Millisecond, "nothing pending")
 }
 
@@ -293,9 +287,7 @@ func TestRW2ExemplarLeftAloneOnRetry(t *testing.T) {
 		{"waited for the sample", true, "too_old"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			app := newMemAppendable()
-			h := upstream.NewWriteHandler(slog.New(slog.DiscardHandler), prometheus.NewRegistry(), app,
-				remoteapi.MessageTypes{remoteapi.WriteV2MessageType}, false, false)
+			app := testkit.NewUpstream(t, remoteapi.WriteV2MessageType)
 			start := time.Now()
 			var now atomic.Int64
 			now.Store(start.UnixNano())
@@ -306,7 +298,7 @@ func TestRW2ExemplarLeftAloneOnRetry(t *testing.T) {
 					http.Error(w, "try again", http.StatusServiceUnavailable)
 					return
 				}
-				h.ServeHTTP(w, r)
+				app.ServeHTTP(w, r)
 			}))
 			t.Cleanup(srv.Close)
 
@@ -316,7 +308,7 @@ func TestRW2ExemplarLeftAloneOnRetry(t *testing.T) {
 			qc.MaxSamplesPerSend = 2
 			qc.BatchSendDeadline = model.Duration(time.Minute)
 			qc.SampleAgeLimit = model.Duration(5 * time.Minute)
-			client := newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
+			client := newClientTimeout(t, srv.URL, defaultRemoteTimeout)
 			q := startQueue(t, queue.Options{Name: "ex", URL: srv.URL, Config: qc, Protocol: queue.RW2, Sender: client,
 				Metrics: queue.NewMetrics(reg), Now: func() time.Time { return time.Unix(0, now.Load()) }})
 
@@ -342,15 +334,15 @@ func TestRW2ExemplarLeftAloneOnRetry(t *testing.T) {
 			}
 			require.Eventually(t, func() bool { _, pending := q.LowestPending(); return !pending }, 10*time.Second, time.Millisecond)
 
-			samples, _, exemplars := app.snapshot()
+			samples, _, exemplars := app.Snapshot()
 			require.Len(t, samples[young.String()], 1, "the young sample arrives on the retry")
 			require.Empty(t, samples[old.String()])
 			require.Empty(t, exemplars[old.String()])
 			require.EqualValues(t, 2, requests.Load(), "the first attempt and an accepted retry")
-			require.Equal(t, 1.0, counterWithReason(t, reg, "prometheus_remote_storage_samples_dropped_total", "too_old"))
-			require.Equal(t, 1.0, counterWithReason(t, reg, "prometheus_remote_storage_exemplars_dropped_total", c.reason))
-			require.Zero(t, metricValue(t, reg, "prometheus_remote_storage_exemplars_total"))
-			require.Zero(t, metricValue(t, reg, "prometheus_remote_storage_samples_failed_total"))
+			require.Equal(t, 1.0, testkit.Metric(t, reg, "prometheus_remote_storage_samples_dropped_total", "reason", "too_old"))
+			require.Equal(t, 1.0, testkit.Metric(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "reason", c.reason))
+			require.Zero(t, testkit.Metric(t, reg, "prometheus_remote_storage_exemplars_total"))
+			require.Zero(t, testkit.Metric(t, reg, "prometheus_remote_storage_samples_failed_total"))
 		})
 	}
 }
@@ -360,7 +352,7 @@ func TestRW2ExemplarLeftAloneOnRetry(t *testing.T) {
 // is dropped and counted as no_sample_in_request, and no longer holds the
 // WAL position back. Until then it waits, pending.
 func TestRW2ExemplarHeldExpires(t *testing.T) {
-	srv, app := upstreamReceiver(t, remoteapi.WriteV2MessageType)
+	app := testkit.NewUpstream(t, remoteapi.WriteV2MessageType)
 	start := time.Now()
 	var now atomic.Int64
 	now.Store(start.UnixNano())
@@ -368,8 +360,8 @@ func TestRW2ExemplarHeldExpires(t *testing.T) {
 	qc := config.DefaultQueueConfig
 	qc.MinShards, qc.MaxShards = 1, 1
 	qc.MaxSamplesPerSend = 1 // every sample goes out at once
-	c := newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
-	q := startQueue(t, queue.Options{Name: "ex", URL: srv.URL, Config: qc, Protocol: queue.RW2, Sender: c,
+	c := newClientTimeout(t, app.URL, defaultRemoteTimeout)
+	q := startQueue(t, queue.Options{Name: "ex", URL: app.URL, Config: qc, Protocol: queue.RW2, Sender: c,
 		Metrics: queue.NewMetrics(reg), Now: func() time.Time { return time.Unix(0, now.Load()) }})
 	stopped := labels.FromStrings("__name__", "requests_total", "job", "stopped")
 	other := labels.FromStrings("__name__", "requests_total", "job", "other")
@@ -389,7 +381,7 @@ func TestRW2ExemplarHeldExpires(t *testing.T) {
 	}
 	sent := func(n float64) {
 		t.Helper()
-		require.Eventually(t, func() bool { return metricValue(t, reg, "prometheus_remote_storage_samples_total") == n }, 5*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return testkit.Metric(t, reg, "prometheus_remote_storage_samples_total") == n }, 5*time.Second, time.Millisecond)
 	}
 	put(sample(1))
 	sent(1)
@@ -401,92 +393,16 @@ func TestRW2ExemplarHeldExpires(t *testing.T) {
 	sent(2)
 	_, pending := q.LowestPending()
 	require.True(t, pending, "after four minutes the exemplar still waits")
-	require.Zero(t, counterWithReason(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "no_sample_in_request"))
+	require.Zero(t, testkit.Metric(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "reason", "no_sample_in_request"))
 
 	now.Add(int64(2 * time.Minute))
 	put(sample(2))
 	sent(3)
 	require.Eventually(t, func() bool { _, pending := q.LowestPending(); return !pending }, 5*time.Second, time.Millisecond)
-	require.Equal(t, 1.0, counterWithReason(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "no_sample_in_request"))
-	require.Zero(t, metricValue(t, reg, "prometheus_remote_storage_exemplars_total"))
-	_, _, exemplars := app.snapshot()
+	require.Equal(t, 1.0, testkit.Metric(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "reason", "no_sample_in_request"))
+	require.Zero(t, testkit.Metric(t, reg, "prometheus_remote_storage_exemplars_total"))
+	_, _, exemplars := app.Snapshot()
 	require.Empty(t, exemplars[stopped.String()])
-}
-
-// TestReplayDropsExemplarsLeftWaiting: a replay (StopAtEnd) over RW2 whose
-// log ends with an exemplar of a series whose sample went out long before
-// (more records back than feed.attach looks): no later sample will come,
-// so once everything else was sent the exemplar is dropped and counted,
-// and the saved position reaches the end of the log instead of staying
-// before the exemplar's record.
-func TestReplayDropsExemplarsLeftWaiting(t *testing.T) {
-	dir := t.TempDir()
-	walDir := filepath.Join(dir, "wal")
-	var enc record.Encoder
-	ts := time.Now().Add(-time.Minute).UnixMilli()
-	w, err := wal.Open(walDir, wal.Options{})
-	require.NoError(t, err)
-	series := []record.RefSeries{
-		{Ref: 1, Labels: labels.FromStrings("__name__", "requests_total", "job", "api")},
-		{Ref: 2, Labels: labels.FromStrings("__name__", "filler")},
-	}
-	require.NoError(t, w.Log(enc.Series(nil, series)))
-	require.NoError(t, w.Log(enc.Samples(nil, []record.RefSample{{Ref: 1, T: ts, V: 1}})))
-	for i := range 20 {
-		require.NoError(t, w.Log(enc.Samples(nil, []record.RefSample{{Ref: 2, T: ts + int64(i), V: 2}})))
-	}
-	require.NoError(t, w.Close())
-	// The exemplar opens a segment of its own: its record starts at {1, 0}.
-	w, err = wal.Open(walDir, wal.Options{})
-	require.NoError(t, err)
-	require.NoError(t, w.Log(enc.Exemplars(nil, []record.RefExemplar{{Ref: 1, T: ts, V: 0.5, Labels: labels.FromStrings("trace_id", "late")}})))
-	require.NoError(t, w.Close())
-
-	srv, app := upstreamReceiver(t, remoteapi.WriteV2MessageType)
-	reg := prometheus.NewRegistry()
-	rs := New(Options{WALDir: walDir, PositionsDir: filepath.Join(dir, "positions"), StopAtEnd: true, Registerer: reg})
-	defer rs.Close()
-	cfg := testConfig(t, srv.URL)
-	cfg.Name = "replay"
-	cfg.SendExemplars = true
-	cfg.ProtobufMessage = remoteapi.WriteV2MessageType
-	cfg.QueueConfig.MaxSamplesPerSend = 1
-	conf := config.DefaultConfig
-	conf.RemoteWriteConfigs = []*config.RemoteWriteConfig{cfg}
-	require.NoError(t, rs.ApplyConfig(&conf))
-	select {
-	case <-rs.Done():
-	case <-time.After(20 * time.Second):
-		t.Fatal("the replay did not finish")
-	}
-	samples, _, exemplars := app.snapshot()
-	require.Len(t, samples[series[0].Labels.String()], 1)
-	require.Len(t, samples[series[1].Labels.String()], 20)
-	require.Empty(t, exemplars[series[0].Labels.String()])
-	require.Equal(t, 1.0, counterWithReason(t, reg, "prometheus_remote_storage_exemplars_dropped_total", "no_sample_in_request"))
-	pos := rs.AckedPositions()["replay"]
-	require.True(t, record.Position{Segment: 1}.Less(pos), "saved at %v: past the exemplar's record", pos)
-}
-
-// counterWithReason returns the counter name{reason=reason} of reg.
-func counterWithReason(t *testing.T, reg *prometheus.Registry, name, reason string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	total := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == "reason" && lp.GetValue() == reason {
-					total += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return total
 }
 
 // TestRW2ExemplarJoinsSampleAcrossBatches: a record of samples longer
@@ -494,9 +410,7 @@ func counterWithReason(t *testing.T, reg *prometheus.Registry, name, reason stri
 // batch boundary falls between a sample and its exemplar, and the exemplar
 // still travels with it (it joined the sample while both were queued).
 func TestRW2ExemplarJoinsSampleAcrossBatches(t *testing.T) {
-	app := newMemAppendable()
-	h := upstream.NewWriteHandler(slog.New(slog.DiscardHandler), prometheus.NewRegistry(), app,
-		remoteapi.MessageTypes{remoteapi.WriteV2MessageType}, false, false)
+	app := testkit.NewUpstream(t, remoteapi.WriteV2MessageType)
 	inFirst, release := make(chan struct{}), make(chan struct{})
 	var requests atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -504,7 +418,7 @@ func TestRW2ExemplarJoinsSampleAcrossBatches(t *testing.T) {
 			close(inFirst)
 			<-release // the shard stays busy with the first batch
 		}
-		h.ServeHTTP(w, r)
+		app.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 
@@ -513,7 +427,7 @@ func TestRW2ExemplarJoinsSampleAcrossBatches(t *testing.T) {
 	qc.MinShards, qc.MaxShards = 1, 1
 	qc.MaxSamplesPerSend = 8
 	qc.BatchSendDeadline = model.Duration(50 * time.Millisecond)
-	c := newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
+	c := newClientTimeout(t, srv.URL, defaultRemoteTimeout)
 	q := startQueue(t, queue.Options{Name: "ex", URL: srv.URL, Config: qc, Protocol: queue.RW2, Sender: c, Metrics: queue.NewMetrics(reg)})
 
 	const n = 20
@@ -553,27 +467,11 @@ func TestRW2ExemplarJoinsSampleAcrossBatches(t *testing.T) {
 	close(release)
 	require.Eventually(t, func() bool { _, pending := q.LowestPending(); return !pending }, 5*time.Second, time.Millisecond)
 
-	_, _, got := app.snapshot()
+	_, _, got := app.Snapshot()
 	for _, s := range series {
 		require.Len(t, got[s.Labels.String()], 1, "the exemplar of %s arrives", s.Labels)
 	}
-	require.Zero(t, metricValue(t, reg, "prometheus_remote_storage_exemplars_dropped_total"))
-	require.Equal(t, float64(n), metricValue(t, reg, "prometheus_remote_storage_exemplars_total"))
-	require.Zero(t, metricValue(t, reg, "prometheus_remote_storage_samples_failed_total"))
-}
-
-// metricValue sums the series of one metric family in reg.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	total := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-			}
-		}
-	}
-	return total
+	require.Zero(t, testkit.Metric(t, reg, "prometheus_remote_storage_exemplars_dropped_total"))
+	require.Equal(t, float64(n), testkit.Metric(t, reg, "prometheus_remote_storage_exemplars_total"))
+	require.Zero(t, testkit.Metric(t, reg, "prometheus_remote_storage_samples_failed_total"))
 }

@@ -1,14 +1,14 @@
-package remote_test
+package queue_test
 
 import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/queue"
 	"github.com/walship/walship/remote"
 	"github.com/walship/walship/wal/record"
@@ -66,34 +67,14 @@ func (w *bodyWatch) watched() []watchedBody {
 // touch one body at once.
 func TestQueueLeavesBodiesTheTransportReads(t *testing.T) {
 	const batch = 40_000
-	var (
-		mu       sync.Mutex
-		answered int
-		received int
-	)
+	recv := testkit.NewReceiver(t) // reads whole every request it gets
+	var answered atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		answered++
-		n := answered
-		mu.Unlock()
-		if n <= 2 {
+		if answered.Add(1) <= 2 {
 			http.Error(w, "refused before reading", http.StatusBadRequest)
 			return
 		}
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		wr, err := decodeRW1(body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		mu.Lock()
-		received += len(wr.Timeseries)
-		mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
+		recv.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 
@@ -143,7 +124,7 @@ func TestQueueLeavesBodiesTheTransportReads(t *testing.T) {
 			samples[i] = record.RefSample{Ref: record.Ref(i + 1), T: int64(sc) * 1000, V: float64(i)}
 		}
 		at := record.Span{Start: record.Position{Offset: int64(sc)}, End: record.Position{Offset: int64(sc) + 1}}
-		appendWaiting(q, samples, at)
+		appendAll(q, samples, at)
 	}
 	require.Eventually(t, func() bool { _, pending := q.LowestPending(); return !pending }, 30*time.Second, 5*time.Millisecond)
 
@@ -165,7 +146,5 @@ func TestQueueLeavesBodiesTheTransportReads(t *testing.T) {
 		}
 	}
 	require.True(t, reused, "a later body reuses the memory of one the transport was done with")
-	mu.Lock()
-	defer mu.Unlock()
-	require.Equal(t, (scrapes-2)*batch, received, "the bodies read arrived whole")
+	require.Equal(t, (scrapes-2)*batch, recv.Accepted().Samples, "the bodies read arrived whole") // a sample a series
 }
