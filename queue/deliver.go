@@ -37,10 +37,9 @@ func (s *shard) deliver(ctx context.Context, f *flight, first *attemptResult) {
 			part = rest[:min(len(rest), s.policy.sizes.current())]
 			s.encode(f, part)
 		}
-		f.built = false
 		n := len(part)
 		outcome, kept, err := s.complete(ctx, f, part, first)
-		first = nil
+		first, f.built = nil, false // what follows is built anew
 		switch outcome {
 		case aborted:
 			return // its items stay pending

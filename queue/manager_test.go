@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -591,6 +592,48 @@ func TestManagerAgeLimitBeforeFirstAttempt(t *testing.T) {
 	}
 	require.Equal(t, sentOld+len(fresh), len(got), "every fresh sample sent")
 	require.Equal(t, float64(len(old)-sentOld), testkit.Metric(t, reg, "prometheus_remote_storage_samples_dropped_total", "reason", "too_old"))
+}
+
+// TestManagerAgeLimitOnRetriesOfAPart: a batch sent in parts (its request
+// was refused as too large) whose first part drops samples grown too old
+// while it was retried sends its second part as a request of its own:
+// every young sample arrives once, the old ones count as dropped.
+func TestManagerAgeLimitOnRetriesOfAPart(t *testing.T) {
+	r := testkit.NewReceiver(t)
+	q := runAgeLimited(t, r, 200, 0)
+	m, reg, now := q.m, q.reg, q.now
+	r.Respond(func(req *testkit.Request) testkit.Reply {
+		switch req.N {
+		case 1: // the whole batch
+			return testkit.Reply{Status: http.StatusRequestEntityTooLarge}
+		case 2: // its first half: the old samples grow too old meanwhile
+			q.clock.Add(int64(30 * time.Second))
+			return testkit.Reply{Status: http.StatusServiceUnavailable}
+		}
+		return testkit.Reply{}
+	})
+
+	// 50 samples stamped now-50s, then 150 stamped now; values that do not
+	// compress, so that the refused request is large enough to split.
+	samples := make([]record.RefSample, 200)
+	for i := range samples {
+		ts := now().UnixMilli()
+		if i < 50 {
+			ts = now().Add(-50 * time.Second).UnixMilli()
+		}
+		samples[i] = record.RefSample{Ref: 1, T: ts + int64(i), V: float64(i) * math.Pi * 1e9}
+	}
+	for m.AppendSamples(samples, record.Span{End: record.Position{Offset: 1}}) == 0 {
+		<-m.Ready() // the shards are starting
+	}
+	testkit.Eventually(t, func() bool { _, pending := m.LowestPending(); return !pending }, "finished")
+	q.stop()
+	for key, n := range r.Seen() {
+		require.Equal(t, 1, n, "sample %s arrived %d times", key, n)
+	}
+	require.Equal(t, 150, r.Distinct(), "every young sample arrives")
+	require.Equal(t, 50.0, testkit.Metric(t, reg, "prometheus_remote_storage_samples_dropped_total", "reason", "too_old"))
+	require.Len(t, r.Requests(), 4, "the batch, its first half twice, its second half")
 }
 
 // TestManagerCountsWhatTheEndpointWrote: over RW2 the endpoint says how
