@@ -96,8 +96,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 		req.Series, metadata, req.Err = decode(body, req.RW2)
 	}
 	ex := &Exchange{Header: hr.Header.Clone(), Hash: sha256.Sum256(body), Arrived: arrived}
-	reply := r.arrive(req, ex)
-	defer r.leave()
+	reply := r.arrive(req, ex) // in flight until answer or take ends it
 
 	if !r.wait(hr.Context(), reply) {
 		r.answer(ex, 0, true)
@@ -149,12 +148,6 @@ func (r *Receiver) arrive(req *Request, ex *Exchange) Reply {
 	return r.respond(req)
 }
 
-func (r *Receiver) leave() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.inFlight--
-}
-
 // wait waits as reply asks; false means the client gave up meanwhile.
 func (r *Receiver) wait(ctx context.Context, reply Reply) bool {
 	if reply.Delay > 0 {
@@ -178,11 +171,14 @@ func (r *Receiver) wait(ctx context.Context, reply Reply) bool {
 	return true
 }
 
-// answer notes in ex how the request ended.
+// answer notes in ex how the request ended. It ends before the client
+// can see the answer, so that a client's next request never finds this
+// one still in flight.
 func (r *Receiver) answer(ex *Exchange, status int, abandoned bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ex.Answered, ex.Status, ex.Abandoned = time.Now(), status, abandoned
+	r.inFlight--
 }
 
 // take records an accepted request and returns what it held.
@@ -213,6 +209,7 @@ func (r *Receiver) take(ex *Exchange, series []Series, metadata []prompb.MetricM
 	r.accepted.Histograms += got.Histograms
 	r.accepted.Exemplars += got.Exemplars
 	ex.Answered, ex.Status, ex.Accepted = time.Now(), http.StatusNoContent, true
+	r.inFlight-- // as answer does
 	return got
 }
 
