@@ -21,11 +21,17 @@ type pbHistogram struct {
 	sum, zeroThreshold        float64
 	schema                    int32
 	hint                      uint64
-	negSpans, posSpans        []histogram.Span
-	negDeltas, posDeltas      []int64
-	negCounts, posCounts      []float64
+	neg, pos                  pbBuckets
 	custom                    []float64
 	timestamp, startTimestamp int64
+}
+
+// pbBuckets are one side's buckets (negative or positive): their spans,
+// and their deltas (integer histograms) or counts (float ones).
+type pbBuckets struct {
+	spans  []histogram.Span
+	deltas []int64
+	counts []float64
 }
 
 // Protobuf tags of the Histogram and BucketSpan messages.
@@ -60,10 +66,8 @@ func (p *pbHistogram) setInt(h *histogram.Histogram, t, st int64) {
 		zeroThreshold:  h.ZeroThreshold,
 		schema:         h.Schema,
 		hint:           uint64(h.CounterResetHint),
-		negSpans:       h.NegativeSpans,
-		posSpans:       h.PositiveSpans,
-		negDeltas:      h.NegativeBuckets,
-		posDeltas:      h.PositiveBuckets,
+		neg:            pbBuckets{spans: h.NegativeSpans, deltas: h.NegativeBuckets},
+		pos:            pbBuckets{spans: h.PositiveSpans, deltas: h.PositiveBuckets},
 		custom:         h.CustomValues,
 		timestamp:      t,
 		startTimestamp: st,
@@ -79,10 +83,8 @@ func (p *pbHistogram) setFloat(h *histogram.FloatHistogram, t, st int64) {
 		zeroThreshold:  h.ZeroThreshold,
 		schema:         h.Schema,
 		hint:           uint64(h.CounterResetHint),
-		negSpans:       h.NegativeSpans,
-		posSpans:       h.PositiveSpans,
-		negCounts:      h.NegativeBuckets,
-		posCounts:      h.PositiveBuckets,
+		neg:            pbBuckets{spans: h.NegativeSpans, counts: h.NegativeBuckets},
+		pos:            pbBuckets{spans: h.PositiveSpans, counts: h.PositiveBuckets},
 		custom:         h.CustomValues,
 		timestamp:      t,
 		startTimestamp: st,
@@ -102,9 +104,9 @@ func (p *pbHistogram) size() int {
 	if p.schema != 0 {
 		n += 1 + pbVarintSize(pbZigzag32(p.schema))
 	}
-	n += pbSpansSize(p.negSpans) + pbSpansSize(p.posSpans)
-	n += pbPackedFieldSize(1, pbSint64sSize(p.negDeltas)) + pbPackedFieldSize(1, pbSint64sSize(p.posDeltas))
-	n += pbPackedFieldSize(1, 8*len(p.negCounts)) + pbPackedFieldSize(1, 8*len(p.posCounts))
+	n += pbSpansSize(p.neg.spans) + pbSpansSize(p.pos.spans)
+	n += pbPackedFieldSize(1, pbSint64sSize(p.neg.deltas)) + pbPackedFieldSize(1, pbSint64sSize(p.pos.deltas))
+	n += pbPackedFieldSize(1, 8*len(p.neg.counts)) + pbPackedFieldSize(1, 8*len(p.pos.counts))
 	if p.hint != 0 {
 		n += 1 + pbVarintSize(p.hint)
 	}
@@ -138,12 +140,12 @@ func (p *pbHistogram) append(b []byte) []byte {
 		b = append(b, histTagZeroCountInt)
 		b = pbAppendVarint(b, p.zeroCountInt)
 	}
-	b = pbAppendSpans(b, histTagNegSpans, p.negSpans)
-	b = pbAppendSint64s(b, histTagNegDeltas, p.negDeltas)
-	b = pbAppendDoubles(b, histTagNegCounts, p.negCounts)
-	b = pbAppendSpans(b, histTagPosSpans, p.posSpans)
-	b = pbAppendSint64s(b, histTagPosDeltas, p.posDeltas)
-	b = pbAppendDoubles(b, histTagPosCounts, p.posCounts)
+	b = pbAppendSpans(b, histTagNegSpans, p.neg.spans)
+	b = pbAppendSint64s(b, histTagNegDeltas, p.neg.deltas)
+	b = pbAppendDoubles(b, histTagNegCounts, p.neg.counts)
+	b = pbAppendSpans(b, histTagPosSpans, p.pos.spans)
+	b = pbAppendSint64s(b, histTagPosDeltas, p.pos.deltas)
+	b = pbAppendDoubles(b, histTagPosCounts, p.pos.counts)
 	if p.hint != 0 {
 		b = append(b, histTagResetHint)
 		b = pbAppendVarint(b, p.hint)
