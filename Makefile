@@ -7,7 +7,7 @@
 #   make bench-e2e-full  every shape, protocol and queue setting, 3 runs each (see BENCHMARKS.md for its run time)
 #   make bench-e2e-agent walship agent beside prometheus --agent, scraping 1M and 100k series (see BENCHMARKS.md)
 #   make profile-e2e     one walship replay of 1M series with CPU and heap profiles (bench/work/profile)
-#   make reliability     the fault matrix at production sizes, walship beside upstream (RELIABILITY.md; about 50 min)
+#   make reliability     the fault matrix at production sizes, walship beside upstream (RELIABILITY.md; about 60 min)
 #   make e2e-receivers   real receivers (Prometheus, VictoriaMetrics) built from the module proxy: ship, read back, compare (CI runs it)
 #   make fuzz    longer fuzzing (FUZZTIME per target, default 2m)
 #   make soak    long-running tests at production sizes (a 1.28 GiB WAL backlog)
@@ -108,8 +108,9 @@ e2e-receivers: build bench-build bench-build-agent
 	bin/e2e receivers
 
 # The fault matrix (bench/reliability): SIGKILLs (also while the agents
-# truncate, and inside checkpoints), an outage (with a kill inside, with
-# the agent's disk budget), a flapping endpoint, reloads, under 10k series
+# truncate, inside checkpoints and at segment deletions), an outage (with
+# a kill inside, with the agent's disk budget, with the server truncating
+# under a sidecar), a flapping endpoint, reloads, under 10k series
 # a second, for walship's sidecar and agent beside upstream's sender and
 # prometheus --agent; every sample the WAL holds is accounted for. Its
 # short form runs in make test (bench-ci).
