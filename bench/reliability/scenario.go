@@ -298,20 +298,14 @@ func (r *run) inject(ctx context.Context, scenario string, res *Result) (back ti
 				return back, err
 			}
 		}
-	case "kill-checkpoint":
-		res.Injected = fmt.Sprintf("%d SIGKILLs, each the moment a checkpoint is being written (%s)", r.o.Kills, strings.Join(r.s.truncating, " "))
-		for range r.o.Kills {
-			if err := r.waitCheckpoint(ctx); err != nil {
-				return back, err
-			}
-			if err := r.kill(ctx); err != nil {
-				return back, err
-			}
+	case "kill-checkpoint", "kill-delete":
+		wait, moment := r.waitCheckpoint, "a checkpoint is being written"
+		if scenario == "kill-delete" {
+			wait, moment = r.waitDeletion, "a truncation deleted its first segment"
 		}
-	case "kill-delete":
-		res.Injected = fmt.Sprintf("%d SIGKILLs, each the moment a truncation deleted its first segment (%s)", r.o.Kills, strings.Join(r.s.truncating, " "))
+		res.Injected = fmt.Sprintf("%d SIGKILLs, each the moment %s (%s)", r.o.Kills, moment, strings.Join(r.s.truncating, " "))
 		for range r.o.Kills {
-			if err := r.waitDeletion(ctx); err != nil {
+			if err := wait(ctx); err != nil {
 				return back, err
 			}
 			if err := r.kill(ctx); err != nil {
