@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/term"
 
 	"github.com/walship/walship/internal/inspect"
@@ -64,7 +65,9 @@ func (c *replayCommand) run() int {
 		}
 	}
 
-	reg := newRegistry()
+	// The queues' counters, read for the summary (and the bar): nothing
+	// serves this registry, so it holds no Go or process collector.
+	reg := prometheus.NewRegistry()
 	rs := remote.New(remote.Options{
 		WALDir:        c.walDir,
 		Start:         watcher.FromBeginning,
@@ -83,9 +86,15 @@ func (c *replayCommand) run() int {
 		bar.start = begin
 	}
 
+	// The bar is redrawn ten times a second; without one the counts are
+	// read once the replay ended (the counters stay until Close).
 	var counts shipCounts
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
+	var tick <-chan time.Time
+	if bar != nil {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		tick = t.C
+	}
 	interrupted := false
 loop:
 	for {
@@ -99,11 +108,9 @@ loop:
 			logger.Warn("Received an OS signal, flushing and exiting", "signal", s.String(), "deadline", c.common.deadline())
 			interrupted = true
 			break loop
-		case <-tick.C:
+		case <-tick:
 			counts = maxCounts(counts, readCounts(reg))
-			if bar != nil {
-				bar.draw(counts)
-			}
+			bar.draw(counts)
 		}
 	}
 	counts = maxCounts(counts, readCounts(reg))
