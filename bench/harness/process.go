@@ -102,6 +102,22 @@ func (p *Process) readHWM() {
 	}
 }
 
+// RSS is the process's resident set now (VmRSS), 0 once it is gone.
+func (p *Process) RSS() int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			if kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
 // PeakRSS is the process's peak resident set as its own VmHWM says, read
 // every 100 ms and before a Kill. Unlike wait4's maxrss it never counts
 // the harness: a child started by vfork, as os/exec starts it, inherits

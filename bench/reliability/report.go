@@ -5,6 +5,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -40,6 +41,13 @@ func WriteMarkdown(w io.Writer, rs []Result) {
 		}
 		if r.KilledInDeletion > 0 {
 			notes = append(notes, fmt.Sprintf("%s, %s: %d of the kills left segments a finished checkpoint covers", r.Scenario, r.Sender, r.KilledInDeletion))
+		}
+		if len(r.RSSByMinute) > 1 {
+			mib := make([]string, len(r.RSSByMinute))
+			for i, v := range r.RSSByMinute {
+				mib[i] = strconv.FormatInt(v, 10)
+			}
+			notes = append(notes, fmt.Sprintf("%s, %s: RSS at the end of each minute of it, MiB: %s", r.Scenario, r.Sender, strings.Join(mib, " ")))
 		}
 		if len(r.Faults) > 0 && r.Scenario == "flap" {
 			var kinds []string

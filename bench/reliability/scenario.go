@@ -88,12 +88,15 @@ type Result struct {
 	KilledInCheckpoint int `json:"killed_in_checkpoint,omitempty"`
 	// KilledInDeletion counts the kills that left segments a finished
 	// checkpoint covers on disk: kills while the sender deleted them.
-	KilledInDeletion int            `json:"killed_in_deletion,omitempty"`
-	PeakRSS          int64          `json:"peak_rss_bytes"`
-	Requests         int            `json:"requests"`
-	Faults           map[string]int `json:"faults,omitempty"` // answers other than 204, by kind
-	Seconds          float64        `json:"seconds"`
-	Err              string         `json:"error,omitempty"`
+	KilledInDeletion int   `json:"killed_in_deletion,omitempty"`
+	PeakRSS          int64 `json:"peak_rss_bytes"`
+	// RSSByMinute is the sender's resident set (VmRSS, MiB) at the end of
+	// each minute of a flap: steady, or growing with the backlog.
+	RSSByMinute []int64        `json:"rss_mib_by_minute,omitempty"`
+	Requests    int            `json:"requests"`
+	Faults      map[string]int `json:"faults,omitempty"` // answers other than 204, by kind
+	Seconds     float64        `json:"seconds"`
+	Err         string         `json:"error,omitempty"`
 }
 
 // run is a scenario in progress.
@@ -340,8 +343,11 @@ func (r *run) inject(ctx context.Context, scenario string, res *Result) (back ti
 	case "flap":
 		res.Injected = fmt.Sprintf("faults on about half the requests for %s", r.o.Flap)
 		r.rec.SetMode(Flapping)
-		if err := sleep(ctx, r.o.Flap); err != nil {
-			return back, err
+		for end := time.Now().Add(r.o.Flap); time.Until(end) > 0; {
+			if err := sleep(ctx, min(time.Minute, time.Until(end))); err != nil {
+				return back, err
+			}
+			res.RSSByMinute = append(res.RSSByMinute, r.proc.RSS()>>20)
 		}
 		r.rec.SetMode(Healthy)
 	case "reload":
