@@ -78,12 +78,14 @@
 //
 // # Goroutines
 //
-// Run owns the shards and the reshard loop. A shard has two goroutines:
-// run, which takes batches, builds requests and sends retries, and wire,
-// which makes each request's first attempt so that run can build the next
-// request meanwhile; only run builds. The reshard loop every
-// 10 s asks desiredShards for a shard count; a reshard lets the shards send
-// what they hold and starts a new set. Run returns when its context ends or
-// after Flush. The Append methods, StoreSeries, StoreMetadata and
-// SeriesReset are called from one goroutine, the watcher's.
+// Run's goroutine owns the shard set, the planner and the reshard loop;
+// it starts the metadata sender's goroutine and the shards'. A shard has
+// two goroutines: run, which takes batches, builds requests and sends
+// retries, and wire, which makes each request's first attempt so that run
+// can build the next request meanwhile; only run builds. Every 10 s the
+// planner asks desiredShards for a shard count; a reshard lets the shards
+// send what they hold and starts a new set. Run returns when its context
+// ends or after Flush, once every goroutine it started returned. The
+// Append methods, StoreSeries, StoreMetadata and SeriesReset are called
+// from one goroutine, the watcher's, which owns the intake.
 package queue
