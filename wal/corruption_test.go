@@ -460,18 +460,19 @@ var cxCorruptions = []cxCorruption{
 		return cxDamage{seg: l.spans[k].seg, sentinel: wal.ErrFragmentType, offset: l.spans[k].end, good: k + 1}
 	}},
 	{"page/zeroed", func(t *testing.T, l *cxLog) cxDamage {
-		// A page of zeros reads as padding; the damage shows at the next
-		// page, which continues a record whose start is gone. (Records
-		// that lay wholly in the zeroed page would vanish without a
-		// trace, in upstream's readers as in ours: the format cannot
-		// tell such a page from padding.)
+		// A page of zeros. No writer begins a page with padding, so the
+		// damage shows where the page begins. (Upstream's readers take
+		// the page for padding and notice only at the next page, which
+		// continues a record whose start is gone; records that lay wholly
+		// in a zeroed page, such as a closed segment's last, vanish there
+		// without a trace.)
 		k := l.find(t, l.midSegments(), func(s cxSpan) bool {
 			return s.start%wal.PageSize == 0 && multiPage(s) &&
 				s.frags[1].off == s.start+wal.PageSize && s.frags[1].end() < int64(len(l.data[s.seg]))
 		})
 		s := l.spans[k]
 		l.mutate(t, s.seg, func(b []byte) []byte { clear(b[s.start : s.start+wal.PageSize]); return b })
-		return cxDamage{seg: s.seg, sentinel: wal.ErrFragmentOrder, offset: s.start + wal.PageSize, good: k}
+		return cxDamage{seg: s.seg, sentinel: wal.ErrPadding, offset: s.start, good: k}
 	}},
 	{"page/garbage", func(t *testing.T, l *cxLog) cxDamage {
 		// Random bytes over a whole page; its first byte is made a valid

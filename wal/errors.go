@@ -18,7 +18,8 @@ var (
 	// a "middle" without a "first", or a "first" inside another record.
 	ErrFragmentOrder = errors.New("wal: fragment out of order")
 	// ErrPadding means a page terminator was followed by a non-zero byte
-	// before the end of its page.
+	// before the end of its page, or that a page begins with one (a page
+	// of zeros: no writer writes a page without a record in it).
 	ErrPadding = errors.New("wal: non-zero byte in page padding")
 	// ErrTornRecord means a closed segment ended inside a record (a "first"
 	// or "middle" fragment was never followed by its "last") or inside a

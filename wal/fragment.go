@@ -271,6 +271,14 @@ func firstByte(comp Compression, payload []byte) (b byte, ok bool) {
 
 // skipPadding consumes a page terminator and the zeros up to the page end.
 func (s *scanner) skipPadding() error {
+	if s.off%PageSize == 0 {
+		// A writer pads the rest of a page it wrote records into and
+		// never writes a page of nothing: zeros where a page begins are
+		// damage (a zeroed page, or a crash's unwritten tail), and what
+		// they held is lost. Taken for padding, they would be skipped
+		// without a word.
+		return fmt.Errorf("%w: the page at %d begins with zeros, as no writer begins a page", ErrPadding, s.off)
+	}
 	k := PageSize - int(s.off%PageSize)
 	ok, err := s.fill(k)
 	if err != nil {

@@ -42,6 +42,9 @@ func WriteMarkdown(w io.Writer, rs []Result) {
 		if r.KilledInDeletion > 0 {
 			notes = append(notes, fmt.Sprintf("%s, %s: %d of the kills left segments a finished checkpoint covers", r.Scenario, r.Sender, r.KilledInDeletion))
 		}
+		for _, d := range r.Damaged {
+			notes = append(notes, fmt.Sprintf("%s, %s: damaged %s", r.Scenario, r.Sender, d))
+		}
 		if len(r.RSSByMinute) > 1 {
 			mib := make([]string, len(r.RSSByMinute))
 			for i, v := range r.RSSByMinute {

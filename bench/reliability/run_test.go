@@ -39,15 +39,19 @@ func TestShortForm(t *testing.T) {
 	t.Logf("seed %d", o.Seed)
 	runs := []struct{ scenario, sender string }{
 		{"kill", "sidecar"}, {"outage-kill", "sidecar"}, {"flap", "sidecar"}, {"kill", "agent"}, {"kill-truncate", "agent"}, {"kill-checkpoint", "agent"}, {"kill-delete", "agent"}, {"reload", "agent"},
-		{"outage-truncate", "sidecar"},
+		{"outage-truncate", "sidecar"}, {"corrupt", "sidecar"},
 	}
 	for _, c := range runs {
 		t.Run(c.scenario+"/"+c.sender, func(t *testing.T) {
 			o := o
-			if c.scenario == "outage-truncate" {
+			switch c.scenario {
+			case "outage-truncate":
 				// Long enough for the sidecar to fall behind by segments
 				// the server then deletes.
 				o.Outage = 12 * time.Second
+			case "corrupt":
+				// Long enough for segments the sidecar cannot have read.
+				o.Outage = 24 * time.Second
 			}
 			res := Run(context.Background(), c.scenario, Senders[c.sender], o)
 			t.Logf("%+v", res)
@@ -60,6 +64,9 @@ func TestShortForm(t *testing.T) {
 					t.Fatalf("%d written, %d delivered, %d lost (%d reported), %d accepted that the WAL does not hold", res.Written, res.Delivered, res.Lost, res.Reported, res.Unknown)
 				}
 				return
+			}
+			if res.DamageUnlogged > 0 || c.scenario == "corrupt" && len(res.Damaged) != len(damages) {
+				t.Fatalf("damaged: %q", res.Damaged)
 			}
 			if res.Written == 0 || res.Lost != 0 || res.Unknown != 0 || res.Delivered != res.Written {
 				t.Fatalf("%d written, %d delivered, %d lost, %d accepted that the WAL does not hold", res.Written, res.Delivered, res.Lost, res.Unknown)

@@ -15,9 +15,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/walship/walship/bench/harness"
@@ -44,7 +42,7 @@ type Options struct {
 }
 
 // Scenarios are the faults by name, in the order the table shows them.
-var Scenarios = []string{"kill", "kill-truncate", "kill-checkpoint", "kill-delete", "outage", "outage-kill", "outage-budget", "outage-truncate", "flap", "reload"}
+var Scenarios = []string{"kill", "kill-truncate", "kill-checkpoint", "kill-delete", "outage", "outage-kill", "outage-budget", "outage-truncate", "corrupt", "flap", "reload"}
 
 // Applies says whether scenario can run with s: reloads need a sender
 // that reloads on SIGHUP (upstream-sender does not), a disk budget
@@ -56,7 +54,7 @@ func Applies(scenario string, s Sender) bool {
 		return s.Reloads
 	case "outage-budget":
 		return s.Walship && s.Agent
-	case "outage-truncate":
+	case "outage-truncate", "corrupt":
 		return !s.Agent
 	case "kill-truncate", "kill-checkpoint", "kill-delete":
 		return s.Agent
@@ -92,11 +90,15 @@ type Result struct {
 	PeakRSS          int64 `json:"peak_rss_bytes"`
 	// RSSByMinute is the sender's resident set (VmRSS, MiB) at the end of
 	// each minute of a flap: steady, or growing with the backlog.
-	RSSByMinute []int64        `json:"rss_mib_by_minute,omitempty"`
-	Requests    int            `json:"requests"`
-	Faults      map[string]int `json:"faults,omitempty"` // answers other than 204, by kind
-	Seconds     float64        `json:"seconds"`
-	Err         string         `json:"error,omitempty"`
+	RSSByMinute []int64 `json:"rss_mib_by_minute,omitempty"`
+	// Damaged are the places corrupt damaged, each with how walship's log
+	// named it; DamageUnlogged counts those a walship sender did not log.
+	Damaged        []string       `json:"damaged,omitempty"`
+	DamageUnlogged int            `json:"damage_unlogged,omitempty"`
+	Requests       int            `json:"requests"`
+	Faults         map[string]int `json:"faults,omitempty"` // answers other than 204, by kind
+	Seconds        float64        `json:"seconds"`
+	Err            string         `json:"error,omitempty"`
 }
 
 // run is a scenario in progress.
@@ -116,6 +118,7 @@ type run struct {
 	// inCheckpoint counts the kills that left an unfinished checkpoint,
 	// inDeletion those that left segments a checkpoint covers.
 	inCheckpoint, inDeletion int
+	damaged                  []damage // corrupt's
 }
 
 // Run runs scenario with sender.
@@ -217,6 +220,9 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 	}
 	r.exited()
 	r.proc = nil
+	if err := r.reportDamage(res); err != nil {
+		return err
+	}
 
 	acc, err := account(walDir, r.rec, cut, back)
 	if err != nil {
@@ -284,116 +290,6 @@ func (r *run) shadow(ctx context.Context, dir string) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
-// inject injects the scenario's faults; for outages it returns when the
-// endpoint came back.
-func (r *run) inject(ctx context.Context, scenario string, res *Result) (back time.Time, err error) {
-	switch scenario {
-	case "kill", "kill-truncate":
-		res.Injected = fmt.Sprintf("%d SIGKILLs after 1-%s of running, restart 0-%s later", r.o.Kills, r.o.MaxRun, r.o.MaxDown)
-		if scenario == "kill-truncate" {
-			res.Injected = fmt.Sprintf("%d SIGKILLs as for kill, %s", r.o.Kills, strings.Join(r.s.truncating, " "))
-		}
-		for range r.o.Kills {
-			if err := sleep(ctx, time.Second+time.Duration(r.rng.Int64N(int64(r.o.MaxRun-time.Second)))); err != nil {
-				return back, err
-			}
-			if err := r.kill(ctx); err != nil {
-				return back, err
-			}
-		}
-	case "kill-checkpoint", "kill-delete":
-		wait, moment := r.waitCheckpoint, "a checkpoint is being written"
-		if scenario == "kill-delete" {
-			wait, moment = r.waitDeletion, "a truncation deleted its first segment"
-		}
-		res.Injected = fmt.Sprintf("%d SIGKILLs, each the moment %s (%s)", r.o.Kills, moment, strings.Join(r.s.truncating, " "))
-		for range r.o.Kills {
-			if err := wait(ctx); err != nil {
-				return back, err
-			}
-			if err := r.kill(ctx); err != nil {
-				return back, err
-			}
-		}
-	case "outage", "outage-kill", "outage-budget", "outage-truncate":
-		res.Injected = fmt.Sprintf("503 for %s", r.o.Outage)
-		switch scenario {
-		case "outage-budget":
-			res.Injected += fmt.Sprintf(", --storage.agent.retention.size=%s (segments of %s)", r.o.Budget, budgetSegment)
-		case "outage-truncate":
-			res.Injected += fmt.Sprintf(", the server truncating its WAL (blocks of %s, segments of %d KiB)", r.o.Outage/4, r.o.SegmentSize>>10)
-		}
-		r.rec.SetMode(Down)
-		end := time.Now().Add(r.o.Outage)
-		if scenario == "outage-kill" {
-			at := time.Duration(r.rng.Int64N(int64(r.o.Outage / 2)))
-			if err := sleep(ctx, at); err != nil {
-				return back, err
-			}
-			if err := r.kill(ctx); err != nil {
-				return back, err
-			}
-			res.Injected += fmt.Sprintf(", SIGKILL %s into it", at.Round(time.Second))
-		}
-		if err := sleep(ctx, time.Until(end)); err != nil {
-			return back, err
-		}
-		r.rec.SetMode(Healthy)
-		back = time.Now()
-	case "flap":
-		res.Injected = fmt.Sprintf("faults on about half the requests for %s", r.o.Flap)
-		r.rec.SetMode(Flapping)
-		for end := time.Now().Add(r.o.Flap); time.Until(end) > 0; {
-			if err := sleep(ctx, min(time.Minute, time.Until(end))); err != nil {
-				return back, err
-			}
-			res.RSSByMinute = append(res.RSSByMinute, r.proc.RSS()>>20)
-		}
-		r.rec.SetMode(Healthy)
-	case "reload":
-		res.Injected = fmt.Sprintf("%d reloads (SIGHUP) a second apart: a second entry added, changed, removed", r.o.Reloads)
-		if err := r.reload(ctx, r.o.Reloads); err != nil {
-			return back, err
-		}
-	default:
-		return back, fmt.Errorf("unknown scenario %q", scenario)
-	}
-	return back, ctx.Err()
-}
-
-// reload reloads the configuration n times, a second apart, cycling a
-// second entry (to a recorder of its own, not accounted) through absent,
-// present, changed (queue_config); the accounted entry never changes. Both
-// entries send the same requests, so walship ships them as one group,
-// which every change of the second restarts.
-// It ends with the second entry removed (a sender stopping with an entry
-// whose endpoint is gone would wait out its flush deadline).
-func (r *run) reload(ctx context.Context, n int) error {
-	other := NewRecorder()
-	r.closers = append(r.closers, other.Close) // after the sender stopped
-	variants := []string{
-		"",
-		remoteWrite("other", other.URL(), r.o.Protocol, ""),
-		remoteWrite("other", other.URL(), r.o.Protocol, "{max_samples_per_send: 500}"),
-	}
-	for i := range n {
-		if err := sleep(ctx, time.Second); err != nil {
-			return err
-		}
-		v := variants[(i+1)%len(variants)]
-		if i == n-1 {
-			v = ""
-		}
-		if err := r.config(v); err != nil {
-			return err
-		}
-		if err := r.proc.Signal(syscall.SIGHUP); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // log is the log file of the sender's current run.
 func (r *run) log() string { return filepath.Join(r.dir, fmt.Sprintf("run-%02d.log", r.runs-1)) }
 
@@ -406,89 +302,6 @@ func (r *run) start() error {
 	r.proc = p
 	r.runs++
 	return nil
-}
-
-// kill SIGKILLs the sender and starts it again up to MaxDown later.
-func (r *run) kill(ctx context.Context) error {
-	r.proc.Kill()
-	r.exited()
-	if tmp, _ := filepath.Glob(filepath.Join(r.walDir, "checkpoint.*.tmp")); len(tmp) > 0 {
-		r.inCheckpoint++ // killed while writing a checkpoint
-	}
-	if deleting(r.walDir) {
-		r.inDeletion++
-	}
-	if r.o.MaxDown > 0 {
-		if err := sleep(ctx, time.Duration(r.rng.Int64N(int64(r.o.MaxDown)))); err != nil {
-			return err
-		}
-	}
-	return r.start()
-}
-
-// waitCheckpoint waits until the sender is writing a checkpoint (its
-// checkpoint.N.tmp directory exists), polling every millisecond.
-func (r *run) waitCheckpoint(ctx context.Context) error {
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if tmp, _ := filepath.Glob(filepath.Join(r.walDir, "checkpoint.*.tmp")); len(tmp) > 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s wrote no checkpoint within a minute", r.s.Name)
-		}
-		if err := sleep(ctx, time.Millisecond); err != nil {
-			return err
-		}
-	}
-}
-
-// waitDeletion waits until the sender deleted a WAL segment (the lowest
-// segment number rose), polling every millisecond.
-func (r *run) waitDeletion(ctx context.Context) error {
-	first, _ := segmentRange(r.walDir)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if lowest, _ := segmentRange(r.walDir); first >= 0 && lowest > first {
-			return nil
-		} else if first < 0 {
-			first = lowest
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s deleted no segment within a minute", r.s.Name)
-		}
-		if err := sleep(ctx, time.Millisecond); err != nil {
-			return err
-		}
-	}
-}
-
-// deleting reports whether dir holds a segment that its newest finished
-// checkpoint covers: checkpoint.N stands for segments up to N, which a
-// truncation deletes after writing it.
-func deleting(dir string) bool {
-	lowest, checkpoint := segmentRange(dir)
-	return lowest >= 0 && checkpoint >= 0 && lowest <= checkpoint
-}
-
-// segmentRange returns the lowest segment number in dir and the number of
-// its newest finished checkpoint, -1 for none.
-func segmentRange(dir string) (lowest, checkpoint int) {
-	lowest, checkpoint = -1, -1
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		name := e.Name()
-		if n, ok := strings.CutPrefix(name, "checkpoint."); ok {
-			if k, err := strconv.Atoi(n); err == nil { // not a .tmp
-				checkpoint = max(checkpoint, k)
-			}
-			continue
-		}
-		if k, err := strconv.Atoi(name); err == nil && (lowest < 0 || k < lowest) {
-			lowest = k
-		}
-	}
-	return lowest, checkpoint
 }
 
 // sleep waits d, the fault schedule's pace (nothing waits on it for

@@ -117,6 +117,9 @@ func (f *reliabilityFlags) run() error {
 		if r.Scenario == "outage-truncate" {
 			silent = r.Lost > 0 && r.Reported == 0
 		}
+		if r.Walship && r.DamageUnlogged > 0 {
+			return fmt.Errorf("%s, %s: damage not logged: %q", r.Scenario, r.Sender, r.Damaged)
+		}
 		if r.Walship && (silent || r.Unknown > 0) {
 			return fmt.Errorf("%s, %s: %d samples lost, %d reported, %d unknown", r.Scenario, r.Sender, r.Lost, r.Reported, r.Unknown)
 		}
