@@ -38,9 +38,10 @@
 //
 // When fewer than 7 bytes are left in a page, or when a segment is closed,
 // the rest of the page is written as zeros: a zero byte where a header
-// should start means "nothing more in this page". The last page of the
-// active segment is written as records arrive, without padding, so that
-// segment usually ends in the middle of a page.
+// should start means "nothing more in this page". A page without a
+// record is never written, so no page begins with zeros. The last page of
+// the active segment is written as records arrive, without padding, so
+// that segment usually ends in the middle of a page.
 //
 // # Reading, and what can go wrong
 //
@@ -51,7 +52,9 @@
 // torn (ErrTornRecord), which is what a crash leaves behind.
 //
 // Every other problem (a bad checksum, an impossible length or header byte,
-// fragments out of order, non-zero padding, a record that does not
+// fragments out of order, non-zero padding, a page that begins with zeros
+// (upstream's readers take it for padding, and whatever it held is lost
+// without a word), a record that does not
 // decompress) is a *CorruptionError naming the segment and the offset of
 // the first byte that is not part of a good record. A Reader can skip the
 // rest of that segment and go on with the next one (Reader.SkipSegment);
