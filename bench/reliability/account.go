@@ -30,6 +30,9 @@ type Accounting struct {
 	// TornSegments are segments whose rest could not be read (a record
 	// torn by a kill): what follows in them was never written.
 	TornSegments int `json:"torn_segments"`
+	// LostDamaged are the lost samples of segments the scenario damaged
+	// (corrupt), which the accounting reads as they were before.
+	LostDamaged int `json:"lost_in_damaged_segments,omitempty"`
 	// CatchUp is how long after the endpoint came back the last sample
 	// written before it arrived (outages only).
 	CatchUp time.Duration `json:"catch_up_ns,omitempty"`
@@ -37,8 +40,10 @@ type Accounting struct {
 
 // account reads the WAL in dir (its segments and the series of its last
 // checkpoint) and compares every sample older than cut with what rec
-// accepted; with back set, it measures the catch-up after back.
-func account(dir string, rec *Recorder, cut, back time.Time) (Accounting, error) {
+// accepted; with back set, it measures the catch-up after back. Segments
+// in pristine are read from the file it names instead: their copy from
+// before the scenario damaged them.
+func account(dir string, rec *Recorder, cut, back time.Time, pristine map[int]string) (Accounting, error) {
 	var a Accounting
 	written := map[sampleKey]bool{}
 	series := map[chunks.HeadSeriesRef]int64{} // ref -> the recorder's id, -1 if it has none
@@ -53,14 +58,14 @@ func account(dir string, rec *Recorder, cut, back time.Time) (Accounting, error)
 	}
 	var dec record.Decoder
 	if cp, _, err := wlog.LastCheckpoint(dir); err == nil {
-		if _, err := readSegments(cp, &dec, seriesID, nil); err != nil {
+		if _, err := readSegments(cp, &dec, seriesID, nil, nil); err != nil {
 			return a, fmt.Errorf("checkpoint %s: %w", cp, err)
 		}
 	} else if !errors.Is(err, record.ErrNotFound) {
 		return a, err
 	}
 	cutMs, backMs := cut.UnixMilli(), back.UnixMilli()
-	torn, err := readSegments(dir, &dec, seriesID, func(s record.RefSample) {
+	torn, err := readSegments(dir, &dec, seriesID, func(seg int, s record.RefSample) {
 		if s.T >= cutMs {
 			return
 		}
@@ -81,6 +86,9 @@ func account(dir string, rec *Recorder, cut, back time.Time) (Accounting, error)
 		got, ok := rec.seen[k]
 		if id < 0 || !ok {
 			a.Lost++
+			if _, damaged := pristine[seg]; damaged {
+				a.LostDamaged++
+			}
 			return
 		}
 		a.Delivered++
@@ -93,7 +101,7 @@ func account(dir string, rec *Recorder, cut, back time.Time) (Accounting, error)
 				a.CatchUp = at
 			}
 		}
-	})
+	}, pristine)
 	if err != nil {
 		return a, err
 	}
@@ -107,9 +115,10 @@ func account(dir string, rec *Recorder, cut, back time.Time) (Accounting, error)
 }
 
 // readSegments reads every segment of dir on its own, so that a segment
-// torn by a kill only loses its own rest, handing series and samples to
-// the callbacks; it returns how many segments ended torn.
-func readSegments(dir string, dec *record.Decoder, onSeries func(record.RefSeries), onSample func(record.RefSample)) (int, error) {
+// torn by a kill only loses its own rest, handing series and samples
+// (with their segment) to the callbacks; it returns how many segments
+// ended torn. A segment in replace is read from the file it names.
+func readSegments(dir string, dec *record.Decoder, onSeries func(record.RefSeries), onSample func(int, record.RefSample), replace map[int]string) (int, error) {
 	first, last, err := wlog.Segments(dir)
 	if err != nil {
 		return 0, err
@@ -118,7 +127,11 @@ func readSegments(dir string, dec *record.Decoder, onSeries func(record.RefSerie
 	var series []record.RefSeries
 	var samples []record.RefSample
 	for i := first; i >= 0 && i <= last; i++ {
-		f, err := os.Open(wlog.SegmentName(dir, i))
+		path := wlog.SegmentName(dir, i)
+		if p, ok := replace[i]; ok {
+			path = p
+		}
+		f, err := os.Open(path)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -143,7 +156,7 @@ func readSegments(dir string, dec *record.Decoder, onSeries func(record.RefSerie
 					return torn, fmt.Errorf("%s: %w", filepath.Base(f.Name()), err)
 				}
 				for _, s := range samples {
-					onSample(s)
+					onSample(i, s)
 				}
 			}
 		}

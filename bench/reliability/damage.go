@@ -64,6 +64,9 @@ func (r *run) corrupt(ctx context.Context, end time.Time) error {
 			return err
 		}
 		path := filepath.Join(r.walDir, fmt.Sprintf("%08d", seg))
+		if err := keepPristine(path, r.pristinePath(seg)); err != nil {
+			return err
+		}
 		f, err := os.OpenFile(path, os.O_WRONLY, 0)
 		if err != nil {
 			return err
@@ -80,6 +83,32 @@ func (r *run) corrupt(ctx context.Context, end time.Time) error {
 		r.damaged = append(r.damaged, damage{segment: seg, offset: off, what: d.what})
 	}
 	return nil
+}
+
+// keepPristine copies the segment at path to dst before it is damaged:
+// the accounting reads what the writer wrote, not what the damage left.
+func keepPristine(path, dst string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, 0o644)
+}
+
+func (r *run) pristinePath(seg int) string {
+	return filepath.Join(r.dir, "pristine", fmt.Sprintf("%08d", seg))
+}
+
+// pristine maps each damaged segment to its copy from before the damage.
+func (r *run) pristine() map[int]string {
+	m := map[int]string{}
+	for _, d := range r.damaged {
+		m[d.segment] = r.pristinePath(d.segment)
+	}
+	return m
 }
 
 // damageLine is walship's log line for a damaged segment.

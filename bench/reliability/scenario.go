@@ -224,11 +224,14 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 		return err
 	}
 
-	acc, err := account(walDir, r.rec, cut, back)
+	acc, err := account(walDir, r.rec, cut, back, r.pristine())
 	if err != nil {
 		return fmt.Errorf("accounting: %w", err)
 	}
 	res.Accounting = acc
+	if len(r.damaged) > 0 && s.Walship && res.DamageUnlogged == 0 {
+		res.Reported = acc.LostDamaged // logged with segment and offset
+	}
 	res.Runs, res.PeakRSS = r.runs, r.peakRSS
 	res.KilledInCheckpoint, res.KilledInDeletion = r.inCheckpoint, r.inDeletion
 	res.Requests, res.Faults, _ = r.rec.Received()
