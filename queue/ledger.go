@@ -14,9 +14,9 @@ import (
 // This file is the queue's accounting: every item that enters the queue
 // ends exactly once, as sent, failed (refused for good), or dropped with
 // a reason, and the ack tracker learns of it, so that the lowest position
-// not yet acknowledged is exact. The feeder, the shards and the send
-// policy report here; the metrics are written only here and where the
-// item is turned away before it enters (feed.end).
+// not yet acknowledged is exact. The shards report here how their items
+// ended; the feeder counts what it turns away before it enters (feed.end)
+// and the RW2 exemplars it gives up holding (held.go).
 
 // ledger accounts for a queue's items. Safe for concurrent use.
 type ledger struct {

@@ -32,7 +32,6 @@ import (
 	"github.com/prometheus/sigv4"
 	"github.com/stretchr/testify/require"
 
-	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/queue"
 )
 
@@ -837,7 +836,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // TestClientUpstreamReceiverRW1 checks that upstream Prometheus' receiver
 // accepts an RW1 request sent by this client, and that its samples arrive.
 func TestClientUpstreamReceiverRW1(t *testing.T) {
-	app := testkit.NewUpstream(t, remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType)
+	app := newUpstreamReceiver(t, remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType)
 
 	now := time.Now().UnixMilli()
 	wr := &prompb.WriteRequest{
@@ -899,7 +898,7 @@ func TestClientUpstreamReceiverRW2(t *testing.T) {
 	body := snappy.Encode(nil, raw)
 
 	t.Run("accepted", func(t *testing.T) {
-		app := testkit.NewUpstream(t, remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType)
+		app := newUpstreamReceiver(t, remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType)
 		c := newTestClient(t, testConfig(t, app.URL+"/api/v1/write"), ClientOptions{})
 		written, err := c.Send(context.Background(), &queue.Request{Protocol: queue.RW2, Body: body, Samples: 2}, 0)
 		require.NoError(t, err)
@@ -910,7 +909,7 @@ func TestClientUpstreamReceiverRW2(t *testing.T) {
 		}, samples)
 	})
 	t.Run("rw1-only receiver", func(t *testing.T) {
-		app := testkit.NewUpstream(t, remoteapi.WriteV1MessageType)
+		app := newUpstreamReceiver(t, remoteapi.WriteV1MessageType)
 		c := newTestClient(t, testConfig(t, app.URL+"/api/v1/write"), ClientOptions{})
 		_, err := c.Send(context.Background(), &queue.Request{Protocol: queue.RW2, Body: body, Samples: 2}, 0)
 		se := asSendError(t, err)

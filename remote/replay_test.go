@@ -47,7 +47,7 @@ func TestReplayDropsExemplarsLeftWaiting(t *testing.T) {
 	require.NoError(t, w.Log(enc.Exemplars(nil, []record.RefExemplar{{Ref: 1, T: ts, V: 0.5, Labels: labels.FromStrings("trace_id", "late")}})))
 	require.NoError(t, w.Close())
 
-	app := testkit.NewUpstream(t, remoteapi.WriteV2MessageType)
+	app := newUpstreamReceiver(t, remoteapi.WriteV2MessageType)
 	reg := prometheus.NewRegistry()
 	rs := New(Options{WALDir: walDir, PositionsDir: filepath.Join(dir, "positions"), StopAtEnd: true, Registerer: reg})
 	defer rs.Close()

@@ -89,27 +89,23 @@ func (p *Process) pollHWM() {
 
 // readHWM reads VmHWM from /proc (nothing once the process is gone).
 func (p *Process) readHWM() {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			if kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil && kb<<10 > p.hwm.Load() {
-				p.hwm.Store(kb << 10)
-			}
-		}
+	if hwm := p.status("VmHWM"); hwm > p.hwm.Load() {
+		p.hwm.Store(hwm)
 	}
 }
 
 // RSS is the process's resident set now (VmRSS), 0 once it is gone.
-func (p *Process) RSS() int64 {
+func (p *Process) RSS() int64 { return p.status("VmRSS") }
+
+// status returns a size field of the process's /proc status in bytes, 0
+// when it cannot be read (the process is gone).
+func (p *Process) status(field string) int64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
 			if kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil {
 				return kb << 10
 			}

@@ -53,6 +53,11 @@ func TestShortForm(t *testing.T) {
 				// Long enough for segments the sidecar cannot have read.
 				o.Outage = 24 * time.Second
 			}
+			if o.Outage > 10*time.Second {
+				// Its backoff has reached max_backoff (5 s) when the
+				// endpoint comes back: quiet means longer than that.
+				o.Quiet = 6 * time.Second
+			}
 			res := Run(context.Background(), c.scenario, Senders[c.sender], o)
 			t.Logf("%+v", res)
 			if res.Err != "" {

@@ -13,8 +13,9 @@
 // the test lets it go, a connection closed without an answer.
 //
 // Where the question is whether upstream Prometheus takes what walship
-// sends, [Upstream] serves upstream's own remote-write handler instead: the
-// oracle.
+// sends, remote's tests serve upstream's own remote-write handler instead
+// (remote/upstream_oracle_test.go): only _test.go files may import
+// upstream's implementation, and the kit is not one.
 //
 // [Metric] reads one metric's value from a prometheus.Gatherer, and
 // [Eventually] waits for a condition by looking at it every few

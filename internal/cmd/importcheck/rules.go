@@ -204,7 +204,7 @@ func (r *rules) forbidden(module string, e *entry, fileName, imp string) string 
 			continue
 		}
 		for _, f := range en.forbid {
-			if under(path, f) && !(en != e && e.names(path, f)) {
+			if under(path, f) {
 				return "forbidden (!" + f + ")"
 			}
 		}
@@ -231,16 +231,4 @@ func (r *rules) forbidden(module string, e *entry, fileName, imp string) string 
 		return "allowed in those files only (" + strings.Join(onlyIn, " ") + ")"
 	}
 	return "not allowed"
-}
-
-// names reports whether e allows path by naming forbidden, or a path
-// under it, itself: a package's own entry may lift a global prohibition
-// (the test kit's upstream oracle).
-func (e *entry) names(path, forbidden string) bool {
-	for _, a := range e.allow {
-		if !a.local && under(a.path, forbidden) && under(path, a.path) {
-			return true
-		}
-	}
-	return false
 }

@@ -1,4 +1,4 @@
-package testkit
+package remote
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 
@@ -15,27 +16,27 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
-	"github.com/prometheus/prometheus/storage"
+	promstorage "github.com/prometheus/prometheus/storage"
 	upstream "github.com/prometheus/prometheus/storage/remote"
 )
 
-// Upstream is upstream Prometheus' own remote-write handler in front of a
+// upstreamReceiver is upstream Prometheus' own remote-write handler in front of a
 // memory that keeps what it commits: the oracle for what a Prometheus
-// receiver takes. NewUpstream serves it on 127.0.0.1; it is an
+// receiver takes. newUpstreamReceiver serves it on 127.0.0.1; it is an
 // http.Handler too, for a test that answers some requests itself.
-type Upstream struct {
-	// URL is where NewUpstream serves it, http://127.0.0.1:port.
+type upstreamReceiver struct {
+	// URL is where newUpstreamReceiver serves it, http://127.0.0.1:port.
 	URL string
 
 	handler http.Handler
 	mem     *memAppendable
 }
 
-// NewUpstream serves upstream's handler, taking the protobuf messages
+// newUpstreamReceiver serves upstream's handler, taking the protobuf messages
 // accepted (answering 415 to others), on 127.0.0.1 until the test ends.
-func NewUpstream(t testing.TB, accepted ...remoteapi.WriteMessageType) *Upstream {
+func newUpstreamReceiver(t testing.TB, accepted ...remoteapi.WriteMessageType) *upstreamReceiver {
 	mem := newMemAppendable()
-	u := &Upstream{mem: mem, handler: upstream.NewWriteHandler(slog.New(slog.DiscardHandler), prometheus.NewRegistry(), mem,
+	u := &upstreamReceiver{mem: mem, handler: upstream.NewWriteHandler(slog.New(slog.DiscardHandler), prometheus.NewRegistry(), mem,
 		remoteapi.MessageTypes(accepted), false, false)}
 	srv := httptest.NewServer(u)
 	u.URL = srv.URL
@@ -44,15 +45,17 @@ func NewUpstream(t testing.TB, accepted ...remoteapi.WriteMessageType) *Upstream
 }
 
 // ServeHTTP hands the request to upstream's handler.
-func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) { u.handler.ServeHTTP(w, r) }
+func (u *upstreamReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.handler.ServeHTTP(w, r)
+}
 
 // Snapshot returns copies of what was committed so far, by series (its
 // labels' String): float samples, the number of histograms, and exemplars.
-func (u *Upstream) Snapshot() (map[string][]prompb.Sample, map[string]int, map[string][]exemplar.Exemplar) {
+func (u *upstreamReceiver) Snapshot() (map[string][]prompb.Sample, map[string]int, map[string][]exemplar.Exemplar) {
 	return u.mem.snapshot()
 }
 
-// memAppendable is a minimal in-memory storage.AppendableV2 for upstream's
+// memAppendable is a minimal in-memory promstorage.AppendableV2 for upstream's
 // remote-write handler: it keeps committed float samples, histograms and
 // exemplars per series.
 type memAppendable struct {
@@ -70,7 +73,7 @@ func newMemAppendable() *memAppendable {
 	}
 }
 
-func (m *memAppendable) AppenderV2(context.Context) storage.AppenderV2 {
+func (m *memAppendable) AppenderV2(context.Context) promstorage.AppenderV2 {
 	return &memAppender{m: m}
 }
 
@@ -87,7 +90,7 @@ type memAppender struct {
 	exemplars map[string][]exemplar.Exemplar
 }
 
-func (a *memAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
+func (a *memAppender) Append(_ promstorage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts promstorage.AppendV2Options) (promstorage.SeriesRef, error) {
 	a.samples = append(a.samples, pendingSample{series: ls.String(), t: t, v: v, hist: h != nil || fh != nil})
 	if len(opts.Exemplars) > 0 {
 		if a.exemplars == nil {
@@ -95,15 +98,15 @@ func (a *memAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, 
 		}
 		a.exemplars[ls.String()] = append(a.exemplars[ls.String()], opts.Exemplars...)
 	}
-	return storage.SeriesRef(ls.Hash()), nil
+	return promstorage.SeriesRef(ls.Hash()), nil
 }
 
-func (a *memAppender) AppendExemplars(_ storage.SeriesRef, ls labels.Labels, es []exemplar.Exemplar) (storage.SeriesRef, error) {
+func (a *memAppender) AppendExemplars(_ promstorage.SeriesRef, ls labels.Labels, es []exemplar.Exemplar) (promstorage.SeriesRef, error) {
 	if a.exemplars == nil {
 		a.exemplars = map[string][]exemplar.Exemplar{}
 	}
 	a.exemplars[ls.String()] = append(a.exemplars[ls.String()], es...)
-	return storage.SeriesRef(ls.Hash()), nil
+	return promstorage.SeriesRef(ls.Hash()), nil
 }
 
 func (a *memAppender) Commit() error {
@@ -132,5 +135,14 @@ func (a *memAppender) Rollback() error {
 func (m *memAppendable) snapshot() (map[string][]prompb.Sample, map[string]int, map[string][]exemplar.Exemplar) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return cloneAll(m.samples), maps.Clone(m.histograms), cloneAll(m.exemplars)
+	return cloneValues(m.samples), maps.Clone(m.histograms), cloneValues(m.exemplars)
+}
+
+// cloneValues copies m and each of its slices.
+func cloneValues[V any](m map[string][]V) map[string][]V {
+	out := make(map[string][]V, len(m))
+	for k, v := range m {
+		out[k] = slices.Clone(v)
+	}
+	return out
 }

@@ -1,6 +1,7 @@
-package queue_test
+package remote
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -24,7 +25,7 @@ import (
 // runQueue starts a queue of the given protocol sending through a Client
 // to url, its metrics in the registry it returns.
 func runQueue(t *testing.T, rawURL string, proto queue.Protocol) (*queue.Manager, *prometheus.Registry) {
-	c := newClientTimeout(t, rawURL, defaultRemoteTimeout)
+	c := newTestClient(t, testConfig(t, rawURL), ClientOptions{})
 	qc := config.DefaultQueueConfig
 	qc.BatchSendDeadline = model.Duration(10 * time.Millisecond)
 	qc.MaxSamplesPerSend = 500
@@ -33,13 +34,15 @@ func runQueue(t *testing.T, rawURL string, proto queue.Protocol) (*queue.Manager
 	return q, reg
 }
 
-// defaultRemoteTimeout is remote_timeout when a configuration leaves it out.
-var defaultRemoteTimeout = time.Duration(config.DefaultRemoteWriteConfig.RemoteTimeout)
-
 // startQueue runs a queue made from opts until the test ends.
 func startQueue(t *testing.T, opts queue.Options) *queue.Manager {
 	t.Helper()
-	q, _ := runManager(t, opts)
+	q, err := queue.New(opts)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
 	return q
 }
 
@@ -95,7 +98,7 @@ func TestQueueToUpstreamReceiver(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			app := testkit.NewUpstream(t, c.accepted...)
+			app := newUpstreamReceiver(t, c.accepted...)
 			q, reg := runQueue(t, app.URL, c.proto)
 			const nSeries, scrapes = 100, 30
 			base := time.Now().Add(-time.Minute).UnixMilli()
@@ -159,8 +162,8 @@ func TestQueueToUpstreamReceiver(t *testing.T) {
 // waits for the series' next sample and arrives with it. Every item ends
 // sent or dropped, counted as its own kind.
 func TestRW2ExemplarNeverSentAlone(t *testing.T) {
-	app := testkit.NewUpstream(t, remoteapi.WriteV2MessageType)
-	c := newClientTimeout(t, app.URL, defaultRemoteTimeout)
+	app := newUpstreamReceiver(t, remoteapi.WriteV2MessageType)
+	c := newTestClient(t, testConfig(t, app.URL), ClientOptions{})
 	reg := prometheus.NewRegistry()
 	qc := config.DefaultQueueConfig
 	qc.MinShards, qc.MaxShards = 1, 1
@@ -287,7 +290,7 @@ func TestRW2ExemplarLeftAloneOnRetry(t *testing.T) {
 		{"waited for the sample", true, "too_old"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			app := testkit.NewUpstream(t, remoteapi.WriteV2MessageType)
+			app := newUpstreamReceiver(t, remoteapi.WriteV2MessageType)
 			start := time.Now()
 			var now atomic.Int64
 			now.Store(start.UnixNano())
@@ -308,7 +311,7 @@ func TestRW2ExemplarLeftAloneOnRetry(t *testing.T) {
 			qc.MaxSamplesPerSend = 2
 			qc.BatchSendDeadline = model.Duration(time.Minute)
 			qc.SampleAgeLimit = model.Duration(5 * time.Minute)
-			client := newClientTimeout(t, srv.URL, defaultRemoteTimeout)
+			client := newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
 			q := startQueue(t, queue.Options{Name: "ex", URL: srv.URL, Config: qc, Protocol: queue.RW2, Sender: client,
 				Metrics: queue.NewMetrics(reg), Now: func() time.Time { return time.Unix(0, now.Load()) }})
 
@@ -352,7 +355,7 @@ func TestRW2ExemplarLeftAloneOnRetry(t *testing.T) {
 // is dropped and counted as no_sample_in_request, and no longer holds the
 // WAL position back. Until then it waits, pending.
 func TestRW2ExemplarHeldExpires(t *testing.T) {
-	app := testkit.NewUpstream(t, remoteapi.WriteV2MessageType)
+	app := newUpstreamReceiver(t, remoteapi.WriteV2MessageType)
 	start := time.Now()
 	var now atomic.Int64
 	now.Store(start.UnixNano())
@@ -360,7 +363,7 @@ func TestRW2ExemplarHeldExpires(t *testing.T) {
 	qc := config.DefaultQueueConfig
 	qc.MinShards, qc.MaxShards = 1, 1
 	qc.MaxSamplesPerSend = 1 // every sample goes out at once
-	c := newClientTimeout(t, app.URL, defaultRemoteTimeout)
+	c := newTestClient(t, testConfig(t, app.URL), ClientOptions{})
 	q := startQueue(t, queue.Options{Name: "ex", URL: app.URL, Config: qc, Protocol: queue.RW2, Sender: c,
 		Metrics: queue.NewMetrics(reg), Now: func() time.Time { return time.Unix(0, now.Load()) }})
 	stopped := labels.FromStrings("__name__", "requests_total", "job", "stopped")
@@ -410,7 +413,7 @@ func TestRW2ExemplarHeldExpires(t *testing.T) {
 // batch boundary falls between a sample and its exemplar, and the exemplar
 // still travels with it (it joined the sample while both were queued).
 func TestRW2ExemplarJoinsSampleAcrossBatches(t *testing.T) {
-	app := testkit.NewUpstream(t, remoteapi.WriteV2MessageType)
+	app := newUpstreamReceiver(t, remoteapi.WriteV2MessageType)
 	inFirst, release := make(chan struct{}), make(chan struct{})
 	var requests atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -427,7 +430,7 @@ func TestRW2ExemplarJoinsSampleAcrossBatches(t *testing.T) {
 	qc.MinShards, qc.MaxShards = 1, 1
 	qc.MaxSamplesPerSend = 8
 	qc.BatchSendDeadline = model.Duration(50 * time.Millisecond)
-	c := newClientTimeout(t, srv.URL, defaultRemoteTimeout)
+	c := newTestClient(t, testConfig(t, srv.URL), ClientOptions{})
 	q := startQueue(t, queue.Options{Name: "ex", URL: srv.URL, Config: qc, Protocol: queue.RW2, Sender: c, Metrics: queue.NewMetrics(reg)})
 
 	const n = 20
