@@ -144,19 +144,14 @@ func (c *checkpointer) build(prev wal.CheckpointRef, from, last int) error {
 	return c.flush()
 }
 
-// read goes through every record of r. A damaged segment (or checkpoint
-// segment) is logged and skipped: what follows the damage cannot be read
-// anyway, and failing would stop truncation for good.
+// read goes through every record of r. Damage in a segment (or a
+// checkpoint's segment) is logged and passed over to the next intact
+// record: what it destroyed cannot be read anyway, and failing would stop
+// truncation for good.
 func (c *checkpointer) read(r *wal.Reader, segments bool) error {
-	prevSeg, prevEnd := -1, int64(0)
 	for {
 		for r.Next() {
-			if r.Segment() != prevSeg {
-				prevSeg, prevEnd = r.Segment(), 0
-			}
-			start := record.Position{Segment: r.Segment(), Offset: prevEnd}
-			prevEnd = r.Position().Offset
-			if err := c.record(r.Record(), start, segments); err != nil {
+			if err := c.record(r.Record(), r.RecordStart(), segments); err != nil {
 				return err
 			}
 		}
@@ -168,11 +163,10 @@ func (c *checkpointer) read(r *wal.Reader, segments bool) error {
 			return err
 		}
 		c.damaged++
-		c.db.logger.Warn("Skipping the rest of a damaged WAL segment while checkpointing", "err", err)
-		if !r.SkipSegment() {
+		c.db.logger.Warn("Passing over damage in a WAL segment while checkpointing", "err", err)
+		if !r.Resync() {
 			return nil
 		}
-		prevSeg = -1
 	}
 }
 

@@ -58,9 +58,9 @@ type DB struct {
 // dir/wal. It replays the newest checkpoint and the segments after it to
 // rebuild the series, so the same labels keep their ref; a damaged or torn
 // tail of the newest segment is cut off with wal.Repair (the cut bytes are
-// kept in a .broken file) and writing goes on in a new segment; the rest of
-// a damaged older segment is skipped, never deleted. A damaged checkpoint
-// is an error.
+// kept in a .broken file) and writing goes on in a new segment; damage in
+// an older segment is passed over to the next intact record, never
+// deleted. A damaged checkpoint is an error.
 func Open(dir string, opts Options) (*DB, error) {
 	o, err := opts.withDefaults()
 	if err != nil {

@@ -16,9 +16,9 @@
 // are refused with storage.ErrOutOfOrderSample, as upstream's agent does.
 // Open replays the newest checkpoint and the segments after it, so the same
 // labels keep their ref across restarts; a torn or damaged tail of the
-// newest segment is cut off by wal.Repair, and the rest of a damaged older
-// segment is skipped (counted and logged), never deleted, so no endpoint's
-// saved position ends up past the end of the log.
+// newest segment is cut off by wal.Repair, and damage in an older segment
+// is passed over to the next intact record (counted and logged), never
+// deleted, so no endpoint's saved position ends up past the end of the log.
 //
 // # When segments are deleted
 //

@@ -76,8 +76,9 @@ func (db *DB) replay() error {
 	return nil
 }
 
-// replaySegments reads segs. The rest of a damaged segment is skipped,
-// counted and logged, and reading goes on: nothing later is deleted, so
+// replaySegments reads segs. Damage is passed over to the next intact
+// record (a record that does not decode, to the next segment), counted
+// and logged, and reading goes on: nothing later is deleted, so
 // the endpoints' saved positions stay valid. Only damage in the newest
 // segment (the torn tail a crash leaves) is repaired: cut off, kept in a
 // .broken file, and writing goes on in a new segment after it.
@@ -102,8 +103,8 @@ func (db *DB) replaySegments(r *replayer, segs []wal.SegmentRef) error {
 			}
 			return nil
 		}
-		db.logger.Error("Damaged WAL segment found on replay: skipping the rest of it", "err", err)
-		if !sr.SkipSegment() {
+		db.logger.Error("Damaged WAL segment found on replay: reading on after the damage", "err", err)
+		if !sr.Resync() && !sr.SkipSegment() {
 			return nil
 		}
 	}
@@ -113,17 +114,9 @@ func (db *DB) replaySegments(r *replayer, segs []wal.SegmentRef) error {
 // checkpoint index) the current record belongs to. A record that does not
 // decode is reported as corruption at its position.
 func (r *replayer) read(rd *wal.Reader, segment func(*wal.Reader) int) error {
-	prevEnd := int64(0)
-	prevSeg := -1
 	for rd.Next() {
-		seg := segment(rd)
-		if rd.Segment() != prevSeg {
-			prevSeg, prevEnd = rd.Segment(), 0
-		}
-		start := prevEnd
-		prevEnd = rd.Position().Offset
-		if err := r.apply(rd.Record(), seg); err != nil {
-			return &wal.CorruptionError{Dir: r.db.dir, Segment: rd.Segment(), Offset: start, Err: err}
+		if err := r.apply(rd.Record(), segment(rd)); err != nil {
+			return &wal.CorruptionError{Dir: r.db.dir, Segment: rd.Segment(), Offset: rd.RecordStart().Offset, Err: err}
 		}
 	}
 	return rd.Err()

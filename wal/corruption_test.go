@@ -601,8 +601,9 @@ func (l *cxLog) cut(t testing.TB, k int, off int64) cxDamage {
 // TestCorruption damages clean logs in every way of cxCorruptions and
 // checks both readers: the error (sentinel, segment, offset), that every
 // record before the damage is returned, that Reader.SkipSegment goes on
-// with every record of the later segments, and that a LiveReader waits at
-// a torn tail and loses nothing once the rest arrives.
+// with every record of the later segments, that Resync goes on with every
+// record after the pages the damage reached (resumesAt), and that a
+// LiveReader waits at a torn tail and loses nothing once the rest arrives.
 func TestCorruption(t *testing.T) {
 	for _, comp := range compressions {
 		base := cxWriteLog(t, comp)
@@ -617,6 +618,12 @@ func TestCorruption(t *testing.T) {
 				t.Run("LiveReader/file", func(t *testing.T) { cxCheckLiveFile(t, l, d) })
 				for _, sh := range cxShapes {
 					t.Run("LiveReader/"+sh.name, func(t *testing.T) { cxCheckLiveShape(t, l, d, sh.wrap) })
+				}
+				if d.sentinel != nil && !d.torn {
+					t.Run("Reader/Resync", func(t *testing.T) { cxCheckReaderResync(t, l, d) })
+					for _, sh := range cxShapes {
+						t.Run("LiveReader/Resync/"+sh.name, func(t *testing.T) { cxCheckLiveResync(t, l, d, sh.wrap) })
+					}
 				}
 			})
 		}
@@ -683,6 +690,82 @@ func cxCheckReader(t *testing.T, l *cxLog, d cxDamage) {
 	}
 	require.NoError(t, r.Err())
 	cxRequireRecords(t, l.recs[segEnd:], got, "after SkipSegment")
+}
+
+// resumesAt returns the first record a reader gives after Resync at d:
+// the first that begins in a page after the last damaged byte (the pages
+// the damage reached are passed over, with the records that began before
+// them), or, after a record that does not decompress, the next one.
+func (l *cxLog) resumesAt(d cxDamage) int {
+	first, end := l.recsIn(d.seg)
+	if errors.Is(d.sentinel, wal.ErrDecompress) {
+		return d.good + 1
+	}
+	clean := l.data[d.seg]
+	last := int64(-1)
+	for i := range min(len(clean), len(d.damaged)) {
+		if clean[i] != d.damaged[i] {
+			last = int64(i)
+		}
+	}
+	page := (last/wal.PageSize + 1) * wal.PageSize
+	for k := first; k < end; k++ {
+		if l.spans[k].start >= page {
+			return k
+		}
+	}
+	return end
+}
+
+// cxCheckReaderResync reads past the damage with Reader.Resync: every
+// record from resumesAt on comes back, and no record that is not one of
+// the log's.
+func cxCheckReaderResync(t *testing.T, l *cxLog, d cxDamage) {
+	r, err := wal.OpenReader(wal.OS, l.dir)
+	require.NoError(t, err)
+	defer r.Close()
+	var got [][]byte
+	for r.Next() {
+		got = append(got, bytes.Clone(r.Record()))
+	}
+	cxRequireRecords(t, l.recs[:d.good], got, "before the damage")
+	cxRequireCorruption(t, r.Err(), d, l.dir)
+	require.True(t, r.Resync())
+	k := l.resumesAt(d)
+	got = got[:0]
+	for r.Next() {
+		if len(got) == 0 {
+			require.Equal(t, l.spans[k].start, r.RecordStart().Offset, "where reading went on")
+		}
+		got = append(got, bytes.Clone(r.Record()))
+	}
+	require.NoError(t, r.Err())
+	require.False(t, r.Resync(), "Resync without an error")
+	cxRequireRecords(t, l.recs[k:], got, "after Resync")
+}
+
+// cxCheckLiveResync is cxCheckReaderResync for a LiveReader over the
+// damaged segment, read in the given shape.
+func cxCheckLiveResync(t *testing.T, l *cxLog, d cxDamage, wrap func(io.Reader) io.Reader) {
+	segFirst, segEnd := l.recsIn(d.seg)
+	src := &cxLiveSource{data: d.damaged, n: len(d.damaged)}
+	lr := wal.NewLiveReader(wrap(src), d.seg, 0)
+	got := cxReadLive(t, lr)
+	cxRequireRecords(t, l.recs[segFirst:d.good], got, "before the damage")
+	cxRequireCorruption(t, lr.Err(), d, "")
+	require.True(t, lr.Resync())
+	k := l.resumesAt(d)
+	got = got[:0]
+	for i := 0; lr.Next(); i++ {
+		require.Less(t, i, 10_000, "LiveReader does not stop")
+		if i == 0 {
+			require.Equal(t, l.spans[k].start, lr.RecordStart().Offset, "where reading went on")
+		}
+		got = append(got, bytes.Clone(lr.Record()))
+	}
+	require.Equal(t, io.EOF, lr.Err())
+	cxRequireRecords(t, l.recs[k:segEnd], got, "after Resync")
+	require.Equal(t, int64(len(d.damaged)), lr.Offset(), "the whole segment read")
 }
 
 // cxLiveSource is a segment that grows: Read returns io.EOF at n bytes

@@ -56,8 +56,11 @@
 // (upstream's readers take it for padding, and whatever it held is lost
 // without a word), a record that does not
 // decompress) is a *CorruptionError naming the segment and the offset of
-// the first byte that is not part of a good record. A Reader can skip the
-// rest of that segment and go on with the next one (Reader.SkipSegment);
+// the first byte that is not part of a good record. A reader can go on at
+// the next intact record (Resync: the first record that begins a later
+// page, since a writer begins every page with a fragment header; a
+// fragment that continues a record is never taken for the start of one),
+// or a Reader with the next segment (Reader.SkipSegment);
 // Repair cuts the log back to the last good record, as Prometheus does
 // before writing again, and keeps the cut bytes in a ".broken" file.
 //

@@ -2,6 +2,7 @@ package wal
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -68,6 +69,11 @@ type scanner struct {
 	lastStart, lastEnd int64 // where the record last returned starts and ends
 	spans              int   // fragments seen crossing a page boundary
 
+	// After damage (resync): the bytes before skipTo are passed over, and
+	// while resyncing, fragments that end a record the damage began too.
+	skipTo    int64
+	resyncing bool
+
 	// only, when set, says which record types to return: records of
 	// other types are checked and passed over, without decompressing them
 	// where their first byte (the type) can be read in the compressed form.
@@ -83,6 +89,7 @@ func (s *scanner) reset(src io.Reader, off int64) {
 	s.src, s.r, s.w, s.srcEOF, s.off = src, 0, 0, false, off
 	s.inRecord, s.frag, s.rec = false, s.frag[:0], nil
 	s.lastStart, s.lastEnd = off, off
+	s.skipTo, s.resyncing = 0, false
 }
 
 // fill makes at least n unconsumed bytes available and reports whether it could.
@@ -128,6 +135,51 @@ func (s *scanner) consume(n int) {
 // offset of the problem is s.lastEnd (the end of the last good record).
 func (s *scanner) next() ([]byte, error) {
 	for {
+		rec, err := s.scan()
+		if err == nil || err == io.EOF || !s.resyncing || !isFormatError(err) {
+			return rec, err
+		}
+		// More damage before the next intact record: try the next page.
+		s.skipTo = nextPage(s.off)
+	}
+}
+
+// resync drops the record being read after next returned the format
+// error cause, and makes next go on with the next intact record. Where
+// the damage ends, and so where the next fragment header is, is unknown:
+// reading goes on at the next page, which a writer begins with a fragment
+// header, and takes the first record that begins after it (fragments
+// ending the record the damage was in are passed over; a page damaged too
+// is passed over whole). Fragments out of order mean a damaged header
+// byte, which no checksum covers: the fragments after it are not taken
+// for a record's start either. Only after a record that does not
+// decompress are the boundaries known (checksums held): reading goes on
+// with the next record.
+func (s *scanner) resync(cause error) {
+	s.inRecord, s.frag = false, s.frag[:0]
+	s.resyncing = true
+	if !errors.Is(cause, ErrDecompress) {
+		s.skipTo = nextPage(s.off)
+	}
+}
+
+// nextPage returns the offset of the page after the one off is in.
+func nextPage(off int64) int64 { return (off/PageSize + 1) * PageSize }
+
+// scan is next without resynchronisation: it returns the first error.
+func (s *scanner) scan() ([]byte, error) {
+	for {
+		if s.off < s.skipTo {
+			ok, err := s.fill(1)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, io.EOF
+			}
+			s.consume(int(min(int64(s.w-s.r), s.skipTo-s.off)))
+			continue
+		}
 		ok, err := s.fill(1)
 		if err != nil {
 			return nil, err
@@ -184,8 +236,13 @@ func (s *scanner) next() ([]byte, error) {
 			return nil, fmt.Errorf("%w: computed %08x, header says %08x", ErrChecksum, got, crc)
 		}
 		if s.inRecord != (typ == fragMiddle || typ == fragLast) {
+			if s.resyncing && !s.inRecord {
+				s.consume(HeaderSize + length) // the end of a record the damage began
+				continue
+			}
 			return nil, orderError(typ, s.inRecord)
 		}
+		s.resyncing = false
 		if int(s.off%PageSize)+HeaderSize+length > PageSize {
 			s.spans++ // tolerated, as upstream's readers do
 		}
@@ -302,7 +359,7 @@ func (s *scanner) skipPadding() error {
 	}
 	// A closed segment may end before its last page does: the rest counts as zeros.
 	s.consume(avail)
-	if !s.inRecord {
+	if !s.inRecord && !s.resyncing {
 		s.lastEnd = s.off
 	}
 	return nil

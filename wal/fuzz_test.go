@@ -127,6 +127,36 @@ func fzReadOurs(t *testing.T, data []byte) fzResult {
 	return res
 }
 
+// fzResync reads data with our Reader, resyncing after every error: it
+// returns what plain reading returned first, then only records that begin
+// after the end of the one before, and comes to the end of the data.
+func fzResync(t *testing.T, data []byte, plain fzResult) {
+	t.Helper()
+	r, err := wal.OpenReader(&fzFS{data: data}, fzDir)
+	require.NoError(t, err)
+	defer r.Close()
+	var recs [][]byte
+	var end int64
+	for resyncs := 0; ; resyncs++ {
+		// Each resync passes over a page, or a record that does not decompress.
+		require.LessOrEqual(t, resyncs, len(data)/wal.PageSize+fzMaxRecords(len(data)), "Resync makes no progress")
+		for r.Next() {
+			require.GreaterOrEqual(t, r.RecordStart().Offset, end, "a record overlapping the one before")
+			end = r.Position().Offset
+			recs = append(recs, bytes.Clone(r.Record()))
+			require.LessOrEqual(t, len(recs), fzMaxRecords(len(data)), "Reader does not stop")
+		}
+		if r.Err() == nil {
+			break
+		}
+		if resyncs == 0 {
+			fzRequireSame(t, plain.recs, recs, "before the first error")
+		}
+		require.True(t, r.Resync(), "Resync after %v", r.Err())
+	}
+	require.LessOrEqual(t, end, int64(len(data)))
+}
+
 // fzReadUpstream reads data with upstream's Reader over what upstream's
 // segment reader (wlog.NewSegmentsReader) makes of a directory holding data
 // as its only segment: the bytes, then zeros up to the page boundary
@@ -198,6 +228,7 @@ func FuzzReader(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ours := fzReadOurs(t, data)
+		fzResync(t, data, ours)
 		padded := fzReadOurs(t, fzPad(data))
 		up := fzReadUpstream(t, data)
 

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"errors"
 	"io"
 
 	"github.com/walship/walship/wal/record"
@@ -49,6 +50,27 @@ func (l *LiveReader) Next() bool {
 		return false
 	}
 	l.err, l.rec = nil, rec
+	return true
+}
+
+// Resync makes Next go on after Err returned a *CorruptionError: the
+// damaged record, and what follows it up to the next intact record, are
+// passed over. Where a fragment header comes next is unknown after
+// damaged bytes, so the next intact record is the first that begins in a
+// later page whose start is intact (a writer begins every page with a
+// fragment header); after a record that does not decompress, it is the
+// next one. No record is made up: a fragment that continues a record is
+// never taken for the start of one. Position stays at the end of the
+// last good record until Next returns one: RecordStart then says where
+// the damage ended. Resync reports false, and does nothing, when Err is
+// not a *CorruptionError.
+func (l *LiveReader) Resync() bool {
+	var ce *CorruptionError
+	if !errors.As(l.err, &ce) {
+		return false
+	}
+	l.s.resync(ce.Err)
+	l.err = nil
 	return true
 }
 

@@ -13,8 +13,9 @@ import (
 // because nobody will finish writing it; for the segment still being
 // written use LiveReader.
 //
-// After Next returns false with a corruption error, SkipSegment moves on to
-// the next segment, so one bad segment does not hide the rest.
+// After Next returns false with a corruption error, Resync goes on with the
+// next intact record and SkipSegment with the next segment, so that damage
+// does not hide the rest of the log.
 //
 // A Reader is not safe for concurrent use.
 type Reader struct {
@@ -162,6 +163,20 @@ func (r *Reader) RecordStart() record.Position {
 		return r.Position()
 	}
 	return record.Position{Segment: r.Segment(), Offset: r.s.lastStart}
+}
+
+// Resync makes Next go on after a corruption error, passing over the
+// damaged bytes to the next intact record (see LiveReader.Resync); a
+// segment that ends first is left for the next one. It reports false, and
+// does nothing, when Err is not a *CorruptionError.
+func (r *Reader) Resync() bool {
+	var ce *CorruptionError
+	if r.s == nil || !errors.As(r.err, &ce) {
+		return false
+	}
+	r.s.resync(ce.Err)
+	r.err = nil
+	return true
 }
 
 // SkipSegment abandons the rest of the current segment after an error and

@@ -30,30 +30,30 @@ func (w *Watcher) preloadSeries(ctx context.Context) error {
 	r := wal.NewReader(w.opts.FS, w.opts.Dir, from, 0)
 	r.OnlyTypes(record.Series, record.Metadata) // samples records are not even decompressed
 	defer r.Close()
-	for n := 0; ; {
-		for r.Next() {
-			if n++; n%4096 == 0 && ctx.Err() != nil {
-				return ctx.Err()
-			}
-			rec := r.Record()
-			if typ := w.dec.TypeOf(rec); typ == record.Series || typ == record.Metadata {
-				start := r.RecordStart()
-				w.storeSeriesOnly(rec, start.Segment)
-				if typ == record.Series {
-					w.preloaded, w.hasPreloaded = start, true
-				}
+	n := 0
+	err = readIntact(r, func(rec []byte) error {
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if typ := w.dec.TypeOf(rec); typ == record.Series || typ == record.Metadata {
+			start := r.RecordStart()
+			w.storeSeriesOnly(rec, start.Segment)
+			if typ == record.Series {
+				w.preloaded, w.hasPreloaded = start, true
 			}
 		}
-		// Damage is reported when the segments are followed; here the
-		// rest of a damaged segment is skipped, as it will be then.
-		err := r.Err()
-		if err != nil && !wal.IsCorruption(err) {
-			return fmt.Errorf("watcher: preload series: %w", err)
-		}
-		if err == nil || !r.SkipSegment() {
-			return nil
-		}
+		return nil
+	}, func(error) {
+		// Damage is reported when the segments are followed; here it is
+		// passed over, as it will be then.
+	})
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
+	if err != nil {
+		return fmt.Errorf("watcher: preload series: %w", err)
+	}
+	return nil
 }
 
 // backfillCheckpoint hands over the samples, histograms and exemplars of the
@@ -73,19 +73,23 @@ func (w *Watcher) backfillCheckpoint(ctx context.Context) error {
 	}
 	defer r.Close()
 	at := record.Span{Start: record.Position{Segment: cp.Index}, End: record.Position{Segment: cp.Index}}
-	for r.Next() {
-		rec := r.Record()
+	var deliverErr error
+	err = readIntact(r, func(rec []byte) error {
 		typ := w.dec.TypeOf(rec)
 		if typ == record.Series || typ == record.Metadata {
-			continue // read at the start
+			return nil // read at the start
 		}
-		if err := w.deliverRecord(ctx, rec, typ, at); err != nil {
-			return err
-		}
-	}
-	if err := r.Err(); err != nil {
+		deliverErr = w.deliverRecord(ctx, rec, typ, at)
+		return deliverErr
+	}, func(err error) {
 		w.m.corruptions.Inc()
-		w.log.Error("Checkpoint is damaged; its samples after the damage are not sent", "checkpoint", cp.Name, "err", err)
+		w.log.Error("Checkpoint is damaged; its samples in the damaged part are not sent", "checkpoint", cp.Name, "err", err)
+	})
+	if deliverErr != nil {
+		return deliverErr
+	}
+	if err != nil {
+		w.log.Error("Checkpoint could not be read to its end; its samples after that are not sent", "checkpoint", cp.Name, "err", err)
 	}
 	return nil
 }

@@ -17,8 +17,15 @@ import (
 )
 
 // readable returns the samples our closed Reader can read from dir,
-// skipping the rest of a damaged segment: what the watcher must deliver.
+// passing over damage (Resync): what the watcher must deliver.
 func readable(t *testing.T, dir string) []record.RefSample {
+	t.Helper()
+	return readSamples(t, dir, (*wal.Reader).Resync)
+}
+
+// readSamples reads the samples of dir with our Reader, calling next
+// after an error to go on.
+func readSamples(t *testing.T, dir string, next func(*wal.Reader) bool) []record.RefSample {
 	t.Helper()
 	r, err := wal.OpenReader(wal.OS, dir)
 	require.NoError(t, err)
@@ -32,10 +39,36 @@ func readable(t *testing.T, dir string) []record.RefSample {
 				require.NoError(t, err)
 			}
 		}
-		if r.Err() == nil || !r.SkipSegment() {
+		if r.Err() == nil || !next(r) {
 			return all
 		}
 	}
+}
+
+// firstDamage is where our closed Reader finds the first damage in dir,
+// if anywhere, and where it reads on after Resync: resumed is the start
+// of the next record in the same segment, -1 if there is none.
+type firstDamage struct {
+	found   bool
+	err     *wal.CorruptionError
+	resumed int64
+}
+
+func findDamage(t *testing.T, dir string) firstDamage {
+	t.Helper()
+	r, err := wal.OpenReader(wal.OS, dir)
+	require.NoError(t, err)
+	defer r.Close()
+	for r.Next() {
+	}
+	d := firstDamage{resumed: -1}
+	if d.found = errors.As(r.Err(), &d.err); !d.found {
+		return d
+	}
+	if r.Resync() && r.Next() && r.Segment() == d.err.Segment {
+		d.resumed = r.RecordStart().Offset
+	}
+	return d
 }
 
 func requireSameSamples(t *testing.T, want, got []record.RefSample) {
@@ -46,34 +79,32 @@ func requireSameSamples(t *testing.T, want, got []record.RefSample) {
 	}
 }
 
-// TestDamagedSegmentSkipped: a damaged byte in the middle of a closed
-// segment. The watcher delivers everything before it and everything of the
-// later segments, skips the rest of that segment, and counts it.
-func TestDamagedSegmentSkipped(t *testing.T) {
+// TestDamagedSegmentPassedOver: a damaged byte in the middle of a closed
+// segment. The watcher delivers everything before it, everything after
+// the next intact record of that segment and everything of the later
+// segments, and counts the bytes passed over.
+func TestDamagedSegmentPassedOver(t *testing.T) {
 	dir := t.TempDir()
-	lw := newLogWriter(t, dir, 20, wal.PageSize)
-	for i := 0; i < 1000; i++ {
+	lw := newLogWriter(t, dir, 20, 4*wal.PageSize)
+	for i := 0; i < 2000; i++ {
 		lw.scrape()
 	}
 	lw.close()
-	path := wal.SegmentPath(dir, 2)
+	require.Greater(t, lastSegment(t, dir), 2)
+	path := wal.SegmentPath(dir, 1)
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
-	data[len(data)/2+50] ^= 0xff
+	data[wal.PageSize+wal.PageSize/2] ^= 0xff // in the second of four pages
 	require.NoError(t, os.WriteFile(path, data, 0o666))
 
-	var damageAt int64
-	r, err := wal.OpenReader(wal.OS, dir)
-	require.NoError(t, err)
-	for r.Next() {
-	}
-	var ce *wal.CorruptionError
-	require.True(t, errors.As(r.Err(), &ce))
-	require.Equal(t, 2, ce.Segment)
-	damageAt = ce.Offset
-	r.Close()
-
+	d := findDamage(t, dir)
+	require.True(t, d.found)
+	require.Equal(t, 1, d.err.Segment)
+	require.Greater(t, d.resumed, d.err.Offset, "an intact record after the damage")
 	want := readable(t, dir)
+	rest := readSamples(t, dir, (*wal.Reader).SkipSegment)
+	require.Greater(t, len(want), len(rest), "more than the segments after the damaged one")
+
 	reg := prometheus.NewRegistry()
 	rec := newRecorder(0)
 	_, stop := run(t, rec, watcher.Options{Dir: dir, Name: "test", Metrics: watcher.NewMetrics(reg)})
@@ -81,7 +112,8 @@ func TestDamagedSegmentSkipped(t *testing.T) {
 	require.NoError(t, stop())
 	requireSameSamples(t, want, rec.received())
 	require.Equal(t, 1.0, testkit.Metric(t, reg, "walship_wal_watcher_corruptions_total"))
-	require.Equal(t, float64(int64(len(data))-damageAt), testkit.Metric(t, reg, "walship_wal_watcher_skipped_bytes_total"))
+	require.Equal(t, float64(d.resumed-d.err.Offset), testkit.Metric(t, reg, "walship_wal_watcher_skipped_bytes_total"))
+	require.Less(t, d.resumed-d.err.Offset, int64(2*wal.PageSize), "at most the damaged record and the rest of its page")
 }
 
 // TestTornTailOfLiveSegmentIsWaitedFor: the newest segment ends in half a
@@ -189,4 +221,44 @@ func TestTruncatedWhileBehind(t *testing.T) {
 	require.NoError(t, stop())
 	requireSameSamples(t, want, rec.received())
 	require.Equal(t, 3.0, testkit.Metric(t, reg, "walship_wal_watcher_gap_segments_total"))
+}
+
+// TestDamageInLiveSegmentPassedOver: damage in the segment still being
+// written. The watcher reads on at the next intact record without waiting
+// for the writer to move on, and follows what the writer appends after it.
+func TestDamageInLiveSegmentPassedOver(t *testing.T) {
+	dir := t.TempDir()
+	lw := newLogWriter(t, dir, 20, 64*wal.PageSize)
+	for i := 0; i < 400; i++ { // about three pages
+		lw.scrape()
+	}
+	path := wal.SegmentPath(dir, 0)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte{0xde, 0xad}, wal.PageSize/2) // in the first page
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	d := findDamage(t, dir)
+	require.True(t, d.found)
+	require.Equal(t, 0, d.err.Segment)
+	require.Equal(t, int64(wal.PageSize), d.resumed-d.resumed%wal.PageSize, "reading goes on in the second page")
+
+	reg := prometheus.NewRegistry()
+	rec := newRecorder(0)
+	w, stop := run(t, rec, watcher.Options{Dir: dir, Name: "test", Metrics: watcher.NewMetrics(reg)})
+	want := readable(t, dir)
+	testkit.Eventually(t, func() bool { return rec.count() == len(want) }, "what follows the damage arrives")
+	require.Equal(t, float64(d.resumed-d.err.Offset), testkit.Metric(t, reg, "walship_wal_watcher_skipped_bytes_total"))
+
+	for i := 0; i < 100; i++ {
+		lw.scrape()
+	}
+	w.Notify()
+	want = readable(t, dir)
+	testkit.Eventually(t, func() bool { return rec.count() == len(want) }, "what the writer appends after it arrives")
+	lw.close()
+	require.NoError(t, stop())
+	requireSameSamples(t, want, rec.received())
+	require.Equal(t, 1.0, testkit.Metric(t, reg, "walship_wal_watcher_corruptions_total"))
+	require.Equal(t, float64(d.resumed-d.err.Offset), testkit.Metric(t, reg, "walship_wal_watcher_skipped_bytes_total"))
 }

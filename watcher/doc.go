@@ -25,10 +25,14 @@
 // the watcher waits for the writer: a Notify call, a file-system event on
 // the directory, or the poll ticker. When a newer segment exists, the
 // current one is read to its end one last time and the watcher moves on.
-// A torn record at the end of a finished segment (what a crash leaves) and
-// the rest of a damaged segment are skipped, counted and logged; a torn
-// record at the end of the segment still being written is simply not
-// complete yet. New checkpoints are read for their series, and the consumer
+// A torn record at the end of a finished segment (what a crash leaves) is
+// skipped, counted and logged. Damage anywhere, in the segment being
+// written too, is logged with segment and offset and passed over to the
+// next intact record (wal.LiveReader.Resync: the first record to begin a
+// later page), and the bytes passed over are counted: only the records the
+// damage reached are lost. A torn record at the end of the segment still
+// being written is simply not complete yet. A damaged checkpoint loses the
+// series (or, backfilling, the samples) of its damaged records only. New checkpoints are read for their series, and the consumer
 // is told (SeriesReset) which series the log no longer holds.
 //
 // # Backpressure and durable positions

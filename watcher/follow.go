@@ -104,15 +104,19 @@ func (w *Watcher) skipMissing(ctx context.Context, seg int) (int, error) {
 // later segment and everything written to this one was read.
 func (w *Watcher) tail(ctx context.Context, lr *wal.LiveReader, f wal.File, seg int) error {
 	w.segmentSamples = 0
+	w.damage = damage{}
 	for {
-		if err := w.readAvailable(ctx, lr); err != nil {
+		if err := w.readAvailable(ctx, lr, seg); err != nil {
 			return err
 		}
 		if stop := w.opts.StopAt; stop != nil && !w.readPos.Less(*stop) {
 			return ErrReachedEnd
 		}
 		if err := lr.Err(); err != io.EOF {
-			return w.skipDamaged(ctx, lr, f, seg, err)
+			if err := w.passDamage(lr, seg, err); err != nil {
+				return err
+			}
+			continue
 		}
 		newer, err := w.newerSegmentExists(seg)
 		if err != nil {
@@ -122,13 +126,19 @@ func (w *Watcher) tail(ctx context.Context, lr *wal.LiveReader, f wal.File, seg 
 			// The writer finishes a segment before it creates the next
 			// one: what is in this file now is all there will be (with
 			// StopAtEnd, no one writes any more).
-			if err := w.readAvailable(ctx, lr); err != nil {
+			if err := w.readAvailable(ctx, lr, seg); err != nil {
 				return err
 			}
 			if err := lr.Err(); err != io.EOF {
-				return w.skipDamaged(ctx, lr, f, seg, err)
+				if err := w.passDamage(lr, seg, err); err != nil {
+					return err
+				}
+				continue
 			}
-			if size := fileSize(f); lr.Offset() < size {
+			switch size := fileSize(f); {
+			case w.damage.open:
+				w.damagedToTheEnd(seg, size)
+			case lr.Offset() < size:
 				w.m.skippedTorn.Add(float64(size - lr.Offset()))
 				w.m.corruptions.Inc()
 				w.log.Warn("Finished WAL segment ends in a torn record; skipping it",
@@ -148,9 +158,12 @@ func (w *Watcher) tail(ctx context.Context, lr *wal.LiveReader, f wal.File, seg 
 
 // readAvailable hands over every complete record the reader has. At the end
 // of the data the read position moves past page padding read after the last
-// record too.
-func (w *Watcher) readAvailable(ctx context.Context, lr *wal.LiveReader) error {
+// record too. The first record after damage in segment seg ends it.
+func (w *Watcher) readAvailable(ctx context.Context, lr *wal.LiveReader, seg int) error {
 	for lr.Next() {
+		if w.damage.open {
+			w.damageEnds(seg, lr.RecordStart().Offset)
+		}
 		if err := w.handle(ctx, lr.Record(), record.Span{Start: lr.RecordStart(), End: lr.Position()}); err != nil {
 			return err
 		}
@@ -159,40 +172,6 @@ func (w *Watcher) readAvailable(ctx context.Context, lr *wal.LiveReader) error {
 		w.advance(record.Span{End: lr.Position()})
 	}
 	return nil
-}
-
-// skipDamaged reports damage in segment seg and skips the rest of it,
-// waiting until the writer has moved to a later segment (the rest of this
-// one cannot be read: record boundaries after the damage are unknown).
-func (w *Watcher) skipDamaged(ctx context.Context, lr *wal.LiveReader, f wal.File, seg int, cause error) error {
-	var ce *wal.CorruptionError
-	if !errors.As(cause, &ce) {
-		return fmt.Errorf("watcher: read segment %d: %w", seg, cause)
-	}
-	w.m.corruptions.Inc()
-	w.log.Error("WAL segment is damaged: skipping the rest of it", "segment", seg, "offset", ce.Offset, "err", ce.Err)
-	for {
-		newer, err := w.newerSegmentExists(seg)
-		if err != nil {
-			return err
-		}
-		if newer || w.opts.StopAtEnd {
-			skipped := fileSize(f) - ce.Offset
-			w.m.skippedCorrupt.Add(float64(skipped))
-			w.log.Warn("Skipped the damaged rest of a WAL segment", "segment", seg, "offset", ce.Offset, "bytes", skipped)
-			if w.readPos.Less(record.Position{Segment: seg + 1}) {
-				w.readPos = record.Position{Segment: seg + 1}
-			}
-			w.finishSegment()
-			if !newer {
-				return ErrReachedEnd
-			}
-			return nil
-		}
-		if err := w.wait(ctx); err != nil {
-			return err
-		}
-	}
 }
 
 // finishSegment is called when a segment has been read to its end.
@@ -236,13 +215,17 @@ func (w *Watcher) readCheckpoint() error {
 		return fmt.Errorf("watcher: read checkpoint: %w", err)
 	}
 	defer r.Close()
-	for r.Next() {
-		w.storeSeriesOnly(r.Record(), cp.Index)
-	}
-	if err := r.Err(); err != nil {
-		// A damaged checkpoint loses series, not samples: go on without them.
+	err = readIntact(r, func(rec []byte) error {
+		w.storeSeriesOnly(rec, cp.Index)
+		return nil
+	}, func(err error) {
+		// A damaged checkpoint loses series, not samples: go on without
+		// those the damage reached.
 		w.m.corruptions.Inc()
-		w.log.Error("Checkpoint is damaged; series after the damage are unknown until they appear in a segment", "checkpoint", cp.Name, "err", err)
+		w.log.Error("Checkpoint is damaged; series in the damaged part are unknown until they appear in a segment", "checkpoint", cp.Name, "err", err)
+	})
+	if err != nil {
+		w.log.Error("Checkpoint could not be read to its end; series after that are unknown until they appear in a segment", "checkpoint", cp.Name, "err", err)
 	}
 	w.lastCheckpoint = cp.Index
 	return nil

@@ -38,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		decodeFailures:    counter("prometheus_wal_watcher_record_decode_failures_total", "Number of records read by the WAL watcher that resulted in an error when decoding."),
 		currentSegment:    gauge("prometheus_wal_watcher_current_segment", "Current segment the WAL watcher is reading records from."),
 		notificationsSkip: counter("prometheus_wal_watcher_notifications_skipped_total", "The number of WAL write notifications that the Watcher has skipped due to already being in a WAL read routine."),
-		corruptions:       counter("walship_wal_watcher_corruptions_total", "Damaged places in the WAL the watcher skipped; the rest of each damaged segment is skipped."),
+		corruptions:       counter("walship_wal_watcher_corruptions_total", "Damaged places in the WAL the watcher passed over, reading on at the next intact record."),
 		skippedBytes:      counter("walship_wal_watcher_skipped_bytes_total", "Bytes of the WAL the watcher could not read, by reason.", "reason"),
 		gapSegments:       counter("walship_wal_watcher_gap_segments_total", "Segments deleted before the watcher read them."),
 		gapSamples:        counter("walship_wal_watcher_gap_samples_estimated_total", "Estimated samples in segments deleted before the watcher read them."),

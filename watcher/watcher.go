@@ -48,6 +48,8 @@ type Watcher struct {
 	// next segment read whole.
 	gapSegments    int
 	segmentSamples int // samples seen in the segment being read
+
+	damage damage // in the segment being read, being passed over
 }
 
 // New returns a Watcher feeding c from the log in opts.Dir.

@@ -112,7 +112,7 @@ func (r *run) pristine() map[int]string {
 }
 
 // damageLine is walship's log line for a damaged segment.
-var damageLine = regexp.MustCompile(`msg="WAL segment is damaged: skipping the rest of it".* segment=(\d+) offset=(\d+)`)
+var damageLine = regexp.MustCompile(`msg="WAL segment is damaged: reading on at the next intact record".* segment=(\d+) offset=(\d+)`)
 
 // damageLogged returns, for each damaged place, how walship's logs name
 // it ("segment N at offset O"), or "" where they do not.

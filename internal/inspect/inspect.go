@@ -1,8 +1,9 @@
 // Package inspect reads a whole log directory (its newest checkpoint and
 // every segment) and counts what it holds: records by type, series,
 // samples, histograms, exemplars, metadata, the time range, and every
-// corruption with its segment and offset. It never stops at damage: the
-// rest of a damaged segment is skipped and counting goes on with the next.
+// corruption with its segment and offset. It never stops at damage:
+// counting goes on at the next intact record, as the watcher's reading
+// does (wal.Reader.Resync).
 package inspect
 
 import (
@@ -162,16 +163,23 @@ func (in *inspector) corrupt(checkpoint string, segment int, offset int64, err e
 	in.rep.Corruptions = append(in.rep.Corruptions, Corruption{Checkpoint: checkpoint, Segment: segment, Offset: offset, Error: err.Error()})
 }
 
-// readClosed reads closed segments, skipping the rest of a segment at damage.
+// readClosed reads closed segments, passing over damage.
 func (in *inspector) readClosed(dir, checkpoint string, segs []wal.SegmentRef) {
 	for _, ref := range segs {
 		seg := in.segment(dir, checkpoint, ref)
 		r := wal.NewReader(in.fsys, dir, []wal.SegmentRef{ref}, 0)
-		for r.Next() {
-			in.record(checkpoint, seg, r.RecordStart(), r.Record())
-		}
-		if err := r.Err(); err != nil {
+		for {
+			for r.Next() {
+				in.record(checkpoint, seg, r.RecordStart(), r.Record())
+			}
+			err := r.Err()
+			if err == nil {
+				break
+			}
 			in.corrupt(checkpoint, ref.Index, offsetOf(err, r.Position().Offset), err)
+			if !r.Resync() {
+				break
+			}
 		}
 		r.Close()
 	}
@@ -188,12 +196,22 @@ func (in *inspector) readLive(dir string, ref wal.SegmentRef) {
 	}
 	defer f.Close()
 	r := wal.NewLiveReader(f, ref.Index, 0)
-	for r.Next() {
-		in.record("", seg, r.RecordStart(), r.Record())
-	}
-	if err := r.Err(); err != io.EOF {
+	damaged := false
+	for {
+		for r.Next() {
+			in.record("", seg, r.RecordStart(), r.Record())
+		}
+		err := r.Err()
+		if err == io.EOF {
+			break
+		}
 		in.corrupt("", ref.Index, offsetOf(err, r.Position().Offset), err)
-		return
+		if damaged = true; !r.Resync() {
+			return
+		}
+	}
+	if damaged {
+		return // the corruption says where; what follows it is no torn tail of a record read whole
 	}
 	seg.IncompleteTail = seg.Size - r.Position().Offset
 	// Page padding after the last record is not an incomplete record.

@@ -87,11 +87,15 @@ func TestDirReportsCorruptionAndGoesOn(t *testing.T) {
 	require.Equal(t, 1, c.Segment)
 	require.Less(t, c.Offset, int64(100))
 	require.Contains(t, c.Error, "checksum")
-	// Everything of the other segments is still counted.
+	// Everything of the other segments is still counted, and the damaged
+	// one's pages after the first (4 pages a segment).
 	for i, s := range rep.Segments {
 		if s.Index != 1 {
 			require.Equal(t, clean.Segments[i].Samples, s.Samples, "segment %d", s.Index)
+			continue
 		}
+		require.Less(t, s.Samples, clean.Segments[i].Samples, "segment %d", s.Index)
+		require.Greater(t, s.Samples, clean.Segments[i].Samples/2, "segment %d: its last three pages", s.Index)
 	}
 	require.Less(t, rep.Samples, clean.Samples)
 }
