@@ -1,11 +1,11 @@
 package reliability
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -31,8 +31,11 @@ type Accounting struct {
 	// torn by a kill): what follows in them was never written.
 	TornSegments int `json:"torn_segments"`
 	// LostDamaged are the lost samples of segments the scenario damaged
-	// (corrupt), which the accounting reads as they were before.
-	LostDamaged int `json:"lost_in_damaged_segments,omitempty"`
+	// (corrupt), which the accounting reads as they were before;
+	// LostAfterDamage those of them in records that begin a page or more
+	// after the damage, which a reader can find again (0 for walship).
+	LostDamaged     int `json:"lost_in_damaged_segments,omitempty"`
+	LostAfterDamage int `json:"lost_after_damage,omitempty"`
 	// CatchUp is how long after the endpoint came back the last sample
 	// written before it arrived (outages only).
 	CatchUp time.Duration `json:"catch_up_ns,omitempty"`
@@ -40,10 +43,10 @@ type Accounting struct {
 
 // account reads the WAL in dir (its segments and the series of its last
 // checkpoint) and compares every sample older than cut with what rec
-// accepted; with back set, it measures the catch-up after back. Segments
-// in pristine are read from the file it names instead: their copy from
-// before the scenario damaged them.
-func account(dir string, rec *Recorder, cut, back time.Time, pristine map[int]string) (Accounting, error) {
+// accepted; with back set, it measures the catch-up after back. Damaged
+// segments are read with their original bytes put back: what the writer
+// wrote.
+func account(dir string, rec *Recorder, cut, back time.Time, damaged []damage) (Accounting, error) {
 	var a Accounting
 	written := map[sampleKey]bool{}
 	series := map[chunks.HeadSeriesRef]int64{} // ref -> the recorder's id, -1 if it has none
@@ -64,8 +67,12 @@ func account(dir string, rec *Recorder, cut, back time.Time, pristine map[int]st
 	} else if !errors.Is(err, record.ErrNotFound) {
 		return a, err
 	}
+	restore := map[int][]damage{}
+	for _, d := range damaged {
+		restore[d.segment] = append(restore[d.segment], d)
+	}
 	cutMs, backMs := cut.UnixMilli(), back.UnixMilli()
-	torn, err := readSegments(dir, &dec, seriesID, func(seg int, s record.RefSample) {
+	torn, err := readSegments(dir, &dec, seriesID, func(seg int, start int64, s record.RefSample) {
 		if s.T >= cutMs {
 			return
 		}
@@ -86,8 +93,11 @@ func account(dir string, rec *Recorder, cut, back time.Time, pristine map[int]st
 		got, ok := rec.seen[k]
 		if id < 0 || !ok {
 			a.Lost++
-			if _, damaged := pristine[seg]; damaged {
+			if ds, damaged := restore[seg]; damaged {
 				a.LostDamaged++
+				if pageAfter(ds, start) {
+					a.LostAfterDamage++
+				}
 			}
 			return
 		}
@@ -101,7 +111,7 @@ func account(dir string, rec *Recorder, cut, back time.Time, pristine map[int]st
 				a.CatchUp = at
 			}
 		}
-	}, pristine)
+	}, restore)
 	if err != nil {
 		return a, err
 	}
@@ -114,11 +124,24 @@ func account(dir string, rec *Recorder, cut, back time.Time, pristine map[int]st
 	return a, nil
 }
 
+// pageAfter reports whether a record beginning at start (or after) begins
+// in a page after one of the damages ds.
+func pageAfter(ds []damage, start int64) bool {
+	for _, d := range ds {
+		if start >= (d.end()-1)/walPage*walPage+walPage {
+			return true
+		}
+	}
+	return false
+}
+
 // readSegments reads every segment of dir on its own, so that a segment
 // torn by a kill only loses its own rest, handing series and samples
-// (with their segment) to the callbacks; it returns how many segments
-// ended torn. A segment in replace is read from the file it names.
-func readSegments(dir string, dec *record.Decoder, onSeries func(record.RefSeries), onSample func(int, record.RefSample), replace map[int]string) (int, error) {
+// (with their segment and the offset their record begins at, or a little
+// before: where the record before it ended) to the callbacks; it returns
+// how many segments ended torn. A segment in restore is read with the
+// original bytes of its damages put back.
+func readSegments(dir string, dec *record.Decoder, onSeries func(record.RefSeries), onSample func(int, int64, record.RefSample), restore map[int][]damage) (int, error) {
 	first, last, err := wlog.Segments(dir)
 	if err != nil {
 		return 0, err
@@ -127,23 +150,24 @@ func readSegments(dir string, dec *record.Decoder, onSeries func(record.RefSerie
 	var series []record.RefSeries
 	var samples []record.RefSample
 	for i := first; i >= 0 && i <= last; i++ {
-		path := wlog.SegmentName(dir, i)
-		if p, ok := replace[i]; ok {
-			path = p
-		}
-		f, err := os.Open(path)
+		data, err := os.ReadFile(wlog.SegmentName(dir, i))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return torn, err
 		}
-		r := wlog.NewReader(f)
+		for _, d := range restore[i] {
+			copy(data[d.offset:], d.original)
+		}
+		r := wlog.NewReader(bytes.NewReader(data))
+		var start, end int64
 		for r.Next() {
+			start, end = end, r.Offset()
 			switch rec := r.Record(); dec.Type(rec) {
 			case record.Series:
 				if series, err = dec.Series(rec, series[:0]); err != nil {
-					return torn, fmt.Errorf("%s: %w", filepath.Base(f.Name()), err)
+					return torn, fmt.Errorf("segment %d: %w", i, err)
 				}
 				for _, s := range series {
 					onSeries(s)
@@ -153,17 +177,16 @@ func readSegments(dir string, dec *record.Decoder, onSeries func(record.RefSerie
 					continue
 				}
 				if samples, err = dec.Samples(rec, samples[:0]); err != nil {
-					return torn, fmt.Errorf("%s: %w", filepath.Base(f.Name()), err)
+					return torn, fmt.Errorf("segment %d: %w", i, err)
 				}
 				for _, s := range samples {
-					onSample(i, s)
+					onSample(i, start, s)
 				}
 			}
 		}
 		if err := r.Err(); err != nil && !errors.Is(err, io.EOF) {
 			torn++
 		}
-		f.Close()
 	}
 	return torn, nil
 }

@@ -1,8 +1,8 @@
 package reliability
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -14,44 +14,54 @@ import (
 )
 
 // This file is the corrupt scenario's fault: WAL segments damaged on disk
-// after the server closed them and before the sidecar read them (it is
-// held back by an outage), and what the sidecar logged of it.
+// before the sidecar read them (it is held back by an outage): two after
+// the server closed them, one while the server was writing it, and what
+// the sidecar logged of it.
 
 // damage is one damaged place.
 type damage struct {
-	segment int
-	offset  int64
-	what    string
+	segment  int
+	offset   int64
+	original []byte // the bytes the damage replaced: the accounting puts them back
+	what     string
 }
+
+// end is the offset after the damaged bytes.
+func (d damage) end() int64 { return d.offset + int64(len(d.original)) }
+
+const walPage = 32 << 10 // the WAL's page size
 
 // damages are what corrupt does, in turn, each to a segment of its own:
-// bytes in the middle of a record overwritten, a whole page zeroed.
+// where in a segment of size bytes (offset and length), and with what
+// (fill overwrites the original bytes in b). The last damages the segment
+// being written, as the outage ends.
 var damages = []struct {
-	what string
-	do   func(f *os.File, size int64, rng *rand.Rand) (int64, error)
+	what  string
+	live  bool
+	where func(size int64) (int64, int)
+	fill  func(b []byte, rng *rand.Rand)
 }{
-	{"64 bytes overwritten", func(f *os.File, size int64, rng *rand.Rand) (int64, error) {
-		garbage := make([]byte, 64)
-		for i := range garbage {
-			garbage[i] = byte(rng.Uint32())
-		}
-		off := size / 2
-		_, err := f.WriteAt(garbage, off)
-		return off, err
-	}},
-	{"a 32 KiB page zeroed", func(f *os.File, size int64, _ *rand.Rand) (int64, error) {
-		const page = 32 << 10
-		off := size / 2 / page * page
-		_, err := f.WriteAt(make([]byte, page), off)
-		return off, err
-	}},
+	{"64 bytes overwritten in a closed segment", false,
+		func(size int64) (int64, int) { return size / 2, 64 },
+		func(b []byte, rng *rand.Rand) {
+			for i := range b {
+				b[i] = byte(rng.Uint32())
+			}
+		}},
+	{"a 32 KiB page of a closed segment zeroed", false,
+		func(size int64) (int64, int) { return size / 2 / walPage * walPage, walPage },
+		func(b []byte, _ *rand.Rand) { clear(b) }},
+	{"the last written 32 KiB page of the segment being written zeroed", true,
+		func(size int64) (int64, int) { return size/walPage*walPage - walPage, walPage },
+		func(b []byte, _ *rand.Rand) { clear(b) }},
 }
 
-// corrupt damages, during an outage from now until end, one closed
-// segment the sender has not read for each of damages: segments begun
-// after a quarter of the outage, when the sidecar stopped reading long
-// ago (it reads on only while its queue has room, a few seconds of the
-// load).
+// corrupt damages, during an outage from now until end, one segment the
+// sender has not read for each of damages: closed segments begun after a
+// quarter of the outage, when the sidecar stopped reading long ago (it
+// reads on only while its queue has room, a few seconds of the load), and,
+// at the end of the outage, the newest segment, which the server is
+// writing.
 func (r *run) corrupt(ctx context.Context, end time.Time) error {
 	if err := sleep(ctx, time.Until(end)/4); err != nil {
 		return err
@@ -60,55 +70,63 @@ func (r *run) corrupt(ctx context.Context, end time.Time) error {
 	first++ // the next segment begins after the quarter
 	for i, d := range damages {
 		seg := first + i
-		if err := r.waitSegment(ctx, seg+1, end); err != nil { // seg is closed
+		if d.live {
+			if err := sleep(ctx, time.Until(end)); err != nil {
+				return err
+			}
+			var err error
+			if seg, err = r.writtenPage(ctx, seg); err != nil {
+				return err
+			}
+		} else if err := r.waitSegment(ctx, seg+1, end); err != nil { // seg is closed
 			return err
 		}
-		path := filepath.Join(r.walDir, fmt.Sprintf("%08d", seg))
-		if err := keepPristine(path, r.pristinePath(seg)); err != nil {
+		if err := r.damage(seg, d.what, d.where, d.fill); err != nil {
 			return err
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
-		if err != nil {
-			return err
-		}
-		info, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return err
-		}
-		off, err := d.do(f, info.Size(), r.rng)
-		if err := errors.Join(err, f.Close()); err != nil {
-			return fmt.Errorf("damage segment %d: %w", seg, err)
-		}
-		r.damaged = append(r.damaged, damage{segment: seg, offset: off, what: d.what})
 	}
 	return nil
 }
 
-// keepPristine copies the segment at path to dst before it is damaged:
-// the accounting reads what the writer wrote, not what the damage left.
-func keepPristine(path, dst string) error {
-	data, err := os.ReadFile(path)
+// writtenPage returns the newest segment, at least from, once a whole
+// page of it is written.
+func (r *run) writtenPage(ctx context.Context, from int) (int, error) {
+	for {
+		if seg, err := newestSegment(r.walDir); err == nil && seg >= from {
+			if info, err := os.Stat(filepath.Join(r.walDir, fmt.Sprintf("%08d", seg))); err == nil && info.Size() >= walPage {
+				return seg, nil
+			}
+		}
+		if err := sleep(ctx, 10*time.Millisecond); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// damage overwrites the bytes of segment seg that where names with fill,
+// keeping the original ones.
+func (r *run) damage(seg int, what string, where func(int64) (int64, int), fill func([]byte, *rand.Rand)) error {
+	f, err := os.OpenFile(filepath.Join(r.walDir, fmt.Sprintf("%08d", seg)), os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
 		return err
 	}
-	return os.WriteFile(dst, data, 0o644)
-}
-
-func (r *run) pristinePath(seg int) string {
-	return filepath.Join(r.dir, "pristine", fmt.Sprintf("%08d", seg))
-}
-
-// pristine maps each damaged segment to its copy from before the damage.
-func (r *run) pristine() map[int]string {
-	m := map[int]string{}
-	for _, d := range r.damaged {
-		m[d.segment] = r.pristinePath(d.segment)
+	off, n := where(info.Size())
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil {
+		return fmt.Errorf("damage segment %d: %w", seg, err)
 	}
-	return m
+	d := damage{segment: seg, offset: off, original: bytes.Clone(b), what: what}
+	fill(b, r.rng)
+	if _, err := f.WriteAt(b, off); err != nil {
+		return fmt.Errorf("damage segment %d: %w", seg, err)
+	}
+	r.damaged = append(r.damaged, d)
+	return nil
 }
 
 // damageLine is walship's log line for a damaged segment.

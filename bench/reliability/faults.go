@@ -69,7 +69,7 @@ func (r *run) inject(ctx context.Context, scenario string, res *Result) (back ti
 		r.rec.SetMode(Healthy)
 		back = time.Now()
 	case "corrupt":
-		res.Injected = fmt.Sprintf("503 for %s; in it, closed segments the sender had not read damaged: %s", r.o.Outage, damageKinds())
+		res.Injected = fmt.Sprintf("503 for %s; in it, WAL the sender had not read damaged: %s", r.o.Outage, damageKinds())
 		r.rec.SetMode(Down)
 		end := time.Now().Add(r.o.Outage)
 		if err := r.corrupt(ctx, end); err != nil {

@@ -45,6 +45,9 @@ func WriteMarkdown(w io.Writer, rs []Result) {
 		for _, d := range r.Damaged {
 			notes = append(notes, fmt.Sprintf("%s, %s: damaged %s", r.Scenario, r.Sender, d))
 		}
+		if len(r.Damaged) > 0 {
+			notes = append(notes, fmt.Sprintf("%s, %s: lost in the damaged segments %d, of them in records a page or more after the damage %d", r.Scenario, r.Sender, r.LostDamaged, r.LostAfterDamage))
+		}
 		if len(r.RSSByMinute) > 1 {
 			mib := make([]string, len(r.RSSByMinute))
 			for i, v := range r.RSSByMinute {

@@ -50,8 +50,10 @@ func TestShortForm(t *testing.T) {
 				// the server then deletes.
 				o.Outage = 12 * time.Second
 			case "corrupt":
-				// Long enough for segments the sidecar cannot have read.
-				o.Outage = 24 * time.Second
+				// Long enough for segments the sidecar cannot have read,
+				// of four pages, so that records follow the damage in them.
+				o.Outage = 30 * time.Second
+				o.SegmentSize = 4 * walPage
 			}
 			if o.Outage > 10*time.Second {
 				// Its backoff has reached max_backoff (5 s) when the
@@ -71,9 +73,10 @@ func TestShortForm(t *testing.T) {
 				return
 			}
 			if c.scenario == "corrupt" {
-				// Damaged segments lose their rest, logged; nothing else.
-				if len(res.Damaged) != len(damages) || res.DamageUnlogged > 0 || res.Lost != res.LostDamaged || res.Unknown != 0 || res.Delivered+res.Lost != res.Written {
-					t.Fatalf("%d written, %d delivered, %d lost (%d in damaged segments), %d unknown; damaged: %q", res.Written, res.Delivered, res.Lost, res.LostDamaged, res.Unknown, res.Damaged)
+				// Damaged segments lose the records the damage reached,
+				// logged; nothing else.
+				if len(res.Damaged) != len(damages) || res.DamageUnlogged > 0 || res.Lost != res.LostDamaged || res.LostAfterDamage != 0 || res.Unknown != 0 || res.Delivered+res.Lost != res.Written {
+					t.Fatalf("%d written, %d delivered, %d lost (%d in damaged segments, %d a page or more after the damage), %d unknown; damaged: %q", res.Written, res.Delivered, res.Lost, res.LostDamaged, res.LostAfterDamage, res.Unknown, res.Damaged)
 				}
 				return
 			}

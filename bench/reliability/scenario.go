@@ -224,7 +224,7 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 		return err
 	}
 
-	acc, err := account(walDir, r.rec, cut, back, r.pristine())
+	acc, err := account(walDir, r.rec, cut, back, r.damaged)
 	if err != nil {
 		return fmt.Errorf("accounting: %w", err)
 	}

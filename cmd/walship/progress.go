@@ -18,6 +18,7 @@ type shipCounts struct {
 	failed                         float64 // samples, histograms and exemplars refused for good
 	dropped                        float64 // dropped before sending (relabelling, unknown series, too old)
 	unknown                        float64 // of dropped: their series was not in the WAL when they were read
+	damaged                        float64 // bytes of the WAL passed over as damaged, by the reader that met most
 }
 
 // sent is every sample, histogram and exemplar the endpoints took.
@@ -49,6 +50,16 @@ func readCounts(g prometheus.Gatherer) shipCounts {
 			"prometheus_remote_storage_histograms_dropped_total",
 			"prometheus_remote_storage_exemplars_dropped_total":
 			dst = &c.dropped
+		case "walship_wal_watcher_skipped_bytes_total":
+			// Each reader of the WAL meets the same damage: the most any met.
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "reason" && l.GetValue() == "corruption" {
+						c.damaged = max(c.damaged, m.GetCounter().GetValue())
+					}
+				}
+			}
+			continue
 		default:
 			continue
 		}
@@ -87,7 +98,7 @@ func maxCounts(a, b shipCounts) shipCounts {
 		samples: m(a.samples, b.samples), histograms: m(a.histograms, b.histograms),
 		exemplars: m(a.exemplars, b.exemplars), bytes: m(a.bytes, b.bytes),
 		failed: m(a.failed, b.failed), dropped: m(a.dropped, b.dropped),
-		unknown: m(a.unknown, b.unknown),
+		unknown: m(a.unknown, b.unknown), damaged: m(a.damaged, b.damaged),
 	}
 }
 

@@ -26,7 +26,7 @@ type replayCommand struct {
 
 func newReplayCommand(app *kingpin.Application, common *commonFlags) *replayCommand {
 	c := &replayCommand{common: common}
-	c.cmd = app.Command("replay", "Ship every sample of a WAL directory (checkpoint and all segments) to the configured remote_write endpoints and exit once all were acknowledged. Exits 1 when samples were refused for good or could not be sent (their series is missing from the WAL), or when it was interrupted.")
+	c.cmd = app.Command("replay", "Ship every sample of a WAL directory (checkpoint and all segments) to the configured remote_write endpoints and exit once all were acknowledged. Exits 1 when samples were refused for good or could not be sent (their series is missing from the WAL, or the WAL is damaged where they were), or when it was interrupted.")
 	c.cmd.Flag("wal.dir", "WAL directory to replay (a Prometheus data/wal or data-agent/wal directory). Only read.").Required().StringVar(&c.walDir)
 	return c
 }
@@ -139,6 +139,10 @@ loop:
 		// Relabelling and sample_age_limit drop on purpose; a sample whose
 		// series is not in the WAL is lost.
 		fmt.Fprintf(os.Stderr, "walship: %.0f samples were not sent: their series are not in the WAL\n", counts.unknown)
+		return exitFailed
+	case counts.damaged > 0:
+		// Passed over to the next intact record; what it held is lost.
+		fmt.Fprintf(os.Stderr, "walship: %.0f bytes of the WAL are damaged and were not sent (the log names each damaged place)\n", counts.damaged)
 		return exitFailed
 	}
 	return exitOK

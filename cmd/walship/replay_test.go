@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -59,4 +60,35 @@ func replayFixture(t *testing.T, name string, unlabelled [3]int, wantCode int) {
 	_, err = filepath.Glob(filepath.Join(work, "data-agent"))
 	require.NoError(t, err)
 	require.NoDirExists(t, filepath.Join(work, "data-agent"))
+}
+
+// A damaged page in the middle of a segment: replay sends everything the
+// damage did not reach (what inspect counts in the damaged copy, which is
+// more than the segments around it), says how much could not be read and
+// exits 1.
+func TestReplayPassesOverDamage(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.CopyFS(dir, os.DirFS(fixture("none"))))
+	seg := filepath.Join(dir, "00000001")
+	data, err := os.ReadFile(seg)
+	require.NoError(t, err)
+	clear(data[32768+100 : 32768+200]) // in the second of four pages
+	require.NoError(t, os.WriteFile(seg, data, 0o644))
+
+	stdout, stderr, code := walship(t, "inspect", "--wal.dir", dir, "--json")
+	require.Equal(t, 1, code, stderr)
+	var want struct {
+		Samples  int
+		Segments []struct{ Samples int }
+	}
+	require.NoError(t, json.Unmarshal([]byte(stdout), &want))
+	require.Positive(t, want.Segments[1].Samples, "the damaged segment's pages after the damage")
+
+	recv := testkit.NewReceiver(t)
+	work := t.TempDir()
+	cfg := writeFile(t, filepath.Join(work, "walship.yml"), "remote_write:\n"+remoteWrite("fixture", recv.URL))
+	p := start(t, work, false, "replay", "--config.file", cfg, "--wal.dir", dir)
+	require.Equal(t, 1, p.wait(60*time.Second), p.stderr.String())
+	require.Equal(t, want.Samples, recv.Accepted().Samples)
+	require.Contains(t, p.stderr.String(), "bytes of the WAL are damaged and were not sent")
 }

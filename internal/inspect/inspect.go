@@ -213,11 +213,9 @@ func (in *inspector) readLive(dir string, ref wal.SegmentRef) {
 	if damaged {
 		return // the corruption says where; what follows it is no torn tail of a record read whole
 	}
+	// Page padding read after the last record moved Position past it too:
+	// what is left is a record not written whole yet.
 	seg.IncompleteTail = seg.Size - r.Position().Offset
-	// Page padding after the last record is not an incomplete record.
-	if seg.IncompleteTail > 0 && r.Offset() == seg.Size {
-		seg.IncompleteTail = 0
-	}
 }
 
 func offsetOf(err error, fallback int64) int64 {

@@ -120,6 +120,9 @@ func (f *reliabilityFlags) run() error {
 		if r.Walship && r.DamageUnlogged > 0 {
 			return fmt.Errorf("%s, %s: damage not logged: %q", r.Scenario, r.Sender, r.Damaged)
 		}
+		if r.Walship && r.LostAfterDamage > 0 {
+			return fmt.Errorf("%s, %s: %d samples lost in records a page or more after the damage", r.Scenario, r.Sender, r.LostAfterDamage)
+		}
 		if r.Walship && (silent || r.Unknown > 0) {
 			return fmt.Errorf("%s, %s: %d samples lost, %d reported, %d unknown", r.Scenario, r.Sender, r.Lost, r.Reported, r.Unknown)
 		}
