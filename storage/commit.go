@@ -45,6 +45,11 @@ func (a *appender) Commit() error {
 		db.mu.Unlock()
 		return fmt.Errorf("commit: %w", ErrClosed)
 	}
+	if err := db.recoverWriter(); err != nil {
+		db.mu.Unlock()
+		db.metrics.commitsFailed.Inc()
+		return fmt.Errorf("commit: %w", err)
+	}
 	a.collectNewSeries()
 	if len(a.newSeries) > 0 {
 		db.seriesRec = record.Encoder{}.Series(db.seriesRec[:0], a.newSeries)
@@ -80,6 +85,26 @@ func (a *appender) Commit() error {
 	a.publish()
 	if db.opts.Notify != nil {
 		db.opts.Notify()
+	}
+	return nil
+}
+
+// recoverWriter has a writer that refuses writes (wal.ErrBroken: after a
+// failed fsync, or a write it could not take back) go on in a new
+// segment. The segment it leaves may have lost records logged before the
+// failure, series records among them: every series' record is logged
+// again before its next sample, so that nothing logged from now on
+// depends on that segment. While a new segment cannot be started, each
+// commit tries again and fails. Called with db.mu held.
+func (db *DB) recoverWriter() error {
+	recovered, err := db.w.Recover()
+	if err != nil {
+		return fmt.Errorf("start a new wal segment after a failed write: %w", err)
+	}
+	if recovered {
+		db.series.forEach(func(s *memSeries) { s.logged = false })
+		db.metrics.writerRecoveries.Inc()
+		db.logger.Warn("WAL writer went on in a new segment after a failure it could not undo; series records are logged again", "segment", db.w.Segment())
 	}
 	return nil
 }

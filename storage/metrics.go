@@ -28,6 +28,7 @@ type metrics struct {
 	segmentsBudgetDel  prometheus.Counter
 	walBytes           prometheus.Gauge
 	commitsFailed      prometheus.Counter
+	writerRecoveries   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -81,12 +82,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		commitsFailed: counter("walship_storage_commits_failed_total",
 			"Commits whose records could not be written to the WAL."),
+		writerRecoveries: counter("walship_storage_wal_writer_recoveries_total",
+			"Times the WAL writer went on in a new segment after a failure it could not undo (a failed fsync), logging every series record again."),
 	}
 	if reg != nil {
 		reg.MustRegister(m.activeSeries, m.deletedSeries, appended, m.exemplarsAppended, m.outOfOrder,
 			m.truncateDuration, m.corruptions, m.replayDuration, m.checkpointDelFail, m.checkpointDelTotal,
 			m.checkpointFail, m.checkpointTotal, m.unsentDeleted, m.budgetTruncations, m.segmentsBudgetDel,
-			m.walBytes, m.commitsFailed)
+			m.walBytes, m.commitsFailed, m.writerRecoveries)
 	}
 	return m
 }

@@ -164,6 +164,18 @@ func (t *seriesTable) raiseNextRef(ref record.Ref) {
 	}
 }
 
+// forEach calls f for every series of the table.
+func (t *seriesTable) forEach(f func(*memSeries)) {
+	for i := range t.refs {
+		rs := &t.refs[i]
+		rs.mu.Lock()
+		for _, s := range rs.m {
+			f(s)
+		}
+		rs.mu.Unlock()
+	}
+}
+
 // gc removes the series whose newest committed sample is older than mint
 // (series never committed included) and returns them, marked gone.
 func (t *seriesTable) gc(mint int64) []*memSeries {

@@ -235,3 +235,77 @@ func TestCommitENOSPC(t *testing.T) {
 	}
 	readUpstream(t, db.WALDir())
 }
+
+// TestCommitRecoversAfterFailedFsync: the fsync of a finished segment
+// fails (EIO). That commit fails, and so does every commit while no new
+// segment can be started; then writing goes on in a new segment, where
+// every series' record comes again before its samples, and every commit
+// that succeeded is in the log, read by ours and upstream's readers.
+func TestCommitRecoversAfterFailedFsync(t *testing.T) {
+	ffs := faultfs.New(wal.OS)
+	db := openDB(t, t.TempDir(), Options{FS: ffs, SegmentSize: smallSegment, Compression: wal.None})
+	fill(t, db, 3, 1)
+	ffs.Add(faultfs.Rule{Op: faultfs.OpSync, Err: syscall.EIO})
+	committed := 3
+	var failed []int64
+	for ts := int64(4); len(failed) < 3; ts++ { // until a rotation fails, then twice more
+		app := db.Appender(context.Background())
+		for i := 0; i < 20; i++ {
+			_, err := app.Append(0, series(i), ts, 1)
+			require.NoError(t, err)
+		}
+		if err := app.Commit(); err != nil {
+			require.ErrorIs(t, err, syscall.EIO)
+			if len(failed) == 0 {
+				require.ErrorIs(t, err, wal.ErrBroken)
+				// No new segment can be started for a while either.
+				ffs.Add(faultfs.Rule{Op: faultfs.OpCreate, Err: syscall.EIO})
+			}
+			failed = append(failed, ts)
+			continue
+		}
+		require.Empty(t, failed, "no commit succeeds while the writer is broken")
+		committed++
+	}
+	ffs.Clear()
+	broken := db.w.Segment()
+	fill(t, db, 5, 1000)
+	committed += 5
+	require.Equal(t, 1.0, testutil.ToFloat64(db.metrics.writerRecoveries))
+	require.Equal(t, float64(len(failed)), testutil.ToFloat64(db.metrics.commitsFailed))
+	require.NoError(t, db.Close())
+
+	c := readLog(t, wal.OS, db.WALDir())
+	require.Len(t, c.samples, committed*20, "every commit that succeeded, none that failed")
+	for _, s := range c.samples {
+		require.NotContains(t, failed, s.T)
+	}
+	require.Len(t, readUpstream(t, db.WALDir()).samples, committed*20)
+	// From the new segment on, every series' record comes before its samples.
+	segs, err := wal.SegmentRange{Dir: db.WALDir(), First: broken + 1, Last: math.MaxInt}.Resolve(wal.OS)
+	require.NoError(t, err)
+	r := wal.NewReader(wal.OS, db.WALDir(), segs, 0)
+	defer r.Close()
+	var dec record.Decoder
+	known := map[record.Ref]bool{}
+	n := 0
+	for r.Next() {
+		switch dec.TypeOf(r.Record()) {
+		case record.Series:
+			ss, err := dec.Series(r.Record(), nil)
+			require.NoError(t, err)
+			for _, s := range ss {
+				known[s.Ref] = true
+			}
+		case record.Samples:
+			ss, err := dec.Samples(r.Record(), nil)
+			require.NoError(t, err)
+			for _, s := range ss {
+				require.True(t, known[s.Ref], "sample of series %d before its record", s.Ref)
+				n++
+			}
+		}
+	}
+	require.NoError(t, r.Err())
+	require.Equal(t, 5*20, n)
+}

@@ -73,7 +73,9 @@
 // process crash loses nothing that Log returned, a power loss can lose the
 // unsynced tail of the active segment. Segments are fsynced when the next
 // one starts and on Sync and Close; a failed fsync makes the Writer refuse
-// further writes, since the file's content is then unknown.
+// further writes (ErrBroken), since the file's content is then unknown,
+// until Recover goes on in a new segment (the caller logs again what later
+// records depend on).
 //
 // # Glossary
 //

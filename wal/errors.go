@@ -32,6 +32,11 @@ var (
 	ErrNoProgress = errors.New("wal: reader made no progress")
 	// ErrClosed is returned by a Writer after Close.
 	ErrClosed = errors.New("wal: writer closed")
+	// ErrBroken means a Writer refuses writes after a failure it could not
+	// undo: a failed fsync (the kernel may have dropped the segment's
+	// unwritten pages, so what the file holds is unknown) or a failed
+	// write it could not take back. Writer.Recover starts a new segment.
+	ErrBroken = errors.New("wal: writer unusable after a failure it could not undo")
 	// ErrRecordTooLarge means a record could not be written because it does
 	// not fit in an empty segment and the Writer does not allow oversized
 	// segments.

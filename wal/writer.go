@@ -165,7 +165,7 @@ func (w *Writer) snapshot() writerState {
 // size then. If that fails too the Writer refuses further writes.
 func (w *Writer) rollback(snap writerState, cause error) error {
 	if err := w.restore(snap); err != nil {
-		w.broken = fmt.Errorf("wal: cannot remove partly written records (%v) after: %w", err, cause)
+		w.broken = fmt.Errorf("%w: cannot remove partly written records (%v) after: %w", ErrBroken, err, cause)
 		return w.broken
 	}
 	return cause
@@ -300,7 +300,10 @@ func (w *Writer) NextSegment() (int, error) {
 		return 0, w.broken
 	}
 	if err := w.nextSegment(); err != nil {
-		w.broken = fmt.Errorf("wal: writer unusable after failed segment rotation: %w", err)
+		if !errors.Is(err, ErrBroken) {
+			err = fmt.Errorf("%w: failed segment rotation: %w", ErrBroken, err)
+		}
+		w.broken = err
 		return 0, err
 	}
 	return w.segIndex, nil
@@ -353,11 +356,35 @@ func (w *Writer) fsync() error {
 	if err != nil {
 		// After a failed fsync the kernel may have dropped the dirty pages:
 		// what is in the file is unknown, so stop writing.
-		err = fmt.Errorf("sync segment %s: %w", SegmentPath(w.dir, w.segIndex), err)
+		err = fmt.Errorf("%w: sync segment %s: %w", ErrBroken, SegmentPath(w.dir, w.segIndex), err)
 		w.broken = err
 		return err
 	}
 	return nil
+}
+
+// Recover makes a Writer that refuses writes (ErrBroken) usable again,
+// and reports whether it had to. The active segment is left as it is:
+// what it holds after the failure is unknown (readers pass over damage),
+// and records logged into it before the failure may be missing, so the
+// caller logs again what later records depend on (series records). A
+// new segment is started after it; if that fails, the Writer stays
+// broken and Recover may be called again.
+func (w *Writer) Recover() (bool, error) {
+	if w.closed {
+		return false, ErrClosed
+	}
+	if w.broken == nil {
+		return false, nil
+	}
+	w.seg.Close() // its content is unknown already; a second close fails harmlessly
+	f, err := w.newSegmentFile(w.segIndex + 1)
+	if err != nil {
+		return false, err
+	}
+	w.install(f, w.segIndex+1)
+	w.broken = nil
+	return true, nil
 }
 
 // Sync writes out everything logged and fsyncs the active segment.

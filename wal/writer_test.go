@@ -71,10 +71,41 @@ func TestWriterFailedFsyncOnRotation(t *testing.T) {
 	ffs.Add(faultfs.Rule{Op: faultfs.OpSync, Err: syscall.EIO})
 	_, err = w.NextSegment()
 	require.ErrorIs(t, err, syscall.EIO)
-	require.ErrorIs(t, w.Log([]byte("after")), syscall.EIO)
+	require.ErrorIs(t, err, wal.ErrBroken)
+	require.ErrorIs(t, w.Log([]byte("after")), wal.ErrBroken)
 	ffs.Clear()
 	require.Error(t, w.Close())
 	requireSameRecords(t, [][]byte{[]byte("before")}, readOurs(t, dir))
+}
+
+// TestWriterRecoversAfterFailedFsync: Recover leaves the segment whose
+// sync failed as it is and goes on in a new one, once creating it works;
+// every record logged without error is in the log.
+func TestWriterRecoversAfterFailedFsync(t *testing.T) {
+	ffs := faultfs.New(wal.OS)
+	dir := t.TempDir()
+	w, err := wal.Open(dir, wal.Options{FS: ffs, SegmentSize: testSegmentSize})
+	require.NoError(t, err)
+	recovered, err := w.Recover()
+	require.NoError(t, err)
+	require.False(t, recovered, "nothing to recover from")
+	require.NoError(t, w.Log([]byte("before")))
+	ffs.Add(faultfs.Rule{Op: faultfs.OpSync, Err: syscall.EIO})
+	_, err = w.NextSegment()
+	require.ErrorIs(t, err, wal.ErrBroken)
+	ffs.Add(faultfs.Rule{Op: faultfs.OpCreate})
+	_, err = w.Recover()
+	require.ErrorIs(t, err, syscall.ENOSPC, "no new segment yet")
+	require.ErrorIs(t, w.Log([]byte("lost")), wal.ErrBroken)
+	ffs.Clear()
+	recovered, err = w.Recover()
+	require.NoError(t, err)
+	require.True(t, recovered)
+	require.Equal(t, 1, w.Segment())
+	require.NoError(t, w.Log([]byte("after")))
+	require.NoError(t, w.Close())
+	requireSameRecords(t, [][]byte{[]byte("before"), []byte("after")}, readOurs(t, dir))
+	requireSameRecords(t, [][]byte{[]byte("before"), []byte("after")}, readUpstream(t, dir))
 }
 
 func TestWriterOpenStartsNewSegment(t *testing.T) {
