@@ -8,8 +8,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -43,7 +41,8 @@ func newRefusingProxy(target string, n int64) *refusingProxy {
 }
 
 // restartWhen waits for cond (polled), then stops the receiver and starts
-// it again on the same address with the same data.
+// it again on the same addresses with the same data; the processes that
+// read from it (Thanos's query) stay and must follow.
 func (in *instance) restartWhen(ctx context.Context, cond func() bool) error {
 	deadline := time.Now().Add(time.Minute)
 	for !cond() {
@@ -52,19 +51,11 @@ func (in *instance) restartWhen(ctx context.Context, cond func() bool) error {
 		}
 		time.Sleep(10 * time.Millisecond) // polling the receiver, not synchronising
 	}
-	in.stop()
-	log, err := os.OpenFile(in.log.Name(), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(in.cmd.Path, in.cmd.Args[1:]...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = in.cmd.Dir, log, log
-	if err := cmd.Start(); err != nil {
-		log.Close()
+	in.stopProc(0)
+	if err := in.run(0); err != nil {
 		return fmt.Errorf("restart %s: %w", in.r.Name, err)
 	}
-	in.cmd, in.log = cmd, log
-	return in.waitReady(ctx, time.Minute)
+	return in.waitReady(ctx, time.Now(), time.Minute)
 }
 
 // takenFrom returns a function that sums the counter family name of a

@@ -7,7 +7,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
+
+	jsoniter "github.com/json-iterator/go"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -15,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/record"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/prometheus/prometheus/util/compression"
+	"github.com/prometheus/prometheus/util/jsonutil"
 
 	"github.com/walship/walship/bench/shape"
 )
@@ -57,9 +61,9 @@ func writeFeaturesWAL(dir string, base int64) error {
 	}
 	var meta []record.RefMetadata
 	for i := range featureSeries {
-		meta = append(meta,
-			record.RefMetadata{Ref: chunks.HeadSeriesRef(2*i + 1), Type: uint8(record.HistogramSample), Unit: "seconds", Help: "walship e2e latency"},
-			record.RefMetadata{Ref: chunks.HeadSeriesRef(2*i + 2), Type: uint8(record.Counter), Help: "walship e2e requests"})
+		h, c := featureMetadata[histName], featureMetadata[counterName]
+		h.Ref, c.Ref = chunks.HeadSeriesRef(2*i+1), chunks.HeadSeriesRef(2*i+2)
+		meta = append(meta, h, c)
 	}
 	if err := w.Log(enc.Series(series, nil), enc.Metadata(meta, nil)); err != nil {
 		w.Close()
@@ -96,14 +100,36 @@ func runFeatures(ctx context.Context, res *Result, r Receiver, in *instance, wal
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return err
 	}
-	exit, err := runWalship(ctx, filepath.Join(dir, "walship-features.log"), walship, "replay", "--config.file="+cfg, "--wal.dir="+walDir,
-		"--storage.agent.path="+filepath.Join(dir, "walship-data-features"))
+	res.Series, res.Samples = 2*featureSeries, 2*featureSeries*featureScrapes
+	from, to := base-shape.Interval, base+int64(featureScrapes+1)*shape.Interval
+	args := []string{"--config.file=" + cfg, "--wal.dir=" + walDir, "--storage.agent.path=" + filepath.Join(dir, "walship-data-features")}
+	var exit int
+	var err error
+	if r.Metadata {
+		// Over RW1 metadata goes in requests of its own, every
+		// send_interval; replay is done before the first: the sidecar runs
+		// until the samples and the metadata were read back.
+		rows := res.Samples
+		if r.VMRange { // a histogram is 5 rows: _count, _sum, 3 buckets
+			rows = featureSeries * featureScrapes * 6
+		}
+		conf += "    metadata_config: {send_interval: 1s}\n"
+		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+			return err
+		}
+		exit, err = runUntil(ctx, filepath.Join(dir, "walship-features.log"), walship, append([]string{"sidecar", "--wal.start=beginning"}, args...), func() bool {
+			got, err := r.read(ctx, in.base, from, to)
+			n, merr := readMetadata(ctx, in.base)
+			return err == nil && merr == nil && count(got) >= rows && n == len(featureMetadata)
+		})
+	} else {
+		exit, err = runWalship(ctx, filepath.Join(dir, "walship-features.log"), walship, append([]string{"replay"}, args...)...)
+	}
 	if err != nil {
 		return err
 	}
 	res.WalshipExit = exit
-	res.Series, res.Samples = 2*featureSeries, 2*featureSeries*featureScrapes
-	got, err := r.read(ctx, in.base, base-shape.Interval, base+int64(featureScrapes+1)*shape.Interval)
+	got, err := r.read(ctx, in.base, from, to)
 	if err != nil {
 		return err
 	}
@@ -118,6 +144,16 @@ func runFeatures(ctx context.Context, res *Result, r Receiver, in *instance, wal
 	res.Note = fmt.Sprintf("%d of %d native histograms read back as written", histograms, featureSeries*featureScrapes)
 	if r.VMRange {
 		res.Note += " (as _count, _sum and _bucket{vmrange} series)"
+	}
+	if r.Metadata {
+		n, err := readMetadata(ctx, in.base)
+		if err != nil {
+			return err
+		}
+		res.Note += fmt.Sprintf("; metadata of %d of %d metric families read back as written (/api/v1/metadata; shipped by walship sidecar, RW1 metadata_config.send_interval 1s)", n, len(featureMetadata))
+		if n != len(featureMetadata) {
+			res.Err = fmt.Sprintf("metadata of %d of %d metric families read back", n, len(featureMetadata))
+		}
 	}
 	if r.NoExemplars {
 		res.Note += "; exemplars accepted, not kept by this receiver"
@@ -134,8 +170,8 @@ func runFeatures(ctx context.Context, res *Result, r Receiver, in *instance, wal
 }
 
 // compareNative counts in res what got holds of the features WAL read
-// back as native histograms and floats; it returns the histograms that
-// came back as written.
+// back as native histograms (from remote read, or as a PromQL API renders
+// them) and floats; it returns the histograms that came back as written.
 func compareNative(res *Result, got []Series, base int64) int {
 	histograms := 0
 	for _, s := range got {
@@ -146,6 +182,12 @@ func compareNative(res *Result, got []Series, base int64) int {
 			switch {
 			case s.Labels.Get("__name__") == histName && smp.H != nil:
 				if smp.H.Equals(featureHistogram(i, n)) {
+					histograms++
+				} else {
+					res.Wrong++
+				}
+			case s.Labels.Get("__name__") == histName && smp.J != nil:
+				if reflect.DeepEqual(smp.J, apiHistogram(featureHistogram(i, n))) {
 					histograms++
 				} else {
 					res.Wrong++
@@ -248,4 +290,18 @@ func queryExemplars(ctx context.Context, base string, from int64, scrapes int) (
 		}
 	}
 	return n, nil
+}
+
+// apiHistogram is h as the Prometheus query API renders it in JSON
+// (count, sum, and every bucket with its boundaries), decoded: rendered
+// by upstream's own code.
+func apiHistogram(h *histogram.Histogram) any {
+	stream := jsoniter.ConfigCompatibleWithStandardLibrary.BorrowStream(nil)
+	defer jsoniter.ConfigCompatibleWithStandardLibrary.ReturnStream(stream)
+	jsonutil.MarshalHistogram(h.ToFloat(nil), stream)
+	var v any
+	if err := json.Unmarshal(stream.Buffer(), &v); err != nil {
+		panic(err) // upstream's encoder wrote what is not JSON
+	}
+	return v
 }

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
@@ -27,13 +26,13 @@ func Prometheus(bin string) Receiver {
 		build: func(context.Context, string) error {
 			return fmt.Errorf("%s is missing: run make bench-build-agent", bin)
 		},
-		argv: func(_, addr, dir string) []string {
+		argv: func(_, dir string, addr func(string) string) [][]string {
 			cfg := filepath.Join(filepath.Dir(dir), "prometheus.yml")
 			_ = os.WriteFile(cfg, []byte("global: {}\n"), 0o644)
-			return []string{bin, "--config.file=" + cfg, "--storage.tsdb.path=" + dir,
-				"--web.listen-address=" + addr, "--web.enable-remote-write-receiver", "--enable-feature=exemplar-storage",
+			return [][]string{{bin, "--config.file=" + cfg, "--storage.tsdb.path=" + dir,
+				"--web.listen-address=" + addr("http"), "--web.enable-remote-write-receiver", "--enable-feature=exemplar-storage",
 				"--web.remote-write-receiver.accepted-protobuf-messages=prometheus.WriteRequest",
-				"--web.remote-write-receiver.accepted-protobuf-messages=io.prometheus.write.v2.Request"}
+				"--web.remote-write-receiver.accepted-protobuf-messages=io.prometheus.write.v2.Request"}}
 		},
 		writePath: "/api/v1/write", readyPath: "/-/ready",
 		read: remoteRead, taken: takenFrom("prometheus_tsdb_head_samples_appended_total"),
@@ -45,12 +44,12 @@ func Prometheus(bin string) Receiver {
 func VictoriaMetrics() Receiver {
 	const version = "v1.151.0"
 	return Receiver{
-		Name: "victoria-metrics", Version: version, Features: true, VMRange: true, NoExemplars: true,
+		Name: "victoria-metrics", Version: version, Features: true, VMRange: true, NoExemplars: true, Metadata: true,
 		build: func(ctx context.Context, bin string) error {
 			return goInstall(ctx, "github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics", version, bin)
 		},
-		argv: func(bin, addr, dir string) []string {
-			return []string{bin, "-httpListenAddr=" + addr, "-storageDataPath=" + dir, "-retentionPeriod=100y", "-loggerLevel=WARN"}
+		argv: func(bin, dir string, addr func(string) string) [][]string {
+			return [][]string{{bin, "-httpListenAddr=" + addr("http"), "-storageDataPath=" + dir, "-retentionPeriod=100y", "-loggerLevel=WARN"}}
 		},
 		writePath: "/api/v1/write", readyPath: "/health",
 		read: vmExport, taken: takenFrom("vm_rows_inserted_total"),
@@ -144,16 +143,7 @@ func vmExport(ctx context.Context, base string, from, to int64) ([]Series, error
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 			return nil, fmt.Errorf("export: %w", err)
 		}
-		names := make([]string, 0, len(line.Metric))
-		for n := range line.Metric {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		var b labels.ScratchBuilder
-		for _, n := range names {
-			b.Add(n, line.Metric[n])
-		}
-		s := Series{Labels: b.Labels()}
+		s := Series{Labels: labelsOf(line.Metric)}
 		for i, t := range line.Timestamps {
 			s.Samples = append(s.Samples, Sample{T: t, V: line.Values[i]})
 		}

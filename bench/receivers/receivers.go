@@ -1,30 +1,35 @@
 // Package receivers runs real remote-write receivers (Prometheus with its
-// remote-write receiver, VictoriaMetrics single-node), built from the Go
-// module proxy at pinned versions, ships a WAL to each with the walship
-// binary, and reads every sample back through the receiver's own API to
-// compare it with what was written (make e2e-receivers).
+// remote-write receiver, VictoriaMetrics single-node, Thanos Receive),
+// built from the Go module proxy at pinned versions, ships a WAL to each
+// with the walship binary, and reads every sample back through the
+// receiver's own API to compare it with what was written (make
+// e2e-receivers).
 package receivers
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
-// Sample is one sample read back: a float, or a native histogram.
+// Sample is one sample read back: a float, or a native histogram (H; J
+// when read through a PromQL API, as its JSON decoded).
 type Sample struct {
 	T int64
 	V float64
 	H *histogram.Histogram
+	J any
 }
 
 // Series is what a receiver holds of one series.
@@ -37,21 +42,35 @@ type Series struct {
 // from it.
 type Receiver struct {
 	Name, Version string
+	// OptIn, when set, keeps the receiver out of runs that do not name
+	// it, and says why (reported as skipped).
+	OptIn string
 	// Exact says whether values come back as they were sent;
 	// VictoriaMetrics keeps about 12 significant decimal digits.
 	Exact bool
 	// Features says whether native histograms and exemplars can be read
 	// back (the features case); VMRange that the receiver keeps a native
-	// histogram as _count, _sum and _bucket{vmrange} series, and
-	// NoExemplars that it keeps no exemplars.
-	Features, VMRange, NoExemplars bool
+	// histogram as _count, _sum and _bucket{vmrange} series,
+	// NoExemplars that it keeps no exemplars, and Metadata that it serves
+	// the metadata it was sent at /api/v1/metadata.
+	Features, VMRange, NoExemplars, Metadata bool
 	// build writes the binary to bin.
 	build func(ctx context.Context, bin string) error
-	// argv runs the binary at bin listening on addr with its data in dir.
-	argv func(bin, addr, dir string) []string
+	// argv returns the command lines of the receiver's processes, the
+	// receiver itself first (Thanos: receive, then a query reading from
+	// it), with the binary at bin and the data in dir, listening on the
+	// 127.0.0.1 addresses addr picks by name.
+	argv func(bin, dir string, addr func(name string) string) [][]string
+	// The address named "http" is read from; it is also written to, and
+	// its /metrics counts the samples taken, unless writeAt and metricsAt
+	// name others.
+	writeAt, metricsAt string
 	// writePath and readyPath are the paths of the remote-write endpoint and
 	// of a GET that answers 200 once the receiver is ready.
 	writePath, readyPath string
+	// ready, when set, replaces readyPath: whether the instance is ready,
+	// and has been since (re)started at since.
+	ready func(ctx context.Context, in *instance, since time.Time) bool
 	// read returns every series between from and to (ms).
 	read func(ctx context.Context, base string, from, to int64) ([]Series, error)
 	// taken returns how many samples the receiver took so far.
@@ -61,66 +80,101 @@ type Receiver struct {
 // Skipped are receivers the issue asks for that are not run here, and why;
 // the table reports them so that none passes silently.
 var Skipped = []Result{
-	{Receiver: "thanos-receive", Version: "v0.42.5", Err: "skipped: needs Go 1.26.10 (this machine has 1.26.8), and its go.mod has replace directives, so go install refuses it; building it inside its own module is not done yet"},
-	{Receiver: "mimir", Version: "—", Err: "skipped: the module proxy lists no version of github.com/grafana/mimir (its tags are mimir-2.x.y, not module versions)"},
+	{Receiver: "mimir", Version: "—", Err: "skipped: not used: AGPL-3.0, and the module proxy lists no version of github.com/grafana/mimir"},
 }
 
-// All are the receivers make e2e-receivers runs.
+// All are the receivers bin/e2e receivers knows; those with OptIn run only
+// when named.
 func All(prometheusBin string) []Receiver {
-	return []Receiver{Prometheus(prometheusBin), VictoriaMetrics()}
+	return []Receiver{Prometheus(prometheusBin), VictoriaMetrics(), Thanos()}
 }
 
-// instance is a receiver running on 127.0.0.1.
+// instance is a receiver running on 127.0.0.1: its processes, each with
+// a log in dir.
 type instance struct {
-	r    Receiver
-	cmd  *exec.Cmd
-	base string // http://127.0.0.1:port
-	log  *os.File
+	r     Receiver
+	dir   string
+	argv  [][]string
+	procs []*exec.Cmd
+	logs  []*os.File
+	// base is the "http" address, read from; write the remote-write URL;
+	// metrics the address whose /metrics count the samples taken.
+	base, write, metrics string
+	addrs                map[string]string
 }
 
 // start runs r's binary at bin with a fresh data directory under work.
 func start(ctx context.Context, r Receiver, bin, work string) (*instance, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
 	dir, err := os.MkdirTemp(work, r.Name+"-")
 	if err != nil {
 		return nil, err
 	}
-	log, err := os.Create(filepath.Join(dir, "receiver.log"))
-	if err != nil {
-		return nil, err
+	in := &instance{r: r, dir: dir, addrs: map[string]string{}}
+	in.argv = r.argv(bin, filepath.Join(dir, "data"), in.addr)
+	in.procs, in.logs = make([]*exec.Cmd, len(in.argv)), make([]*os.File, len(in.argv))
+	in.base = "http://" + in.addr("http")
+	in.write = "http://" + in.addr(or(r.writeAt, "http")) + r.writePath
+	in.metrics = "http://" + in.addr(or(r.metricsAt, "http"))
+	for i := range in.argv {
+		if err := in.run(i); err != nil {
+			in.stop()
+			return nil, err
+		}
 	}
-	argv := r.argv(bin, addr, filepath.Join(dir, "data"))
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, log, log
-	if err := cmd.Start(); err != nil {
-		log.Close()
-		return nil, fmt.Errorf("start %s: %w", r.Name, err)
-	}
-	in := &instance{r: r, cmd: cmd, base: "http://" + addr, log: log}
-	if err := in.waitReady(ctx, time.Minute); err != nil {
+	if err := in.waitReady(ctx, time.Now(), time.Minute); err != nil {
 		in.stop()
-		return nil, fmt.Errorf("%s: %w (its log: %s)", r.Name, err, log.Name())
+		return nil, fmt.Errorf("%s: %w (its logs: %s)", r.Name, err, filepath.Join(dir, "receiver*.log"))
 	}
 	return in, nil
 }
 
-func (in *instance) writeURL() string { return in.base + in.r.writePath }
+// addr returns the address named name, picking a free one, not given to
+// another name, the first time.
+func (in *instance) addr(name string) string {
+	if a, ok := in.addrs[name]; ok {
+		return a
+	}
+	for {
+		a, err := freeAddr()
+		if err != nil {
+			panic(err) // no free port on 127.0.0.1: nothing here can run
+		}
+		if !slices.Contains(slices.Collect(maps.Values(in.addrs)), a) {
+			in.addrs[name] = a
+			return a
+		}
+	}
+}
 
-func (in *instance) waitReady(ctx context.Context, timeout time.Duration) error {
+// run starts process i, its output appended to receiver.log (the first)
+// or receiver-i.log.
+func (in *instance) run(i int) error {
+	name := "receiver.log"
+	if i > 0 {
+		name = fmt.Sprintf("receiver-%d.log", i)
+	}
+	log, err := os.OpenFile(filepath.Join(in.dir, name), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(in.argv[i][0], in.argv[i][1:]...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = in.dir, log, log
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return fmt.Errorf("start %s: %w", in.r.Name, err)
+	}
+	in.procs[i], in.logs[i] = cmd, log
+	return nil
+}
+
+func (in *instance) writeURL() string { return in.write }
+
+// waitReady waits until the receiver is ready, (re)started at since.
+func (in *instance) waitReady(ctx context.Context, since time.Time, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.base+in.r.readyPath, nil)
-		if err != nil {
-			return err
-		}
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if in.r.ready != nil && in.r.ready(ctx, in, since) || in.r.ready == nil && status(ctx, in.base+in.r.readyPath) == http.StatusOK {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -131,17 +185,48 @@ func (in *instance) waitReady(ctx context.Context, timeout time.Duration) error 
 	return errors.New("not ready within " + timeout.String())
 }
 
+// status is the status code of a GET of u, 0 when there was no answer.
+func status(ctx context.Context, u string) int {
+	resp, err := get(ctx, u)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// stop stops every process, the last started first.
 func (in *instance) stop() {
-	in.cmd.Process.Signal(os.Interrupt)
+	for i := len(in.procs) - 1; i >= 0; i-- {
+		in.stopProc(i)
+	}
+}
+
+// stopProc stops process i (SIGINT, then SIGKILL after 30 s).
+func (in *instance) stopProc(i int) {
+	cmd := in.procs[i]
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
-	go func() { in.cmd.Wait(); close(done) }()
+	go func() { cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
-		in.cmd.Process.Kill()
+		cmd.Process.Kill()
 		<-done
 	}
-	in.log.Close()
+	in.logs[i].Close()
+	in.procs[i] = nil
+}
+
+// or is s, or def when s is empty.
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // freeAddr returns a 127.0.0.1 address with a port free now.

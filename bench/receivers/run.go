@@ -116,7 +116,7 @@ func Run(ctx context.Context, r Receiver, bin, walship, work string, s shape.Sha
 		return fail(err)
 	}
 	defer func() { in.stop() }()
-	dir := filepath.Dir(in.log.Name())
+	dir := in.dir
 
 	base := time.Now().Add(-time.Duration(s.Scrapes+2) * shape.Interval * time.Millisecond).Truncate(time.Minute).UnixMilli()
 	walDir := filepath.Join(dir, "wal")
@@ -181,7 +181,7 @@ func Run(ctx context.Context, r Receiver, bin, walship, work string, s shape.Sha
 		restarted := make(chan error, 1)
 		go func() {
 			restarted <- in.restartWhen(ctx, func() bool {
-				n, err := r.taken(ctx, in.base)
+				n, err := r.taken(ctx, in.metrics)
 				takenBefore = n
 				return err == nil && n > 0
 			})
@@ -230,10 +230,9 @@ func shipOlder(ctx context.Context, res *Result, r Receiver, in *instance, walsh
 		return err
 	}
 	res.OlderExit = exit
-	if log, err := os.ReadFile(logPath); err == nil { // replay's last line: "...; N failed, M dropped"
-		if m := failedRE.FindSubmatch(log); m != nil {
-			res.OlderFailed, _ = strconv.Atoi(string(m[1]))
-		}
+	log, _ := os.ReadFile(logPath)
+	if m := failedRE.FindSubmatch(log); m != nil { // replay's last line: "...; N failed, M dropped"
+		res.OlderFailed, _ = strconv.Atoi(string(m[1]))
 	}
 	got, err := r.read(ctx, in.base, older-shape.Interval, base-shape.Interval)
 	if err != nil {
@@ -241,15 +240,23 @@ func shipOlder(ctx context.Context, res *Result, r Receiver, in *instance, walsh
 	}
 	res.Older = count(got)
 	if exit == 1 {
-		res.Note = fmt.Sprintf("the older samples refused (400), %d counted as failed, not retried: walship replay exit 1", res.OlderFailed)
+		code := "?"
+		if m := statusRE.FindSubmatch(log); m != nil {
+			code = string(m[1])
+		}
+		res.Note = fmt.Sprintf("the older samples refused (%s), %d counted as failed, not retried: walship replay exit 1", code, res.OlderFailed)
 	} else {
 		res.Note = fmt.Sprintf("the older samples taken (%d), walship replay exit %d", res.Older, exit)
 	}
 	return nil
 }
 
-// failedRE finds the failed count in replay's summary line.
-var failedRE = regexp.MustCompile(`(\d+) failed, \d+ dropped`)
+// failedRE finds the failed count in replay's summary line, statusRE the
+// status of the refusal it logged.
+var (
+	failedRE = regexp.MustCompile(`(\d+) failed, \d+ dropped`)
+	statusRE = regexp.MustCompile(`HTTP status (\d+)`)
+)
 
 // agentConfig is conf (external labels, remote_write) with a job scraping
 // every target of the shape at addr (/metrics/N) every second, keeping the
@@ -406,7 +413,7 @@ func WriteMarkdown(w io.Writer, rs []Result) {
 		case r.Err != "":
 			note = "error: " + r.Err
 		case r.FellBack:
-			note = "RW2 refused (415): walship fell back to RW1"
+			note = "RW2 not taken (415, or 2xx without the written headers): walship fell back to RW1"
 		}
 		if r.Note != "" {
 			note = strings.TrimPrefix(note+"; "+r.Note, "; ")

@@ -76,7 +76,7 @@ func runScaleOut(ctx context.Context, res *Result, r Receiver, in *instance, wal
 		}
 	}()
 	read := func() ([]Series, error) { return r.read(ctx, in.base, from, to) }
-	poll(ctx, func() bool { n, err := r.taken(ctx, in.base); return err == nil && n > 0 }, 5*time.Minute)
+	poll(ctx, func() bool { n, err := r.taken(ctx, in.metrics); return err == nil && n > 0 }, 5*time.Minute)
 	agents[1].Process.Kill()
 	agents[1].Wait()
 	if err := run(1); err != nil {

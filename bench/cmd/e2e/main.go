@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -84,7 +85,9 @@ func main() {
 	profWork := prof.Flag("work", "Work directory (generated WALs).").Default("bench/work").String()
 	profOut := prof.Flag("out", "Where the profiles go.").Default("bench/work/profile").String()
 
-	recv := app.Command("receivers", "Ship a WAL with walship replay to real receivers (Prometheus, VictoriaMetrics) and read every sample back through their own APIs.")
+	recv := app.Command("receivers", "Ship a WAL with walship replay to real receivers (Prometheus, VictoriaMetrics, Thanos Receive) and read every sample back through their own APIs.")
+	recvNames := recv.Flag("receivers", "Comma-separated: the receivers to run (prometheus, victoria-metrics, thanos-receive); empty: all but the opt-in ones (thanos-receive).").Default("").String()
+	recvCases := recv.Flag("cases", "Comma-separated: the cases to run (replay, sidecar, agent, restart, 429, too-old, hashmod, features); empty: all.").Default("").String()
 	recvShape := recv.Flag("shape", "Shape.").Default("2000x10").String()
 	recvProtocols := recv.Flag("protocols", "Comma-separated: rw1, rw2.").Default("rw1,rw2").String()
 	recvWalship := recv.Flag("walship", "The walship binary.").Default("bin/walship").String()
@@ -134,7 +137,7 @@ func main() {
 			}
 		}
 	case recv.FullCommand():
-		err = runReceivers(*recvShape, *recvProtocols, *recvWalship, *recvPrometheus, *recvCache, *recvWork)
+		err = runReceivers(*recvNames, *recvCases, *recvShape, *recvProtocols, *recvWalship, *recvPrometheus, *recvCache, *recvWork)
 	case rel.cmd.FullCommand():
 		err = rel.run()
 	case prof.FullCommand():
@@ -263,9 +266,10 @@ func runPlan(p harness.Plan, walship, dir string) error {
 	return runErr
 }
 
-// runReceivers runs every receiver with every protocol, prints the table
-// and fails when any sample did not come back as it was written.
-func runReceivers(shapeName, protocols, walship, prometheusBin, cache, work string) error {
+// runReceivers runs every case named of every receiver named (all when
+// empty) with every protocol, prints the table and fails when any sample
+// did not come back as it was written.
+func runReceivers(names, cases, shapeName, protocols, walship, prometheusBin, cache, work string) error {
 	s, err := shape.Parse(shapeName)
 	if err != nil {
 		return err
@@ -282,16 +286,30 @@ func runReceivers(shapeName, protocols, walship, prometheusBin, cache, work stri
 	ctx := context.Background()
 	var results []receivers.Result
 	for _, r := range receivers.All(prometheusBin) {
+		if names != "" && !slices.Contains(strings.Split(names, ","), r.Name) {
+			continue
+		}
+		if names == "" && r.OptIn != "" {
+			results = append(results, receivers.Result{Receiver: r.Name, Version: r.Version, Err: "skipped: " + r.OptIn})
+			continue
+		}
 		bin := prometheusBin
 		if r.Name != "prometheus" {
 			fmt.Printf("%s %s: from %s (built from the module proxy when missing)\n", r.Name, r.Version, cache)
+			begin := time.Now()
 			if bin, err = receivers.Binary(ctx, r, cache); err != nil {
 				results = append(results, receivers.Result{Receiver: r.Name, Version: r.Version, Err: "build failed: " + err.Error()})
 				continue
 			}
+			if d := time.Since(begin); d > time.Second {
+				fmt.Printf("%s %s: built in %s\n", r.Name, r.Version, d.Round(time.Second))
+			}
 		}
 		for _, proto := range strings.Split(protocols, ",") {
 			for _, c := range receivers.Cases {
+				if cases != "" && !slices.Contains(strings.Split(cases, ","), c) {
+					continue
+				}
 				res := receivers.Run(ctx, r, bin, walship, work, s, proto, c)
 				fmt.Printf("%s %s %s: %d of %d samples read back, %d missing, %d extra, %d wrong, walship exit %d %s\n",
 					r.Name, proto, c, res.GotSamples, res.Samples, res.Missing, res.Extra, res.Wrong, res.WalshipExit, res.Err)
