@@ -274,6 +274,8 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.shards.detach()
 			return nil
 		case req := <-m.flushes:
+			stopMeta() // the flush sends the metadata last
+			<-metaDone
 			m.flush(ctx, req, stopShards)
 			return nil
 		case <-ticker.C:
@@ -319,12 +321,14 @@ func (m *Manager) Flush(ctx context.Context) error {
 
 // flush takes nothing more, lets the shards send what they hold until the
 // flush's deadline (or Run's ctx) ends, then stops them where they are
-// (stopShards), and answers req.
+// (stopShards), and answers req. Once everything was sent, an RW1 queue
+// sends its metadata once more (the metadata loop has stopped).
 func (m *Manager) flush(ctx context.Context, req flushRequest, stopShards context.CancelFunc) {
 	m.shards.detach()
 	drained := m.shards.finish()
 	select {
 	case <-drained:
+		m.metadata.last(req.ctx)
 		req.done <- nil
 	case <-req.ctx.Done():
 		stopShards()

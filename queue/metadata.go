@@ -84,6 +84,11 @@ type metadataSender struct {
 	backoffs Backoff
 	metrics  *queueMetrics
 	log      *slog.Logger
+
+	// The request being built: used by one goroutine at a time (run's, or
+	// the flush's after run returned).
+	enc  rw1Encoder
+	body []byte
 }
 
 // run sends every metric family's metadata each send_interval while the
@@ -98,33 +103,47 @@ func (s *metadataSender) run(ctx context.Context) {
 	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
-	var enc rw1Encoder
-	var body []byte
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
 		}
-		if s.proto.current() != RW1 {
-			continue
+		s.sendAll(ctx)
+	}
+}
+
+// last sends every family's metadata once more as the queue is flushed:
+// a queue that stops before its first send_interval (a replay) sends its
+// metadata too. Call it once run has returned.
+func (s *metadataSender) last(ctx context.Context) {
+	if s.config.Send && s.config.SendInterval > 0 {
+		s.sendAll(ctx)
+	}
+}
+
+// sendAll sends every family's metadata while the queue speaks RW1, in
+// requests of at most max_samples_per_send entries, until one cannot be
+// sent before ctx ends.
+func (s *metadataSender) sendAll(ctx context.Context) {
+	if s.proto.current() != RW1 {
+		return
+	}
+	all := s.families.all()
+	per := max(s.config.MaxSamplesPerSend, 1)
+	for chunk := range slices.Chunk(all, per) {
+		s.enc.Reset()
+		for _, md := range chunk {
+			s.enc.AddMetadata(md.name, md.typ, md.help, md.unit)
 		}
-		all := s.families.all()
-		per := max(s.config.MaxSamplesPerSend, 1)
-		for chunk := range slices.Chunk(all, per) {
-			enc.Reset()
-			for _, md := range chunk {
-				enc.AddMetadata(md.name, md.typ, md.help, md.unit)
-			}
-			body = snappy.Encode(body[:cap(body)], enc.Bytes())
-			req := &Request{Protocol: RW1, Body: body, Metadata: len(chunk)}
-			ok := s.send(ctx, req)
-			if req.BodyInUse {
-				body = nil // the Sender may still read it
-			}
-			if !ok {
-				break
-			}
+		s.body = snappy.Encode(s.body[:cap(s.body)], s.enc.Bytes())
+		req := &Request{Protocol: RW1, Body: s.body, Metadata: len(chunk)}
+		ok := s.send(ctx, req)
+		if req.BodyInUse {
+			s.body = nil // the Sender may still read it
+		}
+		if !ok {
+			return
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package queue_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"testing"
@@ -93,4 +94,28 @@ func TestRW1MetadataFollowsSeries(t *testing.T) {
 	got := families()
 	require.Contains(t, got, "kept")
 	require.NotContains(t, got, "gone_total", "no series of it is left")
+}
+
+// TestRW1MetadataSentOnFlush: a queue flushed before its first
+// send_interval (a replay) sends its metadata as it flushes, after the
+// samples.
+func TestRW1MetadataSentOnFlush(t *testing.T) {
+	r := testkit.NewReceiver(t)
+	m, _ := runManager(t, queue.Options{
+		Name: "test", URL: r.URL, Config: testQueueConfig(), Sender: newClient(t, r.URL),
+		Metadata: config.MetadataConfig{Send: true, SendInterval: model.Duration(time.Hour), MaxSamplesPerSend: 10},
+	})
+	m.StoreSeries([]record.RefSeries{{Ref: 1, Labels: labels.FromStrings("__name__", "up", "job", "x")}}, 0)
+	m.StoreMetadata([]record.RefMetadata{{Ref: 1, Type: record.Gauge, Help: "Up."}})
+	for m.AppendSamples([]record.RefSample{{Ref: 1, T: 1000, V: 1}}, record.Span{}) == 0 {
+		<-m.Ready()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, m.Flush(ctx))
+	require.Equal(t, 1, r.Accepted().Samples)
+	md := r.Metadata()
+	require.Len(t, md, 1)
+	require.Equal(t, prompb.MetricMetadata_GAUGE, md["up"].Type)
+	require.Equal(t, "Up.", md["up"].Help)
 }

@@ -103,28 +103,9 @@ func runFeatures(ctx context.Context, res *Result, r Receiver, in *instance, wal
 	res.Series, res.Samples = 2*featureSeries, 2*featureSeries*featureScrapes
 	from, to := base-shape.Interval, base+int64(featureScrapes+1)*shape.Interval
 	args := []string{"--config.file=" + cfg, "--wal.dir=" + walDir, "--storage.agent.path=" + filepath.Join(dir, "walship-data-features")}
-	var exit int
-	var err error
-	if r.Metadata {
-		// Over RW1 metadata goes in requests of its own, every
-		// send_interval; replay is done before the first: the sidecar runs
-		// until the samples and the metadata were read back.
-		rows := res.Samples
-		if r.VMRange { // a histogram is 5 rows: _count, _sum, 3 buckets
-			rows = featureSeries * featureScrapes * 6
-		}
-		conf += "    metadata_config: {send_interval: 1s}\n"
-		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-			return err
-		}
-		exit, err = runUntil(ctx, filepath.Join(dir, "walship-features.log"), walship, append([]string{"sidecar", "--wal.start=beginning"}, args...), func() bool {
-			got, err := r.read(ctx, in.base, from, to)
-			n, merr := readMetadata(ctx, in.base)
-			return err == nil && merr == nil && count(got) >= rows && n == len(featureMetadata)
-		})
-	} else {
-		exit, err = runWalship(ctx, filepath.Join(dir, "walship-features.log"), walship, append([]string{"replay"}, args...)...)
-	}
+	// Over RW1 metadata goes in requests of its own, every send_interval
+	// and as the queue is flushed: replay's end sends it.
+	exit, err := runWalship(ctx, filepath.Join(dir, "walship-features.log"), walship, append([]string{"replay"}, args...)...)
 	if err != nil {
 		return err
 	}
@@ -150,7 +131,7 @@ func runFeatures(ctx context.Context, res *Result, r Receiver, in *instance, wal
 		if err != nil {
 			return err
 		}
-		res.Note += fmt.Sprintf("; metadata of %d of %d metric families read back as written (/api/v1/metadata; shipped by walship sidecar, RW1 metadata_config.send_interval 1s)", n, len(featureMetadata))
+		res.Note += fmt.Sprintf("; metadata of %d of %d metric families read back as written (/api/v1/metadata)", n, len(featureMetadata))
 		if n != len(featureMetadata) {
 			res.Err = fmt.Sprintf("metadata of %d of %d metric families read back", n, len(featureMetadata))
 		}

@@ -36,7 +36,7 @@ func replayFixture(t *testing.T, name string, unlabelled [3]int, wantCode int) {
 	stdout, stderr, code := walship(t, "inspect", "--wal.dir", dir, "--json")
 	require.Equal(t, 0, code, stderr)
 	var want struct {
-		Samples, Histograms, Exemplars int
+		Samples, Histograms, Exemplars, Metadata int
 	}
 	require.NoError(t, json.Unmarshal([]byte(stdout), &want))
 	require.Positive(t, want.Samples)
@@ -54,6 +54,8 @@ func replayFixture(t *testing.T, name string, unlabelled [3]int, wantCode int) {
 	require.Equal(t, want.Samples-unlabelled[0], samples)
 	require.Equal(t, want.Histograms-unlabelled[1], histograms)
 	require.Equal(t, want.Exemplars-unlabelled[2], exemplars)
+	require.Positive(t, want.Metadata)
+	require.NotEmpty(t, recv.Metadata(), "the WAL's metadata, sent as replay flushes (RW1: before send_interval)")
 	require.Contains(t, p.stderr.String(), "replay: ")
 	require.Contains(t, p.stderr.String(), "bytes on the wire")
 	// Nothing is left behind in the working directory: replay keeps no positions.
