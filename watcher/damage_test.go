@@ -3,6 +3,7 @@ package watcher_test
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -261,4 +262,49 @@ func TestDamageInLiveSegmentPassedOver(t *testing.T) {
 	requireSameSamples(t, want, rec.received())
 	require.Equal(t, 1.0, testkit.Metric(t, reg, "walship_wal_watcher_corruptions_total"))
 	require.Equal(t, float64(d.resumed-d.err.Offset), testkit.Metric(t, reg, "walship_wal_watcher_skipped_bytes_total"))
+}
+
+// TestGarbageAppendedToLiveSegment: while the watcher tails the segment
+// being written, 2 MiB of random bytes are appended to it, page by page.
+// The watcher passes them over as they come, and when the next segment
+// appears it counts them and ships that segment's records.
+func TestGarbageAppendedToLiveSegment(t *testing.T) {
+	dir := t.TempDir()
+	lw := newLogWriter(t, dir, 20, 256*wal.PageSize)
+	for i := 0; i < 100; i++ {
+		lw.scrape()
+	}
+	lw.close() // segment 0 stays the newest: its last page padded
+	reg := prometheus.NewRegistry()
+	rec := newRecorder(0)
+	w, stop := run(t, rec, watcher.Options{Dir: dir, Name: "test", Metrics: watcher.NewMetrics(reg)})
+	testkit.Eventually(t, func() bool { return rec.count() == 2000 }, "the records arrive")
+
+	f, err := os.OpenFile(wal.SegmentPath(dir, 0), os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(7, 7))
+	page := make([]byte, wal.PageSize)
+	for p := 0; p < 64; p++ {
+		for i := range page {
+			page[i] = byte(rng.Uint32())
+		}
+		_, err := f.Write(page)
+		require.NoError(t, err)
+		w.Notify()
+	}
+	require.NoError(t, f.Close())
+	testkit.Eventually(t, func() bool {
+		return testkit.Metric(t, reg, "walship_wal_watcher_corruptions_total") == 1
+	}, "the garbage is found")
+
+	next := newLogWriter(t, dir, 20, 256*wal.PageSize) // segment 1
+	for i := 0; i < 100; i++ {
+		next.scrape()
+	}
+	next.close()
+	w.Notify()
+	testkit.Eventually(t, func() bool { return rec.count() == 4000 }, "the next segment's records arrive")
+	require.NoError(t, stop())
+	require.Equal(t, 1.0, testkit.Metric(t, reg, "walship_wal_watcher_corruptions_total"))
+	require.Equal(t, float64(64*wal.PageSize), testkit.Metric(t, reg, "walship_wal_watcher_skipped_bytes_total"))
 }
