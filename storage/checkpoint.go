@@ -11,9 +11,12 @@ import (
 )
 
 // Checkpoint batching: series per record, metadata entries per record (as
-// upstream), and the bytes of records handed to one Log call.
+// upstream), and the bytes of records handed to one Log call. A series
+// record of 100 series is about a page: damage to a checkpoint costs the
+// series of the records it reaches (readers resync at record starts), so
+// records are kept small.
 const (
-	checkpointSeriesBatch   = 5000
+	checkpointSeriesBatch   = 100
 	checkpointMetadataBatch = 1000
 	checkpointFlushBytes    = 1 << 20
 )

@@ -60,7 +60,8 @@ type DB struct {
 // tail of the newest segment is cut off with wal.Repair (the cut bytes are
 // kept in a .broken file) and writing goes on in a new segment; damage in
 // an older segment is passed over to the next intact record, never
-// deleted. A damaged checkpoint is an error.
+// deleted. Damage in the checkpoint is passed over the same way: the
+// series it held there are unknown until scraped again.
 func Open(dir string, opts Options) (*DB, error) {
 	o, err := opts.withDefaults()
 	if err != nil {

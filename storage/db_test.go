@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -283,4 +284,94 @@ func TestReopenSkipsDamageInOlderSegment(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, rep.Corruptions, 1, "the flipped byte, nothing else")
 	require.Equal(t, before.samples[len(before.samples)-1].T, rep.MaxTime, "samples after the damaged segment are still there")
+}
+
+// TestReopenPassesOverDamagedCheckpoint: the last segment of a checkpoint,
+// which holds the highest refs, damaged in its middle. Open does not fail:
+// the series of the damaged records are unknown (counted; the log's later
+// samples of them too), the others keep their refs, and a series scraped
+// again gets a ref no record of the log names already.
+func TestReopenPassesOverDamagedCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentSize: smallSegment, Compression: wal.None,
+		Acked: func() map[string]record.Position { return map[string]record.Position{"a": {Segment: math.MaxInt}} }}
+	db := openDB(t, dir, opts)
+	const n = 3000
+	app := db.Appender(context.Background())
+	for i := 0; i < n; i++ {
+		_, err := app.Append(0, series(i), 1, 1)
+		require.NoError(t, err)
+	}
+	require.NoError(t, app.Commit())
+	require.NoError(t, db.Truncate(0))
+	app = db.Appender(context.Background()) // samples of every series after the checkpoint
+	for i := 0; i < n; i++ {
+		_, err := app.Append(0, series(i), 2, 1)
+		require.NoError(t, err)
+	}
+	require.NoError(t, app.Commit())
+	require.NoError(t, db.Close())
+	cp, err := wal.LastCheckpoint(wal.OS, db.WALDir())
+	require.NoError(t, err)
+	cpSegs, err := wal.ListSegments(wal.OS, filepath.Join(db.WALDir(), cp.Name))
+	require.NoError(t, err)
+	// The last of its segments (a page each), holding the highest refs.
+	seg := wal.SegmentPath(filepath.Join(db.WALDir(), cp.Name), cpSegs[len(cpSegs)-1].Index)
+	data, err := os.ReadFile(seg)
+	require.NoError(t, err)
+	clear(data[len(data)/2 : len(data)/2+100])
+	require.NoError(t, os.WriteFile(seg, data, 0o644))
+
+	reg := prometheus.NewRegistry()
+	opts.Registerer = reg
+	db = openDB(t, dir, opts)
+	require.Equal(t, 1.0, testutil.ToFloat64(db.metrics.corruptions))
+	known := testutil.ToFloat64(db.metrics.activeSeries)
+	require.Less(t, known, float64(n), "the damaged records' series are unknown")
+	require.Greater(t, known, float64(n)/2, "the series after the damage are known")
+	app = db.Appender(context.Background())
+	for i := 0; i < n; i++ {
+		_, err := app.Append(0, series(i), 3, 1)
+		require.NoError(t, err)
+	}
+	require.NoError(t, app.Commit())
+	require.NoError(t, db.Close())
+
+	// Every ref the log's series records name stands for one label set.
+	labelsOf := map[record.Ref]string{}
+	r, err := wal.OpenReader(wal.OS, filepath.Join(db.WALDir(), cp.Name))
+	require.NoError(t, err)
+	var dec record.Decoder
+	collect := func(r *wal.Reader) {
+		for {
+			for r.Next() {
+				if dec.TypeOf(r.Record()) == record.Series {
+					ss, err := dec.Series(r.Record(), nil)
+					require.NoError(t, err)
+					for _, s := range ss {
+						if l, ok := labelsOf[s.Ref]; ok {
+							require.Equal(t, l, s.Labels.String(), "ref %d names two series", s.Ref)
+						}
+						labelsOf[s.Ref] = s.Labels.String()
+					}
+				}
+			}
+			if r.Err() == nil || !r.Resync() {
+				break
+			}
+		}
+		require.NoError(t, r.Close())
+	}
+	collect(r)
+	r, err = wal.OpenReader(wal.OS, db.WALDir())
+	require.NoError(t, err)
+	collect(r)
+	fresh := 0
+	for ref := range labelsOf {
+		if ref > n { // the first open handed out refs 1..n
+			fresh++
+		}
+	}
+	require.Equal(t, n, len(labelsOf), "each series under one ref")
+	require.Equal(t, n-int(known), fresh, "the lost series came back under refs of their own")
 }

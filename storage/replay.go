@@ -32,8 +32,8 @@ type replayer struct {
 }
 
 // replay reads the newest checkpoint and every segment after it up to the
-// one the writer just started. Damage in the checkpoint is an error; for
-// damage in segments see replaySegments.
+// one the writer just started. For damage see replayCheckpoint and
+// replaySegments.
 func (db *DB) replay() error {
 	start := time.Now()
 	r := &replayer{db: db, dups: map[record.Ref]record.Ref{}}
@@ -45,13 +45,10 @@ func (db *DB) replay() error {
 		if err != nil {
 			return fmt.Errorf("open checkpoint %s: %w", cp.Name, err)
 		}
-		err = r.read(cr, func(*wal.Reader) int { return cp.Index })
+		err = db.replayCheckpoint(r, cr, cp)
 		cr.Close()
 		if err != nil {
-			if wal.IsCorruption(err) {
-				db.metrics.corruptions.Inc()
-			}
-			return fmt.Errorf("replay checkpoint %s: %w", cp.Name, err)
+			return err
 		}
 		from = cp.Index + 1
 	case errors.Is(err, wal.ErrNoCheckpoint):
@@ -74,6 +71,26 @@ func (db *DB) replay() error {
 	db.metrics.replayDuration.Set(time.Since(start).Seconds())
 	db.metrics.deletedSeries.Set(float64(len(db.deleted)))
 	return nil
+}
+
+// replayCheckpoint reads the checkpoint cp with cr. Damage is passed over
+// to the next intact record (a record that does not decode, to the one
+// after it), counted and logged: the series it held are unknown until
+// they are scraped again, with new refs (see resolve), and their samples
+// in the segments are not shipped. Only an I/O error is an error.
+func (db *DB) replayCheckpoint(r *replayer, cr *wal.Reader, cp wal.CheckpointRef) error {
+	for {
+		err := r.read(cr, func(*wal.Reader) int { return cp.Index })
+		if err == nil {
+			return nil
+		}
+		if !wal.IsCorruption(err) {
+			return fmt.Errorf("replay checkpoint %s: %w", cp.Name, err)
+		}
+		db.metrics.corruptions.Inc()
+		db.logger.Error("Damaged checkpoint found on replay: reading on after the damage; the series it held there are unknown until scraped again", "checkpoint", cp.Name, "err", err)
+		cr.Resync() // false after a record that does not decode: Next goes on after it
+	}
 }
 
 // replaySegments reads segs. Damage is passed over to the next intact
@@ -203,6 +220,9 @@ func (r *replayer) resolve(ref record.Ref, seg int) *memSeries {
 	s := r.db.series.byRef(ref)
 	if s == nil {
 		r.unknownRef++
+		// Its series record is gone (damage): a series created later must
+		// not take its ref, which the log's records still name.
+		r.db.series.raiseNextRef(ref)
 	}
 	return s
 }
