@@ -94,7 +94,7 @@ func (db *DB) replayCheckpoint(r *replayer, cr *wal.Reader, cp wal.CheckpointRef
 }
 
 // replaySegments reads segs. Damage is passed over to the next intact
-// record (a record that does not decode, to the next segment), counted
+// record (a record that does not decode, to the record after it), counted
 // and logged, and reading goes on: nothing later is deleted, so
 // the endpoints' saved positions stay valid. Only damage in the newest
 // segment (the torn tail a crash leaves) is repaired: cut off, kept in a
@@ -121,9 +121,7 @@ func (db *DB) replaySegments(r *replayer, segs []wal.SegmentRef) error {
 			return nil
 		}
 		db.logger.Error("Damaged WAL segment found on replay: reading on after the damage", "err", err)
-		if !sr.Resync() && !sr.SkipSegment() {
-			return nil
-		}
+		sr.Resync() // false after a record that does not decode: Next goes on after it
 	}
 }
 
