@@ -662,15 +662,22 @@ func cxRequireCorruption(t *testing.T, err error, d cxDamage, dir string) {
 	require.True(t, wal.IsCorruption(err))
 }
 
-func cxCheckReader(t *testing.T, l *cxLog, d cxDamage) {
+// cxReadToDamage reads l with a Reader until Next stops: every record
+// before the damage must come back. The Reader is closed with the test.
+func cxReadToDamage(t *testing.T, l *cxLog, d cxDamage) *wal.Reader {
 	r, err := wal.OpenReader(wal.OS, l.dir)
 	require.NoError(t, err)
-	defer r.Close()
+	t.Cleanup(func() { r.Close() })
 	var got [][]byte
 	for r.Next() {
 		got = append(got, bytes.Clone(r.Record()))
 	}
 	cxRequireRecords(t, l.recs[:d.good], got, "before the damage")
+	return r
+}
+
+func cxCheckReader(t *testing.T, l *cxLog, d cxDamage) {
+	r := cxReadToDamage(t, l, d)
 	if d.sentinel == nil {
 		require.NoError(t, r.Err())
 		return
@@ -684,7 +691,7 @@ func cxCheckReader(t *testing.T, l *cxLog, d cxDamage) {
 		return
 	}
 	require.True(t, r.SkipSegment())
-	got = got[:0]
+	var got [][]byte
 	for r.Next() {
 		got = append(got, bytes.Clone(r.Record()))
 	}
@@ -721,18 +728,11 @@ func (l *cxLog) resumesAt(d cxDamage) int {
 // record from resumesAt on comes back, and no record that is not one of
 // the log's.
 func cxCheckReaderResync(t *testing.T, l *cxLog, d cxDamage) {
-	r, err := wal.OpenReader(wal.OS, l.dir)
-	require.NoError(t, err)
-	defer r.Close()
-	var got [][]byte
-	for r.Next() {
-		got = append(got, bytes.Clone(r.Record()))
-	}
-	cxRequireRecords(t, l.recs[:d.good], got, "before the damage")
+	r := cxReadToDamage(t, l, d)
 	cxRequireCorruption(t, r.Err(), d, l.dir)
 	require.True(t, r.Resync())
 	k := l.resumesAt(d)
-	got = got[:0]
+	var got [][]byte
 	for r.Next() {
 		if len(got) == 0 {
 			require.Equal(t, l.spans[k].start, r.RecordStart().Offset, "where reading went on")
