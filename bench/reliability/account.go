@@ -69,7 +69,9 @@ func account(dir string, rec *Recorder, cut, back time.Time, damaged []damage) (
 	}
 	restore := map[int][]damage{}
 	for _, d := range damaged {
-		restore[d.segment] = append(restore[d.segment], d)
+		if d.checkpoint == "" { // a checkpoint is read only for its series, from the shadow's segments
+			restore[d.segment] = append(restore[d.segment], d)
+		}
 	}
 	cutMs, backMs := cut.UnixMilli(), back.UnixMilli()
 	torn, err := readSegments(dir, &dec, seriesID, func(seg int, start int64, s record.RefSample) {

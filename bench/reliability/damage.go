@@ -18,12 +18,14 @@ import (
 // the server closed them, one while the server was writing it, and what
 // the sidecar logged of it.
 
-// damage is one damaged place.
+// damage is one damaged place: in a WAL segment, or in a segment of the
+// checkpoint named checkpoint.
 type damage struct {
-	segment  int
-	offset   int64
-	original []byte // the bytes the damage replaced: the accounting puts them back
-	what     string
+	checkpoint string
+	segment    int
+	offset     int64
+	original   []byte // the bytes the damage replaced: the accounting puts them back
+	what       string
 }
 
 // end is the offset after the damaged bytes.
@@ -81,7 +83,7 @@ func (r *run) corrupt(ctx context.Context, end time.Time) error {
 		} else if err := r.waitSegment(ctx, seg+1, end); err != nil { // seg is closed
 			return err
 		}
-		if err := r.damage(seg, d.what, d.where, d.fill); err != nil {
+		if err := r.damage("", seg, d.what, d.where, d.fill); err != nil {
 			return err
 		}
 	}
@@ -103,10 +105,26 @@ func (r *run) writtenPage(ctx context.Context, from int) (int, error) {
 	}
 }
 
-// damage overwrites the bytes of segment seg that where names with fill,
-// keeping the original ones.
-func (r *run) damage(seg int, what string, where func(int64) (int64, int), fill func([]byte, *rand.Rand)) error {
-	f, err := os.OpenFile(filepath.Join(r.walDir, fmt.Sprintf("%08d", seg)), os.O_RDWR, 0)
+// damageCheckpoint zeroes a page in the middle of the first segment of
+// the sender's newest checkpoint (its middle 64 bytes if it is smaller).
+func (r *run) damageCheckpoint() error {
+	_, cp := segmentRange(r.walDir)
+	if cp < 0 {
+		return fmt.Errorf("%s has no checkpoint", r.s.Name)
+	}
+	name := fmt.Sprintf("checkpoint.%08d", cp)
+	return r.damage(name, 0, "a 32 KiB page of the newest checkpoint zeroed", func(size int64) (int64, int) {
+		if size < 2*walPage {
+			return size / 2, 64
+		}
+		return size / 2 / walPage * walPage, walPage
+	}, func(b []byte, _ *rand.Rand) { clear(b) })
+}
+
+// damage overwrites the bytes of segment seg (of checkpoint, when it is
+// not "") that where names with fill, keeping the original ones.
+func (r *run) damage(checkpoint string, seg int, what string, where func(int64) (int64, int), fill func([]byte, *rand.Rand)) error {
+	f, err := os.OpenFile(filepath.Join(r.walDir, checkpoint, fmt.Sprintf("%08d", seg)), os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
@@ -120,7 +138,7 @@ func (r *run) damage(seg int, what string, where func(int64) (int64, int), fill 
 	if _, err := f.ReadAt(b, off); err != nil {
 		return fmt.Errorf("damage segment %d: %w", seg, err)
 	}
-	d := damage{segment: seg, offset: off, original: bytes.Clone(b), what: what}
+	d := damage{checkpoint: checkpoint, segment: seg, offset: off, original: bytes.Clone(b), what: what}
 	fill(b, r.rng)
 	if _, err := f.WriteAt(b, off); err != nil {
 		return fmt.Errorf("damage segment %d: %w", seg, err)
@@ -132,10 +150,14 @@ func (r *run) damage(seg int, what string, where func(int64) (int64, int), fill 
 // damageLine is walship's log line for a damaged segment.
 var damageLine = regexp.MustCompile(`msg="WAL segment is damaged: reading on at the next intact record".* segment=(\d+) offset=(\d+)`)
 
+// checkpointDamageLine is walship's log line for a damaged checkpoint of
+// its agent's storage, read when it opens.
+var checkpointDamageLine = regexp.MustCompile(`msg="Damaged checkpoint found on replay: [^"]*".* checkpoint=(checkpoint\.\d+)`)
+
 // damageLogged returns, for each damaged place, how walship's logs name
 // it ("segment N at offset O"), or "" where they do not.
 func (r *run) damageLogged() ([]string, error) {
-	logged := map[int]string{}
+	logged, checkpoints := map[int]string{}, map[string]string{}
 	for i := range r.runs {
 		data, err := os.ReadFile(filepath.Join(r.dir, fmt.Sprintf("run-%02d.log", i)))
 		if err != nil {
@@ -145,9 +167,18 @@ func (r *run) damageLogged() ([]string, error) {
 			seg, _ := strconv.Atoi(m[1])
 			logged[seg] = fmt.Sprintf("segment %s at offset %s", m[1], m[2])
 		}
+		for _, m := range checkpointDamageLine.FindAllStringSubmatch(string(data), -1) {
+			checkpoints[m[1]] = m[0]
+		}
 	}
 	out := make([]string, len(r.damaged))
 	for i, d := range r.damaged {
+		if d.checkpoint != "" {
+			if line := checkpoints[d.checkpoint]; line != "" {
+				out[i] = d.checkpoint + " on replay"
+			}
+			continue
+		}
 		out[i] = logged[d.segment]
 	}
 	return out, nil
@@ -177,6 +208,9 @@ func (r *run) reportDamage(res *Result) error {
 	}
 	for i, d := range r.damaged {
 		line := fmt.Sprintf("segment %d at offset %d, %s", d.segment, d.offset, d.what)
+		if d.checkpoint != "" {
+			line = fmt.Sprintf("%s, segment %d at offset %d, %s", d.checkpoint, d.segment, d.offset, d.what)
+		}
 		switch {
 		case !r.s.Walship:
 		case logged[i] == "":

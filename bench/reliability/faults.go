@@ -80,6 +80,29 @@ func (r *run) inject(ctx context.Context, scenario string, res *Result) (back ti
 		}
 		r.rec.SetMode(Healthy)
 		back = time.Now()
+	case "corrupt-checkpoint":
+		res.Injected = fmt.Sprintf("503 for %s; in it a SIGKILL, a page of the newest checkpoint zeroed, a restart (%s)", r.o.Outage, strings.Join(r.s.truncating, " "))
+		if err := r.waitFinishedCheckpoint(ctx); err != nil {
+			return back, err
+		}
+		r.rec.SetMode(Down)
+		end := time.Now().Add(r.o.Outage)
+		if err := sleep(ctx, time.Until(end)/2); err != nil { // unsent samples pile up
+			return back, err
+		}
+		r.proc.Kill()
+		r.exited()
+		if err := r.damageCheckpoint(); err != nil {
+			return back, err
+		}
+		if err := r.start(); err != nil {
+			return back, err
+		}
+		if err := sleep(ctx, time.Until(end)); err != nil {
+			return back, err
+		}
+		r.rec.SetMode(Healthy)
+		back = time.Now()
 	case "flap":
 		res.Injected = fmt.Sprintf("faults on about half the requests for %s", r.o.Flap)
 		r.rec.SetMode(Flapping)

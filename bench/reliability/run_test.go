@@ -39,7 +39,7 @@ func TestShortForm(t *testing.T) {
 	t.Logf("seed %d", o.Seed)
 	runs := []struct{ scenario, sender string }{
 		{"kill", "sidecar"}, {"outage-kill", "sidecar"}, {"flap", "sidecar"}, {"kill", "agent"}, {"kill-truncate", "agent"}, {"kill-checkpoint", "agent"}, {"kill-delete", "agent"}, {"reload", "agent"},
-		{"outage-truncate", "sidecar"}, {"corrupt", "sidecar"},
+		{"outage-truncate", "sidecar"}, {"corrupt", "sidecar"}, {"corrupt-checkpoint", "agent"},
 	}
 	for _, c := range runs {
 		t.Run(c.scenario+"/"+c.sender, func(t *testing.T) {
@@ -69,6 +69,15 @@ func TestShortForm(t *testing.T) {
 				// Segments deleted unread are lost, but never silently.
 				if res.Written == 0 || res.Unknown != 0 || res.Delivered+res.Lost != res.Written || (res.Lost > 0 && res.Reported == 0) {
 					t.Fatalf("%d written, %d delivered, %d lost (%d reported), %d accepted that the WAL does not hold", res.Written, res.Delivered, res.Lost, res.Reported, res.Unknown)
+				}
+				return
+			}
+			if c.scenario == "corrupt-checkpoint" {
+				// The agent opens its damaged checkpoint; what is lost is
+				// the unsent samples of the series whose records the damage
+				// reached, reported as dropped; nothing else.
+				if len(res.Damaged) != 1 || res.DamageUnlogged > 0 || res.Lost > res.Reported || res.Unknown != 0 || res.Runs != 2 || res.Delivered+res.Lost != res.Written {
+					t.Fatalf("%d written, %d delivered, %d lost (%d reported), %d unknown, %d processes; damaged: %q", res.Written, res.Delivered, res.Lost, res.Reported, res.Unknown, res.Runs, res.Damaged)
 				}
 				return
 			}

@@ -42,7 +42,7 @@ type Options struct {
 }
 
 // Scenarios are the faults by name, in the order the table shows them.
-var Scenarios = []string{"kill", "kill-truncate", "kill-checkpoint", "kill-delete", "outage", "outage-kill", "outage-budget", "outage-truncate", "corrupt", "flap", "reload"}
+var Scenarios = []string{"kill", "kill-truncate", "kill-checkpoint", "kill-delete", "outage", "outage-kill", "outage-budget", "outage-truncate", "corrupt", "corrupt-checkpoint", "flap", "reload"}
 
 // Applies says whether scenario can run with s: reloads need a sender
 // that reloads on SIGHUP (upstream-sender does not), a disk budget
@@ -52,7 +52,7 @@ func Applies(scenario string, s Sender) bool {
 	switch scenario {
 	case "reload":
 		return s.Reloads
-	case "outage-budget":
+	case "outage-budget", "corrupt-checkpoint":
 		return s.Walship && s.Agent
 	case "outage-truncate", "corrupt":
 		return !s.Agent
@@ -229,7 +229,7 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 		return fmt.Errorf("accounting: %w", err)
 	}
 	res.Accounting = acc
-	if len(r.damaged) > 0 && s.Walship && res.DamageUnlogged == 0 {
+	if scenario == "corrupt" && s.Walship && res.DamageUnlogged == 0 {
 		res.Reported = acc.LostDamaged // logged with segment and offset
 	}
 	res.Runs, res.PeakRSS = r.runs, r.peakRSS
@@ -241,7 +241,8 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 // reportedMetric is, by scenario, the counter in which walship reports
 // the samples it lost on purpose or by the server's doing.
 var reportedMetric = map[string]string{
-	"outage-budget":   "walship_storage_unsent_samples_deleted_total",
+	"outage-budget":      "walship_storage_unsent_samples_deleted_total",
+	"corrupt-checkpoint": "prometheus_remote_storage_samples_dropped_total", // their series record was in the damage
 	"outage-truncate": "walship_wal_watcher_gap_samples_estimated_total",
 }
 
@@ -278,7 +279,7 @@ func (r *run) flags(scenario string) []string {
 	switch scenario {
 	case "outage-budget":
 		return []string{"--storage.agent.wal-segment-size=" + budgetSegment, "--storage.agent.retention.size=" + r.o.Budget}
-	case "kill-truncate", "kill-checkpoint", "kill-delete":
+	case "kill-truncate", "kill-checkpoint", "kill-delete", "corrupt-checkpoint":
 		return r.s.truncating
 	}
 	return nil

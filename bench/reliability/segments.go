@@ -31,6 +31,22 @@ func (r *run) waitCheckpoint(ctx context.Context) error {
 	}
 }
 
+// waitFinishedCheckpoint waits until the sender finished a checkpoint.
+func (r *run) waitFinishedCheckpoint(ctx context.Context) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, cp := segmentRange(r.walDir); cp >= 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s finished no checkpoint within a minute", r.s.Name)
+		}
+		if err := sleep(ctx, 10*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
 // waitDeletion waits until the sender deleted a WAL segment (the lowest
 // segment number rose), polling every millisecond.
 func (r *run) waitDeletion(ctx context.Context) error {
