@@ -243,7 +243,7 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 var reportedMetric = map[string]string{
 	"outage-budget":      "walship_storage_unsent_samples_deleted_total",
 	"corrupt-checkpoint": "prometheus_remote_storage_samples_dropped_total", // their series record was in the damage
-	"outage-truncate": "walship_wal_watcher_gap_samples_estimated_total",
+	"outage-truncate":    "walship_wal_watcher_gap_samples_estimated_total",
 }
 
 // openLoad starts the load (targets for agents, a TSDB for sidecars) and
