@@ -3,6 +3,7 @@ package watcher
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/walship/walship/wal"
 	"github.com/walship/walship/wal/record"
@@ -15,10 +16,31 @@ import (
 // the segment.
 
 // damage is a damaged place of the segment being read that the reader is
-// passing over.
+// passing over, and where the segment was last read again (reread).
 type damage struct {
-	open bool
-	at   int64 // the end of the last good record before it
+	open     bool
+	at       int64 // the end of the last good record before it
+	rereadAt int64 // -1 for nowhere yet
+}
+
+// reread has the reader read segment seg (open as f) again from the end
+// of the last good record, once per place, after it met damage there, and
+// reports whether it did. A writer whose write failed takes back what it
+// wrote (wal.Writer.Log's rollback: the file is cut back) and writes
+// other records in its place: a reader that read the first bytes, and
+// reads on past them, sees damage that is not in the file. Damage met
+// again at the same place is damage.
+func (w *Watcher) reread(lr *wal.LiveReader, f wal.File, seg int, cause error) bool {
+	var ce *wal.CorruptionError
+	if !errors.As(cause, &ce) || ce.Offset == w.damage.rereadAt || w.damage.open {
+		return false
+	}
+	if _, err := f.Seek(ce.Offset, io.SeekStart); err != nil {
+		return false
+	}
+	w.damage.rereadAt = ce.Offset
+	lr.Reset(f, seg, ce.Offset)
+	return true
 }
 
 // passDamage reports damage in segment seg and has the reader go on at

@@ -308,3 +308,39 @@ func TestGarbageAppendedToLiveSegment(t *testing.T) {
 	require.Equal(t, 1.0, testkit.Metric(t, reg, "walship_wal_watcher_corruptions_total"))
 	require.Equal(t, float64(64*wal.PageSize), testkit.Metric(t, reg, "walship_wal_watcher_skipped_bytes_total"))
 }
+
+// TestRewrittenTailIsNotDamage: the watcher has read the first bytes of a
+// write that then failed, and the writer writes other records over them
+// (as wal.Writer.Log's rollback does after ENOSPC). Reading them again
+// from the last good record finds no damage, and every record arrives.
+func TestRewrittenTailIsNotDamage(t *testing.T) {
+	dir := t.TempDir()
+	lw := newLogWriter(t, dir, 20, 64*wal.PageSize)
+	for i := 0; i < 50; i++ {
+		lw.scrape()
+	}
+	// The start of a fragment that was never finished: a header that
+	// claims 3,000 bytes, and 500 of them.
+	f, err := os.OpenFile(wal.SegmentPath(dir, 0), os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	partial := append([]byte{1, 0x0b, 0xb8, 1, 2, 3, 4}, bytes.Repeat([]byte{0xaa}, 500)...)
+	_, err = f.Write(partial)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	reg := prometheus.NewRegistry()
+	rec := newRecorder(0)
+	w, stop := run(t, rec, watcher.Options{Dir: dir, Name: "test", Metrics: watcher.NewMetrics(reg)})
+	// Having read everything before it, the reader holds the partial
+	// fragment and waits for the rest.
+	testkit.Eventually(t, func() bool { return rec.count() == 50*20 }, "the first records arrive")
+	for i := 0; i < 50; i++ { // written over the partial fragment, from the writer's own offset
+		lw.scrape()
+	}
+	lw.close()
+	w.Notify()
+	testkit.Eventually(t, func() bool { return rec.count() == 100*20 }, "the records written over it arrive")
+	require.NoError(t, stop())
+	requireEverySampleOnce(t, rec.received(), 20, 0, 100)
+	require.Zero(t, testkit.Metric(t, reg, "walship_wal_watcher_corruptions_total"))
+}

@@ -104,7 +104,7 @@ func (w *Watcher) skipMissing(ctx context.Context, seg int) (int, error) {
 // later segment and everything written to this one was read.
 func (w *Watcher) tail(ctx context.Context, lr *wal.LiveReader, f wal.File, seg int) error {
 	w.segmentSamples = 0
-	w.damage = damage{}
+	w.damage = damage{rereadAt: -1}
 	for {
 		if err := w.readAvailable(ctx, lr, seg); err != nil {
 			return err
@@ -113,6 +113,9 @@ func (w *Watcher) tail(ctx context.Context, lr *wal.LiveReader, f wal.File, seg 
 			return ErrReachedEnd
 		}
 		if err := lr.Err(); err != io.EOF {
+			if w.reread(lr, f, seg, err) {
+				continue
+			}
 			if err := w.passDamage(lr, seg, err); err != nil {
 				return err
 			}
@@ -130,8 +133,10 @@ func (w *Watcher) tail(ctx context.Context, lr *wal.LiveReader, f wal.File, seg 
 				return err
 			}
 			if err := lr.Err(); err != io.EOF {
-				if err := w.passDamage(lr, seg, err); err != nil {
-					return err
+				if !w.reread(lr, f, seg, err) {
+					if err := w.passDamage(lr, seg, err); err != nil {
+						return err
+					}
 				}
 				continue
 			}

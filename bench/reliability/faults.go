@@ -103,6 +103,12 @@ func (r *run) inject(ctx context.Context, scenario string, res *Result) (back ti
 		}
 		r.rec.SetMode(Healthy)
 		back = time.Now()
+	case "disk-full":
+		res.Injected = fmt.Sprintf("its data directory (a %d MiB tmpfs) filled to the last byte for %s, then freed", diskSize>>20, r.o.Outage)
+		var err error
+		if back, err = r.diskFull(ctx, r.o.Outage); err != nil {
+			return back, err
+		}
 	case "flap":
 		res.Injected = fmt.Sprintf("faults on about half the requests for %s", r.o.Flap)
 		r.rec.SetMode(Flapping)

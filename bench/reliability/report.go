@@ -45,6 +45,9 @@ func WriteMarkdown(w io.Writer, rs []Result) {
 		for _, d := range r.Damaged {
 			notes = append(notes, fmt.Sprintf("%s, %s: damaged %s", r.Scenario, r.Sender, d))
 		}
+		if r.CommitsFailed > 0 {
+			notes = append(notes, fmt.Sprintf("%s, %s: %d commits failed while the disk was full (their scrapes are not in the WAL)", r.Scenario, r.Sender, r.CommitsFailed))
+		}
 		if len(r.Damaged) > 0 {
 			notes = append(notes, fmt.Sprintf("%s, %s: lost in the damaged segments %d, of them in records a page or more after the damage %d", r.Scenario, r.Sender, r.LostDamaged, r.LostAfterDamage))
 		}

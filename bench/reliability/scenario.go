@@ -42,7 +42,7 @@ type Options struct {
 }
 
 // Scenarios are the faults by name, in the order the table shows them.
-var Scenarios = []string{"kill", "kill-truncate", "kill-checkpoint", "kill-delete", "outage", "outage-kill", "outage-budget", "outage-truncate", "corrupt", "corrupt-checkpoint", "flap", "reload"}
+var Scenarios = []string{"kill", "kill-truncate", "kill-checkpoint", "kill-delete", "outage", "outage-kill", "outage-budget", "outage-truncate", "corrupt", "corrupt-checkpoint", "disk-full", "flap", "reload"}
 
 // Applies says whether scenario can run with s: reloads need a sender
 // that reloads on SIGHUP (upstream-sender does not), a disk budget
@@ -56,7 +56,7 @@ func Applies(scenario string, s Sender) bool {
 		return s.Walship && s.Agent
 	case "outage-truncate", "corrupt":
 		return !s.Agent
-	case "kill-truncate", "kill-checkpoint", "kill-delete":
+	case "kill-truncate", "kill-checkpoint", "kill-delete", "disk-full":
 		return s.Agent
 	}
 	return true
@@ -93,12 +93,15 @@ type Result struct {
 	RSSByMinute []int64 `json:"rss_mib_by_minute,omitempty"`
 	// Damaged are the places corrupt damaged, each with how walship's log
 	// named it; DamageUnlogged counts those a walship sender did not log.
-	Damaged        []string       `json:"damaged,omitempty"`
-	DamageUnlogged int            `json:"damage_unlogged,omitempty"`
-	Requests       int            `json:"requests"`
-	Faults         map[string]int `json:"faults,omitempty"` // answers other than 204, by kind
-	Seconds        float64        `json:"seconds"`
-	Err            string         `json:"error,omitempty"`
+	Damaged        []string `json:"damaged,omitempty"`
+	DamageUnlogged int      `json:"damage_unlogged,omitempty"`
+	// CommitsFailed counts the commits walship's agent could not write
+	// (disk-full: walship_storage_commits_failed_total).
+	CommitsFailed int            `json:"commits_failed,omitempty"`
+	Requests      int            `json:"requests"`
+	Faults        map[string]int `json:"faults,omitempty"` // answers other than 204, by kind
+	Seconds       float64        `json:"seconds"`
+	Err           string         `json:"error,omitempty"`
 }
 
 // run is a scenario in progress.
@@ -161,6 +164,11 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 		return err
 	}
 	r.walDir = s.wal(tsdbDir, dataDir)
+	if scenario == "disk-full" {
+		if err := r.mountDisk(dataDir); err != nil {
+			return err
+		}
+	}
 	flags := r.flags(scenario)
 	r.argv = append(s.argv(o.Binaries, config, tsdbDir, dataDir), flags...)
 	walDir := r.walDir
@@ -206,6 +214,15 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 		return err
 	}
 	r.waitQuiet(ctx, cut)
+	if scenario == "disk-full" && s.Walship {
+		addr, err := listenAddress(r.log())
+		if err != nil {
+			return err
+		}
+		if res.CommitsFailed, err = reported(addr, "walship_storage_commits_failed_total"); err != nil {
+			return err
+		}
+	}
 	if metric := reportedMetric[scenario]; metric != "" && s.Walship {
 		addr, err := listenAddress(r.log())
 		if err != nil {
