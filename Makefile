@@ -120,7 +120,8 @@ e2e-receivers-thanos: build bench-build
 # The fault matrix (bench/reliability): SIGKILLs (also while the agents
 # truncate, inside checkpoints and at segment deletions), an outage (with
 # a kill inside, with the agent's disk budget, with the server truncating
-# under a sidecar), a flapping endpoint, reloads, under 10k series
+# under a sidecar), a flapping endpoint, reloads, damaged segments and
+# checkpoints, a full disk (a tmpfs: needs root), under 10k series
 # a second, for walship's sidecar and agent beside upstream's sender and
 # prometheus --agent; every sample the WAL holds is accounted for. Its
 # short form runs in make test (bench-ci).
