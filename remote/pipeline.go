@@ -189,6 +189,7 @@ func (p *pipeline) attempt(ctx context.Context, q *queue.Manager) error {
 		StopAtEnd:      opts.StopAtEnd,
 		StopAt:         p.stopAt,
 		Backfill:       opts.StopAtEnd,
+		Committed:      opts.Committed,
 	})
 	if err != nil {
 		return err

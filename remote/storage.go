@@ -51,6 +51,10 @@ type Options struct {
 	// then also backfill (watcher.Options.Backfill): the newest checkpoint's
 	// samples are shipped, and series recorded late in the log are known.
 	StopAtEnd bool
+	// Committed, when set, says how far the WAL's writer committed: the
+	// watchers read no further (watcher.Options.Committed). walship's agent
+	// passes its storage's (storage.DB.Committed).
+	Committed func() record.Position
 	// GroupLag is how long the members of a group (entries whose requests
 	// are the same bytes, shipped by one pipeline) wait for a late member
 	// before it leaves the group; DefaultGroupLag when zero.

@@ -71,6 +71,7 @@ func (a *appender) Commit() error {
 		return fmt.Errorf("commit %d records to wal: %w", len(a.recs), err)
 	}
 	after := db.w.Position()
+	db.commit()
 	db.size.add(written(before, after, db.opts.SegmentSize))
 	a.keepGoneSeries(after.Segment)
 	trigger := db.size.overBudget(db.opts.MaxWALBytes, after.Segment)
@@ -102,6 +103,7 @@ func (db *DB) recoverWriter() error {
 		return fmt.Errorf("start a new wal segment after a failed write: %w", err)
 	}
 	if recovered {
+		db.commit()
 		db.series.forEach(func(s *memSeries) { s.logged = false })
 		db.metrics.writerRecoveries.Inc()
 		db.logger.Warn("WAL writer went on in a new segment after a failure it could not undo; series records are logged again", "segment", db.w.Segment())

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/common/model"
 	promstorage "github.com/prometheus/prometheus/storage"
@@ -47,6 +48,10 @@ type DB struct {
 
 	// truncMu serialises truncations (and Close against them).
 	truncMu sync.Mutex
+
+	// committed is where the last record the writer logged without error
+	// ends (Committed).
+	committed atomic.Pointer[record.Position]
 
 	budgetC chan struct{} // a commit found the log over its budget
 	closeC  chan struct{} // closed by Close
@@ -101,7 +106,22 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	db.size.reset(size, db.w.Segment())
 	db.metrics.walBytes.Set(float64(size))
+	db.commit()
 	return db, nil
+}
+
+// Committed returns where the last record logged without error ends. A
+// reader of the segment being written (a watcher, remote.Options.Committed)
+// reads no further: the bytes of a write that failed are cut back and
+// written over, and a reader that read them would take what follows for
+// damage, or ship records whose commit failed.
+func (db *DB) Committed() record.Position { return *db.committed.Load() }
+
+// commit publishes the writer's position as committed. Called with db.mu
+// held (or before the DB is shared).
+func (db *DB) commit() {
+	p := db.w.Position()
+	db.committed.Store(&p)
 }
 
 // Appender returns an appender; ctx is not used. Each appender must be

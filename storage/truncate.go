@@ -106,6 +106,7 @@ func (db *DB) truncate(mint int64, full bool) error {
 			db.mu.Unlock()
 			return fmt.Errorf("start next segment: %w", err)
 		}
+		db.commit() // the finished segment is whole
 	}
 	active := db.w.Segment()
 	db.mu.Unlock()

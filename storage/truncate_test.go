@@ -216,6 +216,8 @@ func TestCommitENOSPC(t *testing.T) {
 	fill(t, db, 3, 1)
 
 	ffs.Add(faultfs.Rule{Op: faultfs.OpWrite, Partial: 10})
+	committed := db.Committed()
+	require.Equal(t, db.w.Position(), committed)
 	app := db.Appender(context.Background())
 	for i := 0; i < 30; i++ { // 10 new series
 		_, err := app.Append(0, series(i), 100, 1)
@@ -223,9 +225,12 @@ func TestCommitENOSPC(t *testing.T) {
 	}
 	err := app.Commit()
 	require.ErrorIs(t, err, syscall.ENOSPC)
+	require.Equal(t, committed, db.Committed(), "a failed commit commits nothing")
 	ffs.Clear()
 
 	fill(t, db, 1, 200)
+	require.True(t, committed.Less(db.Committed()))
+	require.Equal(t, db.w.Position(), db.Committed())
 	require.NoError(t, db.Close())
 	c := readLog(t, wal.OS, db.WALDir())
 	require.Len(t, c.samples, 4*20, "the failed commit left nothing behind")

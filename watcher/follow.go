@@ -38,6 +38,7 @@ func (w *Watcher) follow(ctx context.Context, start record.Position) error {
 		}
 		// Every segment is read from its start, the start segment too:
 		// records before the start position still give their series.
+		f = w.committedOnly(f, seg)
 		if lr == nil {
 			lr = wal.NewLiveReader(f, seg, 0)
 		} else {
@@ -186,6 +187,10 @@ func (w *Watcher) finishSegment() {
 }
 
 func (w *Watcher) newerSegmentExists(seg int) (bool, error) {
+	if w.opts.Committed != nil {
+		// The writer is done with seg once it committed past it.
+		return w.opts.Committed().Segment > seg, nil
+	}
 	segs, err := wal.ListSegments(w.opts.FS, w.opts.Dir)
 	if err != nil {
 		return false, fmt.Errorf("watcher: %w", err)

@@ -91,6 +91,15 @@ type Options struct {
 	// before this position was handed over: records that start at it or
 	// after are not (a consumer catching up to another that is there).
 	StopAt *record.Position
+	// Committed, when set, returns where the last record its writer
+	// committed ends (walship's agent storage: storage.DB.Committed). The
+	// watcher reads nothing beyond it, and takes a segment as finished
+	// only once it lies before it: the bytes of a write that failed, which
+	// the writer cuts back and writes over, are never read. Without it
+	// every byte in the files is read as it appears (a Prometheus server's
+	// log), and bytes that change under the reader are read again before
+	// they count as damage.
+	Committed func() record.Position
 	// Backfill is for shipping a whole log that is no longer written (a
 	// replay): before handing over anything, the watcher learns every
 	// series record of every segment, so samples whose series record comes

@@ -20,6 +20,7 @@ import (
 
 	"github.com/walship/walship/remote"
 	"github.com/walship/walship/storage"
+	"github.com/walship/walship/wal/record"
 )
 
 // This file runs the agent: discovery and scraping, as cmd/prometheus
@@ -69,17 +70,19 @@ func (c *agentCommand) runWith(hooks agentHooks) int {
 	}
 
 	reg := newRegistry()
+	var db *storage.DB // opened below, before the endpoints start (ApplyConfig)
 	rs := remote.New(remote.Options{
 		WALDir:        filepath.Join(c.common.agentPath, "wal"),
 		PositionsDir:  filepath.Join(c.common.agentPath, "walship-positions"),
 		FlushDeadline: c.common.deadline(),
+		Committed:     func() record.Position { return db.Committed() },
 		Logger:        logger.With("component", "remote"),
 		Registerer:    reg,
 	})
 	sopts.Registerer = reg
 	sopts.Notify = rs.Notify
 	sopts.Acked = rs.AckedPositions
-	db, err := storage.Open(c.common.agentPath, sopts)
+	db, err = storage.Open(c.common.agentPath, sopts)
 	if err != nil {
 		rs.Close()
 		return fail(fmt.Errorf("opening agent storage in --storage.agent.path=%s: %w", c.common.agentPath, err))
