@@ -12,7 +12,10 @@
 // transaction uses the series. A Commit writes that series record and the
 // transaction's metadata, samples, histograms, float histograms and
 // exemplars in one all-or-nothing wal.Writer.Log call, then calls
-// Options.Notify. Samples at or before a series' newest committed sample
+// Options.Notify. A Log call that fails is cut back and written over, so
+// the watchers reading the log are bounded by Committed (the end of the
+// last record logged without error): they never read a failed write.
+// Samples at or before a series' newest committed sample
 // are refused with storage.ErrOutOfOrderSample, as upstream's agent does.
 // Open replays the newest checkpoint and the segments after it, so the same
 // labels keep their ref across restarts; a torn or damaged tail of the
