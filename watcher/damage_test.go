@@ -382,8 +382,8 @@ func TestCommittedBoundsReading(t *testing.T) {
 	for i := 0; i < 50; i++ { // written over the uncommitted record
 		lw.scrape()
 	}
-	at = lw.w.Position()
-	committed.Store(&at)
+	end := lw.w.Position() // a variable of its own: the watcher reads the first
+	committed.Store(&end)
 	w.Notify()
 	testkit.Eventually(t, func() bool { return rec.count() == 100*20 }, "the records committed over it arrive")
 	lw.close()
