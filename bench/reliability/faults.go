@@ -51,58 +51,36 @@ func (r *run) inject(ctx context.Context, scenario string, res *Result) (back ti
 		case "outage-truncate":
 			res.Injected += fmt.Sprintf(", the server truncating its WAL (blocks of %s, segments of %d KiB)", r.o.Outage/4, r.o.SegmentSize>>10)
 		}
-		r.rec.SetMode(Down)
-		end := time.Now().Add(r.o.Outage)
-		if scenario == "outage-kill" {
+		return r.outage(ctx, func(time.Time) error {
+			if scenario != "outage-kill" {
+				return nil
+			}
 			at := time.Duration(r.rng.Int64N(int64(r.o.Outage / 2)))
 			if err := sleep(ctx, at); err != nil {
-				return back, err
-			}
-			if err := r.kill(ctx); err != nil {
-				return back, err
+				return err
 			}
 			res.Injected += fmt.Sprintf(", SIGKILL %s into it", at.Round(time.Second))
-		}
-		if err := sleep(ctx, time.Until(end)); err != nil {
-			return back, err
-		}
-		r.rec.SetMode(Healthy)
-		back = time.Now()
+			return r.kill(ctx)
+		})
 	case "corrupt":
 		res.Injected = fmt.Sprintf("503 for %s; in it, WAL the sender had not read damaged: %s", r.o.Outage, damageKinds())
-		r.rec.SetMode(Down)
-		end := time.Now().Add(r.o.Outage)
-		if err := r.corrupt(ctx, end); err != nil {
-			return back, err
-		}
-		if err := sleep(ctx, time.Until(end)); err != nil {
-			return back, err
-		}
-		r.rec.SetMode(Healthy)
-		back = time.Now()
+		return r.outage(ctx, func(end time.Time) error { return r.corrupt(ctx, end) })
 	case "corrupt-checkpoint":
 		res.Injected = fmt.Sprintf("503 for %s; in it a SIGKILL, a page of the newest checkpoint zeroed, a restart (%s)", r.o.Outage, strings.Join(r.s.truncating, " "))
 		if err := r.waitFinishedCheckpoint(ctx); err != nil {
 			return back, err
 		}
-		r.rec.SetMode(Down)
-		end := time.Now().Add(r.o.Outage)
-		if err := sleep(ctx, time.Until(end)/2); err != nil { // unsent samples pile up
-			return back, err
-		}
-		r.proc.Kill()
-		r.exited()
-		if err := r.damageCheckpoint(); err != nil {
-			return back, err
-		}
-		if err := r.start(); err != nil {
-			return back, err
-		}
-		if err := sleep(ctx, time.Until(end)); err != nil {
-			return back, err
-		}
-		r.rec.SetMode(Healthy)
-		back = time.Now()
+		return r.outage(ctx, func(end time.Time) error {
+			if err := sleep(ctx, time.Until(end)/2); err != nil { // unsent samples pile up
+				return err
+			}
+			r.proc.Kill()
+			r.exited()
+			if err := r.damageCheckpoint(); err != nil {
+				return err
+			}
+			return r.start()
+		})
 	case "disk-full":
 		res.Injected = fmt.Sprintf("its data directory (a %d MiB tmpfs) filled to the last byte for %s, then freed", diskSize>>20, r.o.Outage)
 		var err error
@@ -161,6 +139,22 @@ func (r *run) reload(ctx context.Context, n int) error {
 		}
 	}
 	return nil
+}
+
+// outage has the recorder answer 503 for the outage's length, running
+// during (given the outage's end) inside it, and returns when the
+// endpoint came back.
+func (r *run) outage(ctx context.Context, during func(end time.Time) error) (back time.Time, err error) {
+	r.rec.SetMode(Down)
+	end := time.Now().Add(r.o.Outage)
+	if err := during(end); err != nil {
+		return back, err
+	}
+	if err := sleep(ctx, time.Until(end)); err != nil {
+		return back, err
+	}
+	r.rec.SetMode(Healthy)
+	return time.Now(), nil
 }
 
 // kill SIGKILLs the sender and starts it again up to MaxDown later.
