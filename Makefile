@@ -34,17 +34,25 @@ all: build test
 
 # bin/walship leaves Prometheus's service discovery out (tag nosd): its
 # sidecar, replay and inspect start in about 20 MiB instead of 70; its
-# agent and demo commands run bin/walship-agent, the full build.
+# agent and demo commands run bin/walship-agent, the full build. That one
+# is built with Prometheus's dedupelabels tag: the label sets the scrapes
+# and the agent's series table hold are numbers into a symbol table per
+# scrape job instead of their strings (see BENCHMARKS.md, "The agents").
+AGENT_TAGS    := dedupelabels
+
 build:
 	$(GO) build ./...
 	$(GO) build -tags nosd -o bin/walship ./cmd/walship
-	$(GO) build -o bin/walship-agent ./cmd/walship
+	$(GO) build -tags $(AGENT_TAGS) -o bin/walship-agent ./cmd/walship
 
 test: unit race fuzz-short bench-ci
 
+# The packages the agent runs with labels of its own are tested again
+# under its build tag (cmd/walship's tests build walship-agent with it).
 unit:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -tags $(AGENT_TAGS) ./storage/... ./watcher/...
 
 race:
 	$(GO) test -count=1 -race $(RACE_PKGS)

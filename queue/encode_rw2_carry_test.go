@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
+
+	"github.com/walship/walship/internal/testkit"
 )
 
 // rw2Decoded unmarshals an RW2 body as upstream's receiver does and checks
@@ -29,7 +31,7 @@ func rw2Decoded(t *testing.T, body []byte) writev2.Request {
 // rw2LabelsOf returns the labels of every series entry of req.
 func rw2LabelsOf(t *testing.T, req writev2.Request) []labels.Labels {
 	t.Helper()
-	var sb labels.ScratchBuilder
+	sb := labels.NewScratchBuilder(0)
 	out := make([]labels.Labels, len(req.Timeseries))
 	for i, ts := range req.Timeseries {
 		ls, err := ts.ToLabels(&sb, req.Symbols)
@@ -99,7 +101,7 @@ func TestRW2CarriedLongRefs(t *testing.T) {
 	in := tab.strings
 	_ = in
 	e := newRW2Encoder(tab)
-	var sb labels.ScratchBuilder
+	sb := labels.NewScratchBuilder(0)
 	for i := range 100 { // 200 refs, most above 127: far more than 127 bytes
 		sb.Add(fmt.Sprintf("label_%03d", i), fmt.Sprintf("value_%03d", i))
 	}
@@ -141,7 +143,7 @@ func TestRW2CarriedTableAfterFreedIds(t *testing.T) {
 			}
 		}
 		req := rw2Decoded(t, e.Bytes())
-		var sb labels.ScratchBuilder
+		sb := labels.NewScratchBuilder(0)
 		for _, ts := range req.Timeseries {
 			x, err := ts.Exemplars[0].ToExemplar(&sb, req.Symbols)
 			require.NoError(t, err)
@@ -167,7 +169,7 @@ func TestRW2CarriedTableAfterFreedIds(t *testing.T) {
 	// a's strings come back under new ids: the table already holds them
 	// (one of them as an exemplar's value).
 	c := internSeries(tab, lsA)
-	require.Equal(t, []labels.Labels{lsB, lsA}, request(b, c))
+	testkit.RequireLabelSets(t, []labels.Labels{lsB, lsA}, request(b, c))
 	require.True(t, e.Carried())
 }
 
@@ -216,7 +218,7 @@ func TestRW2CarriedTableChurn(t *testing.T) {
 		got := rw2LabelsOf(t, req)
 		require.Len(t, got, len(want), "round %d", round)
 		for i := range want {
-			require.Equal(t, want[i], got[i], "round %d entry %d", round, i)
+			testkit.RequireLabels(t, want[i], got[i], "round %d entry %d", round, i)
 		}
 		for i, ts := range req.Timeseries {
 			if help := ts.Metadata.HelpRef; help != 0 {

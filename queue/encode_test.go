@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
+
+	"github.com/walship/walship/internal/testkit"
 )
 
 // The oracle for the encoders is upstream's gogo-generated Marshal of the
@@ -347,7 +349,7 @@ func TestRW1EncoderMatchesGogo(t *testing.T) {
 			}
 			ts := dec.Timeseries[i]
 			i++
-			var sb labels.ScratchBuilder
+			sb := labels.NewScratchBuilder(0)
 			require.Equal(t, series[o.series].ls, ts.ToLabels(&sb, nil))
 			switch o.kind {
 			case 0:
@@ -365,7 +367,7 @@ func TestRW1EncoderMatchesGogo(t *testing.T) {
 			case 3:
 				require.Len(t, ts.Exemplars, 1)
 				ex := ts.Exemplars[0].ToExemplar(&sb, nil)
-				require.Equal(t, o.exLabels, ex.Labels)
+				testkit.RequireLabels(t, o.exLabels, ex.Labels)
 				requireSameFloat(t, o.v, ex.Value)
 				require.Equal(t, o.t, ex.Ts)
 			}
@@ -537,13 +539,13 @@ func TestRW2EncoderMatchesGogo(t *testing.T) {
 			seen[s] = true
 		}
 		require.Len(t, dec.Timeseries, len(kept))
-		var sb labels.ScratchBuilder
+		sb := labels.NewScratchBuilder(0)
 		for i, op := range kept {
 			ts := dec.Timeseries[i]
 			ser := series[op.series]
 			ls, err := ts.ToLabels(&sb, dec.Symbols)
 			require.NoError(t, err)
-			require.Equal(t, ser.ls, ls)
+			testkit.RequireLabels(t, ser.ls, ls)
 			if ser.hasMeta {
 				require.Equal(t, writev2.FromMetadataType(model.MetricType(ser.typ)), ts.Metadata.Type)
 				require.Equal(t, ser.help, dec.Symbols[ts.Metadata.HelpRef])
@@ -568,7 +570,7 @@ func TestRW2EncoderMatchesGogo(t *testing.T) {
 				require.Len(t, ts.Exemplars, 1)
 				ex, err := ts.Exemplars[0].ToExemplar(&sb, dec.Symbols)
 				require.NoError(t, err)
-				require.Equal(t, op.exLabels, ex.Labels)
+				testkit.RequireLabels(t, op.exLabels, ex.Labels)
 				requireSameFloat(t, op.v, ex.Value)
 				require.Equal(t, op.t, ex.Ts)
 			}
@@ -818,11 +820,11 @@ func TestRW2ExemplarAfterReuse(t *testing.T) {
 	var dec writev2.Request
 	require.NoError(t, proto.Unmarshal(enc.Bytes(), &dec))
 	require.Len(t, dec.Timeseries, 1)
-	var sb labels.ScratchBuilder
+	sb := labels.NewScratchBuilder(0)
 	ls, err := dec.Timeseries[0].ToLabels(&sb, dec.Symbols)
 	require.NoError(t, err)
 	require.Equal(t, labels.FromStrings("__name__", "m", "job", "j"), ls)
 	x, err := dec.Timeseries[0].Exemplars[0].ToExemplar(&sb, dec.Symbols)
 	require.NoError(t, err)
-	require.Equal(t, labels.FromStrings("trace_id", "x1"), x.Labels)
+	testkit.RequireLabels(t, labels.FromStrings("trace_id", "x1"), x.Labels)
 }

@@ -11,6 +11,7 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/wal/record"
 )
 
@@ -135,7 +136,7 @@ func TestLabelTableRuns(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, w, appendRW1Set(nil, dir, tab.strings, s), "series %d", i)
 		require.Equal(t, len(w), s.rw1Size())
-		var got labels.ScratchBuilder
+		got := labels.NewScratchBuilder(0)
 		for name, value := range s.reader().labels(dir) {
 			got.Add(tab.strings.String(name), tab.strings.String(value))
 		}
@@ -159,11 +160,11 @@ func TestLabelTableRuns(t *testing.T) {
 	}
 	var req writev2.Request
 	require.NoError(t, req.Unmarshal(e.Bytes()))
-	var sb labels.ScratchBuilder
+	sb := labels.NewScratchBuilder(0)
 	for i, ts := range req.Timeseries {
 		got, err := ts.ToLabels(&sb, req.Symbols)
 		require.NoError(t, err)
-		require.Equal(t, lsOf(i), got)
+		testkit.RequireLabels(t, lsOf(i), got)
 	}
 
 	for _, s := range sets {

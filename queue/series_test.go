@@ -15,6 +15,7 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/wal/record"
 )
 
@@ -207,13 +208,13 @@ func TestSeriesCacheChurnBoundsInterner(t *testing.T) {
 // checkEncoding checks that the labels of d still are want.
 func checkEncoding(t *testing.T, tab *labelTable, d *encodedSeries, want labels.Labels) {
 	t.Helper()
-	require.Equal(t, want, rw1Labels(t, appendRW1Set(nil, tab.snapshot(), tab.strings, d.set)))
-	var b labels.ScratchBuilder
+	testkit.RequireLabels(t, want, rw1Labels(t, appendRW1Set(nil, tab.snapshot(), tab.strings, d.set)))
+	b := labels.NewScratchBuilder(0)
 	dir := tab.snapshot()
 	for name, value := range d.set.reader().labels(dir) {
 		b.Add(tab.strings.String(name), tab.strings.String(value))
 	}
-	require.Equal(t, want, b.Labels())
+	testkit.RequireLabels(t, want, b.Labels())
 }
 
 // TestSeriesCacheChurnConcurrentEncoders: encoders read the strings of the
@@ -233,7 +234,7 @@ func TestSeriesCacheChurnConcurrentEncoders(t *testing.T) {
 	for range 2 {
 		wg.Go(func() {
 			enc := newRW2Encoder(tab)
-			var sb labels.ScratchBuilder
+			sb := labels.NewScratchBuilder(0)
 			for batch := range items {
 				enc.Reset()
 				for _, q := range batch {
@@ -284,7 +285,7 @@ func rw1Labels(t testing.TB, rw1 []byte) labels.Labels {
 	if err := ts.Unmarshal(rw1); err != nil {
 		t.Fatal(err)
 	}
-	var b labels.ScratchBuilder
+	b := labels.NewScratchBuilder(0)
 	for _, l := range ts.Labels {
 		b.Add(l.Name, l.Value)
 	}

@@ -111,7 +111,7 @@ func benchmarkQueueSend(b *testing.B, shape queueSendShape) {
 	total := nSeries * scrapes
 	series := make([]record.RefSeries, nSeries)
 	useries := make([]uprecord.RefSeries, nSeries)
-	var sb labels.ScratchBuilder
+	sb := labels.NewScratchBuilder(0)
 	for i := range series {
 		ls := shape.labels(&sb, i)
 		series[i] = record.RefSeries{Ref: record.Ref(i + 1), Labels: ls}

@@ -124,11 +124,11 @@ func TestUpstreamHead(t *testing.T) {
 	require.Len(t, rec.hists, 400)
 	require.Len(t, rec.fhists, 400)
 	for i, h := range rec.hists {
-		require.Equal(t, histLabels, rec.series[h.Ref])
+		testkit.RequireLabels(t, histLabels, rec.series[h.Ref])
 		require.Equal(t, uint64(i+1), h.H.Count)
 	}
 	for _, h := range rec.fhists {
-		require.Equal(t, floatHistLabels, rec.series[h.Ref])
+		testkit.RequireLabels(t, floatHistLabels, rec.series[h.Ref])
 	}
 	require.Len(t, rec.exemplar, 400)
 }

@@ -23,7 +23,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "walship")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	// The full build, with the tags make build gives bin/walship-agent.
+	out, err := exec.Command("go", "build", "-tags", "dedupelabels", "-o", binary, ".").CombinedOutput()
 	if err != nil {
 		os.RemoveAll(dir)
 		panic("build walship: " + err.Error() + "\n" + string(out))

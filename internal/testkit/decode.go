@@ -36,7 +36,7 @@ func decode(body []byte, rw2 bool) ([]Series, []prompb.MetricMetadata, error) {
 	if err := wr.Unmarshal(raw); err != nil {
 		return nil, nil, fmt.Errorf("RW1 request: %w", err)
 	}
-	var sb labels.ScratchBuilder
+	sb := labels.NewScratchBuilder(0)
 	series := make([]Series, len(wr.Timeseries))
 	for i, ts := range wr.Timeseries {
 		series[i] = Series{Labels: ts.ToLabels(&sb, nil), Samples: ts.Samples, Histograms: len(ts.Histograms), Exemplars: len(ts.Exemplars)}
@@ -62,7 +62,7 @@ func decodeRW2(raw []byte) ([]Series, error) {
 		}
 		seen[s] = true
 	}
-	var sb labels.ScratchBuilder
+	sb := labels.NewScratchBuilder(0)
 	series := make([]Series, len(wr.Timeseries))
 	for i, ts := range wr.Timeseries {
 		ls, err := ts.ToLabels(&sb, wr.Symbols)
