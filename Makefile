@@ -131,10 +131,13 @@ e2e-receivers-thanos: build bench-build
 # under a sidecar), a flapping endpoint, reloads, damaged segments and
 # checkpoints, a full disk (a tmpfs: needs root), under 10k series
 # a second, for walship's sidecar and agent beside upstream's sender and
-# prometheus --agent; every sample the WAL holds is accounted for. Its
-# short form runs in make test (bench-ci).
+# prometheus --agent; every sample the WAL holds is accounted for. Then
+# hostile segments of 256 MiB (random, zeros, a record that never ends)
+# read by walship inspect and replay. Their short forms run in make test
+# (bench-ci).
 reliability: build bench-build bench-build-agent
 	bin/e2e reliability $(RELIABILITYFLAGS)
+	bin/e2e hostile
 
 # The soak: walship's agent scraping 1M active series (1,000 targets of
 # 1,000, every minute) for 30 minutes while the endpoint flaps; every

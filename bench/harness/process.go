@@ -164,3 +164,6 @@ func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig)
 
 // Exited is closed once the process exited.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Usage is what the process used; read it once Exited is closed.
+func (p *Process) Usage() Usage { return p.usage }

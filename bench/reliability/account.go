@@ -27,6 +27,10 @@ type Accounting struct {
 	// Unknown are samples accepted that the WAL does not hold: a sender
 	// inventing data, or a WAL the accounting could not read whole.
 	Unknown int `json:"unknown"`
+	// Orphaned are samples the WAL holds for a series ref it never names
+	// (its series record was in a commit that failed, and the writer did
+	// not log it again): no reader can ship them. 0 in a sound WAL.
+	Orphaned int `json:"orphaned,omitempty"`
 	// TornSegments are segments whose rest could not be read (a record
 	// torn by a kill): what follows in them was never written.
 	TornSegments int `json:"torn_segments"`
@@ -80,7 +84,7 @@ func account(dir string, rec *Recorder, cut, back time.Time, damaged []damage) (
 		}
 		id, ok := series[s.Ref]
 		if !ok {
-			a.Unknown++ // a sample of a series never stored: cannot happen in a sound WAL
+			a.Orphaned++
 			return
 		}
 		k := sampleKey{uint32(id), s.T}
@@ -141,8 +145,12 @@ func pageAfter(ds []damage, start int64) bool {
 // torn by a kill only loses its own rest, handing series and samples
 // (with their segment and the offset their record begins at, or a little
 // before: where the record before it ended) to the callbacks; it returns
-// how many segments ended torn. A segment in restore is read with the
-// original bytes of its damages put back.
+// how many segments could not be read whole. After a tear or damage in
+// the middle of a segment, reading goes on at the first record that
+// begins a later page: a writer that went on writing after a failed
+// write (upstream's, after ENOSPC) left records there, and they count as
+// written. A segment in restore is read with the original bytes of its
+// damages put back.
 func readSegments(dir string, dec *record.Decoder, onSeries func(record.RefSeries), onSample func(int, int64, record.RefSample), restore map[int][]damage) (int, error) {
 	first, last, err := wlog.Segments(dir)
 	if err != nil {
@@ -151,6 +159,29 @@ func readSegments(dir string, dec *record.Decoder, onSeries func(record.RefSerie
 	torn := 0
 	var series []record.RefSeries
 	var samples []record.RefSample
+	each := func(seg int, start int64, rec []byte) error {
+		var err error
+		switch dec.Type(rec) {
+		case record.Series:
+			if series, err = dec.Series(rec, series[:0]); err != nil {
+				return fmt.Errorf("segment %d: %w", seg, err)
+			}
+			for _, s := range series {
+				onSeries(s)
+			}
+		case record.Samples, record.SamplesV2:
+			if onSample == nil {
+				return nil
+			}
+			if samples, err = dec.Samples(rec, samples[:0]); err != nil {
+				return fmt.Errorf("segment %d: %w", seg, err)
+			}
+			for _, s := range samples {
+				onSample(seg, start, s)
+			}
+		}
+		return nil
+	}
 	for i := first; i >= 0 && i <= last; i++ {
 		data, err := os.ReadFile(wlog.SegmentName(dir, i))
 		if errors.Is(err, os.ErrNotExist) {
@@ -162,33 +193,55 @@ func readSegments(dir string, dec *record.Decoder, onSeries func(record.RefSerie
 		for _, d := range restore[i] {
 			copy(data[d.offset:], d.original)
 		}
-		r := wlog.NewReader(bytes.NewReader(data))
-		var start, end int64
-		for r.Next() {
-			start, end = end, r.Offset()
-			switch rec := r.Record(); dec.Type(rec) {
-			case record.Series:
-				if series, err = dec.Series(rec, series[:0]); err != nil {
-					return torn, fmt.Errorf("segment %d: %w", i, err)
-				}
-				for _, s := range series {
-					onSeries(s)
-				}
-			case record.Samples, record.SamplesV2:
-				if onSample == nil {
-					continue
-				}
-				if samples, err = dec.Samples(rec, samples[:0]); err != nil {
-					return torn, fmt.Errorf("segment %d: %w", i, err)
-				}
-				for _, s := range samples {
-					onSample(i, start, s)
-				}
-			}
+		whole, err := readSegment(data, func(start int64, rec []byte) error { return each(i, start, rec) })
+		if err != nil {
+			return torn, err
 		}
-		if err := r.Err(); err != nil && !errors.Is(err, io.EOF) {
+		if !whole {
 			torn++
 		}
 	}
 	return torn, nil
+}
+
+// readSegment hands each record of a segment's data, with the offset it
+// begins at, to f, passing over what cannot be read (see readSegments); it
+// reports whether the segment was read whole.
+func readSegment(data []byte, f func(start int64, rec []byte) error) (whole bool, err error) {
+	whole = true
+	for off := int64(0); off < int64(len(data)); {
+		// A page after damage that begins with the middle or last fragment
+		// of a record: that fragment becomes a record of its own (a full
+		// fragment, uncompressed; its checksum covers its payload only),
+		// which is passed over, so that the reader takes the records that
+		// begin after it.
+		passOver := false
+		if typ := data[off] & 0x07; off > 0 && (typ == 3 || typ == 4) {
+			data[off], passOver = 1, true
+		}
+		r := wlog.NewReader(bytes.NewReader(data[off:]))
+		end, n := off, 0
+		for r.Next() {
+			start := end
+			end = off + r.Offset()
+			if passOver {
+				passOver = false
+				continue
+			}
+			n++
+			if err := f(start, r.Record()); err != nil {
+				return whole, err
+			}
+		}
+		if err := r.Err(); err == nil || errors.Is(err, io.EOF) {
+			return whole, nil
+		}
+		whole = false
+		if n == 0 {
+			off += walPage // no record begins this page: try the next
+		} else {
+			off = (end/walPage + 1) * walPage
+		}
+	}
+	return whole, nil
 }

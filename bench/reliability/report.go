@@ -33,6 +33,9 @@ func WriteMarkdown(w io.Writer, rs []Result) {
 	}
 	var notes []string
 	for _, r := range rs {
+		if r.Orphaned > 0 {
+			notes = append(notes, fmt.Sprintf("%s, %s: %d samples written for series the WAL never names (their series record was in a commit that failed)", r.Scenario, r.Sender, r.Orphaned))
+		}
 		if r.Unknown > 0 {
 			notes = append(notes, fmt.Sprintf("%s, %s: %d samples accepted that the WAL does not hold", r.Scenario, r.Sender, r.Unknown))
 		}

@@ -96,6 +96,7 @@ func main() {
 	recvWork := recv.Flag("work", "Work directory: the receivers' data and logs.").Default("bench/work/receivers-run").String()
 
 	rel := reliabilityCommand(app)
+	host := hostileCommand(app)
 
 	gen := app.Command("gen", "Write a shape's WAL.")
 	genShape := gen.Flag("shape", "Shape.").Required().String()
@@ -140,6 +141,8 @@ func main() {
 		err = runReceivers(*recvNames, *recvCases, *recvShape, *recvProtocols, *recvWalship, *recvPrometheus, *recvCache, *recvWork)
 	case rel.cmd.FullCommand():
 		err = rel.run()
+	case host.cmd.FullCommand():
+		err = host.run()
 	case prof.FullCommand():
 		err = profile(*profShape, *profProto, *profShards, *profEndpoints, *profSender, *profWalship, *profWork, *profOut, *profInterval)
 	case gen.FullCommand():

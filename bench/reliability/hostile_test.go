@@ -1,0 +1,36 @@
+package reliability
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The short form of `e2e hostile` (in `make test`): each hostile segment at
+// 1 MiB after and before a small good log; inspect and replay count or
+// ship every good sample and exit as documented.
+func TestHostileShortForm(t *testing.T) {
+	walship, err := filepath.Abs("../../bin/walship")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(walship); err != nil {
+		t.Skip("bin/walship is not built (make build): ", err)
+	}
+	results, err := RunHostile(context.Background(), HostileOptions{Walship: walship, Work: t.TempDir(), Size: 1 << 20, Series: 100, Records: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 2*len(hostileCases) {
+		t.Fatalf("%d results, want %d", len(results), 2*len(hostileCases))
+	}
+	for _, r := range results {
+		if r.Err != "" {
+			t.Errorf("%s, %s: %s", r.Case, r.Command, r.Err)
+		}
+		if r.Want != 1500 {
+			t.Errorf("%s: the good log holds %d samples, want 1500", r.Case, r.Want)
+		}
+	}
+}
