@@ -191,6 +191,9 @@ func readSegments(dir string, dec *record.Decoder, onSeries func(record.RefSerie
 			return torn, err
 		}
 		for _, d := range restore[i] {
+			if end := int(d.end()); end > len(data) { // the file was cut
+				data = append(data, make([]byte, end-len(data))...)
+			}
 			copy(data[d.offset:], d.original)
 		}
 		whole, err := readSegment(data, func(start int64, rec []byte) error { return each(i, start, rec) })

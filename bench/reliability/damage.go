@@ -35,8 +35,9 @@ const walPage = 32 << 10 // the WAL's page size
 
 // damages are what corrupt does, in turn, each to a segment of its own:
 // where in a segment of size bytes (offset and length), and with what
-// (fill overwrites the original bytes in b). The last damages the segment
-// being written, as the outage ends.
+// (fill overwrites the original bytes in b; without fill the file is cut
+// at the offset). The last damages the segment being written, as the
+// outage ends.
 var damages = []struct {
 	what  string
 	live  bool
@@ -53,6 +54,9 @@ var damages = []struct {
 	{"a 32 KiB page of a closed segment zeroed", false,
 		func(size int64) (int64, int) { return size / 2 / walPage * walPage, walPage },
 		func(b []byte, _ *rand.Rand) { clear(b) }},
+	{"the second half of a closed segment cut off (the file truncated)", false,
+		func(size int64) (int64, int) { off := size/2 + 1000; return off, int(size - off) },
+		nil},
 	{"the last written 32 KiB page of the segment being written zeroed", true,
 		func(size int64) (int64, int) { return size/walPage*walPage - walPage, walPage },
 		func(b []byte, _ *rand.Rand) { clear(b) }},
@@ -122,7 +126,8 @@ func (r *run) damageCheckpoint() error {
 }
 
 // damage overwrites the bytes of segment seg (of checkpoint, when it is
-// not "") that where names with fill, keeping the original ones.
+// not "") that where names with fill, or without fill cuts the file where
+// they begin, keeping the original ones.
 func (r *run) damage(checkpoint string, seg int, what string, where func(int64) (int64, int), fill func([]byte, *rand.Rand)) error {
 	f, err := os.OpenFile(filepath.Join(r.walDir, checkpoint, fmt.Sprintf("%08d", seg)), os.O_RDWR, 0)
 	if err != nil {
@@ -139,8 +144,13 @@ func (r *run) damage(checkpoint string, seg int, what string, where func(int64) 
 		return fmt.Errorf("damage segment %d: %w", seg, err)
 	}
 	d := damage{checkpoint: checkpoint, segment: seg, offset: off, original: bytes.Clone(b), what: what}
-	fill(b, r.rng)
-	if _, err := f.WriteAt(b, off); err != nil {
+	if fill == nil {
+		err = f.Truncate(off)
+	} else {
+		fill(b, r.rng)
+		_, err = f.WriteAt(b, off)
+	}
+	if err != nil {
 		return fmt.Errorf("damage segment %d: %w", seg, err)
 	}
 	r.damaged = append(r.damaged, d)
@@ -149,6 +159,10 @@ func (r *run) damage(checkpoint string, seg int, what string, where func(int64) 
 
 // damageLine is walship's log line for a damaged segment.
 var damageLine = regexp.MustCompile(`msg="WAL segment is damaged: reading on at the next intact record".* segment=(\d+) offset=(\d+)`)
+
+// tornLine is walship's log line for a closed segment that ends inside a
+// record (cut short).
+var tornLine = regexp.MustCompile(`msg="Finished WAL segment ends in a torn record; skipping it".* segment=(\d+) offset=(\d+)`)
 
 // checkpointDamageLine is walship's log line for a damaged checkpoint of
 // its agent's storage, read when it opens.
@@ -166,6 +180,10 @@ func (r *run) damageLogged() ([]string, error) {
 		for _, m := range damageLine.FindAllStringSubmatch(string(data), -1) {
 			seg, _ := strconv.Atoi(m[1])
 			logged[seg] = fmt.Sprintf("segment %s at offset %s", m[1], m[2])
+		}
+		for _, m := range tornLine.FindAllStringSubmatch(string(data), -1) {
+			seg, _ := strconv.Atoi(m[1])
+			logged[seg] = fmt.Sprintf("segment %s torn at offset %s", m[1], m[2])
 		}
 		for _, m := range checkpointDamageLine.FindAllStringSubmatch(string(data), -1) {
 			checkpoints[m[1]] = m[0]
