@@ -31,8 +31,9 @@ type Accounting struct {
 	// (its series record was in a commit that failed, and the writer did
 	// not log it again): no reader can ship them. 0 in a sound WAL.
 	Orphaned int `json:"orphaned,omitempty"`
-	// TornSegments are segments whose rest could not be read (a record
-	// torn by a kill): what follows in them was never written.
+	// TornSegments are segments that could not be read whole (a record
+	// torn by a kill, a failed write, damage); what follows a tear in
+	// them counts only from the first record that begins a later page.
 	TornSegments int `json:"torn_segments"`
 	// LostDamaged are the lost samples of segments the scenario damaged
 	// (corrupt), which the accounting reads as they were before;
