@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -44,21 +42,14 @@ func (f *hostileFlags) run() error {
 	defer stop()
 	o := f.o
 	o.Size = int64(f.size)
-	for _, p := range []*string{&o.Walship, &o.Work} {
-		abs, err := filepath.Abs(*p)
-		if err != nil {
-			return err
-		}
-		*p = abs
+	if err := absolute(&o.Walship, &o.Work); err != nil {
+		return err
 	}
 	results, err := reliability.RunHostile(ctx, o)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(*f.out), 0o755); err != nil {
-		return err
-	}
-	out, err := os.Create(*f.out)
+	out, err := createResults(*f.out)
 	if err != nil {
 		return err
 	}

@@ -62,17 +62,10 @@ func (f *reliabilityFlags) run() error {
 	if o.Seed == 0 {
 		o.Seed = uint64(time.Now().UnixNano())
 	}
-	for _, p := range []*string{&o.Walship, &o.UpstreamSender, &o.Prometheus, &o.Work} {
-		abs, err := filepath.Abs(*p)
-		if err != nil {
-			return err
-		}
-		*p = abs
-	}
-	if err := os.MkdirAll(filepath.Dir(*f.out), 0o755); err != nil {
+	if err := absolute(&o.Walship, &o.UpstreamSender, &o.Prometheus, &o.Work); err != nil {
 		return err
 	}
-	out, err := os.Create(*f.out)
+	out, err := createResults(*f.out)
 	if err != nil {
 		return err
 	}
@@ -128,4 +121,25 @@ func (f *reliabilityFlags) run() error {
 		}
 	}
 	return nil
+}
+
+// absolute makes each path absolute (the senders run in directories of
+// their own).
+func absolute(paths ...*string) error {
+	for _, p := range paths {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		*p = abs
+	}
+	return nil
+}
+
+// createResults creates a results file and its directory.
+func createResults(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	return os.Create(path)
 }
