@@ -57,8 +57,11 @@ func TestShortForm(t *testing.T) {
 				o.SegmentSize = 4 * walPage
 			case "fs-faults":
 				// Two seconds of each fault: positions are saved every
-				// second, so that each fault meets a save.
+				// second, and segments of a page fill in about two, so
+				// that each fault meets a save and, most often, a new
+				// segment.
 				o.Outage = 6 * time.Second
+				o.SegmentSize = walPage
 			}
 			if o.Outage > 10*time.Second {
 				// Its backoff has reached max_backoff (5 s) when the

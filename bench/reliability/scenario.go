@@ -29,7 +29,7 @@ type Options struct {
 	Series      int           // written (sidecars) or scraped (agents) every Interval
 	Interval    time.Duration // between scrapes
 	Protocol    string        // rw1 or rw2
-	SegmentSize int           // of the sidecars' TSDB WAL
+	SegmentSize int           // of the sidecars' TSDB WAL, and of walship's agent's in fs-faults
 	Kills       int           // SIGKILLs of the kill scenario
 	MaxRun      time.Duration // a killed run lives between a second and this
 	MaxDown     time.Duration // a killed sender restarts after up to this (at random)
@@ -308,12 +308,15 @@ func (r *run) openLoad(config, tsdbDir, scenario string) (ld load, begin func(),
 
 // flags are the scenario's flags for the sender: those of the scenarios
 // in which it deletes WAL segments (a disk budget, frequent truncations),
-// and fs-faults' segments as small as the agent allows, so that the
-// writer moves to a new segment (and fsyncs the one it finishes) while the
-// file system fails.
+// and fs-faults' small segments, so that the writer moves to a new
+// segment (and fsyncs the one it finishes) while the file system fails:
+// walship's agent's of SegmentSize, upstream's of its smallest size.
 func (r *run) flags(scenario string) []string {
 	switch scenario {
 	case "fs-faults":
+		if r.s.Walship {
+			return []string{fmt.Sprintf("--storage.agent.wal-segment-size=%dKB", r.o.SegmentSize>>10)}
+		}
 		for _, f := range r.s.truncating {
 			if strings.HasPrefix(f, "--storage.agent.wal-segment-size=") {
 				return []string{f}
