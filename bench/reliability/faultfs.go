@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -79,7 +81,34 @@ func mountFaultFS(dir, backing string) (*faultFS, error) {
 		return nil, fmt.Errorf("%w at %s: %v", ErrNoFUSE, dir, err)
 	}
 	f.server = server
+	if err := closeFUSEOnExec(); err != nil {
+		f.unmount()
+		return nil, fmt.Errorf("fault file system: %w", err)
+	}
 	return f, nil
+}
+
+// closeFUSEOnExec marks the harness's descriptors of /dev/fuse
+// close-on-exec. go-fuse's direct mount opens it without O_CLOEXEC, so a
+// sender started later would inherit it: should the harness die, the
+// sender would then keep the connection alive with no one to serve it,
+// and hang on its next access to the mount (in its own exit too), where
+// it should get ENOTCONN.
+func closeFUSEOnExec() error {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range fds {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && target == "/dev/fuse" {
+			syscall.CloseOnExec(fd)
+		}
+	}
+	return nil
 }
 
 // set replaces the faults injected from now on; set(0) clears them.
