@@ -21,7 +21,8 @@ import (
 // directory is a FUSE passthrough of the harness's own over a real
 // directory, which fails the operations the harness switches on (EIO on
 // writes and fsyncs of open files, EROFS on changing the directory's
-// entries) in the running process, and passes everything else through.
+// entries, EIO on renames) in the running process, and passes everything
+// else through.
 
 // ErrNoFUSE means the harness cannot mount the FUSE file system fs-faults
 // needs (it needs root, or CAP_SYS_ADMIN, and /dev/fuse).
@@ -33,8 +34,11 @@ type Faults uint32
 const (
 	// FailWrites fails every write to an open file with EIO.
 	FailWrites Faults = 1 << iota
-	// FailSyncs fails every fsync of an open file with EIO.
+	// FailSyncs fails every fsync of an open file with EIO (a
+	// directory's fsync is never failed).
 	FailSyncs
+	// FailRenames fails every rename with EIO.
+	FailRenames
 	// ReadOnly fails every change of a directory's entries (a file or
 	// directory created, renamed, linked or removed) with EROFS: a
 	// read-only directory. Files already there open and take writes.
@@ -223,6 +227,9 @@ func (n *faultNode) Symlink(ctx context.Context, target, name string, out *fuse.
 
 func (n *faultNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	if errno := n.fs.fail(ReadOnly, "rename", syscall.EROFS); errno != 0 {
+		return errno
+	}
+	if errno := n.fs.fail(FailRenames, "rename", syscall.EIO); errno != 0 {
 		return errno
 	}
 	return n.LoopbackNode.Rename(ctx, name, newParent, newName, flags)

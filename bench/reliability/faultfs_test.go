@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -59,6 +60,8 @@ func TestFaultFS(t *testing.T) {
 		{"write", ReadOnly, write, nil},
 		{"create", 0, create, nil},
 		{"rename", ReadOnly, rename, syscall.EROFS},
+		{"rename", FailRenames, rename, syscall.EIO},
+		{"create", FailRenames, create, nil},
 		{"rename", 0, rename, nil},
 		{"remove", ReadOnly, remove, syscall.EROFS},
 		{"remove", 0, remove, nil},
@@ -69,8 +72,8 @@ func TestFaultFS(t *testing.T) {
 		}
 	}
 	f.set(0)
-	want := map[string]int{"write": 1, "fsync": 1, "create": 1, "rename": 1, "remove": 1}
-	if got := f.Refused(); len(got) != len(want) || got["write"] != 1 || got["fsync"] != 1 || got["create"] != 1 || got["rename"] != 1 || got["remove"] != 1 {
+	want := map[string]int{"write": 1, "fsync": 1, "create": 1, "rename": 2, "remove": 1}
+	if got := f.Refused(); !maps.Equal(got, want) {
 		t.Errorf("refused %v, want %v", got, want)
 	}
 	// What was written got through to the backing directory.

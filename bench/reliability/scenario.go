@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -171,25 +172,31 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 		return err
 	}
 	r.walDir = s.wal(tsdbDir, dataDir)
+	onDisk := r.walDir // where the WAL's files are on the real disk
 	switch scenario {
 	case "disk-full":
 		if err := r.mountDisk(dataDir); err != nil {
 			return err
 		}
 	case "fs-faults":
-		if err := r.mountFaultFS(dataDir); err != nil {
+		backing, err := r.mountFaultFS(dataDir)
+		if err != nil {
 			return err
 		}
+		rel, err := filepath.Rel(dataDir, r.walDir)
+		if err != nil {
+			return err
+		}
+		onDisk = filepath.Join(backing, rel)
 	}
 	flags := r.flags(scenario)
 	r.argv = append(s.argv(o.Binaries, config, tsdbDir, dataDir), flags...)
 	walDir := r.walDir
-	if len(flags) > 0 && scenario != "fs-faults" || scenario == "outage-truncate" {
+	if len(flags) > 0 || scenario == "outage-truncate" {
 		// The sender (or the server) deletes segments: the accounting
-		// reads their shadow. (fs-faults' flags only make segments
-		// small; it deletes none.)
+		// reads their shadow, hard links taken on the disk they are on.
 		walDir = filepath.Join(r.dir, "shadow")
-		stopShadow := r.shadow(ctx, walDir)
+		stopShadow := r.shadow(ctx, onDisk, walDir)
 		defer stopShadow()
 	}
 	stopped := false
@@ -307,22 +314,20 @@ func (r *run) openLoad(config, tsdbDir, scenario string) (ld load, begin func(),
 }
 
 // flags are the scenario's flags for the sender: those of the scenarios
-// in which it deletes WAL segments (a disk budget, frequent truncations),
-// and fs-faults' small segments, so that the writer moves to a new
-// segment (and fsyncs the one it finishes) while the file system fails:
-// walship's agent's of SegmentSize, upstream's of its smallest size.
+// in which it deletes WAL segments (a disk budget, frequent truncations).
+// In fs-faults the agent truncates as in kill-truncate, so that
+// checkpoints are written and renamed and segments deleted while the
+// file system fails, and walship's agent writes segments of SegmentSize.
 func (r *run) flags(scenario string) []string {
 	switch scenario {
 	case "fs-faults":
-		if r.s.Walship {
-			return []string{fmt.Sprintf("--storage.agent.wal-segment-size=%dKB", r.o.SegmentSize>>10)}
-		}
-		for _, f := range r.s.truncating {
-			if strings.HasPrefix(f, "--storage.agent.wal-segment-size=") {
-				return []string{f}
+		flags := slices.Clone(r.s.truncating)
+		for i, f := range flags {
+			if r.s.Walship && strings.HasPrefix(f, "--storage.agent.wal-segment-size=") {
+				flags[i] = fmt.Sprintf("--storage.agent.wal-segment-size=%dKB", r.o.SegmentSize>>10)
 			}
 		}
-		return nil
+		return flags
 	case "outage-budget":
 		return []string{"--storage.agent.wal-segment-size=" + budgetSegment, "--storage.agent.retention.size=" + r.o.Budget}
 	case "kill-truncate", "kill-checkpoint", "kill-delete", "corrupt-checkpoint":
@@ -338,10 +343,10 @@ func detachStale(dir string) { syscall.Unmount(dir, syscall.MNT_DETACH) }
 
 // shadow keeps hard links of the sender's WAL segments in dir until the
 // returned function is called.
-func (r *run) shadow(ctx context.Context, dir string) (stop func()) {
+func (r *run) shadow(ctx context.Context, from, dir string) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- shadow(ctx, r.walDir, dir) }()
+	go func() { done <- shadow(ctx, from, dir) }()
 	return func() { cancel(); <-done }
 }
 
