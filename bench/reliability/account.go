@@ -27,8 +27,10 @@ type Accounting struct {
 	// Unknown are samples accepted that the WAL does not hold: a sender
 	// inventing data, or a WAL the accounting could not read whole.
 	Unknown int `json:"unknown"`
-	// TornSegments are segments whose rest could not be read (a record
-	// torn by a kill): what follows in them was never written.
+	// TornSegments are segments with bytes no reader can read: a record
+	// torn by a kill (what follows it was never written), or what a failed
+	// write left (upstream's writer goes on after it in the same
+	// segment, whose later records are read and count).
 	TornSegments int `json:"torn_segments"`
 	// LostDamaged are the lost samples of segments the scenario damaged
 	// (corrupt), which the accounting reads as they were before;
@@ -141,8 +143,12 @@ func pageAfter(ds []damage, start int64) bool {
 // torn by a kill only loses its own rest, handing series and samples
 // (with their segment and the offset their record begins at, or a little
 // before: where the record before it ended) to the callbacks; it returns
-// how many segments ended torn. A segment in restore is read with the
-// original bytes of its damages put back.
+// how many segments were torn or damaged. After damage it reads on at
+// the first record that begins a later page, as walship's readers do: a
+// writer that went on after a failed write wrote records after it
+// (upstream's leaves what it wrote of the failed call in the segment,
+// prometheus#13027). A segment in restore is read with the original
+// bytes of its damages put back.
 func readSegments(dir string, dec *record.Decoder, onSeries func(record.RefSeries), onSample func(int, int64, record.RefSample), restore map[int][]damage) (int, error) {
 	first, last, err := wlog.Segments(dir)
 	if err != nil {
@@ -162,31 +168,39 @@ func readSegments(dir string, dec *record.Decoder, onSeries func(record.RefSerie
 		for _, d := range restore[i] {
 			copy(data[d.offset:], d.original)
 		}
-		r := wlog.NewReader(bytes.NewReader(data))
-		var start, end int64
-		for r.Next() {
-			start, end = end, r.Offset()
-			switch rec := r.Record(); dec.Type(rec) {
-			case record.Series:
-				if series, err = dec.Series(rec, series[:0]); err != nil {
-					return torn, fmt.Errorf("segment %d: %w", i, err)
-				}
-				for _, s := range series {
-					onSeries(s)
-				}
-			case record.Samples, record.SamplesV2:
-				if onSample == nil {
-					continue
-				}
-				if samples, err = dec.Samples(rec, samples[:0]); err != nil {
-					return torn, fmt.Errorf("segment %d: %w", i, err)
-				}
-				for _, s := range samples {
-					onSample(i, start, s)
+		damaged := false
+		for base := int64(0); base < int64(len(data)); {
+			r := wlog.NewReader(bytes.NewReader(data[base:]))
+			var start, end int64
+			for r.Next() {
+				start, end = end, r.Offset()
+				switch rec := r.Record(); dec.Type(rec) {
+				case record.Series:
+					if series, err = dec.Series(rec, series[:0]); err != nil {
+						return torn, fmt.Errorf("segment %d: %w", i, err)
+					}
+					for _, s := range series {
+						onSeries(s)
+					}
+				case record.Samples, record.SamplesV2:
+					if onSample == nil {
+						continue
+					}
+					if samples, err = dec.Samples(rec, samples[:0]); err != nil {
+						return torn, fmt.Errorf("segment %d: %w", i, err)
+					}
+					for _, s := range samples {
+						onSample(i, base+start, s)
+					}
 				}
 			}
+			if err := r.Err(); err == nil || errors.Is(err, io.EOF) {
+				break
+			}
+			damaged = true
+			base = (base+end)/walPage*walPage + walPage // the page after the last good record's end
 		}
-		if err := r.Err(); err != nil && !errors.Is(err, io.EOF) {
+		if damaged {
 			torn++
 		}
 	}
