@@ -27,6 +27,10 @@ type Accounting struct {
 	// Unknown are samples accepted that the WAL does not hold: a sender
 	// inventing data, or a WAL the accounting could not read whole.
 	Unknown int `json:"unknown"`
+	// Orphaned are samples the WAL holds whose series record no reader
+	// can read (it was in damage): whose they are is unknown, so they
+	// are neither delivered nor lost (0 in a sound WAL).
+	Orphaned int `json:"orphaned,omitempty"`
 	// TornSegments are segments with bytes no reader can read: a record
 	// torn by a kill (what follows it was never written), or what a failed
 	// write left (upstream's writer goes on after it in the same
@@ -51,15 +55,22 @@ type Accounting struct {
 func account(dir string, rec *Recorder, cut, back time.Time, damaged []damage) (Accounting, error) {
 	var a Accounting
 	written := map[sampleKey]bool{}
-	series := map[chunks.HeadSeriesRef]int64{} // ref -> the recorder's id, -1 if it has none
+	series := map[chunks.HeadSeriesRef]int64{} // ref -> the recorder's id, or a negative one of the series' own if it has none
+	unstored := map[string]int64{}             // series the recorder never got (labels) -> their negative id
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	seriesID := func(s record.RefSeries) {
-		id, ok := rec.ids[s.Labels.String()]
-		series[s.Ref] = -1
-		if ok {
+		l := s.Labels.String()
+		if id, ok := rec.ids[l]; ok {
 			series[s.Ref] = int64(id)
+			return
 		}
+		id, ok := unstored[l]
+		if !ok {
+			id = -1 - int64(len(unstored))
+			unstored[l] = id
+		}
+		series[s.Ref] = id
 	}
 	var dec record.Decoder
 	if cp, _, err := wlog.LastCheckpoint(dir); err == nil {
@@ -82,12 +93,12 @@ func account(dir string, rec *Recorder, cut, back time.Time, damaged []damage) (
 		}
 		id, ok := series[s.Ref]
 		if !ok {
-			a.Unknown++ // a sample of a series never stored: cannot happen in a sound WAL
+			a.Orphaned++ // its series record is unreadable: cannot happen in a sound WAL
 			return
 		}
 		k := sampleKey{uint32(id), s.T}
 		if id < 0 {
-			k.series = ^uint32(0)
+			k.series = ^uint32(-1 - id) // a series the recorder never got: keys of its own, above the recorder's
 		}
 		if written[k] {
 			return // written twice (the agent's WAL replayed); one sample

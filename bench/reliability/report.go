@@ -36,6 +36,9 @@ func WriteMarkdown(w io.Writer, rs []Result) {
 		if r.Unknown > 0 {
 			notes = append(notes, fmt.Sprintf("%s, %s: %d samples accepted that the WAL does not hold", r.Scenario, r.Sender, r.Unknown))
 		}
+		if r.Orphaned > 0 {
+			notes = append(notes, fmt.Sprintf("%s, %s: %d samples of the WAL whose series record is unreadable (in damage), neither delivered nor lost", r.Scenario, r.Sender, r.Orphaned))
+		}
 		if r.KilledInCheckpoint > 0 {
 			notes = append(notes, fmt.Sprintf("%s, %s: %d of the kills left a checkpoint unfinished", r.Scenario, r.Sender, r.KilledInCheckpoint))
 		}

@@ -106,8 +106,8 @@ func TestShortForm(t *testing.T) {
 			if c.scenario == "fs-faults" && (res.CommitsFailed == 0 || res.Refused["write"] == 0 || res.Refused["fsync"] == 0 || res.Refused["rename"] == 0 || res.Refused["create"] == 0) {
 				t.Fatalf("%d commits failed, refused %v: a fault never reached the agent", res.CommitsFailed, res.Refused)
 			}
-			if res.Written == 0 || res.Lost != 0 || res.Unknown != 0 || res.Delivered != res.Written {
-				t.Fatalf("%d written, %d delivered, %d lost, %d accepted that the WAL does not hold", res.Written, res.Delivered, res.Lost, res.Unknown)
+			if res.Written == 0 || res.Lost != 0 || res.Unknown != 0 || res.Orphaned != 0 || res.Delivered != res.Written {
+				t.Fatalf("%d written, %d delivered, %d lost, %d accepted that the WAL does not hold, %d of series unreadable", res.Written, res.Delivered, res.Lost, res.Unknown, res.Orphaned)
 			}
 			if res.Runs != 1+map[string]int{"kill": o.Kills, "kill-truncate": o.Kills, "kill-checkpoint": o.Kills, "kill-delete": o.Kills, "outage-kill": 1}[c.scenario] {
 				t.Fatalf("%d processes started", res.Runs)

@@ -123,8 +123,8 @@ func (f *reliabilityFlags) run() error {
 		if r.Walship && r.LostAfterDamage > 0 {
 			return fmt.Errorf("%s, %s: %d samples lost in records a page or more after the damage", r.Scenario, r.Sender, r.LostAfterDamage)
 		}
-		if r.Walship && (silent || r.Unknown > 0) {
-			return fmt.Errorf("%s, %s: %d samples lost, %d reported, %d unknown", r.Scenario, r.Sender, r.Lost, r.Reported, r.Unknown)
+		if r.Walship && (silent || r.Unknown > 0 || r.Orphaned > 0) {
+			return fmt.Errorf("%s, %s: %d samples lost, %d reported, %d unknown, %d of unreadable series", r.Scenario, r.Sender, r.Lost, r.Reported, r.Unknown, r.Orphaned)
 		}
 	}
 	return nil
