@@ -129,7 +129,8 @@ e2e-receivers-thanos: build bench-build
 # truncate, inside checkpoints and at segment deletions), an outage (with
 # a kill inside, with the agent's disk budget, with the server truncating
 # under a sidecar), a flapping endpoint, reloads, damaged segments and
-# checkpoints, a full disk (a tmpfs: needs root), under 10k series
+# checkpoints, a full disk (a tmpfs: needs root), a failing file system
+# (EIO, read-only: a FUSE passthrough, needs root and /dev/fuse), under 10k series
 # a second, for walship's sidecar and agent beside upstream's sender and
 # prometheus --agent; every sample the WAL holds is accounted for. Then
 # hostile segments of 256 MiB (random, zeros, a record that never ends)

@@ -72,7 +72,9 @@
 // so the log never ends in a half-written record. Log does not fsync: a
 // process crash loses nothing that Log returned, a power loss can lose the
 // unsynced tail of the active segment. Segments are fsynced when the next
-// one starts and on Sync and Close; a failed fsync makes the Writer refuse
+// one starts and on Sync and Close. NextSegment takes back a failure
+// before its fsync (the next file not created) as Log does; a failed
+// fsync makes the Writer refuse
 // further writes (ErrBroken), since the file's content is then unknown,
 // until Recover goes on in a new segment (the caller logs again what later
 // records depend on).

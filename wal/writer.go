@@ -291,7 +291,11 @@ func (w *Writer) flushPage(pad bool) error {
 }
 
 // NextSegment pads and syncs the active segment and starts the next one.
-// It returns the new segment's index.
+// It returns the new segment's index. A failure before the sync (the
+// padding not written, the new file not created) is taken back as Log
+// takes back a failed call: the active segment stays active, as it was.
+// A failed sync leaves the Writer refusing writes (ErrBroken; see
+// Recover).
 func (w *Writer) NextSegment() (int, error) {
 	if w.closed {
 		return 0, ErrClosed
@@ -299,12 +303,12 @@ func (w *Writer) NextSegment() (int, error) {
 	if w.broken != nil {
 		return 0, w.broken
 	}
+	snap := w.snapshot()
 	if err := w.nextSegment(); err != nil {
-		if !errors.Is(err, ErrBroken) {
-			err = fmt.Errorf("%w: failed segment rotation: %w", ErrBroken, err)
+		if errors.Is(err, ErrBroken) {
+			return 0, err
 		}
-		w.broken = err
-		return 0, err
+		return 0, w.rollback(snap, fmt.Errorf("start segment %d: %w", w.segIndex+1, err))
 	}
 	return w.segIndex, nil
 }

@@ -78,6 +78,44 @@ func TestWriterFailedFsyncOnRotation(t *testing.T) {
 	requireSameRecords(t, [][]byte{[]byte("before")}, readOurs(t, dir))
 }
 
+// TestWriterNextSegmentFailureTakenBack: a new segment whose padding
+// cannot be written or whose file cannot be created leaves the active
+// segment as it was and the writer usable (before, any failure of
+// NextSegment broke it: an agent whose directory turned read-only refused
+// every commit from its next truncation on, though its segment had room).
+func TestWriterNextSegmentFailureTakenBack(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		rule faultfs.Rule
+	}{
+		{"padding", faultfs.Rule{Op: faultfs.OpWrite, Err: syscall.EIO}},
+		{"create", faultfs.Rule{Op: faultfs.OpCreate, Err: syscall.EROFS}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ffs := faultfs.New(wal.OS)
+			dir := t.TempDir()
+			w, err := wal.Open(dir, wal.Options{FS: ffs, SegmentSize: testSegmentSize})
+			require.NoError(t, err)
+			require.NoError(t, w.Log([]byte("before")))
+			ffs.Add(c.rule)
+			_, err = w.NextSegment()
+			require.ErrorIs(t, err, c.rule.Err)
+			require.NotErrorIs(t, err, wal.ErrBroken)
+			ffs.Clear()
+			require.Equal(t, 0, w.Segment())
+			require.NoError(t, w.Log([]byte("after")), "the writer goes on in its segment")
+			next, err := w.NextSegment()
+			require.NoError(t, err)
+			require.Equal(t, 1, next)
+			require.NoError(t, w.Log([]byte("next")))
+			require.NoError(t, w.Close())
+			want := [][]byte{[]byte("before"), []byte("after"), []byte("next")}
+			requireSameRecords(t, want, readOurs(t, dir))
+			requireSameRecords(t, want, readUpstream(t, dir))
+		})
+	}
+}
+
 // TestWriterRecoversAfterFailedFsync: Recover leaves the segment whose
 // sync failed as it is and goes on in a new one, once creating it works;
 // every record logged without error is in the log.

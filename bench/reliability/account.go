@@ -27,9 +27,11 @@ type Accounting struct {
 	// Unknown are samples accepted that the WAL does not hold: a sender
 	// inventing data, or a WAL the accounting could not read whole.
 	Unknown int `json:"unknown"`
-	// Orphaned are samples the WAL holds for a series ref it never names
-	// (its series record was in a commit that failed, and the writer did
-	// not log it again): no reader can ship them. 0 in a sound WAL.
+	// Orphaned are samples the WAL holds for a series ref whose record no
+	// reader can read (it was in damage) or that was never written (its
+	// commit failed, and the writer did not log it again): whose they are
+	// is unknown, so they are neither delivered nor lost, and no reader
+	// can ship them (0 in a sound WAL).
 	Orphaned int `json:"orphaned,omitempty"`
 	// TornSegments are segments that could not be read whole (a record
 	// torn by a kill, a failed write, damage); what follows a tear in
@@ -54,15 +56,22 @@ type Accounting struct {
 func account(dir string, rec *Recorder, cut, back time.Time, damaged []damage) (Accounting, error) {
 	var a Accounting
 	written := map[sampleKey]bool{}
-	series := map[chunks.HeadSeriesRef]int64{} // ref -> the recorder's id, -1 if it has none
+	series := map[chunks.HeadSeriesRef]int64{} // ref -> the recorder's id, or a negative one of the series' own if it has none
+	unstored := map[string]int64{}             // series the recorder never got (labels) -> their negative id
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	seriesID := func(s record.RefSeries) {
-		id, ok := rec.ids[s.Labels.String()]
-		series[s.Ref] = -1
-		if ok {
+		l := s.Labels.String()
+		if id, ok := rec.ids[l]; ok {
 			series[s.Ref] = int64(id)
+			return
 		}
+		id, ok := unstored[l]
+		if !ok {
+			id = -1 - int64(len(unstored))
+			unstored[l] = id
+		}
+		series[s.Ref] = id
 	}
 	var dec record.Decoder
 	if cp, _, err := wlog.LastCheckpoint(dir); err == nil {
@@ -90,7 +99,7 @@ func account(dir string, rec *Recorder, cut, back time.Time, damaged []damage) (
 		}
 		k := sampleKey{uint32(id), s.T}
 		if id < 0 {
-			k.series = ^uint32(0)
+			k.series = ^uint32(-1 - id) // a series the recorder never got: keys of its own, above the recorder's
 		}
 		if written[k] {
 			return // written twice (the agent's WAL replayed); one sample

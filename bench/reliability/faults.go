@@ -10,7 +10,8 @@ import (
 )
 
 // This file injects each scenario's faults into a running sender: kills,
-// outages, a flapping endpoint, reloads, damaged segments.
+// outages, a flapping endpoint, reloads, damaged segments, a full or
+// failing disk.
 
 // inject injects the scenario's faults; for outages it returns when the
 // endpoint came back.
@@ -85,6 +86,12 @@ func (r *run) inject(ctx context.Context, scenario string, res *Result) (back ti
 		res.Injected = fmt.Sprintf("its data directory (a %d MiB tmpfs) filled to the last byte for %s, then freed", diskSize>>20, r.o.Outage)
 		var err error
 		if back, err = r.diskFull(ctx, r.o.Outage); err != nil {
+			return back, err
+		}
+	case "fs-faults":
+		res.Injected = r.fsFaultsInjected()
+		var err error
+		if back, err = r.fsFaults(ctx, r.o.Outage); err != nil {
 			return back, err
 		}
 	case "flap":

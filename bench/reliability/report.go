@@ -39,6 +39,9 @@ func WriteMarkdown(w io.Writer, rs []Result) {
 		if r.Unknown > 0 {
 			notes = append(notes, fmt.Sprintf("%s, %s: %d samples accepted that the WAL does not hold", r.Scenario, r.Sender, r.Unknown))
 		}
+		if r.Orphaned > 0 {
+			notes = append(notes, fmt.Sprintf("%s, %s: %d samples of the WAL whose series record is unreadable (in damage), neither delivered nor lost", r.Scenario, r.Sender, r.Orphaned))
+		}
 		if r.KilledInCheckpoint > 0 {
 			notes = append(notes, fmt.Sprintf("%s, %s: %d of the kills left a checkpoint unfinished", r.Scenario, r.Sender, r.KilledInCheckpoint))
 		}
@@ -49,7 +52,18 @@ func WriteMarkdown(w io.Writer, rs []Result) {
 			notes = append(notes, fmt.Sprintf("%s, %s: damaged %s", r.Scenario, r.Sender, d))
 		}
 		if r.CommitsFailed > 0 {
-			notes = append(notes, fmt.Sprintf("%s, %s: %d commits failed while the disk was full (their scrapes are not in the WAL)", r.Scenario, r.Sender, r.CommitsFailed))
+			while := "the disk was full"
+			if r.Scenario == "fs-faults" {
+				while = "the file system failed"
+			}
+			notes = append(notes, fmt.Sprintf("%s, %s: %d commits failed while %s (their scrapes are not in the WAL)", r.Scenario, r.Sender, r.CommitsFailed, while))
+		}
+		if len(r.Refused) > 0 {
+			var kinds []string
+			for _, k := range slices.Sorted(maps.Keys(r.Refused)) {
+				kinds = append(kinds, fmt.Sprintf("%s %d", k, r.Refused[k]))
+			}
+			notes = append(notes, fmt.Sprintf("%s, %s: file operations refused: %s", r.Scenario, r.Sender, strings.Join(kinds, ", ")))
 		}
 		if len(r.Damaged) > 0 {
 			notes = append(notes, fmt.Sprintf("%s, %s: lost in the damaged segments %d, of them in records a page or more after the damage %d", r.Scenario, r.Sender, r.LostDamaged, r.LostAfterDamage))

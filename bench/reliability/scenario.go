@@ -15,7 +15,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/walship/walship/bench/harness"
@@ -28,7 +30,7 @@ type Options struct {
 	Series      int           // written (sidecars) or scraped (agents) every Interval
 	Interval    time.Duration // between scrapes
 	Protocol    string        // rw1 or rw2
-	SegmentSize int           // of the sidecars' TSDB WAL
+	SegmentSize int           // of the sidecars' TSDB WAL, and of walship's agent's in fs-faults
 	Kills       int           // SIGKILLs of the kill scenario
 	MaxRun      time.Duration // a killed run lives between a second and this
 	MaxDown     time.Duration // a killed sender restarts after up to this (at random)
@@ -42,12 +44,13 @@ type Options struct {
 }
 
 // Scenarios are the faults by name, in the order the table shows them.
-var Scenarios = []string{"kill", "kill-truncate", "kill-checkpoint", "kill-delete", "outage", "outage-kill", "outage-budget", "outage-truncate", "corrupt", "corrupt-checkpoint", "disk-full", "flap", "reload"}
+var Scenarios = []string{"kill", "kill-truncate", "kill-checkpoint", "kill-delete", "outage", "outage-kill", "outage-budget", "outage-truncate", "corrupt", "corrupt-checkpoint", "disk-full", "fs-faults", "flap", "reload"}
 
 // Applies says whether scenario can run with s: reloads need a sender
 // that reloads on SIGHUP (upstream-sender does not), a disk budget
 // walship's agent (--storage.agent.retention.size), the server's
-// truncations a sidecar.
+// truncations a sidecar; a full or failing disk is the agent's own data
+// directory.
 func Applies(scenario string, s Sender) bool {
 	switch scenario {
 	case "reload":
@@ -56,7 +59,7 @@ func Applies(scenario string, s Sender) bool {
 		return s.Walship && s.Agent
 	case "outage-truncate", "corrupt":
 		return !s.Agent
-	case "kill-truncate", "kill-checkpoint", "kill-delete", "disk-full":
+	case "kill-truncate", "kill-checkpoint", "kill-delete", "disk-full", "fs-faults":
 		return s.Agent
 	}
 	return true
@@ -96,12 +99,15 @@ type Result struct {
 	Damaged        []string `json:"damaged,omitempty"`
 	DamageUnlogged int      `json:"damage_unlogged,omitempty"`
 	// CommitsFailed counts the commits walship's agent could not write
-	// (disk-full: walship_storage_commits_failed_total).
-	CommitsFailed int            `json:"commits_failed,omitempty"`
-	Requests      int            `json:"requests"`
-	Faults        map[string]int `json:"faults,omitempty"` // answers other than 204, by kind
-	Seconds       float64        `json:"seconds"`
-	Err           string         `json:"error,omitempty"`
+	// (disk-full, fs-faults: walship_storage_commits_failed_total).
+	CommitsFailed int `json:"commits_failed,omitempty"`
+	// Refused counts the file operations fs-faults' file system refused
+	// the sender, by kind (write, fsync, create, rename, remove).
+	Refused  map[string]int `json:"fs_refused,omitempty"`
+	Requests int            `json:"requests"`
+	Faults   map[string]int `json:"faults,omitempty"` // answers other than 204, by kind
+	Seconds  float64        `json:"seconds"`
+	Err      string         `json:"error,omitempty"`
 }
 
 // run is a scenario in progress.
@@ -122,6 +128,7 @@ type run struct {
 	// inDeletion those that left segments a checkpoint covers.
 	inCheckpoint, inDeletion int
 	damaged                  []damage // corrupt's
+	ffs                      *faultFS // fs-faults' file system
 }
 
 // Run runs scenario with sender.
@@ -139,6 +146,7 @@ func Run(ctx context.Context, scenario string, s Sender, o Options) Result {
 func runScenario(ctx context.Context, scenario string, s Sender, o Options, res *Result) error {
 	r := &run{o: o, s: s, rng: rand.New(rand.NewPCG(o.Seed, uint64(len(scenario))))}
 	r.dir = filepath.Join(o.Work, scenario+"-"+strings.NewReplacer(" ", "-", "--", "").Replace(s.Name))
+	detachStale(filepath.Join(r.dir, "data"))
 	if err := os.RemoveAll(r.dir); err != nil {
 		return err
 	}
@@ -164,19 +172,31 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 		return err
 	}
 	r.walDir = s.wal(tsdbDir, dataDir)
-	if scenario == "disk-full" {
+	onDisk := r.walDir // where the WAL's files are on the real disk
+	switch scenario {
+	case "disk-full":
 		if err := r.mountDisk(dataDir); err != nil {
 			return err
 		}
+	case "fs-faults":
+		backing, err := r.mountFaultFS(dataDir)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dataDir, r.walDir)
+		if err != nil {
+			return err
+		}
+		onDisk = filepath.Join(backing, rel)
 	}
 	flags := r.flags(scenario)
 	r.argv = append(s.argv(o.Binaries, config, tsdbDir, dataDir), flags...)
 	walDir := r.walDir
 	if len(flags) > 0 || scenario == "outage-truncate" {
 		// The sender (or the server) deletes segments: the accounting
-		// reads their shadow.
+		// reads their shadow, hard links taken on the disk they are on.
 		walDir = filepath.Join(r.dir, "shadow")
-		stopShadow := r.shadow(ctx, walDir)
+		stopShadow := r.shadow(ctx, onDisk, walDir)
 		defer stopShadow()
 	}
 	stopped := false
@@ -214,7 +234,7 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 		return err
 	}
 	r.waitQuiet(ctx, cut)
-	if scenario == "disk-full" && s.Walship {
+	if (scenario == "disk-full" || scenario == "fs-faults") && s.Walship {
 		addr, err := listenAddress(r.log())
 		if err != nil {
 			return err
@@ -252,6 +272,9 @@ func runScenario(ctx context.Context, scenario string, s Sender, o Options, res 
 	res.Runs, res.PeakRSS = r.runs, r.peakRSS
 	res.KilledInCheckpoint, res.KilledInDeletion = r.inCheckpoint, r.inDeletion
 	res.Requests, res.Faults, _ = r.rec.Received()
+	if r.ffs != nil {
+		res.Refused = r.ffs.Refused()
+	}
 	return nil
 }
 
@@ -292,8 +315,19 @@ func (r *run) openLoad(config, tsdbDir, scenario string) (ld load, begin func(),
 
 // flags are the scenario's flags for the sender: those of the scenarios
 // in which it deletes WAL segments (a disk budget, frequent truncations).
+// In fs-faults the agent truncates as in kill-truncate, so that
+// checkpoints are written and renamed and segments deleted while the
+// file system fails, and walship's agent writes segments of SegmentSize.
 func (r *run) flags(scenario string) []string {
 	switch scenario {
+	case "fs-faults":
+		flags := slices.Clone(r.s.truncating)
+		for i, f := range flags {
+			if r.s.Walship && strings.HasPrefix(f, "--storage.agent.wal-segment-size=") {
+				flags[i] = fmt.Sprintf("--storage.agent.wal-segment-size=%dKB", r.o.SegmentSize>>10)
+			}
+		}
+		return flags
 	case "outage-budget":
 		return []string{"--storage.agent.wal-segment-size=" + budgetSegment, "--storage.agent.retention.size=" + r.o.Budget}
 	case "kill-truncate", "kill-checkpoint", "kill-delete", "corrupt-checkpoint":
@@ -302,12 +336,17 @@ func (r *run) flags(scenario string) []string {
 	return nil
 }
 
+// detachStale detaches what a run that ended without cleaning up left
+// mounted at dir (disk-full's tmpfs, fs-faults' file system), so that its
+// directory can be removed; nothing mounted there is the usual case.
+func detachStale(dir string) { syscall.Unmount(dir, syscall.MNT_DETACH) }
+
 // shadow keeps hard links of the sender's WAL segments in dir until the
 // returned function is called.
-func (r *run) shadow(ctx context.Context, dir string) (stop func()) {
+func (r *run) shadow(ctx context.Context, from, dir string) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- shadow(ctx, r.walDir, dir) }()
+	go func() { done <- shadow(ctx, from, dir) }()
 	return func() { cancel(); <-done }
 }
 

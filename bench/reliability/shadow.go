@@ -23,6 +23,9 @@ import (
 // shadow hard-links every segment that appears in dir into into, so that
 // a segment the sender deletes can still be read: the link keeps its data
 // (and, for the segment being written, everything written to it later).
+// A segment deleted and created again under its name (walship's writer
+// deletes the segments a failed write started, and starts them again
+// later) is linked again: the file deleted held only what was taken back.
 // It polls until ctx ends.
 func shadow(ctx context.Context, dir, into string) error {
 	if err := os.MkdirAll(into, 0o755); err != nil {
@@ -34,11 +37,14 @@ func shadow(ctx context.Context, dir, into string) error {
 			if !segmentName.MatchString(e.Name()) {
 				continue
 			}
-			dst := filepath.Join(into, e.Name())
-			if _, err := os.Lstat(dst); err == nil {
-				continue
+			src, dst := filepath.Join(dir, e.Name()), filepath.Join(into, e.Name())
+			if linked, err := os.Lstat(dst); err == nil {
+				if now, err := os.Lstat(src); err != nil || os.SameFile(linked, now) {
+					continue
+				}
+				os.Remove(dst) // created again since it was linked
 			}
-			os.Link(filepath.Join(dir, e.Name()), dst) // a segment deleted meanwhile is simply not linked
+			os.Link(src, dst) // a segment deleted meanwhile is simply not linked
 		}
 		select {
 		case <-ctx.Done():

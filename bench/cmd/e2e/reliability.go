@@ -39,7 +39,7 @@ func reliabilityCommand(app *kingpin.Application) *reliabilityFlags {
 	f.cmd.Flag("series", "Series written (sidecars) or scraped (agents) every interval.").Default("10000").IntVar(&f.o.Series)
 	f.cmd.Flag("interval", "Between scrapes.").Default("1s").DurationVar(&f.o.Interval)
 	f.cmd.Flag("protocol", "rw1 or rw2.").Default("rw1").EnumVar(&f.o.Protocol, "rw1", "rw2")
-	f.cmd.Flag("segment-size", "WAL segment size of the sidecars' TSDB (bytes).").Default("1048576").IntVar(&f.o.SegmentSize)
+	f.cmd.Flag("segment-size", "WAL segment size of the sidecars' TSDB, and of walship's agent in fs-faults (bytes).").Default("1048576").IntVar(&f.o.SegmentSize)
 	f.cmd.Flag("kills", "SIGKILLs in the kill scenario.").Default("20").IntVar(&f.o.Kills)
 	f.cmd.Flag("max-run", "A killed run lives between 1s and this.").Default("10s").DurationVar(&f.o.MaxRun)
 	f.cmd.Flag("max-down", "A killed sender restarts after up to this.").Default("3s").DurationVar(&f.o.MaxDown)
@@ -117,7 +117,7 @@ func (f *reliabilityFlags) run() error {
 			return fmt.Errorf("%s, %s: %d samples lost in records a page or more after the damage", r.Scenario, r.Sender, r.LostAfterDamage)
 		}
 		if r.Walship && (silent || r.Unknown > 0 || r.Orphaned > 0) {
-			return fmt.Errorf("%s, %s: %d samples lost, %d reported, %d unknown, %d of series the WAL never names", r.Scenario, r.Sender, r.Lost, r.Reported, r.Unknown, r.Orphaned)
+			return fmt.Errorf("%s, %s: %d samples lost, %d reported, %d unknown, %d of series the WAL does not name", r.Scenario, r.Sender, r.Lost, r.Reported, r.Unknown, r.Orphaned)
 		}
 	}
 	return nil
