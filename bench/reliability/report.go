@@ -33,14 +33,11 @@ func WriteMarkdown(w io.Writer, rs []Result) {
 	}
 	var notes []string
 	for _, r := range rs {
-		if r.Orphaned > 0 {
-			notes = append(notes, fmt.Sprintf("%s, %s: %d samples written for series the WAL never names (their series record was in a commit that failed)", r.Scenario, r.Sender, r.Orphaned))
-		}
 		if r.Unknown > 0 {
 			notes = append(notes, fmt.Sprintf("%s, %s: %d samples accepted that the WAL does not hold", r.Scenario, r.Sender, r.Unknown))
 		}
 		if r.Orphaned > 0 {
-			notes = append(notes, fmt.Sprintf("%s, %s: %d samples of the WAL whose series record is unreadable (in damage), neither delivered nor lost", r.Scenario, r.Sender, r.Orphaned))
+			notes = append(notes, fmt.Sprintf("%s, %s: %d samples of the WAL whose series record is unreadable (in damage) or was never written (a commit that failed, not logged again), neither delivered nor lost", r.Scenario, r.Sender, r.Orphaned))
 		}
 		if r.KilledInCheckpoint > 0 {
 			notes = append(notes, fmt.Sprintf("%s, %s: %d of the kills left a checkpoint unfinished", r.Scenario, r.Sender, r.KilledInCheckpoint))
