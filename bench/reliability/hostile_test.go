@@ -2,8 +2,6 @@ package reliability
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -11,14 +9,7 @@ import (
 // 1 MiB after and before a small good log; inspect and replay count or
 // ship every good sample and exit as documented.
 func TestHostileShortForm(t *testing.T) {
-	walship, err := filepath.Abs("../../bin/walship")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(walship); err != nil {
-		t.Skip("bin/walship is not built (make build): ", err)
-	}
-	results, err := RunHostile(context.Background(), HostileOptions{Walship: walship, Work: t.TempDir(), Size: 1 << 20, Series: 100, Records: 5})
+	results, err := RunHostile(context.Background(), HostileOptions{Walship: builtWalship(t), Work: t.TempDir(), Size: 1 << 20, Series: 100, Records: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,13 +13,7 @@ import (
 // with walship's sidecar, the kills with its agent, at a small size; each
 // must account for every sample written and lose none.
 func TestShortForm(t *testing.T) {
-	walship, err := filepath.Abs("../../bin/walship")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(walship); err != nil {
-		t.Skip("bin/walship is not built (make build): ", err)
-	}
+	walship := builtWalship(t)
 	o := Options{
 		Binaries:    Binaries{Walship: walship},
 		Work:        t.TempDir(),
@@ -114,4 +108,18 @@ func TestShortForm(t *testing.T) {
 			}
 		})
 	}
+}
+
+// builtWalship returns the path of make build's bin/walship, or skips t
+// when it is not built.
+func builtWalship(t *testing.T) string {
+	t.Helper()
+	walship, err := filepath.Abs("../../bin/walship")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(walship); err != nil {
+		t.Skip("bin/walship is not built (make build): ", err)
+	}
+	return walship
 }
