@@ -20,10 +20,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/golang/snappy"
-	"github.com/prometheus/prometheus/prompb"
-
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/record"
 	"github.com/prometheus/prometheus/tsdb/wlog"
@@ -284,10 +282,7 @@ func newSampleSet(series int) *sampleSet {
 }
 
 func (s *sampleSet) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, err := io.ReadAll(req.Body)
-	if err == nil {
-		body, err = snappy.Decode(nil, body)
-	}
+	body, err := requestBody(req)
 	var wr prompb.WriteRequest
 	if err == nil {
 		err = wr.Unmarshal(body)

@@ -134,11 +134,7 @@ func written(w http.ResponseWriter, req *http.Request, n int) {
 // record decodes the request and records its samples; it returns how
 // many it held.
 func (r *Recorder) record(req *http.Request) (int, error) {
-	body, err := io.ReadAll(req.Body)
-	if err != nil {
-		return 0, err
-	}
-	raw, err := snappy.Decode(nil, body)
+	raw, err := requestBody(req)
 	if err != nil {
 		return 0, err
 	}
@@ -158,6 +154,15 @@ func (r *Recorder) record(req *http.Request) (int, error) {
 		n += len(s.timestamps)
 	}
 	return n, nil
+}
+
+// requestBody reads and decompresses a remote-write request's body.
+func requestBody(req *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	return snappy.Decode(nil, body)
 }
 
 // requestSeries is a series of a request: its labels (labels.String) and
