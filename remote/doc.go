@@ -1,7 +1,7 @@
 // Package remote is what a Prometheus fork or walship's agent wires in to
-// ship a WAL: Storage, which runs a pipeline (one watcher feeding one queue)
-// per group of remote_write entries, and Client, the HTTP side of one
-// endpoint.
+// ship a WAL: Storage, which runs a pipeline (one watcher feeding a queue
+// per lane) per group of remote_write entries, and Client, the HTTP side of
+// one endpoint.
 //
 // # Storage
 //
@@ -12,22 +12,26 @@
 // after it (its name, or its URL), so a restart or a reload resumes where
 // the endpoint's acknowledgements stopped.
 //
-// A pipeline (pipeline.go) is a queue.Manager fed by a watcher.Watcher of
-// the WAL. Entries whose requests would be the same bytes (same
-// write_relabel_configs, queue_config, metadata_config, protocol, exemplar
-// and histogram settings; URL, client settings and credentials may
-// differ) and saved near each other (within 1 MiB of WAL; those behind
-// first catch up alone) form a group (group.go)
-// with one pipeline: the WAL is read and decoded once, each series held
-// once, each request built and compressed once and sent to every member
-// at once by a fanout (fanout.go), which only returns when all took it.
-// The queue's metrics count for each member. A member that refuses what
-// another took, or is more than Options.GroupLag late on a request another
-// took, leaves the group: it gets a pipeline of its own, owned by the
-// group's, starting at the group's last saved position (what it may have
-// had since is sent to it again, nothing is skipped). So a slow endpoint
-// holds the others back by at most the lag, once; at the next start it
-// rejoins, saved near the others once it caught up.
+// A pipeline (pipeline.go) is a watcher.Watcher of the WAL feeding the
+// queue.Manager of each of its lanes (lane.go). Entries saved near each
+// other (within 1 MiB of WAL; those behind first catch up alone) with the
+// same exemplar and histogram settings form a group (group.go) with one
+// pipeline: the WAL is read and decoded once. Within it, entries whose
+// requests would be the same bytes (same write_relabel_configs,
+// queue_config, metadata_config, protocol; URL, client settings and
+// credentials may differ) form a lane: each series held once, each request
+// built and compressed once and sent to every member at once by a fanout
+// (fanout.go), which only returns when all took it. The queue's metrics
+// count for each member. Several lanes get what the watcher reads through
+// a tee (tee.go), which hands each lane only what it has not taken yet. A
+// member that refuses what another took, or is more than Options.GroupLag
+// late on a request another took, leaves the group, and so does a lane
+// whose queue took nothing for the lag while another took more: it gets a
+// pipeline of its own, owned by the group's, starting at the group's last
+// saved position (what it may have had since is sent to it again, nothing
+// is skipped). So an endpoint that is down holds the others back by at
+// most the lag, once; at the next start it rejoins, saved near the others
+// once it caught up.
 //
 // A reload restarts only the pipelines with an entry that changed or went
 // away (all of them when the external labels change): a stopping pipeline
@@ -50,9 +54,11 @@
 // # Goroutines
 //
 // Each pipeline has one goroutine (its run loop, which runs the watcher)
-// plus the queue's, and owns the pipelines of members that left its group;
+// plus its queues' (and, with several lanes, the tee's forwarding of their
+// ready signals), and owns the pipelines of members and lanes that left
+// its group;
 // ApplyConfig and Close stop them and wait. The fanout sends to each
 // member from a goroutine of its own per attempt and waits for all of
 // them. A watcher that fails (its directory vanished) is restarted from
-// the saved position after a pause, with a fresh queue.
+// the saved position after a pause, with fresh queues.
 package remote

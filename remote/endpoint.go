@@ -15,8 +15,9 @@ import (
 )
 
 // endpoint is one remote_write entry: its client, its durable position
-// and the names its metrics carry. A pipeline (one watcher and one queue)
-// ships to it, alone or with the entries of its group.
+// and the names its metrics carry. A lane of a pipeline (one queue, fed by
+// the pipeline's watcher) ships to it, alone or with the entries of its
+// group whose requests are the same bytes.
 type endpoint struct {
 	name, url string // metric labels, as upstream sets them
 	hash      string // of its configuration
@@ -24,13 +25,14 @@ type endpoint struct {
 	sender    *swapSender
 	positions *trackedPositions
 	proto     queue.Protocol
-	pipe      atomic.Pointer[pipeline] // the one shipping to it now
+	rkey      string               // requestKey: entries with the same one share a lane
+	lane      atomic.Pointer[lane] // the one shipping to it now
 }
 
 // newEndpoint builds an entry's client side and position store without
 // starting anything, so that ApplyConfig can refuse a bad entry before it
 // stops a running one.
-func (s *Storage) newEndpoint(rw *config.RemoteWriteConfig, name, hash, key string, client *Client) (*endpoint, error) {
+func (s *Storage) newEndpoint(rw *config.RemoteWriteConfig, name, hash, key, rkey string, client *Client) (*endpoint, error) {
 	if err := queue.CheckConfig(rw.QueueConfig); err != nil {
 		return nil, fmt.Errorf("remote %q: %w", name, err)
 	}
@@ -38,6 +40,7 @@ func (s *Storage) newEndpoint(rw *config.RemoteWriteConfig, name, hash, key stri
 		name:      name,
 		url:       rw.URL.Redacted(),
 		hash:      hash,
+		rkey:      rkey,
 		cfg:       rw,
 		sender:    &swapSender{},
 		positions: &trackedPositions{},
@@ -61,8 +64,8 @@ func (ep *endpoint) target() queue.Target { return queue.Target{Name: ep.name, U
 
 // highestSent is the newest sample timestamp the endpoint accepted.
 func (ep *endpoint) highestSent() int64 {
-	if p := ep.pipe.Load(); p != nil {
-		return p.highestSent()
+	if l := ep.lane.Load(); l != nil {
+		return l.highestSent()
 	}
 	return 0
 }

@@ -15,13 +15,23 @@ import (
 	"github.com/walship/walship/watcher"
 )
 
-// Entries whose requests would be the same bytes form a group, shipped by
-// one pipeline: the WAL is read and decoded once, each series is held
-// once, and each request is built and compressed once and sent to every
-// member (fanout). What decides the bytes is the requestKey; the URL, the
-// HTTP client settings, headers, credentials and timeouts do not, and stay
-// each member's own. Entries saved far apart do not group: the group
-// would send the one ahead what it has already.
+// Entries saved near each other form a group, shipped by one pipeline:
+// one watcher reads and decodes the WAL once for all of them. Within a
+// group, the entries whose requests would be the same bytes form a lane:
+// each series is held once and each request is built and compressed once
+// and sent to every member (fanout). What decides the bytes is the
+// requestKey; the URL, the HTTP client settings, headers, credentials and
+// timeouts do not, and stay each member's own. Lanes with other keys
+// (other write_relabel_configs, queue_config, protocol) have queues of
+// their own, fed by the group's watcher through a tee. What the watcher
+// hands over (exemplars, native histograms) must be the same for the whole
+// group (readKey). Entries saved far apart do not group: the group would
+// send the one ahead what it has already.
+
+// readKey identifies what an entry's watcher hands to its queue.
+func readKey(rw *config.RemoteWriteConfig) string {
+	return fmt.Sprintf("exemplars=%t histograms=%t", rw.SendExemplars, rw.SendNativeHistograms)
+}
 
 // requestKey identifies what makes an entry's requests what they are.
 func requestKey(rw *config.RemoteWriteConfig) (string, error) {
@@ -49,8 +59,8 @@ func requestKey(rw *config.RemoteWriteConfig) (string, error) {
 // start.
 const regroupSlack = 1 << 20
 
-// maxMembers is the most entries one group has (what one queue's metrics
-// count for).
+// maxMembers is the most entries one group has (at most what one queue's
+// metrics count for).
 const maxMembers = 64
 
 // plannedGroup is a group about to start: its members (in configuration
@@ -62,10 +72,10 @@ type plannedGroup struct {
 	behind  []*endpoint
 }
 
-// groupOf sorts eps (in configuration order) into groups: same request
-// key and, when saved positions count (watcher.FromPosition), none saved
-// or saved within regroupSlack of the group's first member.
-func groupOf(eps []*endpoint, keys map[*endpoint]string, start watcher.Start) []plannedGroup {
+// groupOf sorts eps (in configuration order) into groups: same readKey
+// and, when saved positions count (watcher.FromPosition), none saved or
+// saved within regroupSlack of the group's first member.
+func groupOf(eps []*endpoint, start watcher.Start) []plannedGroup {
 	type saved struct {
 		key string
 		pos record.Position
@@ -73,7 +83,7 @@ func groupOf(eps []*endpoint, keys map[*endpoint]string, start watcher.Start) []
 	}
 	at := make(map[*endpoint]saved, len(eps))
 	for _, ep := range eps {
-		s := saved{key: keys[ep]}
+		s := saved{key: readKey(ep.cfg)}
 		if start == watcher.FromPosition {
 			var err error
 			if s.pos, s.ok, err = ep.positions.Load(); err != nil {

@@ -84,7 +84,7 @@ func requireOnce(t *testing.T, want int, rs ...*testkit.Receiver) {
 // Three entries whose requests are the same bytes are shipped by one
 // watcher and one queue; each receiver gets every sample once and each
 // entry's metrics count what it was sent. An entry with other
-// write_relabel_configs gets a pipeline of its own.
+// write_relabel_configs gets a queue of its own, fed by the same watcher.
 func TestGroupSharesOnePipeline(t *testing.T) {
 	g := newGroupRig(t, remote.Options{})
 	a, b, c, d := testkit.NewReceiver(t), testkit.NewReceiver(t), testkit.NewReceiver(t), testkit.NewReceiver(t)
@@ -103,7 +103,8 @@ func TestGroupSharesOnePipeline(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return g.sent("a") == series*scrapes && g.sent("b") == series*scrapes && g.sent("c") == series*scrapes && g.sent("d") == 9*scrapes
 	}, 10*time.Second, time.Millisecond)
-	require.Equal(t, 2, g.watchers(), "one watcher for a, b and c, one for d")
+	require.Equal(t, 1, g.watchers(), "one watcher for a, b, c and d")
+	require.Zero(t, g.recordsRead("d"), "d has a watcher of its own")
 
 	// A reload that changes d restarts d alone.
 	requests := len(a.Requests())

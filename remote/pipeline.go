@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,15 +31,17 @@ type shipping struct {
 	external labels.Labels
 }
 
-// pipeline is one watcher of the WAL feeding one queue, which ships to one
-// endpoint or, through a fanout, to a group of them. A member that leaves
-// the group gets a pipeline of its own, owned by this one (children), that
-// starts at the group's last saved position. run is its goroutine (besides
-// the watcher's run, which it calls, and the queue's); stop ends it.
+// pipeline is one watcher of the WAL feeding the queues of its lanes: one
+// lane for the members whose requests are the same bytes (shipped by one
+// queue, through a fanout when there are several), a tee in front of the
+// queues when there are several lanes. A member or a lane that leaves gets a
+// pipeline of its own, owned by this one (children), that starts at the
+// group's last saved position. run is its goroutine (besides the watcher's
+// run, which it calls, and the queues'); stop ends it.
 type pipeline struct {
 	env       *shipping
-	members   []*endpoint // at the start; the fanout knows who is still in
-	fan       *fanout     // nil for one endpoint
+	members   []*endpoint // every lane's, at the start
+	lanes     []*lane     // those still in; changed by run's goroutine only
 	positions *groupPositions
 	start     watcher.Start
 	log       *slog.Logger
@@ -52,9 +55,6 @@ type pipeline struct {
 	stopAt   *record.Position
 	caughtUp atomic.Bool
 
-	q           atomic.Pointer[queue.Manager] // the current attempt's
-	highestPrev atomic.Int64                  // highest sent by earlier attempts' queues
-
 	mu       sync.Mutex
 	w        *watcher.Watcher // the current one, for Notify
 	children []*pipeline
@@ -66,11 +66,12 @@ type pipeline struct {
 }
 
 // newPipeline returns a pipeline shipping to members, not started. from,
-// when set, is where it starts reading (a member that left a group).
+// when set, is where it starts reading (members that left a group).
 func newPipeline(env *shipping, members []*endpoint, from *record.Position) *pipeline {
 	p := &pipeline{
 		env:       env,
 		members:   members,
+		lanes:     lanesOf(members),
 		positions: &groupPositions{members: append([]*endpoint(nil), members...), from: from},
 		start:     env.opts.Start,
 		log:       env.log.With("remote_name", members[0].name, "url", members[0].url),
@@ -79,11 +80,14 @@ func newPipeline(env *shipping, members []*endpoint, from *record.Position) *pip
 	if from != nil {
 		p.start = watcher.FromPosition
 	}
-	if len(members) > 1 {
-		p.fan = newFanout(members, env.opts.GroupLag, queue.NewBackoff(members[0].cfg.QueueConfig, nil), p.leave)
-	}
-	for _, ep := range members {
-		ep.pipe.Store(p)
+	for _, l := range p.lanes {
+		if len(l.members) > 1 {
+			l.fan = newFanout(l.members, env.opts.GroupLag, queue.NewBackoff(l.members[0].cfg.QueueConfig, nil),
+				func(ep *endpoint, why string, err error) { p.leave(l, ep, why, err) })
+		}
+		for _, ep := range l.members {
+			ep.lane.Store(l)
+		}
 	}
 	return p
 }
@@ -94,39 +98,14 @@ func (p *pipeline) startUnder(parent context.Context) {
 	go p.run()
 }
 
-// shipTo returns the members still in the pipeline.
-func (p *pipeline) shipTo() []*endpoint {
-	if p.fan != nil {
-		return p.fan.current()
+// laneOf returns the lane ep started in.
+func (p *pipeline) laneOf(ep *endpoint) *lane {
+	for _, l := range p.lanes {
+		if slices.Contains(l.members, ep) {
+			return l
+		}
 	}
-	return p.members
-}
-
-// newQueue builds the queue for the members still in the pipeline.
-func (p *pipeline) newQueue() (*queue.Manager, error) {
-	members, sender := p.shipTo(), queue.Sender(p.members[0].sender)
-	if p.fan != nil {
-		sender = p.fan
-	}
-	also := make([]queue.Target, 0, len(members)-1)
-	for _, ep := range members[1:] {
-		also = append(also, ep.target())
-	}
-	cfg := members[0].cfg
-	return queue.New(queue.Options{
-		Name:           members[0].name,
-		URL:            members[0].url,
-		Also:           also,
-		Config:         cfg.QueueConfig,
-		Metadata:       cfg.MetadataConfig,
-		Protocol:       members[0].proto,
-		ExternalLabels: p.env.external,
-		RelabelConfigs: cfg.WriteRelabelConfigs,
-		Sender:         sender,
-		Metrics:        p.env.queueM,
-		Logger:         p.env.log, // the queue adds remote_name and url
-		Labels:         p.env.labels,
-	})
+	return nil
 }
 
 // run ships until ctx ends (or, with StopAtEnd, until the whole log was
@@ -137,15 +116,18 @@ func (p *pipeline) run() {
 	defer close(p.finished)
 	defer p.waitChildren()
 	p.catchUpBehind()
-	for {
-		q, err := p.newQueue()
-		if err != nil {
-			p.log.Error("Remote write endpoint stopped", "err", err)
-			return
+	for len(p.lanes) > 0 {
+		lanes := slices.Clone(p.lanes)
+		for _, l := range lanes {
+			if _, err := l.newQueue(p.env); err != nil {
+				p.log.Error("Remote write endpoint stopped", "err", err)
+				return
+			}
 		}
-		p.q.Store(q)
-		err = p.attempt(p.ctx, q)
-		p.highestPrev.Store(max(p.highestPrev.Load(), q.HighestSentTimestamp()))
+		err := p.attempt(p.ctx, lanes)
+		for _, l := range lanes {
+			l.endAttempt()
+		}
 		if err == nil || errors.Is(err, watcher.ErrReachedEnd) || p.ctx.Err() != nil {
 			return
 		}
@@ -168,15 +150,22 @@ func (p *pipeline) waitChildren() {
 	}
 }
 
-// attempt runs q fed by a new watcher until ctx ends, the log ends
-// (StopAtEnd) or reading fails; then it flushes q, saves the position the
-// flush reached and stops q. The flush is bounded by the flush deadline;
-// after the end of the log it waits for everything to be acknowledged,
-// and for at most the flush deadline more once ctx ends.
-func (p *pipeline) attempt(ctx context.Context, q *queue.Manager) error {
+// attempt runs the lanes' new queues fed by a new watcher until ctx ends,
+// the log ends (StopAtEnd) or reading fails; then it flushes the queues of
+// the lanes still in, saves the position the flushes reached and stops
+// the queues. The flush is bounded by the flush deadline; after the end of
+// the log it waits for everything to be acknowledged, and for at most the
+// flush deadline more once ctx ends.
+func (p *pipeline) attempt(ctx context.Context, lanes []*lane) error {
 	opts := p.env.opts
-	lead := p.shipTo()[0]
-	w, err := watcher.New(q, watcher.Options{
+	lead := lanes[0].shipTo()[0]
+	var consumer watcher.Consumer = lanes[0].q.Load()
+	var t *tee
+	if len(lanes) > 1 {
+		t = newTee(lanes, opts.GroupLag, p.leaveLane)
+		consumer = t
+	}
+	w, err := watcher.New(consumer, watcher.Options{
 		Dir:            opts.WALDir,
 		Name:           lead.name,
 		FS:             opts.FS,
@@ -194,9 +183,14 @@ func (p *pipeline) attempt(ctx context.Context, q *queue.Manager) error {
 	if err != nil {
 		return err
 	}
-	qctx, stopQueue := context.WithCancel(context.Background())
-	queueDone := make(chan error, 1)
-	go func() { queueDone <- q.Run(qctx) }()
+	for _, l := range lanes {
+		l.runQueue()
+	}
+	teeCtx, stopTee := context.WithCancel(context.Background())
+	var forwarding sync.WaitGroup
+	if t != nil {
+		forwarding.Go(func() { t.run(teeCtx) })
+	}
 	p.mu.Lock()
 	p.w = w
 	p.mu.Unlock()
@@ -209,21 +203,40 @@ func (p *pipeline) attempt(ctx context.Context, q *queue.Manager) error {
 		deadline = 0 // stopped catching up: its group goes on without it
 	}
 	flushCtx, cancelFlush := flushContext(ctx, reachedEnd, deadline)
-	if err := q.Flush(flushCtx); err != nil {
-		p.log.Warn("Remote write flush did not send everything; the rest is sent after the next start", "err", err)
-	} else if reachedEnd {
+	if p.flush(flushCtx) && reachedEnd {
 		// The whole log (or all before stopAt) was sent: RW2 exemplars
 		// still waiting for a next sample of their series will not get one.
-		q.DropHeld()
+		for _, l := range p.lanes {
+			l.q.Load().DropHeld()
+		}
 		p.caughtUp.Store(p.stopAt != nil)
 	}
 	cancelFlush()
 	w.SavePosition()
-	stopQueue()
-	if err := <-queueDone; err != nil {
-		p.log.Error("Remote write queue stopped with an error", "err", err)
+	stopTee()
+	forwarding.Wait()
+	for _, l := range lanes {
+		l.stop(p.log)
 	}
 	return runErr
+}
+
+// flush flushes the queues of the lanes still in, at once, and reports
+// whether every one sent everything.
+func (p *pipeline) flush(ctx context.Context) bool {
+	var wg sync.WaitGroup
+	var failed atomic.Bool
+	for _, l := range p.lanes {
+		wg.Go(func() {
+			if err := l.q.Load().Flush(ctx); err != nil {
+				failed.Store(true)
+				p.log.Warn("Remote write flush did not send everything; the rest is sent after the next start",
+					"lane", l.members[0].name, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	return !failed.Load()
 }
 
 // flushContext bounds a flush: by deadline from now, or, when the whole
@@ -270,43 +283,69 @@ wait:
 	for i, c := range ups {
 		ep := p.behind[i]
 		c.stop()
+		l := p.laneOf(ep)
 		if c.caughtUp.Load() {
-			ep.pipe.Store(p)
+			ep.lane.Store(l)
 			continue
 		}
-		if p.fan != nil {
-			p.fan.remove(ep)
+		if l.fan != nil {
+			l.fan.remove(ep)
+		}
+		if len(l.shipTo()) == 0 {
+			p.lanes = slices.DeleteFunc(p.lanes, func(x *lane) bool { return x == l })
 		}
 		p.positions.leave(ep)
-		p.mu.Lock()
-		if p.ctx.Err() == nil {
-			p.log.Warn("Remote endpoint did not catch up with its group in time; it ships alone",
-				"endpoint", ep.name, "endpoint_url", ep.url, "group_lag", p.env.opts.GroupLag)
-			solo := newPipeline(p.env, []*endpoint{ep}, nil)
-			p.children = append(p.children, solo)
-			solo.startUnder(p.ctx)
-		}
-		p.mu.Unlock()
+		p.startChild([]*endpoint{ep}, nil, "Remote endpoint did not catch up with its group in time; it ships alone",
+			"endpoint", ep.name, "endpoint_url", ep.url, "group_lag", p.env.opts.GroupLag)
 	}
 }
 
-// leave gives ep, which the fanout let go, a pipeline of its own from the
-// group's last saved position: it resends what the group had not saved as
-// acknowledged, to ep alone, at ep's pace. Called from a shard of the
-// group's queue.
-func (p *pipeline) leave(ep *endpoint, why string, err error) {
-	if q := p.q.Load(); q != nil {
+// leave gives ep, which its lane's fanout let go, a pipeline of its own
+// from the group's last saved position: it resends what the group had not
+// saved as acknowledged, to ep alone, at ep's pace. Called from a shard of
+// the lane's queue.
+func (p *pipeline) leave(l *lane, ep *endpoint, why string, err error) {
+	if l.gone.Load() {
+		return // the whole lane left: ep is in the lane's own pipeline
+	}
+	if q := l.q.Load(); q != nil {
 		q.Leave(ep.target())
 	}
 	from := p.positions.leave(ep)
+	p.startChild([]*endpoint{ep}, from, "Remote endpoint left its group: it answered unlike the others, and is sent to from the group's saved position by a queue of its own",
+		"left", ep.name, "left_url", ep.url, "reason", why, "err", err)
+}
+
+// leaveLane gives l, which the tee let go (its queue took nothing for the
+// group's lag while another lane's took more), a pipeline of its own from
+// the group's last saved position, and stops its queue where it is: what
+// the lane's endpoints had not acknowledged is sent again by the new
+// pipeline, at their pace. Called from the watcher, in run's goroutine.
+func (p *pipeline) leaveLane(l *lane) {
+	l.gone.Store(true)
+	p.lanes = slices.DeleteFunc(p.lanes, func(x *lane) bool { return x == l })
+	l.stopQueue()
+	members := l.shipTo()
+	var from *record.Position
+	names := make([]string, len(members))
+	for i, ep := range members {
+		from, names[i] = p.positions.leave(ep), ep.name
+	}
+	p.startChild(members, from, "Remote endpoints fell behind the others their watcher reads for: they are sent to from the group's saved position by a watcher of their own",
+		"left", names, "group_lag", p.env.opts.GroupLag)
+}
+
+// startChild starts a pipeline for members that left, from (nil: as this
+// one started), unless this one is stopping (their saved positions then
+// keep their data for the next start).
+func (p *pipeline) startChild(members []*endpoint, from *record.Position, msg string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.ended || p.ctx.Err() != nil {
-		return // the saved position keeps ep's data for the next start
+		return
 	}
-	p.log.Warn("Remote endpoint left its group: it answered unlike the others, and is sent to from the group's saved position by a queue of its own",
-		"left", ep.name, "left_url", ep.url, "reason", why, "err", err)
-	child := newPipeline(p.env, []*endpoint{ep}, from)
+	p.log.Warn(msg, args...)
+	child := newPipeline(p.env, members, from)
 	p.children = append(p.children, child)
 	child.startUnder(p.ctx)
 }
@@ -321,15 +360,6 @@ func (p *pipeline) notify() {
 	for _, c := range p.children {
 		c.notify()
 	}
-}
-
-// highestSent is the newest sample timestamp the pipeline's queue sent.
-func (p *pipeline) highestSent() int64 {
-	ts := p.highestPrev.Load()
-	if q := p.q.Load(); q != nil {
-		ts = max(ts, q.HighestSentTimestamp())
-	}
-	return ts
 }
 
 // stop ends run (and the pipelines of members that left), flushing within

@@ -263,18 +263,17 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 		}
 	}
 	var starting []*endpoint // in configuration order
-	keys := map[*endpoint]string{}
 	for _, e := range entries {
 		ep := next[e.hash]
 		if ep == nil {
 			var err error
-			if ep, err = s.newEndpoint(e.rw, e.name, e.hash, e.key, e.client); err != nil {
+			if ep, err = s.newEndpoint(e.rw, e.name, e.hash, e.key, e.rkey, e.client); err != nil {
 				return fail(err)
 			}
 			next[e.hash] = ep
 		}
 		if !inKept[ep] {
-			starting, keys[ep] = append(starting, ep), e.rkey
+			starting = append(starting, ep)
 		}
 	}
 
@@ -303,7 +302,7 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 	}
 	env := &shipping{opts: s.opts, log: s.log, queueM: s.queueM, watcherM: s.watcherM, labels: s.labels, external: conf.GlobalConfig.ExternalLabels}
 	var started []*pipeline
-	for _, g := range groupOf(starting, keys, s.opts.Start) {
+	for _, g := range groupOf(starting, s.opts.Start) {
 		p := newPipeline(env, g.members, nil)
 		p.catchUp, p.behind = g.at, g.behind
 		p.startUnder(context.Background())

@@ -111,6 +111,10 @@ type Cell struct {
 	Protocol  string `json:"protocol"`   // "rw1" or "rw2"
 	MaxShards int    `json:"max_shards"` // 0: the default queue_config
 	Endpoints int    `json:"endpoints"`  // remote_write entries, all to the receiver
+	// Distinct gives each entry write_relabel_configs of its own (a drop
+	// rule naming a metric the WAL does not hold), so that entries differ
+	// in configuration but not in what they send.
+	Distinct bool `json:"distinct,omitempty"`
 }
 
 func (c Cell) String() string {
@@ -121,6 +125,9 @@ func (c Cell) String() string {
 	s := strings.ToUpper(c.Protocol) + ", " + shards
 	if c.Endpoints > 1 {
 		s += fmt.Sprintf(", %d endpoints", c.Endpoints)
+	}
+	if c.Distinct {
+		s += ", distinct relabelling"
 	}
 	return s
 }
@@ -143,8 +150,15 @@ func (c Cell) remoteWrite(b *strings.Builder, url string, dropReport bool) {
 		if c.MaxShards > 0 {
 			fmt.Fprintf(b, "    queue_config:\n      max_shards: %d\n", c.MaxShards)
 		}
+		var drop []string
 		if dropReport {
-			b.WriteString("    write_relabel_configs:\n      - {source_labels: [__name__], regex: 'up|scrape_.+', action: drop}\n")
+			drop = append(drop, "up|scrape_.+")
+		}
+		if c.Distinct {
+			drop = append(drop, fmt.Sprintf("not_in_the_wal_%d", i+1))
+		}
+		if len(drop) > 0 {
+			fmt.Fprintf(b, "    write_relabel_configs:\n      - {source_labels: [__name__], regex: '%s', action: drop}\n", strings.Join(drop, "|"))
 		}
 	}
 }

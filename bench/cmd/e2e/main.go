@@ -58,6 +58,7 @@ func main() {
 	protocols := run.Flag("protocols", "Comma-separated: rw1, rw2; default: the mode's.").String()
 	shards := run.Flag("shards", "Comma-separated max_shards settings: default, or a number; default: the mode's.").String()
 	endpoints := run.Flag("endpoints", "Comma-separated numbers of remote_write entries.").Default("1").String()
+	distinct := run.Flag("distinct-relabel", "Give each remote_write entry write_relabel_configs of its own (that drop nothing the WAL holds).").Bool()
 	sendersFlag := run.Flag("senders", "Comma-separated: upstream, replay, sidecar (a WAL's); prometheus-agent, agent (scraping); default: the mode's.").String()
 	interval := run.Flag("scrape-interval", "How often the agents scrape each target.").Default("5s").Duration()
 	iterations := run.Flag("iterations", "Runs of each sender per cell; default: the mode's.").Int()
@@ -108,7 +109,7 @@ func main() {
 	case run.FullCommand():
 		m := modes[*mode]
 		var p harness.Plan
-		p, err = plan(or(*shapes, m.shapes), or(*protocols, m.protocols), or(*shards, m.shards), *endpoints, or(*sendersFlag, m.senders))
+		p, err = plan(or(*shapes, m.shapes), or(*protocols, m.protocols), or(*shards, m.shards), *endpoints, *distinct, or(*sendersFlag, m.senders))
 		if err == nil {
 			p.Iterations = m.iterations
 			if *iterations > 0 {
@@ -205,7 +206,7 @@ func or(s, def string) string {
 	return def
 }
 
-func plan(shapes, protocols, shards, endpoints, senders string) (harness.Plan, error) {
+func plan(shapes, protocols, shards, endpoints string, distinct bool, senders string) (harness.Plan, error) {
 	var p harness.Plan
 	for name := range strings.SplitSeq(shapes, ",") {
 		s, err := shape.Parse(name)
@@ -224,7 +225,7 @@ func plan(shapes, protocols, shards, endpoints, senders string) (harness.Plan, e
 				return p, fmt.Errorf("--protocols: %q is neither rw1 nor rw2", proto)
 			}
 			for sh := range strings.SplitSeq(shards, ",") {
-				c := harness.Cell{Protocol: proto, Endpoints: n}
+				c := harness.Cell{Protocol: proto, Endpoints: n, Distinct: distinct}
 				if sh != "default" {
 					if _, err := fmt.Sscan(sh, &c.MaxShards); err != nil || c.MaxShards < 1 {
 						return p, fmt.Errorf("--shards: %q is neither default nor a positive number", sh)

@@ -1,0 +1,92 @@
+package remote_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/relabel"
+	"github.com/stretchr/testify/require"
+
+	"github.com/walship/walship/internal/testkit"
+	"github.com/walship/walship/remote"
+)
+
+// An entry with other write_relabel_configs (a lane of its own, fed by
+// its group's watcher) whose endpoint is down fills its small queue and
+// then holds the others back for at most the group's lag: it leaves for a
+// watcher of its own, from the group's saved position. a and b (one lane)
+// get everything while d is down; once d is back it gets everything it
+// keeps, nothing twice, after a bounded number of requests. Once it caught
+// up, it is saved where the others are, and the next start ships to all
+// three with one watcher again.
+func TestLaneBehindLeaves(t *testing.T) {
+	const lag = 300 * time.Millisecond
+	g := newGroupRig(t, remote.Options{GroupLag: lag})
+	a, b, d := testkit.NewReceiver(t), testkit.NewReceiver(t), testkit.NewReceiver(t)
+	d.Respond(testkit.Refuse(http.StatusServiceUnavailable))
+	other := remoteWriteConfig(t, "d", d.URL)
+	other.WriteRelabelConfigs = []*relabel.Config{{SourceLabels: []model.LabelName{"i"}, Regex: relabel.MustNewRegexp("1.*"), Action: relabel.Drop}}
+	other.QueueConfig.Capacity, other.QueueConfig.MaxSamplesPerSend = 10, 5
+	other.QueueConfig.MinShards, other.QueueConfig.MaxShards = 1, 1
+	cfg := configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL), other)
+	require.NoError(t, g.rs.ApplyConfig(cfg))
+
+	const series, scrapes = 20, 30
+	for s := range scrapes {
+		appendScrape(t, g.db, series, s)
+	}
+	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes && b.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return g.watchers() == 2 }, 10*time.Second, time.Millisecond, "d did not leave")
+	require.Less(t, len(d.Requests()), 200, "d's queue retries with backoff, bounded")
+	require.Zero(t, d.Distinct())
+
+	d.Respond(nil)
+	for s := scrapes; s < 2*scrapes; s++ {
+		appendScrape(t, g.db, series, s)
+	}
+	const kept = 9 // d drops i=1 and i=10..19
+	require.Eventually(t, func() bool {
+		return a.Distinct() == 2*series*scrapes && b.Distinct() == 2*series*scrapes && d.Distinct() == 2*kept*scrapes
+	}, 20*time.Second, 5*time.Millisecond)
+	requireOnce(t, 2*series*scrapes, a, b)
+	requireOnce(t, 2*kept*scrapes, d)
+	require.Eventually(t, func() bool {
+		return g.sent("a") == 2*series*scrapes && g.sent("b") == 2*series*scrapes && g.sent("d") == 2*kept*scrapes
+	}, 10*time.Second, time.Millisecond, "a %v, b %v, d %v", g.sent("a"), g.sent("b"), g.sent("d"))
+
+	g.reopen()
+	require.NoError(t, g.rs.ApplyConfig(cfg))
+	appendScrape(t, g.db, series, 2*scrapes)
+	require.Eventually(t, func() bool {
+		return a.Distinct() == series*(2*scrapes+1) && d.Distinct() == kept*(2*scrapes+1)
+	}, 20*time.Second, 5*time.Millisecond)
+	require.Equal(t, 1, g.watchers(), "d did not rejoin")
+	requireOnce(t, series*(2*scrapes+1), a, b)
+	requireOnce(t, kept*(2*scrapes+1), d)
+}
+
+// Lanes take a record at their own pace: d's queue holds 10 samples and
+// takes each record of 200 in pieces, while a's takes it whole. The tee
+// hands each lane only what it has not got, so both get everything once,
+// and d, which keeps up, stays in the group.
+func TestLanesTakeRecordsAtTheirPace(t *testing.T) {
+	g := newGroupRig(t, remote.Options{})
+	a, d := testkit.NewReceiver(t), testkit.NewReceiver(t)
+	other := remoteWriteConfig(t, "d", d.URL)
+	other.WriteRelabelConfigs = []*relabel.Config{{SourceLabels: []model.LabelName{"i"}, Regex: relabel.MustNewRegexp("1.*"), Action: relabel.Drop}}
+	other.QueueConfig.Capacity, other.QueueConfig.MaxSamplesPerSend = 10, 5
+	other.QueueConfig.MinShards, other.QueueConfig.MaxShards = 1, 1
+	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), other)))
+
+	const series, scrapes = 200, 10
+	for s := range scrapes {
+		appendScrape(t, g.db, series, s)
+	}
+	const kept = 89 // d drops i=1, 10..19 and 100..199
+	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes && d.Distinct() == kept*scrapes }, 20*time.Second, 5*time.Millisecond)
+	requireOnce(t, series*scrapes, a)
+	requireOnce(t, kept*scrapes, d)
+	require.Equal(t, 1, g.watchers(), "d left though it kept up")
+}

@@ -1,0 +1,180 @@
+package remote
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/walship/walship/queue"
+	"github.com/walship/walship/wal/record"
+	"github.com/walship/walship/watcher"
+)
+
+// tee is the watcher's consumer when one watcher feeds the queues of
+// several lanes (entries whose requests differ: other
+// write_relabel_configs, queue_config or protocol). It hands what the
+// watcher read to every lane's queue, so the WAL is read and decoded once.
+//
+// A lane whose queue is full holds the others back: the tee reports taken
+// only what every lane took, remembers how much more of the record each
+// lane has, and hands each lane only the part it has not got when the
+// watcher hands the rest again. A lane that has taken nothing for the lag
+// while another took more leaves (the owner's leave gives it a pipeline
+// of its own from the group's saved position), so a slow or down endpoint
+// holds back the others for at most the lag.
+type tee struct {
+	lag   time.Duration
+	leave func(*lane) // the owner's: the lane is out of the tee
+
+	lanes atomic.Pointer[[]*teeLane] // replaced, not changed, when a lane leaves
+	ready chan struct{}              // any lane's queue has room again
+
+	// Used by the watcher's goroutine only.
+	at    record.Span // the record being handed over
+	stuck time.Time   // since when a lane that took less has taken nothing; zero while all took the same
+}
+
+// teeLane is one lane in the tee, with how many items of the record being
+// handed over it took beyond what the tee reported taken.
+type teeLane struct {
+	l     *lane
+	q     *queue.Manager
+	ahead int
+}
+
+var _ watcher.Consumer = (*tee)(nil)
+
+func newTee(lanes []*lane, lag time.Duration, leave func(*lane)) *tee {
+	t := &tee{lag: lag, leave: leave, ready: make(chan struct{}, 1)}
+	in := make([]*teeLane, len(lanes))
+	for i, l := range lanes {
+		in[i] = &teeLane{l: l, q: l.q.Load()}
+	}
+	t.lanes.Store(&in)
+	return t
+}
+
+// run forwards the lanes' ready signals into the tee's until ctx ends.
+func (t *tee) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, tl := range *t.lanes.Load() {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tl.q.Ready():
+					select {
+					case t.ready <- struct{}{}:
+					default:
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (t *tee) StoreSeries(series []record.RefSeries, segment int) {
+	for _, tl := range *t.lanes.Load() {
+		tl.q.StoreSeries(series, segment)
+	}
+}
+
+func (t *tee) StoreMetadata(meta []record.RefMetadata) {
+	for _, tl := range *t.lanes.Load() {
+		tl.q.StoreMetadata(meta)
+	}
+}
+
+func (t *tee) SeriesReset(segment int) {
+	for _, tl := range *t.lanes.Load() {
+		tl.q.SeriesReset(segment)
+	}
+}
+
+func (t *tee) AppendSamples(s []record.RefSample, at record.Span) int {
+	return teeAppend(t, s, at, (*queue.Manager).AppendSamples)
+}
+
+func (t *tee) AppendHistograms(h []record.RefHistogramSample, at record.Span) int {
+	return teeAppend(t, h, at, (*queue.Manager).AppendHistograms)
+}
+
+func (t *tee) AppendFloatHistograms(h []record.RefFloatHistogramSample, at record.Span) int {
+	return teeAppend(t, h, at, (*queue.Manager).AppendFloatHistograms)
+}
+
+func (t *tee) AppendExemplars(e []record.RefExemplar, at record.Span) int {
+	return teeAppend(t, e, at, (*queue.Manager).AppendExemplars)
+}
+
+// teeAppend hands items to every lane that has not got them yet and
+// returns how many of the leading ones every lane has now.
+func teeAppend[T any](t *tee, items []T, at record.Span, appendTo func(*queue.Manager, []T, record.Span) int) int {
+	lanes := *t.lanes.Load()
+	if at != t.at { // a new record: nobody has any of it
+		t.at, t.stuck = at, time.Time{}
+		for _, tl := range lanes {
+			tl.ahead = 0
+		}
+	}
+	took, most := len(items), 0
+	for _, tl := range lanes {
+		if tl.ahead < len(items) {
+			tl.ahead += appendTo(tl.q, items[tl.ahead:], at)
+		}
+		took, most = min(took, tl.ahead), max(most, tl.ahead)
+	}
+	now := time.Now()
+	switch {
+	case took == most:
+		t.stuck = time.Time{}
+	case took > 0 || t.stuck.IsZero():
+		t.stuck = now // the slowest took something, or the lanes just parted
+	case now.Sub(t.stuck) >= t.lag:
+		lanes = t.dropBehind(lanes)
+		took, t.stuck = most, time.Time{}
+		for _, tl := range lanes {
+			took = min(took, tl.ahead)
+		}
+	}
+	for _, tl := range lanes {
+		tl.ahead -= took
+	}
+	return took
+}
+
+// dropBehind lets go of the lanes that took none of the record's rest
+// while another took some, and returns the lanes that stay.
+func (t *tee) dropBehind(lanes []*teeLane) []*teeLane {
+	var stay, gone []*teeLane
+	for _, tl := range lanes {
+		if tl.ahead == 0 {
+			gone = append(gone, tl)
+		} else {
+			stay = append(stay, tl)
+		}
+	}
+	t.lanes.Store(&stay)
+	for _, tl := range gone {
+		t.leave(tl.l)
+	}
+	return stay
+}
+
+// Ready receives a value when any lane's queue has room again.
+func (t *tee) Ready() <-chan struct{} { return t.ready }
+
+// LowestPending is the earliest of the lanes'.
+func (t *tee) LowestPending() (record.Position, bool) {
+	var lowest record.Position
+	found := false
+	for _, tl := range *t.lanes.Load() {
+		if pos, ok := tl.q.LowestPending(); ok && (!found || pos.Less(lowest)) {
+			lowest, found = pos, true
+		}
+	}
+	return lowest, found
+}
