@@ -54,8 +54,7 @@
 // # Goroutines
 //
 // Each pipeline has one goroutine (its run loop, which runs the watcher)
-// plus its queues' (and, with several lanes, the tee's forwarding of their
-// ready signals), and owns the pipelines of members and lanes that left
+// plus its queues', and owns the pipelines of members and lanes that left
 // its group;
 // ApplyConfig and Close stop them and wait. The fanout sends to each
 // member from a goroutine of its own per attempt and waits for all of

@@ -160,10 +160,8 @@ func (p *pipeline) attempt(ctx context.Context, lanes []*lane) error {
 	opts := p.env.opts
 	lead := lanes[0].shipTo()[0]
 	var consumer watcher.Consumer = lanes[0].q.Load()
-	var t *tee
 	if len(lanes) > 1 {
-		t = newTee(lanes, opts.GroupLag, p.leaveLane)
-		consumer = t
+		consumer = newTee(lanes, opts.GroupLag, p.leaveLane)
 	}
 	w, err := watcher.New(consumer, watcher.Options{
 		Dir:            opts.WALDir,
@@ -185,11 +183,6 @@ func (p *pipeline) attempt(ctx context.Context, lanes []*lane) error {
 	}
 	for _, l := range lanes {
 		l.runQueue()
-	}
-	teeCtx, stopTee := context.WithCancel(context.Background())
-	var forwarding sync.WaitGroup
-	if t != nil {
-		forwarding.Go(func() { t.run(teeCtx) })
 	}
 	p.mu.Lock()
 	p.w = w
@@ -213,8 +206,6 @@ func (p *pipeline) attempt(ctx context.Context, lanes []*lane) error {
 	}
 	cancelFlush()
 	w.SavePosition()
-	stopTee()
-	forwarding.Wait()
 	for _, l := range lanes {
 		l.stop(p.log)
 	}

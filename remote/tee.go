@@ -1,8 +1,6 @@
 package remote
 
 import (
-	"context"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,11 +26,11 @@ type tee struct {
 	leave func(*lane) // the owner's: the lane is out of the tee
 
 	lanes atomic.Pointer[[]*teeLane] // replaced, not changed, when a lane leaves
-	ready chan struct{}              // any lane's queue has room again
 
 	// Used by the watcher's goroutine only.
-	at    record.Span // the record being handed over
-	stuck time.Time   // since when a lane that took less has taken nothing; zero while all took the same
+	at    record.Span    // the record being handed over
+	stuck time.Time      // since when a lane that took less has taken nothing; zero while all took the same
+	wait  *queue.Manager // a lane's queue that took the least of the last items: the one to wait for
 }
 
 // teeLane is one lane in the tee, with how many items of the record being
@@ -46,34 +44,14 @@ type teeLane struct {
 var _ watcher.Consumer = (*tee)(nil)
 
 func newTee(lanes []*lane, lag time.Duration, leave func(*lane)) *tee {
-	t := &tee{lag: lag, leave: leave, ready: make(chan struct{}, 1)}
+	t := &tee{lag: lag, leave: leave}
 	in := make([]*teeLane, len(lanes))
 	for i, l := range lanes {
 		in[i] = &teeLane{l: l, q: l.q.Load()}
 	}
 	t.lanes.Store(&in)
+	t.wait = in[0].q
 	return t
-}
-
-// run forwards the lanes' ready signals into the tee's until ctx ends.
-func (t *tee) run(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, tl := range *t.lanes.Load() {
-		wg.Go(func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tl.q.Ready():
-					select {
-					case t.ready <- struct{}{}:
-					default:
-					}
-				}
-			}
-		})
-	}
-	wg.Wait()
 }
 
 func (t *tee) StoreSeries(series []record.RefSeries, segment int) {
@@ -141,7 +119,9 @@ func teeAppend[T any](t *tee, items []T, at record.Span, appendTo func(*queue.Ma
 		}
 	}
 	for _, tl := range lanes {
-		tl.ahead -= took
+		if tl.ahead -= took; tl.ahead == 0 {
+			t.wait = tl.q
+		}
 	}
 	return took
 }
@@ -164,8 +144,9 @@ func (t *tee) dropBehind(lanes []*teeLane) []*teeLane {
 	return stay
 }
 
-// Ready receives a value when any lane's queue has room again.
-func (t *tee) Ready() <-chan struct{} { return t.ready }
+// Ready is the ready signal of a lane that took the least of what the
+// watcher handed over last: nothing more is taken before it takes more.
+func (t *tee) Ready() <-chan struct{} { return t.wait.Ready() }
 
 // LowestPending is the earliest of the lanes'.
 func (t *tee) LowestPending() (record.Position, bool) {
