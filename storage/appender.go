@@ -62,14 +62,16 @@ func (a *appender) getOrCreate(ref promstorage.SeriesRef, l labels.Labels) (*mem
 	if s := a.db.series.byLabels(hash, l); s != nil {
 		return s, nil
 	}
-	l = l.WithoutEmpty()
+	if trimmed := l.WithoutEmpty(); trimmed.Len() != l.Len() {
+		l, hash = trimmed, trimmed.Hash()
+	}
 	if l.IsEmpty() {
 		return nil, fmt.Errorf("empty label set: %w", ErrInvalidSample)
 	}
 	if name, dup := l.HasDuplicateLabelNames(); dup {
 		return nil, fmt.Errorf("label name %q is not unique: %w", name, ErrInvalidSample)
 	}
-	s, created := a.db.series.getOrCreate(l.Hash(), l)
+	s, created := a.db.series.getOrCreate(hash, l)
 	if created {
 		a.db.metrics.activeSeries.Inc()
 	}

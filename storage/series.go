@@ -54,16 +54,16 @@ func (s *memSeries) updateLastTs(t int64) bool {
 
 const stripeCount = 1 << 10 // power of two
 
-// seriesTable finds series by labels and by ref. Both indexes are striped
-// so that appenders on different series rarely share a lock: byHash by
-// labels.Hash (collisions chained through memSeries.next and resolved with
-// labels.Equal), byRef by ref.
+// seriesTable finds series by labels and by ref. The labels index is
+// striped so that appenders on different series rarely share a lock (by
+// labels.Hash; collisions chained through memSeries.next and resolved with
+// labels.Equal); the ref index is an array read without locks (refIndex).
 //
 // A seriesTable is safe for concurrent use.
 type seriesTable struct {
 	nextRef atomic.Uint64
 	hashes  [stripeCount]hashStripe
-	refs    [stripeCount]refStripe
+	refs    refIndex
 }
 
 type hashStripe struct {
@@ -72,28 +72,15 @@ type hashStripe struct {
 	_  [40]byte // keep stripes on separate cache lines
 }
 
-type refStripe struct {
-	mu sync.RWMutex
-	m  map[record.Ref]*memSeries
-	_  [40]byte
-}
-
 func newSeriesTable() *seriesTable {
 	t := &seriesTable{}
 	for i := range t.hashes {
 		t.hashes[i].m = map[uint64]*memSeries{}
-		t.refs[i].m = map[record.Ref]*memSeries{}
 	}
 	return t
 }
 
-func (t *seriesTable) byRef(ref record.Ref) *memSeries {
-	st := &t.refs[uint64(ref)&(stripeCount-1)]
-	st.mu.RLock()
-	s := st.m[ref]
-	st.mu.RUnlock()
-	return s
-}
+func (t *seriesTable) byRef(ref record.Ref) *memSeries { return t.refs.get(ref) }
 
 func (t *seriesTable) byLabels(hash uint64, lset labels.Labels) *memSeries {
 	st := &t.hashes[hash&(stripeCount-1)]
@@ -147,12 +134,7 @@ func (t *seriesTable) setUnlessPresent(s *memSeries) (*memSeries, bool) {
 	return s, true
 }
 
-func (t *seriesTable) addRef(s *memSeries) {
-	rs := &t.refs[uint64(s.ref)&(stripeCount-1)]
-	rs.mu.Lock()
-	rs.m[s.ref] = s
-	rs.mu.Unlock()
-}
+func (t *seriesTable) addRef(s *memSeries) { t.refs.set(s) }
 
 // raiseNextRef makes sure refs handed out later are above ref.
 func (t *seriesTable) raiseNextRef(ref record.Ref) {
@@ -165,16 +147,7 @@ func (t *seriesTable) raiseNextRef(ref record.Ref) {
 }
 
 // forEach calls f for every series of the table.
-func (t *seriesTable) forEach(f func(*memSeries)) {
-	for i := range t.refs {
-		rs := &t.refs[i]
-		rs.mu.Lock()
-		for _, s := range rs.m {
-			f(s)
-		}
-		rs.mu.Unlock()
-	}
-}
+func (t *seriesTable) forEach(f func(*memSeries)) { t.refs.forEach(f) }
 
 // gc removes the series whose newest committed sample is older than mint
 // (series never committed included) and returns them, marked gone.
@@ -206,12 +179,7 @@ func (t *seriesTable) gc(mint int64) []*memSeries {
 		st.mu.Unlock()
 	}
 	for _, s := range removed {
-		rs := &t.refs[uint64(s.ref)&(stripeCount-1)]
-		rs.mu.Lock()
-		if rs.m[s.ref] == s {
-			delete(rs.m, s.ref)
-		}
-		rs.mu.Unlock()
+		t.refs.remove(s, t.nextRef.Load()+1)
 	}
 	return removed
 }

@@ -45,6 +45,9 @@ func (f *hostileFlags) run() error {
 	if err := absolute(&o.Walship, &o.Work); err != nil {
 		return err
 	}
+	if err := lockWork(o.Work); err != nil {
+		return err
+	}
 	results, err := reliability.RunHostile(ctx, o)
 	if err != nil {
 		return err

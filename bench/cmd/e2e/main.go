@@ -195,8 +195,10 @@ func binaries(walship, work string) (harness.Binaries, string, error) {
 	if err != nil {
 		return b, "", err
 	}
-	work, err = filepath.Abs(work)
-	return b, work, err
+	if work, err = filepath.Abs(work); err != nil {
+		return b, "", err
+	}
+	return b, work, lockWork(work)
 }
 
 func or(s, def string) string {
@@ -278,14 +280,14 @@ func runReceivers(names, cases, shapeName, protocols, walship, prometheusBin, ca
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(work, 0o755); err != nil {
-		return err
-	}
 	// The receivers and walship run in directories of their own.
 	for _, p := range []*string{&walship, &prometheusBin, &cache, &work} {
 		if *p, err = filepath.Abs(*p); err != nil {
 			return err
 		}
+	}
+	if err := lockWork(work); err != nil {
+		return err
 	}
 	ctx := context.Background()
 	var results []receivers.Result

@@ -65,6 +65,9 @@ func (f *reliabilityFlags) run() error {
 	if err := absolute(&o.Walship, &o.UpstreamSender, &o.Prometheus, &o.Work); err != nil {
 		return err
 	}
+	if err := lockWork(o.Work); err != nil {
+		return err
+	}
 	out, err := createResults(*f.out)
 	if err != nil {
 		return err
