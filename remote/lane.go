@@ -19,8 +19,9 @@ type lane struct {
 	q           atomic.Pointer[queue.Manager] // the current attempt's
 	highestPrev atomic.Int64                  // highest sent by earlier attempts' queues
 
-	// gone says the lane left its pipeline (see pipeline.leaveLane).
-	gone atomic.Bool
+	// leftWith are the members the lane left its pipeline with (see
+	// pipeline.leaveLane), nil while it is in; guarded by the pipeline's mu.
+	leftWith []*endpoint
 
 	// The current attempt's queue, run by the pipeline's goroutine.
 	stopQueue context.CancelFunc

@@ -296,8 +296,11 @@ wait:
 // saved as acknowledged, to ep alone, at ep's pace. Called from a shard of
 // the lane's queue.
 func (p *pipeline) leave(l *lane, ep *endpoint, why string, err error) {
-	if l.gone.Load() {
-		return // the whole lane left: ep is in the lane's own pipeline
+	p.mu.Lock()
+	withLane := slices.Contains(l.leftWith, ep)
+	p.mu.Unlock()
+	if withLane {
+		return // the whole lane left with ep: it is in the lane's own pipeline
 	}
 	if q := l.q.Load(); q != nil {
 		q.Leave(ep.target())
@@ -313,10 +316,12 @@ func (p *pipeline) leave(l *lane, ep *endpoint, why string, err error) {
 // the lane's endpoints had not acknowledged is sent again by the new
 // pipeline, at their pace. Called from the watcher, in run's goroutine.
 func (p *pipeline) leaveLane(l *lane) {
-	l.gone.Store(true)
+	p.mu.Lock()
+	members := l.shipTo() // a member its fanout let go before has a pipeline of its own
+	l.leftWith = members
+	p.mu.Unlock()
 	p.lanes = slices.DeleteFunc(p.lanes, func(x *lane) bool { return x == l })
 	l.stopQueue()
-	members := l.shipTo()
 	var from *record.Position
 	names := make([]string, len(members))
 	for i, ep := range members {

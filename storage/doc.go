@@ -46,8 +46,8 @@
 // # Concurrency
 //
 // A DB is safe for concurrent use; each appender belongs to one goroutine.
-// Series lookups take a read lock on one of many stripes; commits serialise
-// on the writer. Run is the only goroutine the package uses, owned by its
+// Lookups by labels take a read lock on one of many stripes, lookups by
+// ref no lock at all (refIndex); commits serialise on the writer. Run is the only goroutine the package uses, owned by its
 // caller; it ends with its context or Close.
 //
 // # Differences from upstream's agent
