@@ -34,7 +34,8 @@
 // once it caught up.
 //
 // A reload restarts only the pipelines with an entry that changed or went
-// away (all of them when the external labels change): a stopping pipeline
+// away (all of them when the external labels change), every lane of such a
+// pipeline with it: a stopping pipeline
 // flushes within the flush deadline and saves the position the flush
 // reached, and its entries that stay resume there in new pipelines.
 // Notify (the TSDB's write notifications) wakes the watchers.

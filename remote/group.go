@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/prometheus/config"
@@ -185,12 +186,11 @@ func (g *groupPositions) Save(pos record.Position) error {
 func (g *groupPositions) leave(ep *endpoint) *record.Position {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for i, m := range g.members {
-		if m == ep {
-			g.members = append(g.members[:i:i], g.members[i+1:]...)
-			break
-		}
+	i := slices.Index(g.members, ep)
+	if i < 0 {
+		return nil // left before: its file is its own
 	}
+	g.members = slices.Delete(slices.Clone(g.members), i, i+1)
 	if !g.have {
 		return nil
 	}

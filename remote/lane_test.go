@@ -93,3 +93,54 @@ func TestLanesTakeRecordsAtTheirPace(t *testing.T) {
 	requireOnce(t, kept*scrapes, d)
 	require.Equal(t, 1, g.watchers(), "d left though it kept up")
 }
+
+// A lane of its own member saved behind the others and still down at a
+// start does not catch up within the lag: it ships alone, and the group
+// ships without it. Once its endpoint is back it gets everything it keeps
+// once (two pipelines for it would send it all twice), and the next start
+// loses nothing of it.
+func TestLaneBehindDoesNotCatchUp(t *testing.T) {
+	// The flush deadline is long enough for a loaded machine: a flush cut
+	// short saves less than was sent, which is then sent again.
+	g := newGroupRig(t, remote.Options{GroupLag: 300 * time.Millisecond, FlushDeadline: 5 * time.Second})
+	a, d := testkit.NewReceiver(t), testkit.NewReceiver(t)
+	other := remoteWriteConfig(t, "d", d.URL)
+	other.WriteRelabelConfigs = []*relabel.Config{{SourceLabels: []model.LabelName{"i"}, Regex: relabel.MustNewRegexp("1.*"), Action: relabel.Drop}}
+	other.QueueConfig.Capacity, other.QueueConfig.MaxSamplesPerSend = 10, 5
+	other.QueueConfig.MinShards, other.QueueConfig.MaxShards = 1, 1
+	cfg := configWith(remoteWriteConfig(t, "a", a.URL), other)
+	const series, kept = 20, 9
+	scrapes := 0
+	scrape := func(n int) {
+		for range n {
+			appendScrape(t, g.db, series, scrapes)
+			scrapes++
+		}
+	}
+	require.NoError(t, g.rs.ApplyConfig(cfg))
+	scrape(10)
+	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes && d.Distinct() == kept*scrapes }, 20*time.Second, 5*time.Millisecond)
+
+	d.Respond(testkit.Refuse(http.StatusServiceUnavailable))
+	g.reopen()
+	require.NoError(t, g.rs.ApplyConfig(cfg))
+	scrape(20)
+	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return g.watchers() == 2 }, 10*time.Second, time.Millisecond, "d did not leave")
+
+	g.reopen() // d is behind a, and still down
+	require.NoError(t, g.rs.ApplyConfig(cfg))
+	scrape(5)
+	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	d.Respond(nil)
+	require.Eventually(t, func() bool { return d.Distinct() == kept*scrapes }, 20*time.Second, 5*time.Millisecond)
+	requireOnce(t, series*scrapes, a)
+	requireOnce(t, kept*scrapes, d)
+
+	g.reopen()
+	require.NoError(t, g.rs.ApplyConfig(cfg))
+	scrape(5)
+	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes && d.Distinct() == kept*scrapes }, 20*time.Second, 5*time.Millisecond)
+	requireOnce(t, series*scrapes, a)
+	requireOnce(t, kept*scrapes, d)
+}

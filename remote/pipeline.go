@@ -282,7 +282,7 @@ wait:
 		if l.fan != nil {
 			l.fan.remove(ep)
 		}
-		if len(l.shipTo()) == 0 {
+		if l.fan == nil || len(l.fan.current()) == 0 { // ep was the lane
 			p.lanes = slices.DeleteFunc(p.lanes, func(x *lane) bool { return x == l })
 		}
 		p.positions.leave(ep)

@@ -19,8 +19,9 @@ import (
 // lane has, and hands each lane only the part it has not got when the
 // watcher hands the rest again. A lane that has taken nothing for the lag
 // while another took more leaves (the owner's leave gives it a pipeline
-// of its own from the group's saved position), so a slow or down endpoint
-// holds back the others for at most the lag.
+// of its own from the group's saved position), so an endpoint that is down
+// holds back the others for at most the lag; one that keeps taking sets
+// the group's pace.
 type tee struct {
 	lag   time.Duration
 	leave func(*lane) // the owner's: the lane is out of the tee

@@ -109,10 +109,17 @@ func (x *refIndex) remove(s *memSeries, next uint64) {
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if p.live.Load() == 0 && x.page(i) == p {
-		p.freed.Store(true)
-		(*x.dir.Load())[i].Store(nil)
+	if x.page(i) != p {
+		return
 	}
+	// Freed first, live read after: a set that added to live before this
+	// read keeps the page, one that adds after sees freed and goes again.
+	p.freed.Store(true)
+	if p.live.Load() != 0 {
+		p.freed.Store(false)
+		return
+	}
+	(*x.dir.Load())[i].Store(nil)
 }
 
 // forEach calls f for every series in the index.

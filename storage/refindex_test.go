@@ -76,3 +76,20 @@ func TestRefIndexConcurrent(t *testing.T) {
 	x.forEach(func(*memSeries) { count++ })
 	require.Equal(t, workers*each/2, count)
 }
+
+// A series set into a page while the page's last other series is removed
+// is found afterwards: the page is either kept or replaced, never freed
+// under it.
+func TestRefIndexSetWhileFreeing(t *testing.T) {
+	for range 20000 {
+		var x refIndex
+		a := newMemSeries(1, labels.EmptyLabels(), 0)
+		b := newMemSeries(2, labels.EmptyLabels(), 0)
+		x.set(a)
+		var wg sync.WaitGroup
+		wg.Go(func() { x.remove(a, refPageSize) }) // every ref of page 0 handed out
+		wg.Go(func() { x.set(b) })
+		wg.Wait()
+		require.Same(t, b, x.get(2))
+	}
+}
