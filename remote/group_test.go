@@ -20,11 +20,12 @@ import (
 // groupRig is a TSDB whose WAL a Storage ships, with a registry to read
 // the metrics from.
 type groupRig struct {
-	t    *testing.T
-	db   *tsdb.DB
-	rs   *remote.Storage
-	reg  *prometheus.Registry
-	opts remote.Options
+	t       *testing.T
+	db      *tsdb.DB
+	rs      *remote.Storage
+	reg     *prometheus.Registry
+	opts    remote.Options
+	scrapes int // appended by scrape
 }
 
 func newGroupRig(t *testing.T, opts remote.Options) *groupRig {
@@ -36,6 +37,14 @@ func newGroupRig(t *testing.T, opts remote.Options) *groupRig {
 	g := &groupRig{t: t, db: db, opts: opts}
 	g.reopen()
 	return g
+}
+
+// scrape appends n more scrapes of series series (g.scrapes counts them).
+func (g *groupRig) scrape(series, n int) {
+	for range n {
+		appendScrape(g.t, g.db, series, g.scrapes)
+		g.scrapes++
+	}
 }
 
 // reopen closes the storage (when open) and opens a new one on the same
@@ -242,37 +251,30 @@ func TestGroupMemberBehindCatchesUp(t *testing.T) {
 	a, b := testkit.NewReceiver(t), testkit.NewReceiver(t)
 	cfg := configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL))
 	const series = 20
-	scrapes := 0
-	scrape := func(n int) {
-		for range n {
-			appendScrape(t, g.db, series, scrapes)
-			scrapes++
-		}
-	}
 	require.NoError(t, g.rs.ApplyConfig(cfg))
-	scrape(10)
-	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes && b.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	g.scrape(series, 10)
+	require.Eventually(t, func() bool { return a.Distinct() == series*g.scrapes && b.Distinct() == series*g.scrapes }, 20*time.Second, 5*time.Millisecond)
 
 	b.Respond(testkit.Refuse(http.StatusServiceUnavailable))
 	g.reopen() // both saved at the same place
 	require.NoError(t, g.rs.ApplyConfig(cfg))
-	scrape(20)
-	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	g.scrape(series, 20)
+	require.Eventually(t, func() bool { return a.Distinct() == series*g.scrapes }, 20*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool { return g.watchers() == 2 }, 10*time.Second, time.Millisecond, "b did not leave its group")
 
 	g.reopen() // b is behind a, and still down: it ships alone
 	require.NoError(t, g.rs.ApplyConfig(cfg))
-	scrape(5)
-	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	g.scrape(series, 5)
+	require.Eventually(t, func() bool { return a.Distinct() == series*g.scrapes }, 20*time.Second, 5*time.Millisecond)
 	require.Zero(t, b.Distinct()-series*10)
 
 	b.Respond(nil)
-	require.Eventually(t, func() bool { return b.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return b.Distinct() == series*g.scrapes }, 20*time.Second, 5*time.Millisecond)
 	g.reopen() // b caught up alone meanwhile: saved where a is
 	require.NoError(t, g.rs.ApplyConfig(cfg))
-	scrape(5)
-	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes && b.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
-	requireOnce(t, series*scrapes, a, b)
+	g.scrape(series, 5)
+	require.Eventually(t, func() bool { return a.Distinct() == series*g.scrapes && b.Distinct() == series*g.scrapes }, 20*time.Second, 5*time.Millisecond)
+	requireOnce(t, series*g.scrapes, a, b)
 
 	// Behind again (b down right after a start: it leaves at the position
 	// the group started at), then back before the next start. (A member
@@ -281,17 +283,17 @@ func TestGroupMemberBehindCatchesUp(t *testing.T) {
 	g.reopen()
 	b.Respond(testkit.Refuse(http.StatusServiceUnavailable))
 	require.NoError(t, g.rs.ApplyConfig(cfg))
-	scrape(5)
-	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	g.scrape(series, 5)
+	require.Eventually(t, func() bool { return a.Distinct() == series*g.scrapes }, 20*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool { return g.watchers() == 2 }, 10*time.Second, time.Millisecond, "b did not leave its group")
 	g.reopen()
 	b.Respond(nil)
 	require.NoError(t, g.rs.ApplyConfig(cfg))
-	scrape(5)
-	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes && b.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	g.scrape(series, 5)
+	require.Eventually(t, func() bool { return a.Distinct() == series*g.scrapes && b.Distinct() == series*g.scrapes }, 20*time.Second, 5*time.Millisecond)
 	read := g.recordsRead("b")
-	scrape(5)
-	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes && b.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	g.scrape(series, 5)
+	require.Eventually(t, func() bool { return a.Distinct() == series*g.scrapes && b.Distinct() == series*g.scrapes }, 20*time.Second, 5*time.Millisecond)
 	require.Equal(t, read, g.recordsRead("b"), "b still has a watcher of its own: it did not rejoin")
-	requireOnce(t, series*scrapes, a, b)
+	requireOnce(t, series*g.scrapes, a, b)
 }

@@ -110,37 +110,30 @@ func TestLaneBehindDoesNotCatchUp(t *testing.T) {
 	other.QueueConfig.MinShards, other.QueueConfig.MaxShards = 1, 1
 	cfg := configWith(remoteWriteConfig(t, "a", a.URL), other)
 	const series, kept = 20, 9
-	scrapes := 0
-	scrape := func(n int) {
-		for range n {
-			appendScrape(t, g.db, series, scrapes)
-			scrapes++
-		}
-	}
 	require.NoError(t, g.rs.ApplyConfig(cfg))
-	scrape(10)
-	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes && d.Distinct() == kept*scrapes }, 20*time.Second, 5*time.Millisecond)
+	g.scrape(series, 10)
+	require.Eventually(t, func() bool { return a.Distinct() == series*g.scrapes && d.Distinct() == kept*g.scrapes }, 20*time.Second, 5*time.Millisecond)
 
 	d.Respond(testkit.Refuse(http.StatusServiceUnavailable))
 	g.reopen()
 	require.NoError(t, g.rs.ApplyConfig(cfg))
-	scrape(20)
-	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	g.scrape(series, 20)
+	require.Eventually(t, func() bool { return a.Distinct() == series*g.scrapes }, 20*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool { return g.watchers() == 2 }, 10*time.Second, time.Millisecond, "d did not leave")
 
 	g.reopen() // d is behind a, and still down
 	require.NoError(t, g.rs.ApplyConfig(cfg))
-	scrape(5)
-	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes }, 20*time.Second, 5*time.Millisecond)
+	g.scrape(series, 5)
+	require.Eventually(t, func() bool { return a.Distinct() == series*g.scrapes }, 20*time.Second, 5*time.Millisecond)
 	d.Respond(nil)
-	require.Eventually(t, func() bool { return d.Distinct() == kept*scrapes }, 20*time.Second, 5*time.Millisecond)
-	requireOnce(t, series*scrapes, a)
-	requireOnce(t, kept*scrapes, d)
+	require.Eventually(t, func() bool { return d.Distinct() == kept*g.scrapes }, 20*time.Second, 5*time.Millisecond)
+	requireOnce(t, series*g.scrapes, a)
+	requireOnce(t, kept*g.scrapes, d)
 
 	g.reopen()
 	require.NoError(t, g.rs.ApplyConfig(cfg))
-	scrape(5)
-	require.Eventually(t, func() bool { return a.Distinct() == series*scrapes && d.Distinct() == kept*scrapes }, 20*time.Second, 5*time.Millisecond)
-	requireOnce(t, series*scrapes, a)
-	requireOnce(t, kept*scrapes, d)
+	g.scrape(series, 5)
+	require.Eventually(t, func() bool { return a.Distinct() == series*g.scrapes && d.Distinct() == kept*g.scrapes }, 20*time.Second, 5*time.Millisecond)
+	requireOnce(t, series*g.scrapes, a)
+	requireOnce(t, kept*g.scrapes, d)
 }
