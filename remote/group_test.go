@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/relabel"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
 
@@ -97,8 +95,7 @@ func requireOnce(t *testing.T, want int, rs ...*testkit.Receiver) {
 func TestGroupSharesOnePipeline(t *testing.T) {
 	g := newGroupRig(t, remote.Options{})
 	a, b, c, d := testkit.NewReceiver(t), testkit.NewReceiver(t), testkit.NewReceiver(t), testkit.NewReceiver(t)
-	other := remoteWriteConfig(t, "d", d.URL)
-	other.WriteRelabelConfigs = []*relabel.Config{{SourceLabels: []model.LabelName{"i"}, Regex: relabel.MustNewRegexp("1.*"), Action: relabel.Drop}}
+	other := relabelled(remoteWriteConfig(t, "d", d.URL))
 	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL), remoteWriteConfig(t, "c", c.URL), other)))
 
 	const series, scrapes = 20, 30

@@ -6,12 +6,27 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/relabel"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/remote"
 )
+
+// relabelled gives rw write_relabel_configs that drop the series i=1 and
+// i=1x (of 20: 9 are kept), so that it is a lane of its own.
+func relabelled(rw *config.RemoteWriteConfig) *config.RemoteWriteConfig {
+	rw.WriteRelabelConfigs = []*relabel.Config{{SourceLabels: []model.LabelName{"i"}, Regex: relabel.MustNewRegexp("1.*"), Action: relabel.Drop}}
+	return rw
+}
+
+// smallQueue gives rw a queue of 10 samples in one shard, sent 5 at a time.
+func smallQueue(rw *config.RemoteWriteConfig) *config.RemoteWriteConfig {
+	rw.QueueConfig.Capacity, rw.QueueConfig.MaxSamplesPerSend = 10, 5
+	rw.QueueConfig.MinShards, rw.QueueConfig.MaxShards = 1, 1
+	return rw
+}
 
 // An entry with other write_relabel_configs (a lane of its own, fed by
 // its group's watcher) whose endpoint is down fills its small queue and
@@ -26,10 +41,7 @@ func TestLaneBehindLeaves(t *testing.T) {
 	g := newGroupRig(t, remote.Options{GroupLag: lag})
 	a, b, d := testkit.NewReceiver(t), testkit.NewReceiver(t), testkit.NewReceiver(t)
 	d.Respond(testkit.Refuse(http.StatusServiceUnavailable))
-	other := remoteWriteConfig(t, "d", d.URL)
-	other.WriteRelabelConfigs = []*relabel.Config{{SourceLabels: []model.LabelName{"i"}, Regex: relabel.MustNewRegexp("1.*"), Action: relabel.Drop}}
-	other.QueueConfig.Capacity, other.QueueConfig.MaxSamplesPerSend = 10, 5
-	other.QueueConfig.MinShards, other.QueueConfig.MaxShards = 1, 1
+	other := smallQueue(relabelled(remoteWriteConfig(t, "d", d.URL)))
 	cfg := configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL), other)
 	start := time.Now()
 	require.NoError(t, g.rs.ApplyConfig(cfg))
@@ -77,10 +89,7 @@ func TestLaneBehindLeaves(t *testing.T) {
 func TestLanesTakeRecordsAtTheirPace(t *testing.T) {
 	g := newGroupRig(t, remote.Options{})
 	a, d := testkit.NewReceiver(t), testkit.NewReceiver(t)
-	other := remoteWriteConfig(t, "d", d.URL)
-	other.WriteRelabelConfigs = []*relabel.Config{{SourceLabels: []model.LabelName{"i"}, Regex: relabel.MustNewRegexp("1.*"), Action: relabel.Drop}}
-	other.QueueConfig.Capacity, other.QueueConfig.MaxSamplesPerSend = 10, 5
-	other.QueueConfig.MinShards, other.QueueConfig.MaxShards = 1, 1
+	other := smallQueue(relabelled(remoteWriteConfig(t, "d", d.URL)))
 	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), other)))
 
 	const series, scrapes = 200, 10
@@ -104,10 +113,7 @@ func TestLaneBehindDoesNotCatchUp(t *testing.T) {
 	// short saves less than was sent, which is then sent again.
 	g := newGroupRig(t, remote.Options{GroupLag: 300 * time.Millisecond, FlushDeadline: 5 * time.Second})
 	a, d := testkit.NewReceiver(t), testkit.NewReceiver(t)
-	other := remoteWriteConfig(t, "d", d.URL)
-	other.WriteRelabelConfigs = []*relabel.Config{{SourceLabels: []model.LabelName{"i"}, Regex: relabel.MustNewRegexp("1.*"), Action: relabel.Drop}}
-	other.QueueConfig.Capacity, other.QueueConfig.MaxSamplesPerSend = 10, 5
-	other.QueueConfig.MinShards, other.QueueConfig.MaxShards = 1, 1
+	other := smallQueue(relabelled(remoteWriteConfig(t, "d", d.URL)))
 	cfg := configWith(remoteWriteConfig(t, "a", a.URL), other)
 	const series, kept = 20, 9
 	require.NoError(t, g.rs.ApplyConfig(cfg))
