@@ -1,18 +1,24 @@
 package remote_test
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/walship/walship/internal/testkit"
 	"github.com/walship/walship/remote"
+	"github.com/walship/walship/watcher"
 )
 
 // groupRig is a TSDB whose WAL a Storage ships, with a registry to read
@@ -293,4 +299,37 @@ func TestGroupMemberBehindCatchesUp(t *testing.T) {
 	require.Eventually(t, func() bool { return a.Distinct() == series*g.scrapes && b.Distinct() == series*g.scrapes }, 20*time.Second, 5*time.Millisecond)
 	require.Equal(t, read, g.recordsRead("b"), "b still has a watcher of its own: it did not rejoin")
 	requireOnce(t, series*g.scrapes, a, b)
+}
+
+// With --wal.start=now, a member down from the start leaves its group
+// before anything was acknowledged. It starts where the group's "now"
+// began, not at a later one: once back it gets exactly what the others
+// got, nothing older and nothing twice.
+func TestGroupLeaverFromNowLosesNothing(t *testing.T) {
+	g := newGroupRig(t, remote.Options{GroupLag: 300 * time.Millisecond, Start: watcher.FromNow})
+	a, b := testkit.NewReceiver(t), testkit.NewReceiver(t)
+	b.Respond(testkit.Refuse(http.StatusServiceUnavailable))
+	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL))))
+
+	const series = 20
+	s := 0
+	scrapeNow := func() { // timestamps of now: "now" filters by them
+		app := g.db.Appender(context.Background())
+		for i := range series {
+			_, err := app.Append(0, labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)), time.Now().UnixMilli(), float64(s))
+			require.NoError(t, err)
+		}
+		require.NoError(t, app.Commit())
+		s++
+	}
+	// Scrapes from before the group's start (some, not all, may be) until
+	// well after it: a gets those after it.
+	require.Eventually(t, func() bool { scrapeNow(); return a.Distinct() > 0 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return g.watchers() == 2 }, 10*time.Second, time.Millisecond, "b did not leave its group")
+	b.Respond(nil)
+	scrapeNow()
+	require.Eventually(t, func() bool { return a.Distinct() == b.Distinct() && a.Distinct() >= series*2 }, 20*time.Second, 5*time.Millisecond,
+		"a has %d samples, b %d", a.Distinct(), b.Distinct())
+	require.Equal(t, slices.Sorted(maps.Keys(a.Seen())), slices.Sorted(maps.Keys(b.Seen())))
+	requireOnce(t, a.Distinct(), a, b)
 }

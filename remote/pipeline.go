@@ -44,6 +44,10 @@ type pipeline struct {
 	lanes     []*lane     // those still in; changed by run's goroutine only
 	positions *groupPositions
 	start     watcher.Start
+	// notBefore is, with --wal.start=now, the time the group started:
+	// its later watchers (after a read error) and its children's send
+	// nothing older, and start where the first one's saved position is.
+	notBefore int64
 	log       *slog.Logger
 
 	// catchUp is where the group starts when some members were saved
@@ -66,19 +70,24 @@ type pipeline struct {
 }
 
 // newPipeline returns a pipeline shipping to members, not started. from,
-// when set, is where it starts reading (members that left a group).
-func newPipeline(env *shipping, members []*endpoint, from *record.Position) *pipeline {
+// when set, is where it starts reading (members that left a group), and
+// notBefore the start of the group they left (with --wal.start=now).
+func newPipeline(env *shipping, members []*endpoint, from *record.Position, notBefore int64) *pipeline {
 	p := &pipeline{
 		env:       env,
 		members:   members,
 		lanes:     lanesOf(members),
 		positions: &groupPositions{members: append([]*endpoint(nil), members...), from: from},
 		start:     env.opts.Start,
+		notBefore: notBefore,
 		log:       env.log.With("remote_name", members[0].name, "url", members[0].url),
 		finished:  make(chan struct{}),
 	}
-	if from != nil {
+	switch {
+	case from != nil:
 		p.start = watcher.FromPosition
+	case p.start == watcher.FromNow && p.notBefore == 0:
+		p.notBefore = time.Now().UnixMilli()
 	}
 	for _, l := range p.lanes {
 		if len(l.members) > 1 {
@@ -168,6 +177,7 @@ func (p *pipeline) attempt(ctx context.Context, lanes []*lane) error {
 		Name:           lead.name,
 		FS:             opts.FS,
 		Start:          p.start,
+		NotBefore:      p.notBefore,
 		Positions:      p.positions,
 		SendExemplars:  lead.cfg.SendExemplars,
 		SendHistograms: lead.cfg.SendNativeHistograms,
@@ -189,6 +199,9 @@ func (p *pipeline) attempt(ctx context.Context, lanes []*lane) error {
 	p.mu.Unlock()
 
 	runErr := w.Run(ctx)
+	if p.start == watcher.FromNow {
+		p.start = watcher.FromPosition // "now" began where the watcher saved
+	}
 
 	reachedEnd := errors.Is(runErr, watcher.ErrReachedEnd)
 	deadline := opts.FlushDeadline
@@ -255,7 +268,7 @@ func (p *pipeline) catchUpBehind() {
 	}
 	ups := make([]*pipeline, len(p.behind))
 	for i, ep := range p.behind {
-		ups[i] = newPipeline(p.env, []*endpoint{ep}, nil)
+		ups[i] = newPipeline(p.env, []*endpoint{ep}, nil, p.notBefore)
 		ups[i].stopAt = p.catchUp
 		ups[i].startUnder(p.ctx)
 	}
@@ -341,7 +354,7 @@ func (p *pipeline) startChild(members []*endpoint, from *record.Position, msg st
 		return
 	}
 	p.log.Warn(msg, args...)
-	child := newPipeline(p.env, members, from)
+	child := newPipeline(p.env, members, from, p.notBefore)
 	p.children = append(p.children, child)
 	child.startUnder(p.ctx)
 }

@@ -303,7 +303,7 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 	env := &shipping{opts: s.opts, log: s.log, queueM: s.queueM, watcherM: s.watcherM, labels: s.labels, external: conf.GlobalConfig.ExternalLabels}
 	var started []*pipeline
 	for _, g := range groupOf(starting, s.opts.Start) {
-		p := newPipeline(env, g.members, nil)
+		p := newPipeline(env, g.members, nil, 0)
 		p.catchUp, p.behind = g.at, g.behind
 		p.startUnder(context.Background())
 		started = append(started, p)

@@ -58,6 +58,13 @@ type Options struct {
 	FS wal.FS
 	// Start chooses where to begin; see Start.
 	Start Start
+	// NotBefore, when not zero, is a time (ms since the epoch) no sample
+	// older than or at which is sent, whatever Start is. FromNow uses it as
+	// its start time when set, so that a watcher started later for the
+	// same endpoints (after a read error, or for one that left its group)
+	// sends what the first one would have; unset, FromNow takes the time
+	// it starts.
+	NotBefore int64
 	// Positions keeps the acknowledged position; nil keeps none (a restart
 	// then begins as Start says with no saved position).
 	Positions PositionStore

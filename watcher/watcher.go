@@ -33,7 +33,7 @@ type Watcher struct {
 	readPos        record.Position // end of the last record fully handed over
 	delivering     bool            // a record is being handed over...
 	deliveringFrom record.Position // ...and this is its start
-	startTime      int64           // FromNow: only samples after this (ms) are sent
+	startTime      int64           // only samples after this (ms) are sent: NotBefore, or FromNow's start
 	lastCheckpoint int             // index of the checkpoint last read, -1 for none
 	lastSaved      record.Position
 	saved          bool
@@ -112,6 +112,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	w.readPos = start
 	w.lastSaved, w.saved = start, true
+	if w.opts.Start == FromNow {
+		// Where "now" began is saved at once: until something is
+		// acknowledged it is all there is to resume from.
+		w.savePosition(true)
+	}
 	w.lastSave, w.lastGC = w.opts.Now(), w.opts.Now()
 	w.log.Info("Starting WAL watcher", "dir", w.opts.Dir, "start", w.opts.Start.String(), "position", start.String())
 
@@ -156,11 +161,14 @@ func (w *Watcher) startPosition(ctx context.Context) (record.Position, error) {
 		}
 	}
 	first, last := segs[0].Index, segs[len(segs)-1].Index
+	w.startTime = w.opts.NotBefore
 	switch w.opts.Start {
 	case FromBeginning:
 		return record.Position{Segment: first}, nil
 	case FromNow:
-		w.startTime = w.opts.Now().UnixMilli()
+		if w.startTime == 0 {
+			w.startTime = w.opts.Now().UnixMilli()
+		}
 		return record.Position{Segment: last}, nil
 	}
 	if w.opts.Positions == nil {

@@ -80,6 +80,7 @@ func main() {
 	profProto := prof.Flag("protocol", "rw1 or rw2.").Default("rw1").Enum("rw1", "rw2")
 	profShards := prof.Flag("max-shards", "max_shards (0: the default queue_config).").Default("0").Int()
 	profEndpoints := prof.Flag("endpoints", "Number of remote_write entries.").Default("1").Int()
+	profDistinct := prof.Flag("distinct-relabel", "Give each remote_write entry write_relabel_configs of its own (that drop nothing the WAL holds).").Bool()
 	profSender := prof.Flag("sender", "replay, sidecar or agent.").Default("replay").Enum("replay", "sidecar", "agent")
 	profInterval := prof.Flag("scrape-interval", "How often the agent scrapes each target.").Default("5s").Duration()
 	profWalship := prof.Flag("walship", "The walship binary.").Default("bin/walship").String()
@@ -145,7 +146,7 @@ func main() {
 	case host.cmd.FullCommand():
 		err = host.run()
 	case prof.FullCommand():
-		err = profile(*profShape, *profProto, *profShards, *profEndpoints, *profSender, *profWalship, *profWork, *profOut, *profInterval)
+		err = profile(*profShape, *profProto, *profShards, *profEndpoints, *profDistinct, *profSender, *profWalship, *profWork, *profOut, *profInterval)
 	case gen.FullCommand():
 		var s shape.Shape
 		s, err = shape.Parse(*genShape)
@@ -161,7 +162,7 @@ func main() {
 	}
 }
 
-func profile(shapeName, proto string, maxShards, endpoints int, sender, walship, work, out string, interval time.Duration) error {
+func profile(shapeName, proto string, maxShards, endpoints int, distinct bool, sender, walship, work, out string, interval time.Duration) error {
 	s, err := shape.Parse(shapeName)
 	if err != nil {
 		return err
@@ -174,7 +175,7 @@ func profile(shapeName, proto string, maxShards, endpoints int, sender, walship,
 	if err != nil {
 		return err
 	}
-	r, err := harness.Profile(context.Background(), b, s, harness.Cell{Protocol: proto, MaxShards: maxShards, Endpoints: max(endpoints, 1)}, snd[0], work, out, 20*time.Minute, interval)
+	r, err := harness.Profile(context.Background(), b, s, harness.Cell{Protocol: proto, MaxShards: maxShards, Endpoints: max(endpoints, 1), Distinct: distinct}, snd[0], work, out, 20*time.Minute, interval)
 	if err != nil {
 		return err
 	}
