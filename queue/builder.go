@@ -15,10 +15,12 @@ type requestBuilder interface {
 }
 
 // newBuilder returns a builder of requests in protocol p, with the
-// series' labels read from tab.
-func newBuilder(p Protocol, tab *labelTable) requestBuilder {
+// series' labels read from tab, for the queue of lane.
+func newBuilder(p Protocol, tab *labelTable, lane uint8) requestBuilder {
 	if p == RW2 {
-		return newRW2Builder(tab)
+		b := newRW2Builder(tab)
+		b.lane = lane
+		return b
 	}
 	return &rw1Builder{tab: tab}
 }

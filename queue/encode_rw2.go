@@ -52,9 +52,10 @@ const (
 // encoder does not allocate. An rw2Encoder is not safe for concurrent use;
 // several encoders may share one labelTable.
 type rw2Encoder struct {
-	in  *interner
-	tab *labelTable
-	dir labelDir // tab's chunks, refreshed when an id is beyond them
+	in   *interner
+	tab  *labelTable
+	dir  labelDir // tab's chunks, refreshed when an id is beyond them
+	lane uint8    // the queue's Options.Lane: the encodings whose refs it caches
 
 	rw2StringSymbols
 	rw2LabelSymbols

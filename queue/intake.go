@@ -32,8 +32,10 @@ type intake struct {
 	loneLog  logLimit
 }
 
-func (in *intake) storeSeries(series []record.RefSeries, segment int) {
-	in.series.store(series, segment)
+// storeSeries stores series in the cache; first, when not nil, is another
+// queue's intake given them just before (see seriesCache.storeAfter).
+func (in *intake) storeSeries(series []record.RefSeries, segment int, first *intake) {
+	in.series.storeAfter(series, segment, first.cache())
 	in.forgetFamilies()
 }
 
@@ -54,8 +56,16 @@ func (in *intake) forgetFamilies() {
 	in.series.gone = in.series.gone[:0]
 }
 
-func (in *intake) storeMetadata(meta []record.RefMetadata) {
-	in.series.setMetadata(meta)
+// cache returns the intake's series cache; nil for a nil intake.
+func (in *intake) cache() *seriesCache {
+	if in == nil {
+		return nil
+	}
+	return in.series
+}
+
+func (in *intake) storeMetadata(meta []record.RefMetadata, first *intake) {
+	in.series.setMetadataAfter(meta, first.cache())
 	if in.families == nil {
 		return
 	}

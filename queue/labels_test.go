@@ -29,14 +29,14 @@ func add(tab *labelTable, ls labels.Labels) labelSet {
 
 // internSeries interns ls in tab as a queue's series, without metadata.
 func internSeries(tab *labelTable, ls labels.Labels) *encodedSeries {
-	return newEncodedSeries([]byte(add(tab, ls)))
+	return newEncodedSeries([]byte(add(tab, ls)), 0)
 }
 
 // withMeta returns d with RW2 metadata instead of its own, for d's
 // holder: typ is a model.MetricType string.
 func withMeta(tab *labelTable, d *encodedSeries, typ, help, unit string) *encodedSeries {
 	t := uint8(writev2.FromMetadataType(model.MetricType(typ)))
-	m := newEncodedSeries(tab.withMetadata(d.set, t, help, unit))
+	m := newEncodedSeries(tab.withMetadata(d.set, t, help, unit), 0)
 	tab.release(d.set)
 	return m
 }

@@ -48,6 +48,10 @@ type Options struct {
 	// Labels is shared with the other queues of the WAL, so that its
 	// labels are interned once; nil gives the queue a table of its own.
 	Labels *Labels
+	// Lane tells apart the queues one watcher feeds that share series
+	// encodings (StoreSeriesAfter): each caches RW2 refs only in the
+	// encodings it made. Zero for a queue that shares none.
+	Lane uint8
 	// Also are further endpoints the Sender delivers every request to (a
 	// group, see group.go): the metrics count for each of them too, until
 	// it leaves. At most 63.
@@ -151,6 +155,7 @@ func (m *Manager) assemble() {
 		policy:    m.policy,
 		ledger:    m.ledger,
 		labels:    labels,
+		lane:      opts.Lane,
 		batchSize: qc.MaxSamplesPerSend,
 		deadline:  time.Duration(qc.BatchSendDeadline),
 		capacity:  capacity,
@@ -169,6 +174,7 @@ func (m *Manager) assemble() {
 		metrics: m.metrics,
 		log:     m.log,
 	}
+	m.intake.series.lane = opts.Lane
 	if opts.Metadata.Send {
 		m.intake.families = &m.metadata.families
 		m.intake.series.names = map[string]int{} // RW1 metadata follows the metric names of kept series
@@ -188,14 +194,37 @@ func CheckConfig(qc config.QueueConfig) error {
 
 // StoreSeries records series from the WAL.
 func (m *Manager) StoreSeries(series []record.RefSeries, segment int) {
-	m.intake.storeSeries(series, segment)
+	m.intake.storeSeries(series, segment, nil)
+}
+
+// StoreSeriesAfter records series from the WAL that first, another queue
+// fed by the same watcher, with the same Labels and external labels, was
+// given just before, from the same goroutine. A series that neither
+// queue's write_relabel_configs changes then holds first's encoding
+// instead of one of its own. Queues that share encodings must have
+// different Options.Lane.
+func (m *Manager) StoreSeriesAfter(first *Manager, series []record.RefSeries, segment int) {
+	m.intake.storeSeries(series, segment, first.intakeOrNil())
 }
 
 // StoreMetadata records series metadata. RW2 requests carry it with each
 // series; RW1 queues send it per metadata_config in requests of their own,
 // by metric name (upstream takes RW1 metadata from scrape targets; walship
 // from the WAL's metadata records).
-func (m *Manager) StoreMetadata(meta []record.RefMetadata) { m.intake.storeMetadata(meta) }
+func (m *Manager) StoreMetadata(meta []record.RefMetadata) { m.intake.storeMetadata(meta, nil) }
+
+// StoreMetadataAfter records series metadata that first was given just
+// before (see StoreSeriesAfter).
+func (m *Manager) StoreMetadataAfter(first *Manager, meta []record.RefMetadata) {
+	m.intake.storeMetadata(meta, first.intakeOrNil())
+}
+
+func (m *Manager) intakeOrNil() *intake {
+	if m == nil {
+		return nil
+	}
+	return m.intake
+}
 
 // SeriesReset forgets series the WAL no longer holds. Samples already
 // queued keep their encoded labels.

@@ -41,8 +41,12 @@ func (r *rw2Refs) appendSample(b []byte, t int64, v float64, st int64) []byte {
 var rw2Epochs atomic.Uint64
 
 // cached returns the fields d cached under the current carried table, or
-// nil.
+// nil. An encoding another queue made (shared, see seriesCache.store) is
+// that queue's to cache refs in: its d.refs is not even read.
 func (e *rw2Encoder) cached(d *encodedSeries) *rw2Refs {
+	if d.lane != e.lane {
+		return nil
+	}
 	if r := d.refs; r != nil && e.carried && r.epoch == e.epoch && r.fields != nil {
 		return r
 	}
@@ -55,6 +59,9 @@ func (e *rw2Encoder) cached(d *encodedSeries) *rw2Refs {
 // large queue may not come back before the table ends, and their refs
 // would cost memory for nothing.
 func (e *rw2Encoder) cacheRefs(d *encodedSeries, refs []byte, m rw2Meta) {
+	if d.lane != e.lane {
+		return
+	}
 	r := d.refs
 	switch {
 	case r == e.seen:

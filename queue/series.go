@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"slices"
 	"strings"
 	"unsafe"
 	"weak"
@@ -34,28 +35,33 @@ type series struct {
 	segment int32 // last segment (or checkpoint) the series was stored from
 	state   seriesState
 	held    bool // RW2 exemplars wait for its next sample (intake.held)
+	plain   bool // its labels are the WAL's with the external labels: relabelling changed nothing
+	shared  bool // data is another queue's (see seriesCache.storeAfter): not retired here
 }
 
 // encodedSeries is a series' labels after external labels and relabelling,
 // interned once for requests of either protocol (see labelTable), with its
 // RW2 metadata. It is never changed after it is made (but for the RW2 refs
 // the shard owning the series caches in refs): queued samples point to it
-// while the cache may already have replaced it.
+// while the cache may already have replaced it. The queues one watcher
+// feeds share it where their relabelling leaves the series as it is.
 type encodedSeries struct {
 	set labelSet // in inline when it fits: one allocation, one cache miss
 
 	// refs caches the series' RW2 labels_refs under an encoder's carried
-	// symbol table. Only that encoder writes it: a series must not be
-	// added by two encoders at once.
+	// symbol table. Only that encoder writes it, and only an encoder of
+	// the queue that made the series (lane) reads it: a series must not
+	// be added by two encoders at once.
 	refs *rw2Refs
 
-	inline [24]byte
+	inline [23]byte
+	lane   uint8 // the queue that made it (Options.Lane)
 }
 
 // newEncodedSeries returns the encoding of a series whose label set is set
 // (copied).
-func newEncodedSeries(set []byte) *encodedSeries {
-	d := &encodedSeries{}
+func newEncodedSeries(set []byte, lane uint8) *encodedSeries {
+	d := &encodedSeries{lane: lane}
 	if len(set) <= len(d.inline) {
 		d.set = labelSet(unsafe.String(&d.inline[0], copy(d.inline[:], set)))
 	} else {
@@ -74,8 +80,10 @@ type seriesCache struct {
 	external []labels.Label
 	relabel  []*relabel.Config
 	table    *labelTable
-	adding   addContext // the table's memory of this cache's last series
-	metadata bool       // series carry their metadata (RW2 queues)
+	adding   addContext     // the table's memory of this cache's last series
+	metadata bool           // series carry their metadata (RW2 queues)
+	lane     uint8          // tags the encodings it makes (Options.Lane)
+	expect   []labels.Label // scratch of unchanged
 
 	builder labels.Builder
 	retired []retiredSeries
@@ -167,7 +175,17 @@ func (c *seriesCache) get(ref record.Ref) *series {
 // applied, and the result interned. A series stored again with the same
 // labels (a checkpoint repeats them) only has its segment updated. The
 // label sets in are not kept: the WAL reader may reuse their memory.
-func (c *seriesCache) store(in []record.RefSeries, segment int) {
+func (c *seriesCache) store(in []record.RefSeries, segment int) { c.storeAfter(in, segment, nil) }
+
+// storeAfter stores as store does. first, when not nil, is the cache of another queue fed by the same
+// watcher that was given in just before (see sharesWith). A series that
+// both leave as the WAL has it (plain) then holds first's encoding
+// instead of one of its own: each queue of a watcher with other
+// write_relabel_configs costs a slot per series, not the series again.
+func (c *seriesCache) storeAfter(in []record.RefSeries, segment int, first *seriesCache) {
+	if !c.sharesWith(first) {
+		first = nil
+	}
 	for _, rs := range in {
 		s := c.slot(rs.Ref)
 		hash := rs.Labels.Hash()
@@ -176,7 +194,7 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 			continue
 		}
 		c.forget(s)
-		s.segment, s.source = int32(segment), hash
+		s.segment, s.source, s.plain = int32(segment), hash, true
 		ls := rs.Labels
 		if len(c.external) > 0 || len(c.relabel) > 0 {
 			c.builder.Reset(rs.Labels)
@@ -191,9 +209,14 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 				continue
 			}
 			ls = c.builder.Labels()
+			s.plain = len(c.relabel) == 0 || c.unchanged(rs.Labels, ls)
 		}
-		d := newEncodedSeries(c.table.add(ls, &c.adding))
-		s.state, s.data = seriesKept, d
+		s.state = seriesKept
+		if f := first.plainKept(rs.Ref, hash); s.plain && f != nil {
+			s.data, s.shared = f.data, true
+		} else {
+			s.data = newEncodedSeries(c.table.add(ls, &c.adding), c.lane)
+		}
 		c.kept++
 		if c.names != nil {
 			name := ls.Get(model.MetricNameLabel)
@@ -203,6 +226,53 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) {
 			c.names[name]++
 		}
 	}
+}
+
+// sharesWith reports whether the cache may hold first's encodings: first is
+// another cache of the same table whose series carry metadata as its own
+// do and get the same external labels.
+func (c *seriesCache) sharesWith(first *seriesCache) bool {
+	return first != nil && first != c && first.table == c.table && first.metadata == c.metadata &&
+		slices.Equal(first.external, c.external)
+}
+
+// plainKept returns the series of ref when it is kept, plain and has the
+// labels hashed to source; nil otherwise, or when c is nil.
+func (c *seriesCache) plainKept(ref record.Ref, source uint64) *series {
+	if c == nil {
+		return nil
+	}
+	if f := c.get(ref); f != nil && f.state == seriesKept && f.plain && f.source == source {
+		return f
+	}
+	return nil
+}
+
+// unchanged reports whether ls, a series' labels after relabelling, are
+// its labels in the WAL (orig) with the external labels it lacks added.
+func (c *seriesCache) unchanged(orig, ls labels.Labels) bool {
+	want := c.expect[:0]
+	ext := c.external // sorted by name, as orig is
+	orig.Range(func(l labels.Label) {
+		for len(ext) > 0 && ext[0].Name < l.Name {
+			want, ext = append(want, ext[0]), ext[1:]
+		}
+		if len(ext) > 0 && ext[0].Name == l.Name {
+			ext = ext[1:] // the series has it: not added
+		}
+		want = append(want, l)
+	})
+	want = append(want, ext...)
+	c.expect = want
+	if ls.Len() != len(want) {
+		return false
+	}
+	i, same := 0, true
+	ls.Range(func(l labels.Label) {
+		same = same && l == want[i]
+		i++
+	})
+	return same
 }
 
 // metricName returns the metric name of an encoded series, for RW1
@@ -229,7 +299,9 @@ func (c *seriesCache) forget(s *series) {
 				c.gone = append(c.gone, name)
 			}
 		}
-		c.retire(s.data)
+		if !s.shared {
+			c.retire(s.data)
+		}
 	case seriesDropped:
 		c.dropped--
 	}
@@ -279,14 +351,28 @@ func (c *seriesCache) reset(segment int) {
 // setMetadata records metadata of kept series, for RW2 requests (each
 // series carries its type, help and unit). The series' encoding is
 // replaced, not changed: queued samples keep the one they were queued with.
-func (c *seriesCache) setMetadata(meta []record.RefMetadata) {
+func (c *seriesCache) setMetadata(meta []record.RefMetadata) { c.setMetadataAfter(meta, nil) }
+
+// setMetadataAfter records metadata as setMetadata does. A series holding
+// first's encoding (see storeAfter) takes first's new one: first was
+// given the metadata just before.
+func (c *seriesCache) setMetadataAfter(meta []record.RefMetadata, first *seriesCache) {
 	if !c.metadata {
 		return
+	}
+	if !c.sharesWith(first) {
+		first = nil
 	}
 	for _, md := range meta {
 		s := c.get(md.Ref)
 		if s == nil || s.state != seriesKept {
 			continue
+		}
+		if s.shared {
+			if f := first.plainKept(md.Ref, s.source); f != nil {
+				s.data = f.data
+				continue
+			}
 		}
 		typ := uint8(writev2.FromMetadataType(model.MetricType(md.Type.String())))
 		if t, help, unit, _ := s.data.set.metadata(); t == typ && c.table.strings.String(help) == md.Help && c.table.strings.String(unit) == md.Unit {
@@ -294,8 +380,10 @@ func (c *seriesCache) setMetadata(meta []record.RefMetadata) {
 		}
 		// The new encoding holds its own count of the labels; the old one
 		// keeps its counts until sweep finds it unreachable.
-		d := newEncodedSeries(c.table.withMetadata(s.data.set, typ, md.Help, md.Unit))
-		c.retire(s.data)
-		s.data = d
+		d := newEncodedSeries(c.table.withMetadata(s.data.set, typ, md.Help, md.Unit), c.lane)
+		if !s.shared {
+			c.retire(s.data)
+		}
+		s.data, s.shared = d, false
 	}
 }

@@ -73,7 +73,7 @@ func TestSeriesCache(t *testing.T) {
 }
 
 // TestEncodedSeriesSize: what every kept series costs besides its slot,
-// its encoding with a label set of up to 24 bytes, stays in the 48-byte
+// its encoding with a label set of up to 23 bytes, stays in the 48-byte
 // size class.
 func TestEncodedSeriesSize(t *testing.T) {
 	require.LessOrEqual(t, unsafe.Sizeof(encodedSeries{}), uintptr(48))
@@ -306,4 +306,89 @@ func TestSeriesCacheMetricName(t *testing.T) {
 		require.Equal(t, "after_A", c.metricName(c.get(2).data))
 		require.Empty(t, c.metricName(c.get(3).data))
 	}
+}
+
+// TestSeriesCacheSharesPlainEncodings: the queues one watcher feeds share
+// the encoding of a series none of their relabelling changes; one that a
+// queue relabels or drops is its own. Metadata moves the shared series
+// to first's new encoding. Shared encodings are retired by the queue
+// that made them only, and only then released: after both caches forgot
+// them, every label is released once. Encoders of both queues read the
+// shared encodings at once, each caching RW2 refs only in its own (run
+// with -race).
+func TestSeriesCacheSharesPlainEncodings(t *testing.T) {
+	tab := newTestTable()
+	ext := labels.FromStrings("cluster", "eu")
+	first := newSeriesCache(ext, nil, tab, true)
+	rules := []*relabel.Config{{
+		SourceLabels: model.LabelNames{"__name__"}, Regex: relabel.MustNewRegexp("debug_.*"),
+		Action: relabel.Drop, NameValidationScheme: model.UTF8Validation,
+	}, {
+		SourceLabels: model.LabelNames{"job"}, Regex: relabel.MustNewRegexp("special"),
+		TargetLabel: "tier", Replacement: "gold", Action: relabel.Replace, NameValidationScheme: model.UTF8Validation,
+	}}
+	other := newSeriesCache(ext, rules, tab, true)
+	other.lane = 1
+	series := []record.RefSeries{
+		{Ref: 1, Labels: labels.FromStrings("__name__", "up", "job", "node")},
+		{Ref: 2, Labels: labels.FromStrings("__name__", "debug_x", "job", "node")},
+		{Ref: 3, Labels: labels.FromStrings("__name__", "up", "job", "special")},
+		{Ref: 4, Labels: labels.FromStrings("__name__", "up", "cluster", "us", "job", "node")},
+	}
+	first.store(series, 0)
+	other.storeAfter(series, 0, first)
+
+	require.Same(t, first.get(1).data, other.get(1).data, "unchanged by either: shared")
+	require.Same(t, first.get(4).data, other.get(4).data, "its own cluster wins in both: shared")
+	require.Equal(t, seriesDropped, other.get(2).state)
+	require.NotSame(t, first.get(3).data, other.get(3).data, "relabelled: its own")
+	require.Equal(t, uint8(1), other.get(3).data.lane)
+	b := rw1Builder{tab: tab, dir: tab.snapshot()}
+	require.Equal(t, labels.FromStrings("__name__", "up", "cluster", "eu", "job", "special", "tier", "gold"), rw1Labels(t, b.labels(other.get(3).data)))
+	require.Equal(t, labels.FromStrings("__name__", "up", "cluster", "eu", "job", "node"), rw1Labels(t, b.labels(other.get(1).data)))
+
+	// Encoders of both queues, each with a carried table, send the shared
+	// series at once.
+	var wg sync.WaitGroup
+	for _, lane := range []uint8{0, 1} {
+		wg.Go(func() {
+			e := newRW2Encoder(tab)
+			e.lane = lane
+			for range 20 {
+				e.Reset()
+				for i := range 50 {
+					e.AddSample(first.get(1).data, int64(i), 1, 0)
+				}
+				var dec writev2.Request
+				if err := dec.Unmarshal(e.Bytes()); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	meta := []record.RefMetadata{{Ref: 1, Type: record.Gauge, Help: "Up."}, {Ref: 3, Type: record.Gauge, Help: "Up."}}
+	first.setMetadata(meta)
+	other.setMetadataAfter(meta, first)
+	require.Same(t, first.get(1).data, other.get(1).data, "takes first's encoding with metadata")
+	typ, help, _, _ := other.get(3).data.set.metadata()
+	require.Equal(t, uint8(writev2.Metadata_METRIC_TYPE_GAUGE), typ)
+	require.Equal(t, "Up.", tab.strings.String(help))
+
+	// Both forget everything; once nothing refers to the encodings, every
+	// label is released exactly once (release panics on a second).
+	first.reset(1)
+	other.reset(1)
+	require.Len(t, other.retired, 2, "its own encodings of ref 3 (before and with metadata); the shared ones are first's to retire")
+	for range 3 {
+		runtime.GC()
+	}
+	first.sweep()
+	other.sweep()
+	require.Empty(t, first.retired)
+	require.Empty(t, other.retired)
+	require.Equal(t, 1, tab.strings.Live(), "every string released but the empty one")
+	require.Empty(t, tab.labels, "every label released")
+	require.Empty(t, tab.runs, "every run released")
 }

@@ -16,6 +16,7 @@ type shardParts struct {
 	policy    *sendPolicy
 	ledger    *ledger
 	labels    *labelTable
+	lane      uint8         // Options.Lane: whose encodings' RW2 refs it caches
 	batchSize int           // max_samples_per_send: items per batch
 	deadline  time.Duration // batch_send_deadline
 	capacity  int           // items a shard holds
@@ -66,7 +67,7 @@ func (s *shard) pending() int {
 func (s *shard) builder() requestBuilder {
 	p := s.policy.proto.current()
 	if s.builders[p] == nil {
-		s.builders[p] = newBuilder(p, s.labels)
+		s.builders[p] = newBuilder(p, s.labels, s.lane)
 	}
 	return s.builders[p]
 }

@@ -15,6 +15,7 @@ import (
 type lane struct {
 	members []*endpoint // at the start; the fanout knows who is still in
 	fan     *fanout     // nil for one member
+	index   uint8       // in its pipeline: its queues' Options.Lane
 
 	q           atomic.Pointer[queue.Manager] // the current attempt's
 	highestPrev atomic.Int64                  // highest sent by earlier attempts' queues
@@ -40,7 +41,7 @@ next:
 				continue next
 			}
 		}
-		lanes = append(lanes, &lane{members: []*endpoint{ep}})
+		lanes = append(lanes, &lane{members: []*endpoint{ep}, index: uint8(len(lanes))}) // at most maxMembers
 	}
 	return lanes
 }
@@ -77,6 +78,7 @@ func (l *lane) newQueue(env *shipping) (*queue.Manager, error) {
 		Metrics:        env.queueM,
 		Logger:         env.log, // the queue adds remote_name and url
 		Labels:         env.labels,
+		Lane:           l.index,
 	})
 	if err == nil {
 		l.q.Store(q)

@@ -55,15 +55,24 @@ func newTee(lanes []*lane, lag time.Duration, leave func(*lane)) *tee {
 	return t
 }
 
+// StoreSeries stores series in the first lane's queue, then in the
+// others' after it: a series their relabelling leaves as the WAL has it is
+// held once, in the first's encoding (queue.Manager.StoreSeriesAfter).
 func (t *tee) StoreSeries(series []record.RefSeries, segment int) {
-	for _, tl := range *t.lanes.Load() {
-		tl.q.StoreSeries(series, segment)
+	lanes := *t.lanes.Load()
+	first := lanes[0].q
+	first.StoreSeries(series, segment)
+	for _, tl := range lanes[1:] {
+		tl.q.StoreSeriesAfter(first, series, segment)
 	}
 }
 
 func (t *tee) StoreMetadata(meta []record.RefMetadata) {
-	for _, tl := range *t.lanes.Load() {
-		tl.q.StoreMetadata(meta)
+	lanes := *t.lanes.Load()
+	first := lanes[0].q
+	first.StoreMetadata(meta)
+	for _, tl := range lanes[1:] {
+		tl.q.StoreMetadataAfter(first, meta)
 	}
 }
 
