@@ -21,6 +21,7 @@ import (
 type endpoint struct {
 	name, url string // metric labels, as upstream sets them
 	hash      string // of its configuration
+	key       string // names its position file (positionKey)
 	cfg       *config.RemoteWriteConfig
 	sender    *swapSender
 	positions *trackedPositions
@@ -40,6 +41,7 @@ func (s *Storage) newEndpoint(rw *config.RemoteWriteConfig, name, hash, key, rke
 		name:      name,
 		url:       rw.URL.Redacted(),
 		hash:      hash,
+		key:       key,
 		rkey:      rkey,
 		cfg:       rw,
 		sender:    &swapSender{},
@@ -93,16 +95,22 @@ func (s *swapSender) close() {
 }
 
 // trackedPositions is an endpoint's position store that remembers the last
-// position loaded or saved, for AckedPositions. store nil keeps nothing.
+// position loaded or saved, for AckedPositions. store nil keeps nothing
+// durable: a reload's restart then resumes from the last saved in memory.
 type trackedPositions struct {
 	store watcher.PositionStore
 	mu    sync.Mutex
 	last  record.Position
+	saved bool // last was saved by this process
 }
 
+// Load returns the stored position; without a store, the last one saved
+// by this process, if any.
 func (p *trackedPositions) Load() (record.Position, bool, error) {
 	if p.store == nil {
-		return record.Position{}, false, nil
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.last, p.saved, nil
 	}
 	pos, ok, err := p.store.Load()
 	if err == nil && ok {
@@ -120,7 +128,7 @@ func (p *trackedPositions) Save(pos record.Position) error {
 		}
 	}
 	p.mu.Lock()
-	p.last = pos
+	p.last, p.saved = pos, true
 	p.mu.Unlock()
 	return nil
 }

@@ -71,6 +71,7 @@ type plannedGroup struct {
 	members []*endpoint
 	at      *record.Position
 	behind  []*endpoint
+	start   watcher.Start
 }
 
 // groupOf sorts eps (in configuration order) into groups: same readKey
@@ -108,7 +109,7 @@ next:
 				continue next
 			}
 		}
-		groups = append(groups, plannedGroup{members: []*endpoint{ep}})
+		groups = append(groups, plannedGroup{members: []*endpoint{ep}, start: start})
 	}
 	for i := range groups {
 		g := &groups[i]

@@ -29,7 +29,8 @@ type groupRig struct {
 	rs      *remote.Storage
 	reg     *prometheus.Registry
 	opts    remote.Options
-	scrapes int // appended by scrape
+	scrapes int   // appended by scrape
+	lastT   int64 // scrapeNow's last timestamp
 }
 
 func newGroupRig(t *testing.T, opts remote.Options) *groupRig {
@@ -49,6 +50,19 @@ func (g *groupRig) scrape(series, n int) {
 		appendScrape(g.t, g.db, series, g.scrapes)
 		g.scrapes++
 	}
+}
+
+// scrapeNow appends a scrape of series series stamped with the time now,
+// as "--wal.start=now" filters by it (g.scrapes counts it).
+func (g *groupRig) scrapeNow(series int) {
+	g.lastT = max(time.Now().UnixMilli(), g.lastT+1) // two scrapes in one millisecond would clash
+	app := g.db.Appender(context.Background())
+	for i := range series {
+		_, err := app.Append(0, labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)), g.lastT, float64(g.scrapes))
+		require.NoError(g.t, err)
+	}
+	require.NoError(g.t, app.Commit())
+	g.scrapes++
 }
 
 // reopen closes the storage (when open) and opens a new one on the same
@@ -312,16 +326,7 @@ func TestGroupLeaverFromNowLosesNothing(t *testing.T) {
 	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL))))
 
 	const series = 20
-	s := 0
-	scrapeNow := func() { // timestamps of now: "now" filters by them
-		app := g.db.Appender(context.Background())
-		for i := range series {
-			_, err := app.Append(0, labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)), time.Now().UnixMilli(), float64(s))
-			require.NoError(t, err)
-		}
-		require.NoError(t, app.Commit())
-		s++
-	}
+	scrapeNow := func() { g.scrapeNow(series) }
 	// Scrapes from before the group's start (some, not all, may be) until
 	// well after it: a gets those after it.
 	require.Eventually(t, func() bool { scrapeNow(); return a.Distinct() > 0 }, 10*time.Second, 10*time.Millisecond)
@@ -332,4 +337,46 @@ func TestGroupLeaverFromNowLosesNothing(t *testing.T) {
 		"a has %d samples, b %d", a.Distinct(), b.Distinct())
 	require.Equal(t, slices.Sorted(maps.Keys(a.Seen())), slices.Sorted(maps.Keys(b.Seen())))
 	requireOnce(t, a.Distinct(), a, b)
+}
+
+// With --wal.start=now, a reload that changes one entry restarts its
+// group; the others resume where they were saved instead of at the
+// reload's now. a refuses everything until after the reload, and then
+// gets every sample b got, the ones written before the reload included.
+func TestGroupReloadFromNowResumes(t *testing.T) {
+	g := newGroupRig(t, remote.Options{GroupLag: time.Minute, FlushDeadline: 100 * time.Millisecond, Start: watcher.FromNow})
+	a, b := testkit.NewReceiver(t), testkit.NewReceiver(t)
+	a.Respond(testkit.Refuse(http.StatusServiceUnavailable))
+	cfgB := smallQueue(remoteWriteConfig(t, "b", b.URL)) // a lane of its own
+	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), cfgB)))
+
+	const series = 20
+	require.Eventually(t, func() bool { g.scrapeNow(series); return b.Distinct() > 0 }, 10*time.Second, 10*time.Millisecond)
+	g.scrapeNow(series)
+	require.Eventually(t, func() bool { return gotScrape(b, g.scrapes-1) }, 10*time.Second, time.Millisecond)
+	require.Zero(t, a.Distinct())
+
+	changed := *cfgB
+	changed.QueueConfig.MaxSamplesPerSend = 7
+	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), &changed)))
+	a.Respond(nil)
+	before := g.scrapes
+	require.Eventually(t, func() bool { g.scrapeNow(series); return gotScrape(b, g.scrapes-1) }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return a.Distinct() == b.Distinct() }, 20*time.Second, 5*time.Millisecond,
+		"a has %d samples, b %d", a.Distinct(), b.Distinct())
+	require.Equal(t, slices.Sorted(maps.Keys(b.Seen())), slices.Sorted(maps.Keys(a.Seen())))
+	require.Greater(t, a.Distinct(), series*(g.scrapes-before), "a got what was written before the reload")
+	requireOnce(t, a.Distinct(), a)
+}
+
+// gotScrape reports whether r accepted a sample of scrape s (its value).
+func gotScrape(r *testkit.Receiver, s int) bool {
+	for _, samples := range r.Samples() {
+		for _, x := range samples {
+			if x.Value == float64(s) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -69,16 +69,17 @@ type pipeline struct {
 	finished chan struct{} // closed when run returns
 }
 
-// newPipeline returns a pipeline shipping to members, not started. from,
-// when set, is where it starts reading (members that left a group), and
-// notBefore the start of the group they left (with --wal.start=now).
-func newPipeline(env *shipping, members []*endpoint, from *record.Position, notBefore int64) *pipeline {
+// newPipeline returns a pipeline shipping to members, not started, from
+// start. from, when set, is where it starts reading (members that left a
+// group); notBefore, with --wal.start=now, is the time of the "now" it
+// continues (zero: its own start).
+func newPipeline(env *shipping, members []*endpoint, start watcher.Start, from *record.Position, notBefore int64) *pipeline {
 	p := &pipeline{
 		env:       env,
 		members:   members,
 		lanes:     lanesOf(members),
 		positions: &groupPositions{members: append([]*endpoint(nil), members...), from: from},
-		start:     env.opts.Start,
+		start:     start,
 		notBefore: notBefore,
 		log:       env.log.With("remote_name", members[0].name, "url", members[0].url),
 		finished:  make(chan struct{}),
@@ -268,7 +269,7 @@ func (p *pipeline) catchUpBehind() {
 	}
 	ups := make([]*pipeline, len(p.behind))
 	for i, ep := range p.behind {
-		ups[i] = newPipeline(p.env, []*endpoint{ep}, nil, p.notBefore)
+		ups[i] = newPipeline(p.env, []*endpoint{ep}, p.start, nil, p.notBefore)
 		ups[i].stopAt = p.catchUp
 		ups[i].startUnder(p.ctx)
 	}
@@ -354,7 +355,7 @@ func (p *pipeline) startChild(members []*endpoint, from *record.Position, msg st
 		return
 	}
 	p.log.Warn(msg, args...)
-	child := newPipeline(p.env, members, from, p.notBefore)
+	child := newPipeline(p.env, members, p.start, from, p.notBefore)
 	p.children = append(p.children, child)
 	child.startUnder(p.ctx)
 }

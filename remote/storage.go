@@ -97,7 +97,13 @@ type Storage struct {
 	warnedRead     bool
 	applied        bool
 	closed         bool
-	done           chan struct{} // StopAtEnd: closed when all endpoints finished
+
+	// With --wal.start=now: since is when the first configuration was
+	// applied, and shipped the position keys of the endpoints started
+	// since (see plan). Guarded by applyMu.
+	since   int64
+	shipped map[string]bool
+	done    chan struct{} // StopAtEnd: closed when all endpoints finished
 }
 
 var _ promstorage.Storage = (*Storage)(nil)
@@ -302,8 +308,12 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 	}
 	env := &shipping{opts: s.opts, log: s.log, queueM: s.queueM, watcherM: s.watcherM, labels: s.labels, external: conf.GlobalConfig.ExternalLabels}
 	var started []*pipeline
-	for _, g := range groupOf(starting, s.opts.Start) {
-		p := newPipeline(env, g.members, nil, 0)
+	for _, g := range s.plan(starting) {
+		notBefore := int64(0)
+		if g.start == watcher.FromPosition && s.opts.Start == watcher.FromNow {
+			notBefore = s.since // resumes the first configuration's "now"
+		}
+		p := newPipeline(env, g.members, g.start, nil, notBefore)
 		p.catchUp, p.behind = g.at, g.behind
 		p.startUnder(context.Background())
 		started = append(started, p)
@@ -315,6 +325,30 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 		go s.waitAllDone(started)
 	}
 	return nil
+}
+
+// plan sorts the endpoints about to start into groups. With
+// --wal.start=now, "now" is when the first configuration was applied: an
+// endpoint started since (whose group a reload restarts, say) resumes at
+// its saved position, sending nothing older than then, while one a reload
+// adds starts at its own now. Called under applyMu.
+func (s *Storage) plan(starting []*endpoint) []plannedGroup {
+	if s.opts.Start != watcher.FromNow {
+		return groupOf(starting, s.opts.Start)
+	}
+	if s.shipped == nil {
+		s.since, s.shipped = time.Now().UnixMilli(), map[string]bool{}
+	}
+	var resumed, fresh []*endpoint
+	for _, ep := range starting {
+		if s.shipped[ep.key] {
+			resumed = append(resumed, ep)
+		} else {
+			fresh = append(fresh, ep)
+		}
+		s.shipped[ep.key] = true
+	}
+	return append(groupOf(resumed, watcher.FromPosition), groupOf(fresh, watcher.FromNow)...)
 }
 
 // retire deletes the queue metrics of an endpoint that went away (a replay
