@@ -75,7 +75,7 @@ func TestLaneBehindLeaves(t *testing.T) {
 	require.NoError(t, g.rs.ApplyConfig(cfg))
 	appendScrape(t, g.db, series, 2*scrapes)
 	require.Eventually(t, func() bool {
-		return a.Distinct() == series*(2*scrapes+1) && d.Distinct() == kept*(2*scrapes+1)
+		return a.Distinct() == series*(2*scrapes+1) && b.Distinct() == series*(2*scrapes+1) && d.Distinct() == kept*(2*scrapes+1)
 	}, 20*time.Second, 5*time.Millisecond)
 	require.Equal(t, 1, g.watchers(), "d did not rejoin")
 	requireOnce(t, series*(2*scrapes+1), a, b)

@@ -148,8 +148,12 @@ func (r *Receiver) arrive(req *Request, ex *Exchange) Reply {
 	return r.respond(req)
 }
 
-// wait waits as reply asks; false means the client gave up meanwhile.
+// wait waits as reply asks; false means the client gave up meanwhile, or
+// before: a request whose sender cancelled it is not taken.
 func (r *Receiver) wait(ctx context.Context, reply Reply) bool {
+	if ctx.Err() != nil {
+		return false
+	}
 	if reply.Delay > 0 {
 		timer := time.NewTimer(reply.Delay)
 		defer timer.Stop()
