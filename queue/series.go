@@ -251,6 +251,9 @@ func (c *seriesCache) plainKept(ref record.Ref, source uint64) *series {
 // unchanged reports whether ls, a series' labels after relabelling, are
 // its labels in the WAL (orig) with the external labels it lacks added.
 func (c *seriesCache) unchanged(orig, ls labels.Labels) bool {
+	if len(c.external) == 0 {
+		return labels.Equal(orig, ls)
+	}
 	want := c.expect[:0]
 	ext := c.external // sorted by name, as orig is
 	orig.Range(func(l labels.Label) {

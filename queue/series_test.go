@@ -392,3 +392,23 @@ func TestSeriesCacheSharesPlainEncodings(t *testing.T) {
 	require.Empty(t, tab.labels, "every label released")
 	require.Empty(t, tab.runs, "every run released")
 }
+
+// TestSeriesCacheSharesWithoutExternalLabels: without external labels,
+// a series is plain when relabelling gave back the WAL's labels.
+func TestSeriesCacheSharesWithoutExternalLabels(t *testing.T) {
+	tab := newTestTable()
+	first := newSeriesCache(labels.EmptyLabels(), nil, tab, false)
+	other := newSeriesCache(labels.EmptyLabels(), []*relabel.Config{{
+		SourceLabels: model.LabelNames{"job"}, Regex: relabel.MustNewRegexp("special"),
+		TargetLabel: "tier", Replacement: "gold", Action: relabel.Replace, NameValidationScheme: model.UTF8Validation,
+	}}, tab, false)
+	other.lane = 1
+	series := []record.RefSeries{
+		{Ref: 1, Labels: labels.FromStrings("__name__", "up", "job", "node")},
+		{Ref: 2, Labels: labels.FromStrings("__name__", "up", "job", "special")},
+	}
+	first.store(series, 0)
+	other.storeAfter(series, 0, first)
+	require.Same(t, first.get(1).data, other.get(1).data)
+	require.NotSame(t, first.get(2).data, other.get(2).data)
+}
