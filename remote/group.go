@@ -72,6 +72,9 @@ type plannedGroup struct {
 	at      *record.Position
 	behind  []*endpoint
 	start   watcher.Start
+	// notBefore, with --wal.start=now, is the time of the members' now
+	// (pipeline.notBefore).
+	notBefore int64
 }
 
 // groupOf sorts eps (in configuration order) into groups: same readKey
@@ -165,6 +168,13 @@ func (g *groupPositions) Load() (record.Position, bool, error) {
 	}
 	g.last, g.have = oldest, true
 	return oldest, true, nil
+}
+
+// saved reports whether the group has a position, loaded or saved.
+func (g *groupPositions) saved() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.have
 }
 
 // Save saves pos for every member still in the group.

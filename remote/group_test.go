@@ -388,3 +388,31 @@ func gotScrape(r *testkit.Receiver, s int) bool {
 	}
 	return false
 }
+
+// With --wal.start=now, an entry a reload removes and a later one adds
+// back starts at that reload's now: it is not sent what was written while
+// it was gone, as a new entry would not be.
+func TestGroupReaddedFromNowStartsAfresh(t *testing.T) {
+	g := newGroupRig(t, remote.Options{Start: watcher.FromNow})
+	a, b := testkit.NewReceiver(t), testkit.NewReceiver(t)
+	both := configWith(remoteWriteConfig(t, "a", a.URL), remoteWriteConfig(t, "b", b.URL))
+	require.NoError(t, g.rs.ApplyConfig(both))
+	const series = 20
+	require.Eventually(t, func() bool { g.scrapeNow(series); return a.Distinct() > 0 && b.Distinct() > 0 }, 10*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL))))
+	gone := g.scrapes
+	g.scrapeNow(series)
+	g.scrapeNow(series)
+	require.Eventually(t, func() bool { return gotScrape(a, g.scrapes-1) }, 10*time.Second, time.Millisecond)
+
+	require.NoError(t, g.rs.ApplyConfig(both))
+	seen := b.Distinct()
+	require.Eventually(t, func() bool { g.scrapeNow(series); return b.Distinct() > seen }, 10*time.Second, 10*time.Millisecond)
+	g.scrapeNow(series)
+	require.Eventually(t, func() bool { return gotScrape(a, g.scrapes-1) && gotScrape(b, g.scrapes-1) }, 10*time.Second, time.Millisecond)
+	for s := gone; s < gone+2; s++ {
+		require.False(t, gotScrape(b, s), "b was sent scrape %d, written while it was not configured", s)
+	}
+	requireOnce(t, a.Distinct(), a)
+}

@@ -200,8 +200,12 @@ func (p *pipeline) attempt(ctx context.Context, lanes []*lane) error {
 	p.mu.Unlock()
 
 	runErr := w.Run(ctx)
-	if p.start == watcher.FromNow {
-		p.start = watcher.FromPosition // "now" began where the watcher saved
+	if p.start == watcher.FromNow && p.positions.saved() {
+		// "Now" began where the watcher saved. Under mu: startChild,
+		// called from a shard on a leave, reads it.
+		p.mu.Lock()
+		p.start = watcher.FromPosition
+		p.mu.Unlock()
 	}
 
 	reachedEnd := errors.Is(runErr, watcher.ErrReachedEnd)

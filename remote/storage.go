@@ -98,11 +98,10 @@ type Storage struct {
 	applied        bool
 	closed         bool
 
-	// With --wal.start=now: since is when the first configuration was
-	// applied, and shipped the position keys of the endpoints started
-	// since (see plan). Guarded by applyMu.
-	since   int64
-	shipped map[string]bool
+	// shipped is, with --wal.start=now, when each entry of the
+	// configuration (by position key) started shipping (see plan).
+	// Guarded by applyMu.
+	shipped map[string]int64
 	done    chan struct{} // StopAtEnd: closed when all endpoints finished
 }
 
@@ -308,12 +307,8 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 	}
 	env := &shipping{opts: s.opts, log: s.log, queueM: s.queueM, watcherM: s.watcherM, labels: s.labels, external: conf.GlobalConfig.ExternalLabels}
 	var started []*pipeline
-	for _, g := range s.plan(starting) {
-		notBefore := int64(0)
-		if g.start == watcher.FromPosition && s.opts.Start == watcher.FromNow {
-			notBefore = s.since // resumes the first configuration's "now"
-		}
-		p := newPipeline(env, g.members, g.start, nil, notBefore)
+	for _, g := range s.plan(starting, next) {
+		p := newPipeline(env, g.members, g.start, nil, g.notBefore)
 		p.catchUp, p.behind = g.at, g.behind
 		p.startUnder(context.Background())
 		started = append(started, p)
@@ -327,28 +322,51 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 	return nil
 }
 
-// plan sorts the endpoints about to start into groups. With
-// --wal.start=now, "now" is when the first configuration was applied: an
-// endpoint started since (whose group a reload restarts, say) resumes at
-// its saved position, sending nothing older than then, while one a reload
-// adds starts at its own now. Called under applyMu.
-func (s *Storage) plan(starting []*endpoint) []plannedGroup {
+// plan sorts the endpoints about to start into groups; current are all
+// the configuration's. With --wal.start=now, an entry's "now" is when it
+// started shipping: one that has shipped since, in this configuration and
+// the ones before it without a pause, and has a position saved (whose
+// group a reload restarts, say) resumes there, sending nothing older than
+// its now, while one the configuration adds (or adds back) starts at the
+// time of this call. Called under applyMu.
+func (s *Storage) plan(starting []*endpoint, current map[string]*endpoint) []plannedGroup {
 	if s.opts.Start != watcher.FromNow {
 		return groupOf(starting, s.opts.Start)
 	}
-	if s.shipped == nil {
-		s.since, s.shipped = time.Now().UnixMilli(), map[string]bool{}
-	}
-	var resumed, fresh []*endpoint
-	for _, ep := range starting {
-		if s.shipped[ep.key] {
-			resumed = append(resumed, ep)
-		} else {
-			fresh = append(fresh, ep)
+	now := time.Now().UnixMilli()
+	shipped := make(map[string]int64, len(current))
+	for _, ep := range current {
+		if since, ok := s.shipped[ep.key]; ok {
+			shipped[ep.key] = since // entries removed are forgotten
 		}
-		s.shipped[ep.key] = true
 	}
-	return append(groupOf(resumed, watcher.FromPosition), groupOf(fresh, watcher.FromNow)...)
+	s.shipped = shipped
+	var sinces []int64 // in order of first appearance
+	resumed := map[int64][]*endpoint{}
+	var fresh []*endpoint
+	for _, ep := range starting {
+		since, ok := shipped[ep.key]
+		if _, saved, err := ep.positions.Load(); !ok || err != nil || !saved {
+			fresh, shipped[ep.key] = append(fresh, ep), now
+			continue
+		}
+		if resumed[since] == nil {
+			sinces = append(sinces, since)
+		}
+		resumed[since] = append(resumed[since], ep)
+	}
+	var groups []plannedGroup
+	for _, since := range sinces {
+		for _, g := range groupOf(resumed[since], watcher.FromPosition) {
+			g.notBefore = since
+			groups = append(groups, g)
+		}
+	}
+	for _, g := range groupOf(fresh, watcher.FromNow) {
+		g.notBefore = now
+		groups = append(groups, g)
+	}
+	return groups
 }
 
 // retire deletes the queue metrics of an endpoint that went away (a replay

@@ -1,8 +1,11 @@
 package watcher_test
 
 import (
+	"context"
+	"errors"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -238,4 +241,31 @@ func TestStopAt(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorIs(t, w.Run(t.Context()), watcher.ErrReachedEnd)
 	requireEverySampleOnce(t, rec.received(), 10, 60, 100)
+}
+
+// unreadableStore is a PositionStore whose position cannot be loaded; it
+// counts saves.
+type unreadableStore struct{ saves atomic.Int32 }
+
+func (s *unreadableStore) Load() (record.Position, bool, error) {
+	return record.Position{}, false, errors.New("unreadable")
+}
+
+func (s *unreadableStore) Save(record.Position) error { s.saves.Add(1); return nil }
+
+// TestFailedStartSavesNothing: a watcher whose start fails (here its
+// position cannot be loaded) saves nothing, then or when asked after Run:
+// it has no position, and saving the zero one would send the whole log
+// again.
+func TestFailedStartSavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	lw := newLogWriter(t, dir, 20, wal.PageSize)
+	lw.scrape()
+	store := &unreadableStore{}
+	w, err := watcher.New(newRecorder(0), watcher.Options{Dir: dir, Name: "test", Positions: store})
+	require.NoError(t, err)
+	require.Error(t, w.Run(context.Background()))
+	w.SavePosition()
+	require.Zero(t, store.saves.Load())
+	lw.close()
 }

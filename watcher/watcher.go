@@ -257,8 +257,8 @@ func (w *Watcher) periodic() {
 
 // savePosition saves the acknowledged position if it moved (or always, on the last save).
 func (w *Watcher) savePosition(final bool) {
-	if w.opts.Positions == nil {
-		return
+	if w.opts.Positions == nil || !w.saved {
+		return // nothing to save before the start is known
 	}
 	pos := w.position()
 	if w.saved && pos == w.lastSaved && !final {
