@@ -72,6 +72,36 @@ type labelTable struct {
 
 	// add's scratch: the label being encoded.
 	enc []byte
+
+	// orphans are the caches of queues that are done (seriesCache.discard),
+	// whose encodings' labels are released once nothing refers to them;
+	// the sweep of any cache of the table looks at them.
+	orphansMu sync.Mutex
+	orphans   []*seriesCache
+}
+
+// adopt takes over the cache of a queue that is done.
+func (t *labelTable) adopt(c *seriesCache) {
+	t.orphansMu.Lock()
+	t.orphans = append(t.orphans, c)
+	t.orphansMu.Unlock()
+}
+
+// sweepOrphans retires what the orphans hold, the first time it sees them,
+// and releases the labels of their encodings nothing refers to any more;
+// an orphan with none left is dropped.
+func (t *labelTable) sweepOrphans() {
+	t.orphansMu.Lock()
+	defer t.orphansMu.Unlock()
+	kept := t.orphans[:0]
+	for _, c := range t.orphans {
+		c.forgetAll()
+		if c.sweepOwn(); len(c.retired) > 0 {
+			kept = append(kept, c)
+		}
+	}
+	clear(t.orphans[len(kept):])
+	t.orphans = kept
 }
 
 // Labels is the label table the queues of one WAL share (Options.Labels):

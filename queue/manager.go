@@ -219,6 +219,12 @@ func (m *Manager) StoreMetadataAfter(first *Manager, meta []record.RefMetadata) 
 	m.intake.storeMetadata(meta, first.intakeOrNil())
 }
 
+// Discard hands the queue's series over to its label table once Run has
+// returned and nothing feeds the queue any more: the labels only it held
+// are released later, when another queue of the table sweeps. The queue
+// must not be used again.
+func (m *Manager) Discard() { m.intake.series.discard() }
+
 func (m *Manager) intakeOrNil() *intake {
 	if m == nil {
 		return nil

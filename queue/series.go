@@ -321,6 +321,13 @@ func (c *seriesCache) retire(d *encodedSeries) {
 // sweep releases the labels of the retired encodings that nothing refers
 // to any more (see retiredSeries).
 func (c *seriesCache) sweep() {
+	c.table.sweepOrphans()
+	c.sweepOwn()
+}
+
+// sweepOwn releases the labels of the cache's own retired encodings that
+// nothing refers to any more.
+func (c *seriesCache) sweepOwn() {
 	kept := c.retired[:0]
 	for _, r := range c.retired {
 		if r.data.Value() != nil {
@@ -331,6 +338,27 @@ func (c *seriesCache) sweep() {
 	}
 	clear(c.retired[len(kept):])
 	c.retired = kept
+}
+
+// discard hands the cache over to its table, once its queue is done and
+// nothing feeds it any more: the next sweep of another cache of the table
+// retires the encodings it made (forgetAll), and a later one releases
+// their labels once neither a queued item nor another cache (a lane
+// sharing them) refers to them. Without it the labels of a stopped queue (a reload, a
+// lane that left) were never released. It costs nothing until then, so a
+// process that exits pays nothing.
+func (c *seriesCache) discard() { c.table.adopt(c) }
+
+// forgetAll forgets every series, retiring the encodings the cache made.
+func (c *seriesCache) forgetAll() {
+	for i := range c.dense {
+		c.forget(&c.dense[i])
+	}
+	c.dense = nil
+	for ref, s := range c.sparse {
+		c.forget(s)
+		delete(c.sparse, ref)
+	}
 }
 
 // reset forgets the series last stored from a segment below the given one:

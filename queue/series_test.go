@@ -412,3 +412,44 @@ func TestSeriesCacheSharesWithoutExternalLabels(t *testing.T) {
 	require.Same(t, first.get(1).data, other.get(1).data)
 	require.NotSame(t, first.get(2).data, other.get(2).data)
 }
+
+// TestSeriesCacheDiscard: a discarded cache (its queue is done: a reload,
+// a lane that left) costs nothing until another cache of the table
+// sweeps; then the encodings it made are released once nothing refers to
+// them, those a lane still shares only after that lane forgot them too.
+func TestSeriesCacheDiscard(t *testing.T) {
+	tab := newTestTable()
+	first := newSeriesCache(labels.EmptyLabels(), nil, tab, false)
+	other := newSeriesCache(labels.EmptyLabels(), []*relabel.Config{{
+		SourceLabels: model.LabelNames{"__name__"}, Regex: relabel.MustNewRegexp("debug_.*"),
+		Action: relabel.Drop, NameValidationScheme: model.UTF8Validation,
+	}}, tab, false)
+	other.lane = 1
+	series := []record.RefSeries{
+		{Ref: 1, Labels: labels.FromStrings("__name__", "up", "job", "node")},
+		{Ref: 2, Labels: labels.FromStrings("__name__", "debug_only_first", "job", "node")},
+	}
+	first.store(series, 0)
+	other.storeAfter(series, 0, first)
+	first.discard()
+	require.NotNil(t, first.get(2), "nothing happens before a sweep")
+
+	other.sweep() // retires what first made
+	runtime.GC()
+	other.sweep() // releases what nothing refers to
+	_, held := tab.strings.Lookup("debug_only_first")
+	require.False(t, held, "only first held it: released")
+	_, held = tab.strings.Lookup("up")
+	require.True(t, held, "other still shares it")
+	require.Len(t, tab.orphans, 1)
+
+	other.reset(1)
+	for range 3 {
+		runtime.GC()
+	}
+	other.sweep()
+	require.Empty(t, tab.orphans)
+	require.Equal(t, 1, tab.strings.Live(), "every string released but the empty one")
+	require.Empty(t, tab.labels)
+	require.Empty(t, tab.runs)
+}

@@ -102,10 +102,12 @@ func (l *lane) stop(log *slog.Logger) {
 	}
 }
 
-// endAttempt keeps what the attempt's queue sent for highestSent.
+// endAttempt keeps what the attempt's queue sent for highestSent, and
+// discards the queue.
 func (l *lane) endAttempt() {
 	if q := l.q.Load(); q != nil {
 		l.highestPrev.Store(max(l.highestPrev.Load(), q.HighestSentTimestamp()))
+		q.Discard()
 	}
 }
 
