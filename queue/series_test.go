@@ -396,19 +396,10 @@ func TestSeriesCacheSharesPlainEncodings(t *testing.T) {
 // TestSeriesCacheSharesWithoutExternalLabels: without external labels,
 // a series is plain when relabelling gave back the WAL's labels.
 func TestSeriesCacheSharesWithoutExternalLabels(t *testing.T) {
-	tab := newTestTable()
-	first := newSeriesCache(labels.EmptyLabels(), nil, tab, false)
-	other := newSeriesCache(labels.EmptyLabels(), []*relabel.Config{{
+	first, other := twoLanes(t, &relabel.Config{
 		SourceLabels: model.LabelNames{"job"}, Regex: relabel.MustNewRegexp("special"),
 		TargetLabel: "tier", Replacement: "gold", Action: relabel.Replace, NameValidationScheme: model.UTF8Validation,
-	}}, tab, false)
-	other.lane = 1
-	series := []record.RefSeries{
-		{Ref: 1, Labels: labels.FromStrings("__name__", "up", "job", "node")},
-		{Ref: 2, Labels: labels.FromStrings("__name__", "up", "job", "special")},
-	}
-	first.store(series, 0)
-	other.storeAfter(series, 0, first)
+	}, labels.FromStrings("__name__", "up", "job", "special"))
 	require.Same(t, first.get(1).data, other.get(1).data)
 	require.NotSame(t, first.get(2).data, other.get(2).data)
 }
@@ -418,19 +409,11 @@ func TestSeriesCacheSharesWithoutExternalLabels(t *testing.T) {
 // sweeps; then the encodings it made are released once nothing refers to
 // them, those a lane still shares only after that lane forgot them too.
 func TestSeriesCacheDiscard(t *testing.T) {
-	tab := newTestTable()
-	first := newSeriesCache(labels.EmptyLabels(), nil, tab, false)
-	other := newSeriesCache(labels.EmptyLabels(), []*relabel.Config{{
+	first, other := twoLanes(t, &relabel.Config{
 		SourceLabels: model.LabelNames{"__name__"}, Regex: relabel.MustNewRegexp("debug_.*"),
 		Action: relabel.Drop, NameValidationScheme: model.UTF8Validation,
-	}}, tab, false)
-	other.lane = 1
-	series := []record.RefSeries{
-		{Ref: 1, Labels: labels.FromStrings("__name__", "up", "job", "node")},
-		{Ref: 2, Labels: labels.FromStrings("__name__", "debug_only_first", "job", "node")},
-	}
-	first.store(series, 0)
-	other.storeAfter(series, 0, first)
+	}, labels.FromStrings("__name__", "debug_only_first", "job", "node"))
+	tab := first.table
 	first.discard()
 	require.NotNil(t, first.get(2), "nothing happens before a sweep")
 
@@ -452,4 +435,19 @@ func TestSeriesCacheDiscard(t *testing.T) {
 	require.Equal(t, 1, tab.strings.Live(), "every string released but the empty one")
 	require.Empty(t, tab.labels)
 	require.Empty(t, tab.runs)
+}
+
+// twoLanes returns the caches of two lanes of one table without external
+// labels, the other with rule, both given series 1 (up{job="node"}) and
+// series 2 (second), first's first.
+func twoLanes(t *testing.T, rule *relabel.Config, second labels.Labels) (first, other *seriesCache) {
+	t.Helper()
+	tab := newTestTable()
+	first = newSeriesCache(labels.EmptyLabels(), nil, tab, false)
+	other = newSeriesCache(labels.EmptyLabels(), []*relabel.Config{rule}, tab, false)
+	other.lane = 1
+	series := []record.RefSeries{{Ref: 1, Labels: labels.FromStrings("__name__", "up", "job", "node")}, {Ref: 2, Labels: second}}
+	first.store(series, 0)
+	other.storeAfter(series, 0, first)
+	return first, other
 }
