@@ -346,7 +346,11 @@ func (s *Storage) plan(starting []*endpoint, current map[string]*endpoint) []pla
 	var fresh []*endpoint
 	for _, ep := range starting {
 		since, ok := shipped[ep.key]
-		if _, saved, err := ep.positions.Load(); !ok || err != nil || !saved {
+		if ok { // a file from before it was (re)added is not looked at
+			_, saved, err := ep.positions.Load()
+			ok = saved && err == nil
+		}
+		if !ok {
 			fresh, shipped[ep.key] = append(fresh, ep), now
 			continue
 		}
