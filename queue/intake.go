@@ -33,9 +33,9 @@ type intake struct {
 }
 
 // storeSeries stores series in the cache; first, when not nil, is another
-// queue's intake given them just before (see seriesCache.storeAfter).
-func (in *intake) storeSeries(series []record.RefSeries, segment int, first *intake) {
-	in.series.storeAfter(series, segment, first.cache())
+// queue's cache given them just before (see seriesCache.storeAfter).
+func (in *intake) storeSeries(series []record.RefSeries, segment int, first *seriesCache) {
+	in.series.storeAfter(series, segment, first)
 	in.forgetFamilies()
 }
 
@@ -56,16 +56,8 @@ func (in *intake) forgetFamilies() {
 	in.series.gone = in.series.gone[:0]
 }
 
-// cache returns the intake's series cache; nil for a nil intake.
-func (in *intake) cache() *seriesCache {
-	if in == nil {
-		return nil
-	}
-	return in.series
-}
-
-func (in *intake) storeMetadata(meta []record.RefMetadata, first *intake) {
-	in.series.setMetadataAfter(meta, first.cache())
+func (in *intake) storeMetadata(meta []record.RefMetadata, first *seriesCache) {
+	in.series.setMetadataAfter(meta, first)
 	if in.families == nil {
 		return
 	}

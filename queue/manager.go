@@ -204,7 +204,7 @@ func (m *Manager) StoreSeries(series []record.RefSeries, segment int) {
 // instead of one of its own. Queues that share encodings must have
 // different Options.Lane.
 func (m *Manager) StoreSeriesAfter(first *Manager, series []record.RefSeries, segment int) {
-	m.intake.storeSeries(series, segment, first.intakeOrNil())
+	m.intake.storeSeries(series, segment, first.intake.series)
 }
 
 // StoreMetadata records series metadata. RW2 requests carry it with each
@@ -216,7 +216,7 @@ func (m *Manager) StoreMetadata(meta []record.RefMetadata) { m.intake.storeMetad
 // StoreMetadataAfter records series metadata that first was given just
 // before (see StoreSeriesAfter).
 func (m *Manager) StoreMetadataAfter(first *Manager, meta []record.RefMetadata) {
-	m.intake.storeMetadata(meta, first.intakeOrNil())
+	m.intake.storeMetadata(meta, first.intake.series)
 }
 
 // Discard hands the queue's series over to its label table once Run has
@@ -224,13 +224,6 @@ func (m *Manager) StoreMetadataAfter(first *Manager, meta []record.RefMetadata) 
 // are released later, when another queue of the table sweeps. The queue
 // must not be used again.
 func (m *Manager) Discard() { m.intake.series.discard() }
-
-func (m *Manager) intakeOrNil() *intake {
-	if m == nil {
-		return nil
-	}
-	return m.intake
-}
 
 // SeriesReset forgets series the WAL no longer holds. Samples already
 // queued keep their encoded labels.

@@ -41,7 +41,7 @@ func (r *rw2Refs) appendSample(b []byte, t int64, v float64, st int64) []byte {
 var rw2Epochs atomic.Uint64
 
 // cached returns the fields d cached under the current carried table, or
-// nil. An encoding another queue made (shared, see seriesCache.store) is
+// nil. An encoding another queue made (shared, see seriesCache.storeAfter) is
 // that queue's to cache refs in: its d.refs is not even read.
 func (e *rw2Encoder) cached(d *encodedSeries) *rw2Refs {
 	if d.lane != e.lane {

@@ -177,11 +177,12 @@ func (c *seriesCache) get(ref record.Ref) *series {
 // label sets in are not kept: the WAL reader may reuse their memory.
 func (c *seriesCache) store(in []record.RefSeries, segment int) { c.storeAfter(in, segment, nil) }
 
-// storeAfter stores as store does. first, when not nil, is the cache of another queue fed by the same
-// watcher that was given in just before (see sharesWith). A series that
-// both leave as the WAL has it (plain) then holds first's encoding
-// instead of one of its own: each queue of a watcher with other
-// write_relabel_configs costs a slot per series, not the series again.
+// storeAfter stores as store does. first, when not nil, is the cache of
+// another queue fed by the same watcher that was given in just before
+// (see sharesWith). A series that both leave as the WAL has it (plain)
+// then holds first's encoding instead of one of its own: each queue of a
+// watcher with other write_relabel_configs costs a slot per series, not
+// the series again.
 func (c *seriesCache) storeAfter(in []record.RefSeries, segment int, first *seriesCache) {
 	if !c.sharesWith(first) {
 		first = nil
@@ -344,9 +345,9 @@ func (c *seriesCache) sweepOwn() {
 // nothing feeds it any more: the next sweep of another cache of the table
 // retires the encodings it made (forgetAll), and a later one releases
 // their labels once neither a queued item nor another cache (a lane
-// sharing them) refers to them. Without it the labels of a stopped queue (a reload, a
-// lane that left) were never released. It costs nothing until then, so a
-// process that exits pays nothing.
+// sharing them) refers to them. Without it the labels of a stopped queue
+// (a reload, a lane that left) were never released. It costs nothing
+// until then, so a process that exits pays nothing.
 func (c *seriesCache) discard() { c.table.adopt(c) }
 
 // forgetAll forgets every series, retiring the encodings the cache made.

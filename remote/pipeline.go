@@ -72,7 +72,7 @@ type pipeline struct {
 // newPipeline returns a pipeline shipping to members, not started, from
 // start. from, when set, is where it starts reading (members that left a
 // group); notBefore, with --wal.start=now, is the time of the "now" it
-// continues (zero: its own start).
+// continues (Storage.plan sets it).
 func newPipeline(env *shipping, members []*endpoint, start watcher.Start, from *record.Position, notBefore int64) *pipeline {
 	p := &pipeline{
 		env:       env,
@@ -84,11 +84,8 @@ func newPipeline(env *shipping, members []*endpoint, start watcher.Start, from *
 		log:       env.log.With("remote_name", members[0].name, "url", members[0].url),
 		finished:  make(chan struct{}),
 	}
-	switch {
-	case from != nil:
+	if from != nil {
 		p.start = watcher.FromPosition
-	case p.start == watcher.FromNow && p.notBefore == 0:
-		p.notBefore = time.Now().UnixMilli()
 	}
 	for _, l := range p.lanes {
 		if len(l.members) > 1 {

@@ -36,7 +36,7 @@ type Watcher struct {
 	startTime      int64           // only samples after this (ms) are sent: NotBefore, or FromNow's start
 	lastCheckpoint int             // index of the checkpoint last read, -1 for none
 	lastSaved      record.Position
-	saved          bool
+	started        bool // the start position is known (lastSaved holds it or a later one)
 	lastSave       time.Time
 	lastGC         time.Time
 	// preloaded is the start of the last series record preloadSeries
@@ -111,7 +111,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		return err
 	}
 	w.readPos = start
-	w.lastSaved, w.saved = start, true
+	w.lastSaved, w.started = start, true
 	if w.opts.Start == FromNow {
 		// Where "now" began is saved at once: until something is
 		// acknowledged it is all there is to resume from.
@@ -257,14 +257,14 @@ func (w *Watcher) periodic() {
 
 // savePosition saves the acknowledged position if it moved (or always, on the last save).
 func (w *Watcher) savePosition(final bool) {
-	if w.opts.Positions == nil || !w.saved {
+	if w.opts.Positions == nil || !w.started {
 		return // nothing to save before the start is known
 	}
 	pos := w.position()
-	if w.saved && pos == w.lastSaved && !final {
+	if pos == w.lastSaved && !final {
 		return
 	}
-	if w.saved && pos.Less(w.lastSaved) {
+	if pos.Less(w.lastSaved) {
 		// Never move the saved position back: what is before it was
 		// acknowledged already.
 		pos = w.lastSaved
@@ -275,7 +275,7 @@ func (w *Watcher) savePosition(final bool) {
 		return
 	}
 	w.m.positionSaves.Inc()
-	w.lastSaved, w.saved = pos, true
+	w.lastSaved = pos
 }
 
 // updateLag sets the lag gauges from the acknowledged position to the end
