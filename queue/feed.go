@@ -52,7 +52,7 @@ func (in *intake) beginFeed(at record.Span, n int, kind itemKind) *feed {
 // is dropped (unknown series, dropped by relabelling, too old), and false
 // when the series' shard is full: queueing stops there.
 func (f *feed) slot(ref record.Ref, t int64) (*item, bool) {
-	s := f.in.series.get(ref)
+	s, mirrored := f.in.series.lookup(ref)
 	switch {
 	case s == nil:
 		f.unknown++
@@ -71,7 +71,7 @@ func (f *feed) slot(ref record.Ref, t int64) (*item, bool) {
 	}
 	it := sh.queue.push()
 	*it = item{series: s.data, seq: f.seq, t: t}
-	if s.held && f.kind != kindExemplar {
+	if s.held && !mirrored && f.kind != kindExemplar { // a mirrored series' held is another queue's
 		// RW2 exemplars that came too late for the series' previous
 		// sample travel with this one.
 		s.held = false
@@ -94,7 +94,7 @@ func (f *feed) slot(ref record.Ref, t int64) (*item, bool) {
 // between) is held for the series' next sample or histogram
 // (heldExemplars). It returns false for an exemplar slot drops.
 func (f *feed) attach(e *record.RefExemplar) bool {
-	s := f.in.series.get(e.Ref)
+	s := f.in.series.own(e.Ref) // own: held below is this queue's
 	if s == nil || s.state != seriesKept || e.T < f.oldest {
 		return false // slot counts it
 	}

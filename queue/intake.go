@@ -39,8 +39,10 @@ func (in *intake) storeSeries(series []record.RefSeries, segment int, first *ser
 	in.forgetFamilies()
 }
 
-func (in *intake) seriesReset(segment int) {
-	in.series.reset(segment)
+// seriesReset resets the cache; first, when not nil, is another queue's
+// cache reset just before (see seriesCache.resetAfter).
+func (in *intake) seriesReset(segment int, first *seriesCache) {
+	in.series.resetAfter(segment, first)
 	in.forgetFamilies()
 }
 

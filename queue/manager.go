@@ -200,9 +200,13 @@ func (m *Manager) StoreSeries(series []record.RefSeries, segment int) {
 // StoreSeriesAfter records series from the WAL that first, another queue
 // fed by the same watcher, with the same Labels and external labels, was
 // given just before, from the same goroutine. A series that neither
-// queue's write_relabel_configs changes then holds first's encoding
-// instead of one of its own. Queues that share encodings must have
-// different Options.Lane.
+// queue's write_relabel_configs changes is then first's: m holds a bit
+// for it, not an entry and an encoding of its own. From then on every
+// StoreSeries, StoreMetadata and SeriesReset of first is followed at once
+// by the After call of m with first, and first is discarded only once m
+// is fed no more; a call with another first (or none) makes first's
+// series m's own. Queues that share encodings must have different
+// Options.Lane.
 func (m *Manager) StoreSeriesAfter(first *Manager, series []record.RefSeries, segment int) {
 	m.intake.storeSeries(series, segment, first.intake.series)
 }
@@ -227,7 +231,13 @@ func (m *Manager) Discard() { m.intake.series.discard() }
 
 // SeriesReset forgets series the WAL no longer holds. Samples already
 // queued keep their encoded labels.
-func (m *Manager) SeriesReset(segment int) { m.intake.seriesReset(segment) }
+func (m *Manager) SeriesReset(segment int) { m.intake.seriesReset(segment, nil) }
+
+// SeriesResetAfter forgets series the WAL no longer holds, after first was
+// reset just before (see StoreSeriesAfter).
+func (m *Manager) SeriesResetAfter(first *Manager, segment int) {
+	m.intake.seriesReset(segment, first.intake.series)
+}
 
 // AppendSamples queues float samples and returns how many of the leading
 // ones it took; fewer than all means the shards are full.

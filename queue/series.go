@@ -4,7 +4,6 @@ import (
 	"slices"
 	"strings"
 	"unsafe"
-	"weak"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -70,9 +69,8 @@ func newEncodedSeries(set []byte, lane uint8) *encodedSeries {
 	return d
 }
 
-// seriesCache maps series refs to their series. Prometheus hands out refs
-// densely from 1, so most live in a slice indexed by ref, which costs one
-// bounds check per lookup instead of a hash; refs far beyond it go to a map.
+// seriesCache maps series refs to their series (in a seriesTable), and
+// keeps what their labels cost counted.
 //
 // It is owned by the goroutine that feeds the queue (the watcher's): not
 // safe for concurrent use.
@@ -87,9 +85,9 @@ type seriesCache struct {
 
 	builder labels.Builder
 	retired []retiredSeries
-	dense   []series
-	sparse  map[record.Ref]*series
-	kept    int
+	series  seriesTable // by ref (seriestable.go)
+	mirrors mirroring   // series held by another lane's cache (mirror.go)
+	kept    int         // kept series, the mirrored ones included
 	dropped int
 
 	// names counts the kept series of each metric name when RW1 metadata
@@ -99,75 +97,32 @@ type seriesCache struct {
 	gone  []string
 }
 
-// retiredSeries is a series encoding the cache no longer refers to,
-// whose labels are released once nothing else does either.
-//
-// Why this is safe: an encodedSeries holds one count of each label of its
-// set (and of its help and unit strings). Queued items point to the
-// encodedSeries they were queued with, and a shard reads the labels (and
-// their strings) only through the items of the batch it encodes, which it
-// holds while it does. So once the garbage collector has found the
-// encodedSeries unreachable (its weak pointer reads nil), no item, batch
-// or builder can reach it, nor read its labels through it again, and they
-// can be released: a label whose count drops to zero is freed and its id
-// may be given to another label. Labels the cache still uses (other series
-// share them) keep their other counts. Exemplar strings are only looked up
-// by value, never read through an id the encoder does not hold (see
-// rw2Encoder.symbolString).
-//
-// The weak pointer costs one small allocation per retired series, made
-// when it is forgotten, none while it is in use. sweep runs at each reset,
-// so a churned series' labels are freed at the first reset after the
-// garbage collector found its last queued item gone.
-type retiredSeries struct {
-	data weak.Pointer[encodedSeries]
-	set  labelSet // a copy of the encoding's
-}
-
-// maxDenseGap bounds how far beyond the slice a ref may be and still grow
-// it, so that one huge ref does not allocate a huge slice.
-const maxDenseGap = 1 << 16
-
 // newSeriesCache returns a cache whose series' labels are interned in
 // table; with metadata, series carry the WAL's metadata (RW2).
 func newSeriesCache(external labels.Labels, relabelConfigs []*relabel.Config, table *labelTable, metadata bool) *seriesCache {
-	c := &seriesCache{relabel: relabelConfigs, table: table, metadata: metadata, sparse: map[record.Ref]*series{}}
+	c := &seriesCache{relabel: relabelConfigs, table: table, metadata: metadata}
 	external.Range(func(l labels.Label) { c.external = append(c.external, l) })
 	return c
 }
 
-// slot returns the entry for ref, creating room for it.
-func (c *seriesCache) slot(ref record.Ref) *series {
-	if int(ref) < len(c.dense) {
-		return &c.dense[ref]
-	}
-	if uint64(ref) < uint64(2*len(c.dense)+maxDenseGap) {
-		n := max(int(ref)+1, 2*len(c.dense))
-		grown := make([]series, n)
-		copy(grown, c.dense)
-		c.dense = grown
-		return &c.dense[ref]
-	}
-	s, ok := c.sparse[ref]
-	if !ok {
-		s = &series{}
-		c.sparse[ref] = s
-	}
+// get returns the series of ref, its own or the mirror's, or nil when it
+// is unknown. A mirrored series must not be changed through it (see own).
+func (c *seriesCache) get(ref record.Ref) *series {
+	s, _ := c.lookup(ref)
 	return s
 }
 
-// get returns the series of ref, or nil when it is unknown.
-func (c *seriesCache) get(ref record.Ref) *series {
-	if int(ref) < len(c.dense) {
-		if s := &c.dense[ref]; s.state != seriesUnknown {
-			return s
+// lookup returns what get does, and whether the series is the mirror's.
+func (c *seriesCache) lookup(ref record.Ref) (s *series, mirrored bool) {
+	if c.mirrors.mirror != nil { // first: a mirrored ref has no entry of its own
+		if s := c.mirrored(ref); s != nil {
+			return s, true
 		}
-		return nil
 	}
-	if s, ok := c.sparse[ref]; ok && s.state != seriesUnknown {
-		return s
+	if s := c.series.at(ref); s != nil && s.state != seriesUnknown {
+		return s, false
 	}
-	return nil
+	return nil, false
 }
 
 // store adds or refreshes series found in the given segment: external
@@ -180,52 +135,78 @@ func (c *seriesCache) store(in []record.RefSeries, segment int) { c.storeAfter(i
 // storeAfter stores as store does. first, when not nil, is the cache of
 // another queue fed by the same watcher that was given in just before
 // (see sharesWith). A series that both leave as the WAL has it (plain)
-// then holds first's encoding instead of one of its own: each queue of a
-// watcher with other write_relabel_configs costs a slot per series, not
-// the series again.
+// is then first's: the cache mirrors it (mirror.go), with one bit instead
+// of an entry and an encoding of its own. Each queue of a watcher with
+// other write_relabel_configs then costs what its relabelling changes,
+// not the series again.
 func (c *seriesCache) storeAfter(in []record.RefSeries, segment int, first *seriesCache) {
-	if !c.sharesWith(first) {
-		first = nil
-	}
+	c.beginCall()
+	first = c.follow(first)
 	for _, rs := range in {
-		s := c.slot(rs.Ref)
+		if c.mirrored(rs.Ref) != nil {
+			continue // first stored the same series again: a new one would have been forgotten
+		}
 		hash := rs.Labels.Hash()
-		if s.state != seriesUnknown && s.source == hash {
+		s := c.series.at(rs.Ref)
+		if s != nil && s.state != seriesUnknown && s.source == hash {
 			s.segment = max(s.segment, int32(segment))
 			continue
 		}
-		c.forget(s)
-		s.segment, s.source, s.plain = int32(segment), hash, true
-		ls := rs.Labels
-		if len(c.external) > 0 || len(c.relabel) > 0 {
-			c.builder.Reset(rs.Labels)
-			for _, l := range c.external {
-				if c.builder.Get(l.Name) == "" {
-					c.builder.Set(l.Name, l.Value)
-				}
-			}
-			if !relabel.ProcessBuilder(&c.builder, c.relabel...) {
-				s.state = seriesDropped
-				c.dropped++
-				continue
-			}
-			ls = c.builder.Labels()
-			s.plain = len(c.relabel) == 0 || c.unchanged(rs.Labels, ls)
+		if s != nil {
+			c.forget(rs.Ref, s)
+		}
+		ls, plain, kept := c.relabelled(rs.Labels)
+		if kept && plain && c.mirrorOf(first, rs.Ref, hash) {
+			c.countKept(ls)
+			continue
+		}
+		s = c.series.slot(rs.Ref)
+		s.segment, s.source, s.plain = int32(segment), hash, plain
+		if !kept {
+			s.state = seriesDropped
+			c.dropped++
+			continue
 		}
 		s.state = seriesKept
-		if f := first.plainKept(rs.Ref, hash); s.plain && f != nil {
+		if f := first.plainKept(rs.Ref, hash); plain && f != nil { // beyond the mirror's bits
 			s.data, s.shared = f.data, true
 		} else {
 			s.data = newEncodedSeries(c.table.add(ls, &c.adding), c.lane)
 		}
-		c.kept++
-		if c.names != nil {
-			name := ls.Get(model.MetricNameLabel)
-			if _, ok := c.names[name]; !ok {
-				name = strings.Clone(name) // not the label set's memory
-			}
-			c.names[name]++
+		c.countKept(ls)
+	}
+}
+
+// relabelled returns the labels the queue sends for a series the WAL has
+// with lset: the external labels it lacks added, write_relabel_configs
+// applied. plain says they are lset with the external labels; kept is
+// false when relabelling drops the series.
+func (c *seriesCache) relabelled(lset labels.Labels) (ls labels.Labels, plain, kept bool) {
+	if len(c.external) == 0 && len(c.relabel) == 0 {
+		return lset, true, true
+	}
+	c.builder.Reset(lset)
+	for _, l := range c.external {
+		if c.builder.Get(l.Name) == "" {
+			c.builder.Set(l.Name, l.Value)
 		}
+	}
+	if !relabel.ProcessBuilder(&c.builder, c.relabel...) {
+		return labels.EmptyLabels(), false, false
+	}
+	ls = c.builder.Labels()
+	return ls, len(c.relabel) == 0 || c.unchanged(lset, ls), true
+}
+
+// countKept counts a kept series with labels ls.
+func (c *seriesCache) countKept(ls labels.Labels) {
+	c.kept++
+	if c.names != nil {
+		name := ls.Get(model.MetricNameLabel)
+		if _, ok := c.names[name]; !ok {
+			name = strings.Clone(name) // not the label set's memory
+		}
+		c.names[name]++
 	}
 }
 
@@ -243,7 +224,7 @@ func (c *seriesCache) plainKept(ref record.Ref, source uint64) *series {
 	if c == nil {
 		return nil
 	}
-	if f := c.get(ref); f != nil && f.state == seriesKept && f.plain && f.source == source {
+	if f := c.series.at(ref); f != nil && f.state == seriesKept && f.plain && f.source == source {
 		return f
 	}
 	return nil
@@ -290,19 +271,22 @@ func (c *seriesCache) metricName(d *encodedSeries) string {
 	return ""
 }
 
-// forget clears an entry, keeping the counts right and retiring its
-// encoding.
-func (c *seriesCache) forget(s *series) {
+// countedName returns the metric name of d when names are counted, ""
+// otherwise.
+func (c *seriesCache) countedName(d *encodedSeries) string {
+	if c.names == nil {
+		return ""
+	}
+	return c.metricName(d)
+}
+
+// forget clears the entry of ref, keeping the counts right and retiring
+// its encoding.
+func (c *seriesCache) forget(ref record.Ref, s *series) {
+	c.logForgotten(ref, s)
 	switch s.state {
 	case seriesKept:
-		c.kept--
-		if c.names != nil {
-			name := c.metricName(s.data)
-			if c.names[name]--; c.names[name] <= 0 {
-				delete(c.names, name)
-				c.gone = append(c.gone, name)
-			}
-		}
+		c.forgetKept(c.countedName(s.data))
 		if !s.shared {
 			c.retire(s.data)
 		}
@@ -312,72 +296,50 @@ func (c *seriesCache) forget(s *series) {
 	*s = series{}
 }
 
-// retire hands an encoding the cache no longer refers to over to sweep.
-// The set is copied: when it lives in the encoding's own memory, holding
-// it would keep the encoding reachable for good.
-func (c *seriesCache) retire(d *encodedSeries) {
-	c.retired = append(c.retired, retiredSeries{data: weak.Make(d), set: labelSet(strings.Clone(string(d.set)))})
-}
-
-// sweep releases the labels of the retired encodings that nothing refers
-// to any more (see retiredSeries).
-func (c *seriesCache) sweep() {
-	c.table.sweepOrphans()
-	c.sweepOwn()
-}
-
-// sweepOwn releases the labels of the cache's own retired encodings that
-// nothing refers to any more.
-func (c *seriesCache) sweepOwn() {
-	kept := c.retired[:0]
-	for _, r := range c.retired {
-		if r.data.Value() != nil {
-			kept = append(kept, r)
-			continue
+// forgetKept uncounts a kept series of the given metric name (read only
+// when names are counted).
+func (c *seriesCache) forgetKept(name string) {
+	c.kept--
+	if c.names != nil {
+		if c.names[name]--; c.names[name] <= 0 {
+			delete(c.names, name)
+			c.gone = append(c.gone, name)
 		}
-		c.table.release(r.set)
 	}
-	clear(c.retired[len(kept):])
-	c.retired = kept
 }
-
-// discard hands the cache over to its table, once its queue is done and
-// nothing feeds it any more: the next sweep of another cache of the table
-// retires the encodings it made (forgetAll), and a later one releases
-// their labels once neither a queued item nor another cache (a lane
-// sharing them) refers to them. Without it the labels of a stopped queue
-// (a reload, a lane that left) were never released. It costs nothing
-// until then, so a process that exits pays nothing.
-func (c *seriesCache) discard() { c.table.adopt(c) }
 
 // forgetAll forgets every series, retiring the encodings the cache made.
+// The mirrored ones are only let go: the mirror may be gone already.
 func (c *seriesCache) forgetAll() {
-	for i := range c.dense {
-		c.forget(&c.dense[i])
+	for range c.mirrors.refs.all() {
+		c.kept--
 	}
-	c.dense = nil
-	for ref, s := range c.sparse {
-		c.forget(s)
-		delete(c.sparse, ref)
+	c.mirrors = mirroring{}
+	for ref, s := range c.series.all() {
+		c.forget(ref, s)
 	}
+	c.series = seriesTable{}
 }
 
 // reset forgets the series last stored from a segment below the given one:
 // the log no longer holds them. It also releases the labels of series
 // forgotten before whose encodings are now unreachable.
-func (c *seriesCache) reset(segment int) {
+func (c *seriesCache) reset(segment int) { c.resetAfter(segment, nil) }
+
+// resetAfter resets as reset does. first, when not nil, is the cache of
+// another queue fed by the same watcher that was reset just before (see
+// storeAfter): the mirrored series it forgot are forgotten too.
+func (c *seriesCache) resetAfter(segment int, first *seriesCache) {
+	c.beginCall()
+	c.follow(first)
 	c.sweep()
-	for i := range c.dense {
-		if s := &c.dense[i]; s.state != seriesUnknown && int(s.segment) < segment {
-			c.forget(s)
+	for ref, s := range c.series.all() {
+		if s.state != seriesUnknown && int(s.segment) < segment {
+			c.forget(ref, s)
 		}
 	}
-	for ref, s := range c.sparse {
-		if int(s.segment) < segment {
-			c.forget(s)
-			delete(c.sparse, ref)
-		}
-	}
+	c.series.trim()
+	c.mirrors.refs.trim()
 }
 
 // setMetadata records metadata of kept series, for RW2 requests (each
@@ -385,18 +347,16 @@ func (c *seriesCache) reset(segment int) {
 // replaced, not changed: queued samples keep the one they were queued with.
 func (c *seriesCache) setMetadata(meta []record.RefMetadata) { c.setMetadataAfter(meta, nil) }
 
-// setMetadataAfter records metadata as setMetadata does. A series holding
-// first's encoding (see storeAfter) takes first's new one: first was
-// given the metadata just before.
+// setMetadataAfter records metadata as setMetadata does. A series of
+// first's (see storeAfter), mirrored or holding its encoding, takes
+// first's new one: first was given the metadata just before.
 func (c *seriesCache) setMetadataAfter(meta []record.RefMetadata, first *seriesCache) {
 	if !c.metadata {
 		return
 	}
-	if !c.sharesWith(first) {
-		first = nil
-	}
+	first = c.follow(first)
 	for _, md := range meta {
-		s := c.get(md.Ref)
+		s := c.series.at(md.Ref) // not a mirrored series: first took the metadata
 		if s == nil || s.state != seriesKept {
 			continue
 		}

@@ -46,7 +46,7 @@ func TestSeriesCache(t *testing.T) {
 	require.Len(t, setIDs(tab, s.data.set), 6, "three labels, each a name and a value")
 	require.Equal(t, seriesDropped, c.get(2).state)
 	require.NotNil(t, c.get(1<<40), "a far ref goes to the map")
-	require.Less(t, len(c.dense), 1<<20, "and does not grow the slice")
+	require.Len(t, c.series.pages, 1, "and does not grow the pages")
 	require.Nil(t, c.get(7))
 	require.Equal(t, 2, c.kept)
 	require.Equal(t, 1, c.dropped)
@@ -379,7 +379,8 @@ func TestSeriesCacheSharesPlainEncodings(t *testing.T) {
 	// Both forget everything; once nothing refers to the encodings, every
 	// label is released exactly once (release panics on a second).
 	first.reset(1)
-	other.reset(1)
+	other.resetAfter(1, first)
+	require.Zero(t, other.kept)
 	require.Len(t, other.retired, 2, "its own encodings of ref 3 (before and with metadata); the shared ones are first's to retire")
 	for range 3 {
 		runtime.GC()
@@ -414,6 +415,7 @@ func TestSeriesCacheDiscard(t *testing.T) {
 		Action: relabel.Drop, NameValidationScheme: model.UTF8Validation,
 	}, labels.FromStrings("__name__", "debug_only_first", "job", "node"))
 	tab := first.table
+	other.unmirror() // as its next call without first does: first is done
 	first.discard()
 	require.NotNil(t, first.get(2), "nothing happens before a sweep")
 

@@ -143,3 +143,31 @@ func TestLaneBehindDoesNotCatchUp(t *testing.T) {
 	requireOnce(t, series*g.scrapes, a)
 	requireOnce(t, kept*g.scrapes, d)
 }
+
+// The first lane (the one the others' caches mirror: its series cache
+// holds the series they leave as they are) falls behind and leaves: the
+// lane that stays gets every sample it keeps once, of the series it knew
+// and of new ones stored after the leave, and so does the first lane's
+// endpoint once it is back.
+func TestLaneFirstBehindLeaves(t *testing.T) {
+	g := newGroupRig(t, remote.Options{GroupLag: 300 * time.Millisecond})
+	a, d := testkit.NewReceiver(t), testkit.NewReceiver(t)
+	a.Respond(testkit.Refuse(http.StatusServiceUnavailable))
+	require.NoError(t, g.rs.ApplyConfig(configWith(smallQueue(remoteWriteConfig(t, "a", a.URL)), relabelled(remoteWriteConfig(t, "d", d.URL)))))
+
+	const scrapes = 30
+	g.scrape(20, scrapes)
+	const kept20 = 9 // d drops i=1 and i=10..19
+	require.Eventually(t, func() bool { return d.Distinct() == kept20*scrapes }, 20*time.Second, 5*time.Millisecond)
+
+	// With a still down, d gets what follows: a left (its watcher bears
+	// the name of the group's, whose lead it was).
+	g.scrape(40, scrapes) // 20 new series
+	const kept40 = 29
+	require.Eventually(t, func() bool { return d.Distinct() == (kept20+kept40)*scrapes }, 20*time.Second, 5*time.Millisecond)
+	require.Zero(t, a.Distinct())
+	a.Respond(nil)
+	require.Eventually(t, func() bool { return a.Distinct() == 60*scrapes }, 20*time.Second, 5*time.Millisecond)
+	requireOnce(t, 60*scrapes, a)
+	requireOnce(t, (kept20+kept40)*scrapes, d)
+}

@@ -76,9 +76,14 @@ func (t *tee) StoreMetadata(meta []record.RefMetadata) {
 	}
 }
 
+// SeriesReset resets the first lane's queue, then the others' after it
+// (queue.Manager.SeriesResetAfter).
 func (t *tee) SeriesReset(segment int) {
-	for _, tl := range *t.lanes.Load() {
-		tl.q.SeriesReset(segment)
+	lanes := *t.lanes.Load()
+	first := lanes[0].q
+	first.SeriesReset(segment)
+	for _, tl := range lanes[1:] {
+		tl.q.SeriesResetAfter(first, segment)
 	}
 }
 
