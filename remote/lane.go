@@ -46,6 +46,9 @@ next:
 	return lanes
 }
 
+// relabelRules counts the lane's write_relabel_configs.
+func (l *lane) relabelRules() int { return len(l.members[0].cfg.WriteRelabelConfigs) }
+
 // shipTo returns the members still in the lane.
 func (l *lane) shipTo() []*endpoint {
 	if l.fan != nil {

@@ -1,6 +1,8 @@
 package remote
 
 import (
+	"cmp"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +52,10 @@ func newTee(lanes []*lane, lag time.Duration, leave func(*lane)) *tee {
 	for i, l := range lanes {
 		in[i] = &teeLane{l: l, q: l.q.Load()}
 	}
+	// The first lane holds the series the others' caches mirror: the one
+	// with the fewest write_relabel_configs (none: every series as the
+	// WAL has it).
+	slices.SortStableFunc(in, func(a, b *teeLane) int { return cmp.Compare(a.l.relabelRules(), b.l.relabelRules()) })
 	t.lanes.Store(&in)
 	t.wait = in[0].q
 	return t
