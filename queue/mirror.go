@@ -113,7 +113,7 @@ func (c *seriesCache) mirrorOf(first *seriesCache, ref record.Ref, source uint64
 // otherwise.
 func (c *seriesCache) mirrored(ref record.Ref) *series {
 	if m := &c.mirrors; m.mirror != nil && m.refs.has(ref) {
-		if s := m.mirror.series.at(ref); s.state == seriesKept { // not kept: first was called without it
+		if s := m.mirror.series.at(ref); s != nil && s.state == seriesKept { // else first was called without this cache
 			return s
 		}
 	}

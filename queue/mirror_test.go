@@ -133,3 +133,16 @@ func TestSeriesCacheUnmirrorsWhenFirstChanges(t *testing.T) {
 	require.Nil(t, first.get(1))
 	require.Same(t, data, other.get(1).data)
 }
+
+// TestSeriesCacheMirrorOfFreedPage: should first forget its series (and
+// free their page) without the lane being called after it, the lane finds
+// them unknown, and does not fail.
+func TestSeriesCacheMirrorOfFreedPage(t *testing.T) {
+	first, other := twoLanes(t, mirrorRules[0], labels.FromStrings("__name__", "up", "job", "other"))
+	first.reset(5)
+	require.Nil(t, first.series.pages[0], "freed")
+	require.Nil(t, other.get(1))
+	require.Nil(t, other.own(2))
+	other.unmirror()
+	require.Zero(t, other.kept)
+}
