@@ -42,6 +42,7 @@ type teeLane struct {
 	l     *lane
 	q     *queue.Manager
 	ahead int
+	first *queue.Manager // the queue whose series it shares (StoreSeriesAfter); nil for the first of its protocol
 }
 
 var _ watcher.Consumer = (*tee)(nil)
@@ -56,40 +57,64 @@ func newTee(lanes []*lane, lag time.Duration, leave func(*lane)) *tee {
 	// with the fewest write_relabel_configs (none: every series as the
 	// WAL has it).
 	slices.SortStableFunc(in, func(a, b *teeLane) int { return cmp.Compare(a.l.relabelRules(), b.l.relabelRules()) })
+	setFirsts(in)
 	t.lanes.Store(&in)
 	t.wait = in[0].q
 	return t
 }
 
-// StoreSeries stores series in the first lane's queue, then in the
-// others' after it: a series their relabelling leaves as the WAL has it is
-// held once, in the first's encoding (queue.Manager.StoreSeriesAfter).
-func (t *tee) StoreSeries(series []record.RefSeries, segment int) {
-	lanes := *t.lanes.Load()
-	first := lanes[0].q
-	first.StoreSeries(series, segment)
-	for _, tl := range lanes[1:] {
-		tl.q.StoreSeriesAfter(first, series, segment)
+// setFirsts gives each lane the first lane before it of its protocol (RW2
+// encodings carry metadata, RW1 ones do not) to share series with.
+func setFirsts(lanes []*teeLane) {
+	for i, tl := range lanes {
+		tl.first = nil
+		for _, before := range lanes[:i] {
+			if before.l.members[0].proto == tl.l.members[0].proto {
+				tl.first = before.q
+				break
+			}
+		}
 	}
+}
+
+// StoreSeries stores series in the queue of the first lane of each
+// protocol, then in the others' after it: a series their relabelling
+// leaves as the WAL has it is held once, by the first
+// (queue.Manager.StoreSeriesAfter).
+func (t *tee) StoreSeries(series []record.RefSeries, segment int) {
+	t.firstsThenOthers(
+		func(q *queue.Manager) { q.StoreSeries(series, segment) },
+		func(q, first *queue.Manager) { q.StoreSeriesAfter(first, series, segment) })
 }
 
 func (t *tee) StoreMetadata(meta []record.RefMetadata) {
-	lanes := *t.lanes.Load()
-	first := lanes[0].q
-	first.StoreMetadata(meta)
-	for _, tl := range lanes[1:] {
-		tl.q.StoreMetadataAfter(first, meta)
-	}
+	t.firstsThenOthers(
+		func(q *queue.Manager) { q.StoreMetadata(meta) },
+		func(q, first *queue.Manager) { q.StoreMetadataAfter(first, meta) })
 }
 
-// SeriesReset resets the first lane's queue, then the others' after it
-// (queue.Manager.SeriesResetAfter).
+// SeriesReset resets the queue of the first lane of each protocol, then
+// the others' after it (queue.Manager.SeriesResetAfter).
 func (t *tee) SeriesReset(segment int) {
+	t.firstsThenOthers(
+		func(q *queue.Manager) { q.SeriesReset(segment) },
+		func(q, first *queue.Manager) { q.SeriesResetAfter(first, segment) })
+}
+
+// firstsThenOthers calls alone with the queue of the first lane of each
+// protocol, then after with each other lane's and its first: the order
+// the queues' After calls need.
+func (t *tee) firstsThenOthers(alone func(q *queue.Manager), after func(q, first *queue.Manager)) {
 	lanes := *t.lanes.Load()
-	first := lanes[0].q
-	first.SeriesReset(segment)
-	for _, tl := range lanes[1:] {
-		tl.q.SeriesResetAfter(first, segment)
+	for _, tl := range lanes {
+		if tl.first == nil {
+			alone(tl.q)
+		}
+	}
+	for _, tl := range lanes {
+		if tl.first != nil {
+			after(tl.q, tl.first)
+		}
 	}
 }
 
@@ -158,6 +183,7 @@ func (t *tee) dropBehind(lanes []*teeLane) []*teeLane {
 			stay = append(stay, tl)
 		}
 	}
+	setFirsts(stay) // a lane whose first left follows another, or none
 	t.lanes.Store(&stay)
 	for _, tl := range gone {
 		t.leave(tl.l)
