@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
+
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/relabel"
@@ -170,4 +172,27 @@ func TestLaneFirstBehindLeaves(t *testing.T) {
 	require.Eventually(t, func() bool { return a.Distinct() == 60*scrapes }, 20*time.Second, 5*time.Millisecond)
 	requireOnce(t, 60*scrapes, a)
 	requireOnce(t, (kept20+kept40)*scrapes, d)
+}
+
+// Lanes of both protocols: each RW2 lane shares the series of the first
+// RW2 lane (e, which relabels nothing), not of the RW1 one (a). Every
+// endpoint gets every sample it keeps once.
+func TestLanesOfTwoProtocols(t *testing.T) {
+	g := newGroupRig(t, remote.Options{})
+	a, d, e := testkit.NewReceiver(t), testkit.NewReceiver(t), testkit.NewReceiver(t)
+	rw2 := func(rw *config.RemoteWriteConfig) *config.RemoteWriteConfig {
+		rw.ProtobufMessage = remoteapi.WriteV2MessageType
+		return rw
+	}
+	cfg := configWith(rw2(relabelled(remoteWriteConfig(t, "d", d.URL))), remoteWriteConfig(t, "a", a.URL), rw2(remoteWriteConfig(t, "e", e.URL)))
+	require.NoError(t, g.rs.ApplyConfig(cfg))
+
+	const series, kept = 40, 29 // d drops i=1 and i=10..19
+	g.scrape(series, 10)
+	require.Eventually(t, func() bool {
+		return a.Distinct() == series*g.scrapes && e.Distinct() == series*g.scrapes && d.Distinct() == kept*g.scrapes
+	}, 20*time.Second, 5*time.Millisecond)
+	requireOnce(t, series*g.scrapes, a, e)
+	requireOnce(t, kept*g.scrapes, d)
+	require.Equal(t, 1, g.watchers())
 }
