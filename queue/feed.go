@@ -94,7 +94,7 @@ func (f *feed) slot(ref record.Ref, t int64) (*item, bool) {
 // between) is held for the series' next sample or histogram
 // (heldExemplars). It returns false for an exemplar slot drops.
 func (f *feed) attach(e *record.RefExemplar) bool {
-	s := f.in.series.own(e.Ref) // own: held below is this queue's
+	s, mirrored := f.in.series.lookup(e.Ref)
 	if s == nil || s.state != seriesKept || e.T < f.oldest {
 		return false // slot counts it
 	}
@@ -109,6 +109,9 @@ func (f *feed) attach(e *record.RefExemplar) bool {
 		return true
 	}
 	f.in.held.hold(s.data, a, f.in.age.now())
+	if mirrored {
+		s = f.in.series.own(e.Ref) // held is this queue's: the series takes a slot of its own
+	}
 	s.held = true
 	return true
 }

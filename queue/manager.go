@@ -202,10 +202,10 @@ func (m *Manager) StoreSeries(series []record.RefSeries, segment int) {
 // given just before, from the same goroutine. A series that neither
 // queue's write_relabel_configs changes is then first's: m holds a bit
 // for it, not an entry and an encoding of its own. From then on every
-// StoreSeries, StoreMetadata and SeriesReset of first is followed at once
-// by the After call of m with first, and first is discarded only once m
-// is fed no more; a call with another first (or none) makes first's
-// series m's own. Queues that share encodings must have different
+// StoreSeries, StoreMetadata and SeriesReset of first is followed by the
+// After call of m with first, before first's next such call, and first is
+// discarded only once m is fed no more; a call with another first (or
+// none) makes first's series m's own. Queues that share encodings must have different
 // Options.Lane.
 func (m *Manager) StoreSeriesAfter(first *Manager, series []record.RefSeries, segment int) {
 	m.intake.storeSeries(series, segment, first.intake.series)

@@ -37,8 +37,9 @@ type forgottenSeries struct {
 	name string
 }
 
-// maxForgottenKept bounds the log's memory kept between calls: a checkpoint
-// that forgets a million series does not keep its log for good.
+// maxForgottenKept bounds the room the log keeps for the next call: the log
+// of a checkpoint that forgot a million series is dropped at the next call,
+// not reused for good.
 const maxForgottenKept = 1 << 12
 
 // beginCall starts a call of the cache that may forget series: its log is

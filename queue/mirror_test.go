@@ -1,10 +1,12 @@
 package queue
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
 	"github.com/stretchr/testify/require"
@@ -145,4 +147,49 @@ func TestSeriesCacheMirrorOfFreedPage(t *testing.T) {
 	require.Nil(t, other.own(2))
 	other.unmirror()
 	require.Zero(t, other.kept)
+}
+
+// TestMirroredExemplars: an RW2 exemplar that joins its series' sample
+// leaves the series mirrored; only one held for the series' next sample
+// gives the lane a slot of its own (held is the lane's), and the first's
+// series is left as it was.
+func TestMirroredExemplars(t *testing.T) {
+	table := NewLabels()
+	lane := func(index uint8, rules []*relabel.Config) (*Manager, *shard) {
+		m, err := New(Options{Config: config.DefaultQueueConfig, Protocol: RW2, Sender: discard{}, Labels: table, Lane: index, RelabelConfigs: rules})
+		require.NoError(t, err)
+		sh := newShard(m.shards.parts)
+		m.shards.shards = []*shard{sh}
+		return m, sh
+	}
+	first, _ := lane(0, nil)
+	other, sh := lane(1, mirrorRules)
+	const n = 100
+	series := make([]record.RefSeries, n)
+	samples := make([]record.RefSample, n)
+	exemplars := make([]record.RefExemplar, n)
+	for i := range series {
+		series[i] = record.RefSeries{Ref: record.Ref(i + 1), Labels: labels.FromStrings("__name__", "latency", "i", fmt.Sprint(i))}
+		samples[i] = record.RefSample{Ref: record.Ref(i + 1), T: 1000, V: 1}
+		exemplars[i] = record.RefExemplar{Ref: record.Ref(i + 1), T: 1000, V: 1, Labels: labels.FromStrings("trace_id", fmt.Sprint(i))}
+	}
+	first.StoreSeries(series, 0)
+	other.StoreSeriesAfter(first, series, 0)
+	at := func(offset int64) record.Span {
+		return record.Span{Start: record.Position{Offset: offset}, End: record.Position{Offset: offset + 1}}
+	}
+	require.Equal(t, n, other.AppendSamples(samples, at(0)))
+	require.Equal(t, n, other.AppendExemplars(exemplars, at(1)), "each joins its sample")
+	require.Empty(t, other.intake.series.series.pages, "still mirrored")
+
+	f := sh.prepare(1, nil) // the samples go out: the next exemplar waits for the series' next sample
+	sh.deliver(context.Background(), f, nil)
+	sh.done(f.batch)
+	require.Equal(t, 1, other.AppendExemplars(exemplars[:1], at(2)))
+	s, mirrored := other.intake.series.lookup(1)
+	require.False(t, mirrored, "held: a slot of its own")
+	require.True(t, s.held)
+	require.False(t, first.intake.series.get(1).held)
+	_, mirrored = other.intake.series.lookup(2)
+	require.True(t, mirrored)
 }
