@@ -53,9 +53,9 @@ func newTee(lanes []*lane, lag time.Duration, leave func(*lane)) *tee {
 	for i, l := range lanes {
 		in[i] = &teeLane{l: l, q: l.q.Load()}
 	}
-	// The first lane holds the series the others' caches mirror: the one
-	// with the fewest write_relabel_configs (none: every series as the
-	// WAL has it).
+	// The first lane of each protocol holds the series the others' caches
+	// mirror: the one with the fewest write_relabel_configs (none: every
+	// series as the WAL has it).
 	slices.SortStableFunc(in, func(a, b *teeLane) int { return cmp.Compare(a.l.relabelRules(), b.l.relabelRules()) })
 	setFirsts(in)
 	t.lanes.Store(&in)
