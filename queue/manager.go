@@ -205,8 +205,8 @@ func (m *Manager) StoreSeries(series []record.RefSeries, segment int) {
 // StoreSeries, StoreMetadata and SeriesReset of first is followed by the
 // After call of m with first, before first's next such call, and first is
 // discarded only once m is fed no more; a call with another first (or
-// none) makes first's series m's own. Queues that share encodings must have different
-// Options.Lane.
+// none) makes first's series m's own. Queues that share encodings must
+// have different Options.Lane.
 func (m *Manager) StoreSeriesAfter(first *Manager, series []record.RefSeries, segment int) {
 	m.intake.storeSeries(series, segment, first.intake.series)
 }

@@ -154,38 +154,29 @@ func (c *seriesCache) unmirror() {
 // refBits is a set of series refs, in pages as the series table's: a page
 // of refs none of which is in the set costs nothing once trimmed.
 type refBits struct {
-	pages []*refBitsPage // by ref >> seriesPageBits
+	pages pageDir[refBitsPage]
 }
 
 type refBitsPage [1 << seriesPageBits / 64]uint64
 
 func (b *refBits) has(ref record.Ref) bool {
-	if p := uint64(ref) >> seriesPageBits; p < uint64(len(b.pages)) {
-		if page := b.pages[p]; page != nil {
-			i := ref & (1<<seriesPageBits - 1)
-			return page[i/64]&(1<<(i%64)) != 0
-		}
+	if page := b.pages.of(ref); page != nil {
+		i := inPage(ref)
+		return page[i/64]&(1<<(i%64)) != 0
 	}
 	return false
 }
 
 // add puts ref in the set; ref is within a series table's pages.
 func (b *refBits) add(ref record.Ref) {
-	p := int(uint64(ref) >> seriesPageBits)
-	if p >= len(b.pages) {
-		b.pages = append(b.pages, make([]*refBitsPage, p+1-len(b.pages))...)
-	}
-	if b.pages[p] == nil {
-		b.pages[p] = new(refBitsPage)
-	}
-	i := ref & (1<<seriesPageBits - 1)
-	b.pages[p][i/64] |= 1 << (i % 64)
+	i := inPage(ref)
+	b.pages.make(ref)[i/64] |= 1 << (i % 64)
 }
 
 func (b *refBits) remove(ref record.Ref) {
-	if p := uint64(ref) >> seriesPageBits; p < uint64(len(b.pages)) && b.pages[p] != nil {
-		i := ref & (1<<seriesPageBits - 1)
-		b.pages[p][i/64] &^= 1 << (i % 64)
+	if page := b.pages.of(ref); page != nil {
+		i := inPage(ref)
+		page[i/64] &^= 1 << (i % 64)
 	}
 }
 
@@ -211,9 +202,5 @@ func (b *refBits) all() iter.Seq[record.Ref] {
 
 // trim frees the pages without a ref in the set.
 func (b *refBits) trim() {
-	for p, page := range b.pages {
-		if page != nil && *page == (refBitsPage{}) {
-			b.pages[p] = nil
-		}
-	}
+	b.pages.trim(func(page *refBitsPage) bool { return *page == refBitsPage{} })
 }

@@ -18,6 +18,49 @@ const maxPageGap = 1 << 16
 // seriesPage holds the entries of 1<<seriesPageBits consecutive refs.
 type seriesPage [1 << seriesPageBits]series
 
+// pageDir is a directory of pages of consecutive refs, by ref >>
+// seriesPageBits, each made when first needed; nil for a page not made
+// or freed.
+type pageDir[P any] []*P
+
+// reaches reports whether ref's page is within the directory.
+func (d pageDir[P]) reaches(ref record.Ref) bool {
+	return uint64(ref)>>seriesPageBits < uint64(len(d))
+}
+
+// of returns the page of ref, nil when there is none.
+func (d pageDir[P]) of(ref record.Ref) *P {
+	if p := uint64(ref) >> seriesPageBits; p < uint64(len(d)) {
+		return d[p]
+	}
+	return nil
+}
+
+// make returns the page of ref, growing the directory to reach it and
+// making the page as needed.
+func (d *pageDir[P]) make(ref record.Ref) *P {
+	p := int(uint64(ref) >> seriesPageBits)
+	if p >= len(*d) {
+		*d = append(*d, make([]*P, p+1-len(*d))...)
+	}
+	if (*d)[p] == nil {
+		(*d)[p] = new(P)
+	}
+	return (*d)[p]
+}
+
+// trim frees the pages empty reports empty.
+func (d pageDir[P]) trim(empty func(*P) bool) {
+	for p, page := range d {
+		if page != nil && empty(page) {
+			d[p] = nil
+		}
+	}
+}
+
+// inPage is ref's index in its page.
+func inPage(ref record.Ref) int { return int(ref & (1<<seriesPageBits - 1)) }
+
 // seriesTable holds a cache's entries by series ref. Prometheus hands out
 // refs densely and in order, for the life of its TSDB: most live in pages
 // of consecutive refs, found with two bounds checks instead of a hash; a
@@ -26,36 +69,33 @@ type seriesPage [1 << seriesPageBits]series
 // out. Pages are never moved: growing costs no copy. Refs far beyond the
 // pages go to a map.
 type seriesTable struct {
-	pages  []*seriesPage // by ref >> seriesPageBits; nil for a page without series
+	pages  pageDir[seriesPage]
 	sparse map[record.Ref]*series
 }
 
 // at returns the entry of ref, in whatever state, or nil when there is no
 // room for it.
 func (t *seriesTable) at(ref record.Ref) *series {
-	if p := uint64(ref) >> seriesPageBits; p < uint64(len(t.pages)) {
-		if page := t.pages[p]; page != nil {
-			return &page[ref&(1<<seriesPageBits-1)]
-		}
-		return nil
+	if !t.pages.reaches(ref) {
+		return t.sparse[ref]
 	}
-	return t.sparse[ref]
+	if page := t.pages.of(ref); page != nil {
+		return &page[inPage(ref)]
+	}
+	return nil
 }
 
 // paged reports whether ref is within the table's pages (not in its map).
-func (t *seriesTable) paged(ref record.Ref) bool {
-	return uint64(ref)>>seriesPageBits < uint64(len(t.pages))
-}
+func (t *seriesTable) paged(ref record.Ref) bool { return t.pages.reaches(ref) }
 
 // slot returns the entry of ref, creating room for it.
 func (t *seriesTable) slot(ref record.Ref) *series {
-	p := uint64(ref) >> seriesPageBits
-	if p >= uint64(len(t.pages)) && p < uint64(2*len(t.pages)+maxPageGap) {
-		t.pages = append(t.pages, make([]*seriesPage, int(p)+1-len(t.pages))...)
+	if !t.pages.reaches(ref) && uint64(ref)>>seriesPageBits < uint64(2*len(t.pages)+maxPageGap) {
+		t.pages.make(ref)
 		t.page() // the map's entries the pages now reach move there
 	}
-	if p < uint64(len(t.pages)) {
-		return t.inPage(ref)
+	if t.pages.reaches(ref) {
+		return &t.pages.make(ref)[inPage(ref)]
 	}
 	s, ok := t.sparse[ref]
 	if !ok {
@@ -68,21 +108,12 @@ func (t *seriesTable) slot(ref record.Ref) *series {
 	return s
 }
 
-// inPage returns the entry of ref, which the pages reach, creating its page.
-func (t *seriesTable) inPage(ref record.Ref) *series {
-	p := uint64(ref) >> seriesPageBits
-	if t.pages[p] == nil {
-		t.pages[p] = new(seriesPage)
-	}
-	return &t.pages[p][ref&(1<<seriesPageBits-1)]
-}
-
 // page moves the map's entries the pages reach into them: at looks for a
 // ref the pages reach only there.
 func (t *seriesTable) page() {
 	for ref, s := range t.sparse {
-		if t.paged(ref) {
-			*t.inPage(ref) = *s
+		if t.pages.reaches(ref) {
+			t.pages.make(ref)[inPage(ref)] = *s
 			delete(t.sparse, ref)
 		}
 	}
@@ -111,23 +142,17 @@ func (t *seriesTable) all() iter.Seq2[record.Ref, *series] {
 
 // trim frees the pages and map entries that hold no series.
 func (t *seriesTable) trim() {
-	for p, page := range t.pages {
-		if page != nil && emptyPage(page) {
-			t.pages[p] = nil
+	t.pages.trim(func(page *seriesPage) bool {
+		for i := range page {
+			if page[i].state != seriesUnknown {
+				return false
+			}
 		}
-	}
+		return true
+	})
 	for ref, s := range t.sparse {
 		if s.state == seriesUnknown {
 			delete(t.sparse, ref)
 		}
 	}
-}
-
-func emptyPage(page *seriesPage) bool {
-	for i := range page {
-		if page[i].state != seriesUnknown {
-			return false
-		}
-	}
-	return true
 }
