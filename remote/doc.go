@@ -30,8 +30,10 @@
 // pipeline of its own, owned by the group's, starting at the group's last
 // saved position (what it may have had since is sent to it again, nothing
 // is skipped). So an endpoint that is down holds the others back by at
-// most the lag, once; at the next start it rejoins, saved near the others
-// once it caught up.
+// most the lag, once. Once it is back and has kept up with the others for
+// Options.RegroupAfter, the group re-forms (regroup.go): it restarts as a
+// reload would restart it, and one watcher reads for all again; so it
+// does at the next start.
 //
 // A reload restarts only the pipelines with an entry that changed or went
 // away (all of them when the external labels change), every lane of such a
@@ -60,5 +62,7 @@
 // ApplyConfig and Close stop them and wait. The fanout sends to each
 // member from a goroutine of its own per attempt and waits for all of
 // them. A watcher that fails (its directory vanished) is restarted from
-// the saved position after a pause, with fresh queues.
+// the saved position after a pause, with fresh queues. The Storage has
+// one goroutine of its own, the regrouper, which the first ApplyConfig
+// (without StopAtEnd) starts and Close stops.
 package remote

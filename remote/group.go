@@ -56,8 +56,8 @@ func requestKey(rw *config.RemoteWriteConfig) (string, error) {
 // entries may be for them to form a group: the group starts at the oldest,
 // so the others are sent again what lies between (at most this much of
 // the WAL). A member that left its group and caught up with it is saved
-// within it of the group at the next stop, and so rejoins at the next
-// start.
+// within it of the group, and so rejoins when the regrouper restarts the
+// group (regroup.go), or at the next start.
 const regroupSlack = 1 << 20
 
 // maxMembers is the most entries one group has (at most what one queue's

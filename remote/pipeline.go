@@ -361,6 +361,14 @@ func (p *pipeline) startChild(members []*endpoint, from *record.Position, msg st
 	child.startUnder(p.ctx)
 }
 
+// split reports whether members left the group: they ship with
+// pipelines of their own.
+func (p *pipeline) split() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.children) > 0
+}
+
 // notify wakes the watchers.
 func (p *pipeline) notify() {
 	p.mu.Lock()

@@ -59,6 +59,13 @@ type Options struct {
 	// are the same bytes, shipped by one pipeline) wait for a late member
 	// before it leaves the group; DefaultGroupLag when zero.
 	GroupLag time.Duration
+	// RegroupAfter is how long the members of a group that split (some
+	// left it, see GroupLag) must have kept up with each other before the
+	// group re-forms, restarted as a reload restarts it;
+	// DefaultRegroupAfter when zero. Keep it well above the watchers'
+	// save interval (a second): whether members kept up is judged by
+	// their saved positions. Not with StopAtEnd.
+	RegroupAfter time.Duration
 	// ClientOptions are passed to every endpoint's Client.
 	ClientOptions ClientOptions
 	// Logger receives state changes and losses; nil discards.
@@ -103,6 +110,13 @@ type Storage struct {
 	// Guarded by applyMu.
 	shipped map[string]int64
 	done    chan struct{} // StopAtEnd: closed when all endpoints finished
+
+	// The regrouper (regroup.go): its context, ended by Close, and done,
+	// closed when it returned; nil until ApplyConfig started it.
+	regroupCtx    context.Context
+	regroupCancel context.CancelFunc
+	regroupDone   chan struct{}
+	regroups      prometheus.Counter
 }
 
 var _ promstorage.Storage = (*Storage)(nil)
@@ -121,15 +135,22 @@ func New(opts Options) *Storage {
 	if opts.GroupLag <= 0 {
 		opts.GroupLag = DefaultGroupLag
 	}
+	if opts.RegroupAfter <= 0 {
+		opts.RegroupAfter = DefaultRegroupAfter
+	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Storage{
-		opts:      opts,
-		log:       opts.Logger,
-		queueM:    queue.NewMetrics(opts.Registerer),
-		watcherM:  watcher.NewMetrics(opts.Registerer),
-		appendM:   newAppendMetrics(opts.Registerer),
-		labels:    queue.NewLabels(),
-		endpoints: map[string]*endpoint{},
-		done:      make(chan struct{}),
+		regroupCtx:    ctx,
+		regroupCancel: cancel,
+		regroups:      newRegroupsCounter(opts.Registerer),
+		opts:          opts,
+		log:           opts.Logger,
+		queueM:        queue.NewMetrics(opts.Registerer),
+		watcherM:      watcher.NewMetrics(opts.Registerer),
+		appendM:       newAppendMetrics(opts.Registerer),
+		labels:        queue.NewLabels(),
+		endpoints:     map[string]*endpoint{},
+		done:          make(chan struct{}),
 	}
 }
 
@@ -306,8 +327,20 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 		}
 	}
 	env := &shipping{opts: s.opts, log: s.log, queueM: s.queueM, watcherM: s.watcherM, labels: s.labels, external: conf.GlobalConfig.ExternalLabels}
+	started := s.start(env, starting, next)
+	if s.opts.StopAtEnd {
+		go s.waitAllDone(started)
+	} else {
+		s.startRegrouping()
+	}
+	return nil
+}
+
+// start plans the endpoints starting into groups and starts a pipeline for
+// each; current are all the configuration's. Called under applyMu.
+func (s *Storage) start(env *shipping, starting []*endpoint, current map[string]*endpoint) []*pipeline {
 	var started []*pipeline
-	for _, g := range s.plan(starting, next) {
+	for _, g := range s.plan(starting, current) {
 		p := newPipeline(env, g.members, g.start, nil, g.notBefore)
 		p.catchUp, p.behind = g.at, g.behind
 		p.startUnder(context.Background())
@@ -316,10 +349,7 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 	s.mu.Lock()
 	s.pipelines = append(s.pipelines, started...)
 	s.mu.Unlock()
-	if s.opts.StopAtEnd {
-		go s.waitAllDone(started)
-	}
-	return nil
+	return started
 }
 
 // plan sorts the endpoints about to start into groups; current are all
@@ -497,6 +527,8 @@ func (*Storage) ChunkQuerier(_, _ int64) (promstorage.ChunkQuerier, error) {
 // What was not sent stays in the WAL past the saved positions and is sent
 // after the next start.
 func (s *Storage) Close() error {
+	defer s.stopRegrouping()
+	s.regroupCancel()
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	s.mu.Lock()
