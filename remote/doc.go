@@ -33,7 +33,8 @@
 // most the lag, once. Once it is back and has kept up with the others for
 // Options.RegroupAfter, the group re-forms (regroup.go): it restarts as a
 // reload would restart it, and one watcher reads for all again; so it
-// does at the next start.
+// does at the next start. Entries that keep leaving again wait twice as
+// long each time, up to an hour.
 //
 // A reload restarts only the pipelines with an entry that changed or went
 // away (all of them when the external labels change), every lane of such a
@@ -63,6 +64,6 @@
 // member from a goroutine of its own per attempt and waits for all of
 // them. A watcher that fails (its directory vanished) is restarted from
 // the saved position after a pause, with fresh queues. The Storage has
-// one goroutine of its own, the regrouper, which the first ApplyConfig
-// (without StopAtEnd) starts and Close stops.
+// one goroutine of its own, the regrouper, which the first successful
+// ApplyConfig (without StopAtEnd) starts and Close stops.
 package remote

@@ -138,3 +138,11 @@ func (p *trackedPositions) acked() record.Position {
 	defer p.mu.Unlock()
 	return p.last
 }
+
+// savedHere returns the last position this process saved, and false when
+// it saved none.
+func (p *trackedPositions) savedHere() (record.Position, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last, p.saved
+}

@@ -56,8 +56,9 @@ func requestKey(rw *config.RemoteWriteConfig) (string, error) {
 // entries may be for them to form a group: the group starts at the oldest,
 // so the others are sent again what lies between (at most this much of
 // the WAL). A member that left its group and caught up with it is saved
-// within it of the group, and so rejoins when the regrouper restarts the
-// group (regroup.go), or at the next start.
+// within it of the group at the next stop, and so rejoins at the next
+// start; while running, the regrouper re-forms the group of members that
+// kept up with each other, however far apart they were saved (regroup.go).
 const regroupSlack = 1 << 20
 
 // maxMembers is the most entries one group has (at most what one queue's
@@ -115,23 +116,29 @@ next:
 		groups = append(groups, plannedGroup{members: []*endpoint{ep}, start: start})
 	}
 	for i := range groups {
-		g := &groups[i]
-		newest := at[g.members[0]]
-		for _, ep := range g.members[1:] {
-			if newest.pos.Less(at[ep].pos) {
-				newest = at[ep]
-			}
-		}
-		for _, ep := range g.members {
-			if newest.ok && at[ep].pos.Less(newest.pos) {
-				g.behind = append(g.behind, ep)
-			}
-		}
-		if len(g.behind) > 0 {
-			g.at = &newest.pos
-		}
+		groups[i].findBehind(func(ep *endpoint) (record.Position, bool) { return at[ep].pos, at[ep].ok })
 	}
 	return groups
+}
+
+// findBehind sets g.behind to the members saved before the newest saved
+// position of the group, and g.at to that position: they catch up to it
+// before the group starts. saved returns a member's saved position.
+func (g *plannedGroup) findBehind(saved func(*endpoint) (record.Position, bool)) {
+	newest, ok := saved(g.members[0])
+	for _, ep := range g.members[1:] {
+		if pos, okEP := saved(ep); newest.Less(pos) {
+			newest, ok = pos, okEP
+		}
+	}
+	for _, ep := range g.members {
+		if pos, _ := saved(ep); ok && pos.Less(newest) {
+			g.behind = append(g.behind, ep)
+		}
+	}
+	if len(g.behind) > 0 {
+		g.at = &newest
+	}
 }
 
 // groupPositions is a pipeline's position store: one position for all its

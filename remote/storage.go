@@ -111,8 +111,9 @@ type Storage struct {
 	shipped map[string]int64
 	done    chan struct{} // StopAtEnd: closed when all endpoints finished
 
-	// The regrouper (regroup.go): its context, ended by Close, and done,
-	// closed when it returned; nil until ApplyConfig started it.
+	// The regrouper (regroup.go): its context, ended by Close; done,
+	// closed when it returned (nil until ApplyConfig started it); and the
+	// count of groups it re-formed.
 	regroupCtx    context.Context
 	regroupCancel context.CancelFunc
 	regroupDone   chan struct{}
@@ -327,7 +328,7 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 		}
 	}
 	env := &shipping{opts: s.opts, log: s.log, queueM: s.queueM, watcherM: s.watcherM, labels: s.labels, external: conf.GlobalConfig.ExternalLabels}
-	started := s.start(env, starting, next)
+	started := s.start(env, s.plan(starting, next))
 	if s.opts.StopAtEnd {
 		go s.waitAllDone(started)
 	} else {
@@ -336,11 +337,10 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 	return nil
 }
 
-// start plans the endpoints starting into groups and starts a pipeline for
-// each; current are all the configuration's. Called under applyMu.
-func (s *Storage) start(env *shipping, starting []*endpoint, current map[string]*endpoint) []*pipeline {
+// start starts a pipeline for each group. Called under applyMu.
+func (s *Storage) start(env *shipping, groups []plannedGroup) []*pipeline {
 	var started []*pipeline
-	for _, g := range s.plan(starting, current) {
+	for _, g := range groups {
 		p := newPipeline(env, g.members, g.start, nil, g.notBefore)
 		p.catchUp, p.behind = g.at, g.behind
 		p.startUnder(context.Background())
