@@ -112,6 +112,14 @@ type Labels struct{ t *labelTable }
 // NewLabels returns an empty table for queues to share.
 func NewLabels() *Labels { return &Labels{t: newLabelTable(&interner{})} }
 
+// Sweep lets go of what the queues that are done (Manager.Discard) hold:
+// their series and encodings are garbage from then on, and the labels
+// only they held are released at a later sweep, once the collector has
+// seen that nothing refers to them. Queues sweep at every series reset;
+// a caller that stopped queues while the others go on (a reload) calls
+// it so that their memory need not wait for the next reset.
+func (l *Labels) Sweep() { l.t.sweepOrphans() }
+
 func newLabelTable(strings *interner) *labelTable {
 	t := &labelTable{strings: strings, labels: map[uint64]uint32{}, runs: map[string]uint32{}, refs: []uint32{0}}
 	dir := []*labelChunk{new(labelChunk)}

@@ -439,6 +439,25 @@ func TestSeriesCacheDiscard(t *testing.T) {
 	require.Empty(t, tab.runs)
 }
 
+// TestLabelsSweep: Labels.Sweep does for a discarded cache what another
+// cache's sweep does, when no cache is left to sweep soon (a reload or a
+// regroup stopped every queue of the table): its series are let go at
+// once, and the labels only it held are released at the next Sweep after
+// the collector ran.
+func TestLabelsSweep(t *testing.T) {
+	tab := newTestTable()
+	c := newSeriesCache(labels.EmptyLabels(), nil, tab, false)
+	c.store([]record.RefSeries{{Ref: 1, Labels: labels.FromStrings("__name__", "up", "job", "node")}}, 0)
+	c.discard()
+	l := &Labels{t: tab}
+	l.Sweep()
+	require.Nil(t, c.get(1), "let go")
+	runtime.GC()
+	l.Sweep()
+	require.Empty(t, tab.orphans)
+	require.Equal(t, 1, tab.strings.Live(), "every string released but the empty one")
+}
+
 // twoLanes returns the caches of two lanes of one table without external
 // labels, the other with rule, both given series 1 (up{job="node"}) and
 // series 2 (second), first's first.

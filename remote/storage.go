@@ -320,6 +320,7 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 		stopping.Go(p.stop)
 	}
 	stopping.Wait()
+	s.labels.Sweep()
 	for _, p := range stopped {
 		for _, ep := range p.members {
 			if next[ep.hash] != ep {
