@@ -227,7 +227,7 @@ func (s *Storage) regroup(p *pipeline) bool {
 	}
 	p.log.Info("Remote endpoints that left their group have kept up with it: they restart as one group", "endpoints", names)
 	p.stop()
-	s.labels.Sweep()
+	s.letGo()
 	g := plannedGroup{members: p.members, start: watcher.FromPosition, notBefore: p.notBefore}
 	g.findBehind(func(ep *endpoint) (record.Position, bool) {
 		pos, _ := ep.positions.savedHere() // each saved when it stopped

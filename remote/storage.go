@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -320,7 +321,9 @@ func (s *Storage) ApplyConfig(conf *config.Config) error {
 		stopping.Go(p.stop)
 	}
 	stopping.Wait()
-	s.labels.Sweep()
+	if len(stopped) > 0 {
+		s.letGo()
+	}
 	for _, p := range stopped {
 		for _, ep := range p.members {
 			if next[ep.hash] != ep {
@@ -402,6 +405,20 @@ func (s *Storage) plan(starting []*endpoint, current map[string]*endpoint) []pla
 		groups = append(groups, g)
 	}
 	return groups
+}
+
+// letGo frees what the queues of stopped pipelines held before new ones
+// read the WAL's series again: the label table lets go of their series
+// (Labels.Sweep), a collection frees them and finds the labels nothing
+// else holds, and a second sweep releases those. Otherwise the new
+// pipelines' series would pile up on the old ones until the collector
+// caught up with them: a regroup at 1M series took the sidecar's RSS from
+// 239 to 387 MiB. Called under applyMu, after a reload or a regroup
+// stopped pipelines.
+func (s *Storage) letGo() {
+	s.labels.Sweep()
+	runtime.GC()
+	s.labels.Sweep()
 }
 
 // retire deletes the queue metrics of an endpoint that went away (a replay
