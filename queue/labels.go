@@ -113,11 +113,11 @@ type Labels struct{ t *labelTable }
 func NewLabels() *Labels { return &Labels{t: newLabelTable(&interner{})} }
 
 // Sweep lets go of what the queues that are done (Manager.Discard) hold:
-// their series and encodings are garbage from then on, and the labels
-// only they held are released at a later sweep, once the collector has
-// seen that nothing refers to them. Queues sweep at every series reset;
-// a caller that stopped queues while the others go on (a reload) calls
-// it so that their memory need not wait for the next reset.
+// their series and encodings are garbage once nothing else refers to
+// them (items still queued), and the labels only they held are released
+// at a later sweep, once the collector has seen that. Queues sweep at
+// every series reset; a caller that stopped queues (a reload) calls it so
+// that their memory need not wait for the next reset.
 func (l *Labels) Sweep() { l.t.sweepOrphans() }
 
 func newLabelTable(strings *interner) *labelTable {

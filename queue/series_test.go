@@ -440,10 +440,10 @@ func TestSeriesCacheDiscard(t *testing.T) {
 }
 
 // TestLabelsSweep: Labels.Sweep does for a discarded cache what another
-// cache's sweep does, when no cache is left to sweep soon (a reload or a
-// regroup stopped every queue of the table): its series are let go at
-// once, and the labels only it held are released at the next Sweep after
-// the collector ran.
+// cache's sweep does at its next series reset, at once (the Storage calls
+// it after a reload or a regroup stopped queues): its series are let go,
+// and the labels only it held are released at the next Sweep after the
+// collector ran.
 func TestLabelsSweep(t *testing.T) {
 	tab := newTestTable()
 	c := newSeriesCache(labels.EmptyLabels(), nil, tab, false)

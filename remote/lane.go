@@ -106,9 +106,11 @@ func (l *lane) stop(log *slog.Logger) {
 }
 
 // endAttempt keeps what the attempt's queue sent for highestSent, and
-// discards the queue.
+// discards the queue and lets go of it: the endpoints point at the lane
+// until a new one ships to them, and what the queue still holds (unsent
+// items after a flush cut short) is garbage from then on.
 func (l *lane) endAttempt() {
-	if q := l.q.Load(); q != nil {
+	if q := l.q.Swap(nil); q != nil {
 		l.highestPrev.Store(max(l.highestPrev.Load(), q.HighestSentTimestamp()))
 		q.Discard()
 	}
