@@ -3,7 +3,8 @@
 # (one endpoint down for its first minute) and after the group re-forms
 # (remote.Options.RegroupAfter, 5 minutes after the third caught up).
 # Prints the process's RSS, heap in use and CPU every 5 s from its
-# /metrics until 3 minutes after the regroup (about 9 minutes).
+# /metrics, and its peak RSS so far (VmHWM), until 3 minutes after the
+# regroup (about 9 minutes).
 # Needs `make build bench-build` and a generated WAL (bin/e2e run
 # --shapes=1Mx5 ... writes bench/work/wal/1Mx5). Ports 19001, 19002 and
 # 19100 of 127.0.0.1 must be free.
@@ -29,7 +30,8 @@ while sleep 5; do
     "heap_inuse_mib=$(echo "$m" | awk '/^go_memstats_heap_inuse_bytes/{printf "%.0f", $2/1048576}')" \
     "cpu_s=$(echo "$m" | awk '/^process_cpu_seconds_total/{print $2}')" \
     "e3_sent=$(echo "$m" | awk '/^prometheus_remote_storage_samples_total\{.*e3/{print $2}')" \
-    "regroups=$(echo "$m" | awk '/^walship_remote_storage_regroups_total/{print $2}')"
+    "regroups=$(echo "$m" | awk '/^walship_remote_storage_regroups_total/{print $2}')" \
+    "peak_rss_mib=$(awk '/^VmHWM/{printf "%.0f", $2/1024}' /proc/$S/status)"
   if [ $t -ge 60 ] && [ -z "$R2" ]; then
     bin/receiver --listen=127.0.0.1:19002 > "$D/r2.log" 2>&1 & R2=$!
     echo "t=$t e3's receiver is up"
