@@ -12,7 +12,7 @@ set -eu
 cd "$(dirname "$0")/.."
 WAL=${WAL:-bench/work/wal/1Mx5}
 D=$(mktemp -d)
-trap 'kill $S $R1 ${R2:-} 2>/dev/null; rm -rf "$D"' EXIT
+trap 'kill $S $R1 ${R2:-} 2>/dev/null; wait; rm -rf "$D"' EXIT
 cat > "$D/cfg.yml" <<C
 remote_write:
   - {url: http://127.0.0.1:19001/, name: e1}

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"runtime/debug"
+	"runtime"
 	"sync"
 	"time"
 
@@ -410,15 +410,14 @@ func (s *Storage) plan(starting []*endpoint, current map[string]*endpoint) []pla
 // letGo frees what the queues of stopped pipelines held before new ones
 // read the WAL's series again: the label table lets go of their series
 // (Labels.Sweep; without it they stayed until the next series reset), a
-// collection frees them, finds the labels nothing else holds and returns
-// the freed memory to the system, and a second sweep releases those
-// labels. Without the collection the new pipelines' series would pile up
-// on the old garbage: a regroup at 1M series took the sidecar's RSS from
-// 239 to 387 MiB. Called under applyMu, after a reload or a regroup
-// stopped pipelines.
+// collection frees them and finds the labels nothing else holds, and a
+// second sweep releases those. Without the collection the new pipelines'
+// series would pile up on the old garbage: 2.5 minutes after a regroup
+// at 1M series the sidecar's heap in use was 218 MiB, against 117 with it.
+// Called under applyMu, after a reload or a regroup stopped pipelines.
 func (s *Storage) letGo() {
 	s.labels.Sweep()
-	debug.FreeOSMemory()
+	runtime.GC()
 	s.labels.Sweep()
 }
 
