@@ -134,13 +134,12 @@ func (p *trackedPositions) Save(pos record.Position) error {
 }
 
 func (p *trackedPositions) acked() record.Position {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.last
+	pos, _ := p.savedHere()
+	return pos
 }
 
-// savedHere returns the last position this process saved, and false when
-// it saved none.
+// savedHere returns the last position this process loaded or saved, and
+// false when it saved none.
 func (p *trackedPositions) savedHere() (record.Position, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -41,6 +41,7 @@ func TestGroupRegroupsWhileRunning(t *testing.T) {
 			g := newGroupRig(t, remote.Options{GroupLag: 300 * time.Millisecond, RegroupAfter: after})
 			a, b := testkit.NewReceiver(t), testkit.NewReceiver(t)
 			b.Respond(testkit.Refuse(http.StatusServiceUnavailable))
+			start := time.Now()
 			require.NoError(t, g.rs.ApplyConfig(configWith(remoteWriteConfig(t, "a", a.URL), tc.cfg(remoteWriteConfig(t, "b", b.URL)))))
 
 			const series = 20
@@ -53,6 +54,9 @@ func TestGroupRegroupsWhileRunning(t *testing.T) {
 			left, sent := time.Now(), len(b.Requests())
 			require.Eventually(t, func() bool { return time.Since(left) > 2*after && len(b.Requests()) > sent+10 }, 20*time.Second, 10*time.Millisecond)
 			require.Zero(t, g.regroups(), "the group re-formed while b was down")
+			// b's queue, then its own pipeline's, retried with backoff (at
+			// most one request per max_backoff, 50 ms, once it grew).
+			require.LessOrEqual(t, len(b.Requests()), 2*(10+int(time.Since(start)/(50*time.Millisecond))))
 
 			b.Respond(nil)
 			require.Eventually(t, func() bool { return b.Distinct() == tc.kept*g.scrapes }, 20*time.Second, 5*time.Millisecond)

@@ -142,9 +142,6 @@ func New(opts Options) *Storage {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Storage{
-		regroupCtx:    ctx,
-		regroupCancel: cancel,
-		regroups:      newRegroupsCounter(opts.Registerer),
 		opts:          opts,
 		log:           opts.Logger,
 		queueM:        queue.NewMetrics(opts.Registerer),
@@ -153,6 +150,9 @@ func New(opts Options) *Storage {
 		labels:        queue.NewLabels(),
 		endpoints:     map[string]*endpoint{},
 		done:          make(chan struct{}),
+		regroupCtx:    ctx,
+		regroupCancel: cancel,
+		regroups:      newRegroupsCounter(opts.Registerer),
 	}
 }
 
